@@ -1,0 +1,30 @@
+#pragma once
+// The whole configuration, as parsed and validated from config.yaml.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pool/pool_settings.hpp"
+
+namespace pgvigil::daemon {
+
+struct LogSettings {
+  std::string level = "info";   // trace, debug, info, warn, error
+  std::string format = "text";  // text (journald-friendly) or json
+};
+
+struct AdminSettings {
+  std::string host = "127.0.0.1";  // loopback only by default
+  std::uint16_t port = 9930;
+};
+
+struct Config {
+  std::string source_path;  // the file it was read from
+  int workers = 0;          // event-loop threads; 0: one per core
+  LogSettings log;
+  AdminSettings admin;
+  std::vector<pool::PoolConfig> databases;
+};
+
+}  // namespace pgvigil::daemon

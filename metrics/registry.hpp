@@ -1,0 +1,69 @@
+#pragma once
+// The one place where pgvigil's statistics get Prometheus names. Families are built once in the
+// constructor; per-pool children are added from closed label sets when a pool is added and
+// removed with it. Every method is thread-safe (prometheus-cpp children are atomic).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace prometheus {
+class Registry;
+}
+
+namespace pgvigil::metrics {
+
+using Seconds = std::chrono::duration<double>;
+
+// Closed label vocabularies, handed in by the owner of each vocabulary (the pool's enums).
+struct PoolLabelSets {
+  std::vector<std::string> eviction_reasons;
+  std::vector<std::string> connect_failure_causes;
+  std::vector<std::string> connection_states;
+};
+
+// Handle of one pool's metric children. Labels outside the sets given at add_pool are ignored
+// (counted nowhere) rather than creating unbounded series.
+class PoolMetrics {
+ public:
+  virtual ~PoolMetrics() = default;
+  virtual void record_eviction(std::string_view reason, Seconds detection_latency) = 0;
+  virtual void observe_ping(Seconds latency) = 0;
+  virtual void observe_connect(Seconds latency) = 0;
+  virtual void record_connect_failure(std::string_view cause) = 0;
+  virtual void set_connections(std::string_view state, std::int64_t count) = 0;
+  virtual void record_keepalive_mismatch() = 0;
+  virtual void observe_server_rtt(Seconds rtt) = 0;
+  virtual void observe_checkout_wait(Seconds wait) = 0;
+  virtual void record_checkout_timeout() = 0;
+};
+
+class Registry {
+ public:
+  explicit Registry(std::string_view version);
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  std::shared_ptr<PoolMetrics> add_pool(const std::string& pool, const PoolLabelSets& labels);
+  void remove_pool(const std::string& pool);
+
+  // Config reloads by result ("success" or "error").
+  void record_config_reload(bool success);
+
+  // The Prometheus text exposition format of everything registered.
+  std::string serialize() const;
+
+  // For components that add families of their own (the proxy).
+  prometheus::Registry& prometheus_registry();
+
+ private:
+  struct Families;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<Families> families_;
+};
+
+}  // namespace pgvigil::metrics

@@ -1,0 +1,56 @@
+#pragma once
+// What one pool is told by the configuration: where its server is and how to keep it.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "probes/keepalive_settings.hpp"
+#include "probes/ping_settings.hpp"
+
+namespace pgvigil::pool {
+
+using Milliseconds = std::chrono::milliseconds;
+
+struct ServerEndpoint {
+  std::string host = "127.0.0.1";  // a name, an address, or a Unix socket directory ("/...")
+  std::uint16_t port = 5432;
+  std::string dbname;               // the database on the server
+  std::string user;
+  std::string password;             // secret: loaded from a file or the environment, never logged
+  std::map<std::string, std::string> tls;  // libpq's sslmode, sslrootcert, sslcert, sslkey, sslcrl
+  std::string application_name = "pgvigil";
+
+  bool is_unix_socket() const { return !host.empty() && host.front() == '/'; }
+  // host:port/dbname as user, for logs (no password).
+  std::string describe() const;
+};
+
+struct ReconnectSettings {
+  Milliseconds initial_delay{250};  // first back-off after a failed connect
+  Milliseconds max_delay{30000};    // cap while nobody waits for a connection
+  Milliseconds max_delay_while_clients_wait{1000};  // cap while a checkout is waiting
+};
+
+struct PoolSettings {
+  int min_idle = 2;                           // idle connections kept warm
+  int max_size = 10;                          // all server connections of the pool
+  Milliseconds connect_timeout{5000};
+  Milliseconds checkout_timeout{5000};
+  Milliseconds max_lifetime{30 * 60 * 1000};  // 0: unlimited
+  double lifetime_jitter = 0.2;               // each connection's lifetime is cut by up to this share
+  Milliseconds idle_timeout{10 * 60 * 1000};  // closes idle connections above min_idle; 0: never
+  Milliseconds validate_after_idle{1000};     // idle longer than this: checked again at checkout
+  ReconnectSettings reconnect;
+};
+
+struct PoolConfig {
+  std::string name;  // the database name clients use, and the metrics' pool label
+  ServerEndpoint server;
+  PoolSettings pool;
+  probes::KeepaliveSettings keepalive;
+  probes::PingSettings ping;
+};
+
+}  // namespace pgvigil::pool
