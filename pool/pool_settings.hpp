@@ -29,7 +29,7 @@ struct ServerEndpoint {
 
 struct ReconnectSettings {
   Milliseconds initial_delay{250};  // first back-off after a failed connect
-  Milliseconds max_delay{30000};    // cap while nobody waits for a connection
+  Milliseconds max_delay{10000};    // cap while nobody waits for a connection
   Milliseconds max_delay_while_clients_wait{1000};  // cap while a checkout is waiting
 };
 

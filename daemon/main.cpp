@@ -1,0 +1,51 @@
+// pgvigil: command line, configuration, logging, then the Application until a signal.
+
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "daemon/application.hpp"
+#include "daemon/config_loader.hpp"
+#include "daemon/logging.hpp"
+#include "daemon/version.hpp"
+
+int main(int argc, char** argv) {
+  using namespace pgvigil::daemon;
+  CLI::App cli{"pgvigil: keeps PostgreSQL server connections provably alive"};
+  std::string config_path = "config.yaml";
+  bool check_only = false;
+  std::string log_level;
+  std::string log_format;
+  cli.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+  cli.add_flag("--check", check_only, "validate the configuration and exit (0 valid, 1 invalid)");
+  cli.add_option("--log-level", log_level, "override log.level")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  cli.add_option("--log-format", log_format, "override log.format")
+      ->check(CLI::IsMember({"text", "json"}));
+  cli.set_version_flag("-V,--version", std::string("pgvigil ") + kVersion);
+  CLI11_PARSE(cli, argc, argv);
+
+  Config config;
+  try {
+    config = load_config(config_path);
+  } catch (const ConfigError& error) {
+    std::cerr << error.what() << "\n";
+    return 1;
+  }
+  if (check_only) {
+    std::cout << config_path << ": valid (" << config.databases.size() << " database"
+              << (config.databases.size() == 1 ? "" : "s") << ")\n";
+    return 0;
+  }
+  setup_logging(log_level.empty() ? config.log.level : log_level,
+                log_format.empty() ? config.log.format : log_format);
+  try {
+    Application application(std::move(config));
+    return application.run();
+  } catch (const std::exception& error) {
+    // Start-up errors (an admin address that cannot be bound) are fatal, with a clear message.
+    spdlog::critical("cannot start: {}", error.what());
+    return 1;
+  }
+}

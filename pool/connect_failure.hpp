@@ -1,0 +1,35 @@
+#pragma once
+// Why a connection attempt failed, as a closed set for metrics and back-off decisions.
+
+#include <array>
+#include <string_view>
+
+namespace pgvigil::pool {
+
+enum class ConnectFailureCause {
+  name_resolution,       // the host name does not resolve
+  refused,               // nothing listens there (ECONNREFUSED)
+  timeout,               // connect_timeout elapsed
+  network,               // unreachable, reset during the handshake, and other socket errors
+  authentication,        // wrong password or no pg_hba.conf entry (28P01, 28000)
+  too_many_connections,  // max_connections or a role limit reached (53300)
+  database_missing,      // the database does not exist (3D000)
+  server_starting,       // starting up, shutting down or in recovery (57P03)
+  tls,                   // TLS negotiation or certificate failure
+  other,
+};
+
+inline constexpr std::array kAllConnectFailureCauses = {
+    ConnectFailureCause::name_resolution, ConnectFailureCause::refused,
+    ConnectFailureCause::timeout,         ConnectFailureCause::network,
+    ConnectFailureCause::authentication,  ConnectFailureCause::too_many_connections,
+    ConnectFailureCause::database_missing, ConnectFailureCause::server_starting,
+    ConnectFailureCause::tls,             ConnectFailureCause::other};
+
+std::string_view to_string(ConnectFailureCause cause);
+
+// libpq reports connection failures as text only (no SQLSTATE before a connection exists), so
+// the cause is read from PQerrorMessage(). Server messages are matched in English (lc_messages C).
+ConnectFailureCause classify_connect_failure(std::string_view libpq_message);
+
+}  // namespace pgvigil::pool

@@ -1,0 +1,39 @@
+#pragma once
+// The one vocabulary of eviction reasons (DESIGN.md), used in logs and metrics alike.
+
+#include <array>
+#include <string_view>
+
+namespace pgvigil::pool {
+
+enum class EvictionReason {
+  server_closed,          // the server or the path closed the socket (FIN, RST)
+  server_error,           // the server said FATAL (terminated backend, shutdown) and closed
+  keepalive_timeout,      // kernel keep-alive probes went unanswered
+  user_timeout,           // data stayed unacknowledged for TCP_USER_TIMEOUT
+  ping_timeout,           // the application ping got no answer in time
+  ping_failed,            // the ping was answered with an error or an unhealthy value
+  checkout_check_failed,  // the check before handing the connection out failed
+  max_lifetime,           // planned: the connection reached its lifetime
+  idle_timeout,           // planned: idle above min_idle for too long
+  dirty_return,           // returned mid-transaction or mid-protocol: state unknown
+  reload,                 // planned: configuration changed under it
+  shutdown,               // planned: pgvigil is stopping
+};
+
+inline constexpr std::array kAllEvictionReasons = {
+    EvictionReason::server_closed,     EvictionReason::server_error,
+    EvictionReason::keepalive_timeout, EvictionReason::user_timeout,
+    EvictionReason::ping_timeout,      EvictionReason::ping_failed,
+    EvictionReason::checkout_check_failed, EvictionReason::max_lifetime,
+    EvictionReason::idle_timeout,      EvictionReason::dirty_return,
+    EvictionReason::reload,            EvictionReason::shutdown,
+};
+
+std::string_view to_string(EvictionReason reason);
+
+// True when the connection died (found by a probe); false for planned closes, which have no
+// detection latency to report.
+bool is_death(EvictionReason reason);
+
+}  // namespace pgvigil::pool

@@ -1,0 +1,431 @@
+#include "pool/pool.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "probes/socket_options.hpp"
+
+namespace pgvigil::pool {
+namespace asio = boost::asio;
+using asio::awaitable;
+using Seconds = std::chrono::duration<double>;
+
+metrics::PoolLabelSets pool_label_sets() {
+  metrics::PoolLabelSets sets;
+  for (auto reason : kAllEvictionReasons) sets.eviction_reasons.emplace_back(to_string(reason));
+  for (auto cause : kAllConnectFailureCauses) {
+    sets.connect_failure_causes.emplace_back(to_string(cause));
+  }
+  for (auto state : kAllConnectionStates) sets.connection_states.emplace_back(to_string(state));
+  return sets;
+}
+
+struct Pool::Waiter {
+  explicit Waiter(asio::any_io_executor executor, Clock::time_point deadline)
+      : timer(executor, deadline) {}
+  asio::steady_timer timer;  // expires at the deadline; cancelled when a connection is granted
+  Lease granted;
+  bool done = false;
+};
+
+Pool::Pool(asio::any_io_executor executor, PoolConfig config,
+           std::shared_ptr<metrics::PoolMetrics> metrics)
+    : executor_(executor),
+      name_(config.name),
+      config_(std::make_shared<const PoolConfig>(std::move(config))),
+      metrics_(std::move(metrics)),
+      maintenance_timer_(executor),
+      backoff_(config_->pool.reconnect) {}
+
+Pool::~Pool() = default;
+
+void Pool::start() {
+  asio::co_spawn(
+      executor_, [self = shared_from_this()] { return self->maintain(); }, asio::detached);
+}
+
+// --- state --------------------------------------------------------------------------------
+
+void Pool::adjust_count(ConnectionState state, int delta) {
+  const auto index = static_cast<std::size_t>(state);
+  counts_[index] += delta;
+  shared_counts_[index].store(counts_[index], std::memory_order_relaxed);
+  metrics_->set_connections(to_string(state), counts_[index]);
+}
+
+void Pool::transition(ServerConnection& connection, ConnectionState to) {
+  const auto from = connection.state();
+  if (from == to) return;
+  adjust_count(from, -1);
+  adjust_count(to, +1);
+  connection.set_state(to);
+  if (from == ConnectionState::idle) {
+    std::erase_if(idle_, [&connection](const Lease& idle) { return idle.get() == &connection; });
+  }
+  spdlog::trace("pool {}: connection {} {} -> {}", name_, connection.id(), to_string(from),
+                to_string(to));
+}
+
+void Pool::forget(const Lease& connection) {
+  connection->close();
+  adjust_count(ConnectionState::closing, -1);
+  connections_.erase(connection->id());
+}
+
+PoolStatus Pool::status() const {
+  auto count = [this](ConnectionState state) {
+    return shared_counts_[static_cast<std::size_t>(state)].load(std::memory_order_relaxed);
+  };
+  PoolStatus status;
+  status.connecting = count(ConnectionState::connecting);
+  status.idle = count(ConnectionState::idle);
+  status.probing = count(ConnectionState::probing);
+  status.checked_out = count(ConnectionState::checked_out);
+  std::lock_guard lock(failure_mutex_);
+  status.last_connect_failure = last_connect_failure_;
+  return status;
+}
+
+void Pool::evict(const Lease& connection, const Death& death) {
+  if (connection->state() == ConnectionState::closing) return;
+  const auto latency = std::max(Seconds(Clock::now() - death.last_sign_of_life), Seconds(0));
+  const auto planned = !is_death(death.reason);
+  transition(*connection, ConnectionState::closing);
+  metrics_->record_eviction(to_string(death.reason), planned ? Seconds(0) : latency);
+  const auto level = planned ? spdlog::level::info : spdlog::level::warn;
+  spdlog::log(level,
+              "pool {}: evicted server connection {} reason={} detection_latency={:.3f}s "
+              "server={} backend_pid={} detail=\"{}\"",
+              name_, connection->id(), to_string(death.reason), latency.count(),
+              connection->server_address(), connection->backend_pid(), death.detail);
+  forget(connection);
+  wake_maintenance();
+}
+
+// --- lending --------------------------------------------------------------------------------
+
+void Pool::make_available(const Lease& connection) {
+  const auto now = Clock::now();
+  if (now >= connection->expires_at()) {
+    evict(connection, {EvictionReason::max_lifetime, "lifetime reached", now});
+    return;
+  }
+  while (!waiters_.empty()) {
+    auto waiter = waiters_.front();
+    waiters_.pop_front();
+    if (waiter->done) continue;
+    waiter->done = true;
+    waiter->granted = connection;
+    transition(*connection, ConnectionState::checked_out);
+    connection->detach();
+    waiter->timer.cancel();
+    return;
+  }
+  transition(*connection, ConnectionState::idle);
+  connection->set_idle_since(now);
+  idle_.push_back(connection);
+  if (!connection->watched) {
+    asio::co_spawn(
+        executor_, [self = shared_from_this(), connection] { return self->watch_idle(connection); },
+        asio::detached);
+  }
+}
+
+std::optional<Death> Pool::check_before_lending(ServerConnection& connection) {
+  const auto now = Clock::now();
+  if (now >= connection.expires_at()) {
+    return Death{EvictionReason::max_lifetime, "lifetime reached", now};
+  }
+  if (now - connection.idle_since() < config_->pool.validate_after_idle) return std::nullopt;
+  if (auto death = connection.quick_check()) {
+    auto failed = *death;
+    failed.detail = "checkout check: " + failed.detail;
+    // A probe-level reason (server_error, keepalive_timeout) says more than the generic one.
+    if (failed.reason == EvictionReason::server_closed) {
+      failed.reason = EvictionReason::checkout_check_failed;
+    }
+    return failed;
+  }
+  return std::nullopt;
+}
+
+awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
+  const auto started = Clock::now();
+  const auto deadline = started + timeout;
+  while (true) {
+    while (!idle_.empty()) {
+      auto connection = idle_.back();
+      if (auto death = check_before_lending(*connection)) {
+        evict(connection, *death);
+        continue;
+      }
+      transition(*connection, ConnectionState::checked_out);
+      connection->detach();
+      metrics_->observe_checkout_wait(Clock::now() - started);
+      co_return connection;
+    }
+    if (stopping_) co_return CheckoutError{CheckoutError::Kind::shutting_down, "pgvigil is stopping"};
+    if (Clock::now() >= deadline) break;
+
+    auto waiter = std::make_shared<Waiter>(executor_, deadline);
+    waiters_.push_back(waiter);
+    // A waiting client shortens the reconnect back-off (max_delay_while_clients_wait).
+    if (backoff_.failures() > 0) {
+      next_connect_at_ = std::min(
+          next_connect_at_, last_failure_at_ + config_->pool.reconnect.max_delay_while_clients_wait);
+    }
+    wake_maintenance();
+    co_await waiter->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    waiter->done = true;
+    if (waiter->granted) {
+      metrics_->observe_checkout_wait(Clock::now() - started);
+      co_return waiter->granted;
+    }
+    std::erase(waiters_, waiter);
+  }
+  metrics_->record_checkout_timeout();
+  std::lock_guard lock(failure_mutex_);
+  if (!last_connect_failure_.empty()) {
+    co_return CheckoutError{CheckoutError::Kind::server_unreachable,
+                            "server " + config_->server.describe() +
+                                " is unreachable: " + last_connect_failure_};
+  }
+  co_return CheckoutError{CheckoutError::Kind::timeout,
+                          "no server connection became free within " +
+                              std::to_string(timeout.count()) + " ms"};
+}
+
+awaitable<CheckoutResult> Pool::checkout(Milliseconds timeout) {
+  // A named local, not a temporary: see Pool::shutdown.
+  auto task = [self = shared_from_this(), timeout] { return self->checkout_here(timeout); };
+  co_return co_await asio::co_spawn(executor_, std::move(task), asio::use_awaitable);
+}
+
+void Pool::give_back(Lease connection, std::optional<Death> death) {
+  asio::post(executor_, [self = shared_from_this(), connection = std::move(connection),
+                         death = std::move(death)] { self->on_return(connection, death); });
+}
+
+void Pool::on_return(const Lease& connection, std::optional<Death> death) {
+  if (death) return evict(connection, *death);
+  if (stopping_) return evict(connection, {EvictionReason::shutdown, "pgvigil is stopping", Clock::now()});
+  make_available(connection);
+}
+
+// --- probing idle connections ----------------------------------------------------------------
+
+Clock::time_point Pool::jittered_ping_due(const ServerConnection& connection) {
+  // Pings come early by up to jitter x interval, never late, so that the detection bound
+  // ping.interval + ping.timeout holds while pings of many connections spread out.
+  std::uniform_real_distribution<double> spread(0.0, config_->ping.jitter);
+  const auto interval = config_->ping.interval;
+  const auto early = std::chrono::duration_cast<Clock::duration>(interval * spread(random_));
+  return connection.last_alive() + interval - early;
+}
+
+awaitable<void> Pool::watch_idle(Lease connection) {
+  connection->watched = true;
+  while (connection->state() == ConnectionState::idle) {
+    if (connection->socket() < 0) {
+      evict(connection, {EvictionReason::server_closed, "socket gone", connection->last_alive()});
+      break;
+    }
+    const auto result = co_await connection->wait_readable(jittered_ping_due(*connection));
+    if (connection->state() != ConnectionState::idle) break;
+    // Aborted: it was lent and has come back meanwhile; keep watching.
+    if (result == ServerConnection::WaitResult::aborted) continue;
+    if (result == ServerConnection::WaitResult::ready) {
+      if (auto death = connection->absorb_idle_input()) {
+        evict(connection, *death);
+        break;
+      }
+      continue;
+    }
+    transition(*connection, ConnectionState::probing);
+    const auto outcome =
+        co_await connection->ping(config_->ping.query, Clock::now() + config_->ping.timeout);
+    if (connection->state() != ConnectionState::probing) break;  // evicted meanwhile (shutdown)
+    if (const auto* death = std::get_if<Death>(&outcome)) {
+      evict(connection, *death);
+      break;
+    }
+    metrics_->observe_ping(std::get<Clock::duration>(outcome));
+    if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
+    make_available(connection);
+  }
+  connection->watched = false;
+}
+
+// --- maintenance ----------------------------------------------------------------------------
+
+void Pool::wake_maintenance() { maintenance_timer_.cancel(); }
+
+int Pool::waiting_clients() const {
+  int waiting = 0;
+  for (const auto& waiter : waiters_) waiting += waiter->done ? 0 : 1;
+  return waiting;
+}
+
+void Pool::close_expired_idle(Clock::time_point now) {
+  std::vector<Lease> expired;
+  for (const auto& connection : idle_) {
+    if (now >= connection->expires_at()) expired.push_back(connection);
+  }
+  for (const auto& connection : expired) {
+    evict(connection, {EvictionReason::max_lifetime, "lifetime reached", now});
+  }
+}
+
+void Pool::trim_one_idle(Clock::time_point now) {
+  // At most one per run, the one idle longest (front: least recently used), so a burst's
+  // connections drain slowly instead of all at once.
+  const auto& settings = config_->pool;
+  if (settings.idle_timeout.count() == 0 || static_cast<int>(idle_.size()) <= settings.min_idle) {
+    return;
+  }
+  auto oldest = idle_.front();
+  if (now - oldest->idle_since() >= settings.idle_timeout) {
+    evict(oldest, {EvictionReason::idle_timeout, "idle above min_idle", now});
+  }
+}
+
+void Pool::open_missing(Clock::time_point now) {
+  const auto& settings = config_->pool;
+  const auto count = [this](ConnectionState state) {
+    return counts_[static_cast<std::size_t>(state)];
+  };
+  const int connecting = count(ConnectionState::connecting);
+  const int spare = count(ConnectionState::idle) + count(ConnectionState::probing) + connecting;
+  const int live = spare + count(ConnectionState::checked_out);
+  int wanted = std::max(settings.min_idle - spare, waiting_clients() - connecting);
+  wanted = std::min(wanted, settings.max_size - live);
+  if (backoff_.failures() > 0) {
+    // While the server refuses, one attempt at a time, on the back-off schedule: no herd.
+    wanted = now < next_connect_at_ ? 0 : std::min(wanted, 1 - connecting);
+  }
+  for (int i = 0; i < wanted; ++i) {
+    asio::co_spawn(
+        executor_, [self = shared_from_this()] { return self->open_connection(); },
+        asio::detached);
+  }
+}
+
+awaitable<void> Pool::maintain() {
+  while (!stopping_) {
+    const auto now = Clock::now();
+    close_expired_idle(now);
+    trim_one_idle(now);
+    open_missing(now);
+    auto next = now + std::chrono::seconds(1);
+    if (backoff_.failures() > 0 && next_connect_at_ > now) next = std::min(next, next_connect_at_);
+    maintenance_timer_.expires_at(next);
+    co_await maintenance_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+void Pool::verify_keepalive(ServerConnection& connection) {
+  if (!connection.is_tcp()) return;
+  auto mismatch = probes::describe_keepalive_mismatch(connection.socket(), config_->keepalive);
+  if (mismatch.empty()) return;
+  metrics_->record_keepalive_mismatch();
+  spdlog::warn("pool {}: keep-alive options on connection {} differ from the config: {}", name_,
+               connection.id(), mismatch);
+}
+
+awaitable<void> Pool::open_connection() {
+  auto connection = std::make_shared<ServerConnection>(executor_, config_, ++next_id_);
+  connections_.emplace(connection->id(), connection);
+  adjust_count(ConnectionState::connecting, +1);
+
+  const auto started = Clock::now();
+  auto failure = co_await connection->connect(started + config_->pool.connect_timeout);
+  const auto now = Clock::now();
+  if (stopping_ && !failure) failure = ConnectFailure{ConnectFailureCause::other, "stopping"};
+  if (failure) {
+    // Count it as a closed attempt: connecting -> closing -> gone, without an eviction.
+    transition(*connection, ConnectionState::closing);
+    forget(connection);
+    if (stopping_) co_return;
+    metrics_->record_connect_failure(to_string(failure->cause));
+    last_failure_at_ = now;
+    const auto delay = backoff_.next_delay(waiting_clients() > 0);
+    next_connect_at_ = now + delay;
+    {
+      std::lock_guard lock(failure_mutex_);
+      last_connect_failure_ = failure->message;
+    }
+    if (failure_log_.allow(now)) {
+      spdlog::error("pool {}: cannot connect to {}: cause={} attempt={} next_try_in={}ms{}: {}",
+                    name_, config_->server.describe(), to_string(failure->cause),
+                    backoff_.failures(), delay.count(),
+                    failure_log_.suppressed() > 0
+                        ? fmt::format(" ({} similar lines suppressed)", failure_log_.suppressed())
+                        : "",
+                    failure->message);
+    }
+    wake_maintenance();
+    co_return;
+  }
+
+  if (backoff_.failures() > 0) {
+    spdlog::info("pool {}: server {} reachable again after {} failed attempts", name_,
+                 config_->server.describe(), backoff_.failures());
+  }
+  backoff_.reset();
+  failure_log_.reset();
+  {
+    std::lock_guard lock(failure_mutex_);
+    last_connect_failure_.clear();
+  }
+  metrics_->observe_connect(now - started);
+  verify_keepalive(*connection);
+  if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
+  const auto& settings = config_->pool;
+  if (settings.max_lifetime.count() > 0) {
+    std::uniform_real_distribution<double> cut(0.0, settings.lifetime_jitter);
+    const auto lifetime = std::chrono::duration_cast<Clock::duration>(
+        settings.max_lifetime * (1.0 - cut(random_)));
+    connection->set_expires_at(now + lifetime);
+  }
+  spdlog::debug("pool {}: connected {} to {} backend_pid={} in {:.1f} ms", name_, connection->id(),
+                connection->server_address(), connection->backend_pid(),
+                Seconds(now - started).count() * 1000);
+  make_available(connection);
+  wake_maintenance();
+}
+
+// --- shutdown -------------------------------------------------------------------------------
+
+awaitable<void> Pool::shutdown_here() {
+  stopping_ = true;
+  maintenance_timer_.cancel();
+  for (auto& waiter : waiters_) waiter->timer.cancel();
+  std::vector<Lease> pooled;
+  for (const auto& [id, connection] : connections_) {
+    const auto state = connection->state();
+    if (state == ConnectionState::idle || state == ConnectionState::probing) {
+      pooled.push_back(connection);
+    } else if (state == ConnectionState::connecting) {
+      connection->detach();  // ends the connect wait; open_connection closes it
+    }
+  }
+  for (const auto& connection : pooled) {
+    evict(connection, {EvictionReason::shutdown, "pgvigil is stopping", Clock::now()});
+  }
+  co_return;
+}
+
+// GCC 12 destroys a temporary with a destructor twice when it stands inside a co_await
+// expression; the lambdas that hop onto the pool's executor are therefore named locals.
+
+awaitable<void> Pool::shutdown() {
+  auto task = [self = shared_from_this()] { return self->shutdown_here(); };
+  co_await asio::co_spawn(executor_, std::move(task), asio::use_awaitable);
+}
+
+}  // namespace pgvigil::pool

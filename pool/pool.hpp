@@ -1,0 +1,126 @@
+#pragma once
+// One pool of server connections for one configured database. It lives on one executor (its
+// home worker) and keeps all of its state there, so it needs no locks; the public entry points
+// that other threads call (checkout, give_back, shutdown, status) hop onto that executor.
+//
+// A periodic maintenance task refills to min_idle (with back-off while the server refuses),
+// closes connections past their lifetime and at most one idle connection above min_idle per run.
+// Each idle connection has a watcher that notices a close or a FATAL at once and pings it when
+// it has been quiet for ping.interval.
+
+#include <array>
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <variant>
+
+#include "metrics/registry.hpp"
+#include "pool/backoff.hpp"
+#include "pool/log_throttle.hpp"
+#include "pool/server_connection.hpp"
+
+namespace pgvigil::pool {
+
+struct CheckoutError {
+  enum class Kind { timeout, server_unreachable, shutting_down };
+  Kind kind;
+  std::string detail;  // what a client should read: the last connect failure, or the wait
+};
+
+using Lease = std::shared_ptr<ServerConnection>;
+using CheckoutResult = std::variant<Lease, CheckoutError>;
+
+// A thread-safe snapshot for readiness and status lines.
+struct PoolStatus {
+  int connecting = 0;
+  int idle = 0;
+  int probing = 0;
+  int checked_out = 0;
+  int healthy() const { return idle + probing + checked_out; }
+  std::string last_connect_failure;  // empty when the last attempt worked
+};
+
+// The label sets a pool's metrics are created with: its closed vocabularies.
+metrics::PoolLabelSets pool_label_sets();
+
+class Pool : public std::enable_shared_from_this<Pool> {
+ public:
+  Pool(boost::asio::any_io_executor executor, PoolConfig config,
+       std::shared_ptr<metrics::PoolMetrics> metrics);
+  ~Pool();
+
+  // Starts maintenance on the pool's executor. Thread-safe.
+  void start();
+
+  // Waits up to `timeout` for a connection known to be healthy. Thread-safe: completes on the
+  // caller's executor. The lease's socket is detached from the pool's executor.
+  boost::asio::awaitable<CheckoutResult> checkout(Milliseconds timeout);
+
+  // Hands a leased connection back. nullopt: it is at ReadyForQuery, idle, clean. A death: the
+  // lease holder found it broken or left it in an unknown state. Thread-safe.
+  void give_back(Lease connection, std::optional<Death> death);
+
+  // Closes every pooled connection politely (reason shutdown), fails waiting checkouts and
+  // closes leased connections as they come back. Thread-safe.
+  boost::asio::awaitable<void> shutdown();
+
+  PoolStatus status() const;
+  const std::string& name() const { return name_; }
+  boost::asio::any_io_executor executor() const { return executor_; }
+
+ private:
+  struct Waiter;
+
+  boost::asio::awaitable<CheckoutResult> checkout_here(Milliseconds timeout);
+  boost::asio::awaitable<void> maintain();
+  boost::asio::awaitable<void> open_connection();
+  boost::asio::awaitable<void> watch_idle(Lease connection);
+  boost::asio::awaitable<void> shutdown_here();
+
+  void transition(ServerConnection& connection, ConnectionState to);
+  void adjust_count(ConnectionState state, int delta);
+  void forget(const Lease& connection);  // closes a connection in state closing and drops it
+  void make_available(const Lease& connection);
+  void evict(const Lease& connection, const Death& death);
+  void on_return(const Lease& connection, std::optional<Death> death);
+  std::optional<Death> check_before_lending(ServerConnection& connection);
+  void verify_keepalive(ServerConnection& connection);
+  void close_expired_idle(Clock::time_point now);
+  void trim_one_idle(Clock::time_point now);
+  void open_missing(Clock::time_point now);
+  int waiting_clients() const;
+  Clock::time_point jittered_ping_due(const ServerConnection& connection);
+  void wake_maintenance();
+
+  boost::asio::any_io_executor executor_;
+  std::string name_;
+  std::shared_ptr<const PoolConfig> config_;
+  std::shared_ptr<metrics::PoolMetrics> metrics_;
+  boost::asio::steady_timer maintenance_timer_;
+  std::unordered_map<std::uint64_t, Lease> connections_;  // every connection not yet closed
+  std::deque<Lease> idle_;                                 // most recently used at the back
+  std::deque<std::shared_ptr<Waiter>> waiters_;
+  std::array<int, kAllConnectionStates.size()> counts_{};
+  Backoff backoff_;
+  Clock::time_point next_connect_at_{};
+  Clock::time_point last_failure_at_{};
+  LogThrottle failure_log_{std::chrono::seconds(10)};
+  std::mt19937_64 random_{std::random_device{}()};
+  std::uint64_t next_id_ = 0;
+  bool stopping_ = false;
+
+  // Mirrors for other threads (status, readiness).
+  std::array<std::atomic<int>, kAllConnectionStates.size()> shared_counts_{};
+  mutable std::mutex failure_mutex_;
+  std::string last_connect_failure_;
+};
+
+}  // namespace pgvigil::pool

@@ -1,0 +1,347 @@
+#include "pool/server_connection.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "pool/connection_parameters.hpp"
+#include "probes/tcp_info.hpp"
+
+namespace pgvigil::pool {
+namespace asio = boost::asio;
+using asio::awaitable;
+
+namespace {
+
+// libpq's messages end in a newline and may span lines; a log line wants one line.
+std::string one_line(const char* text) {
+  std::string line = text ? text : "";
+  while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) line.pop_back();
+  for (auto& c : line) {
+    if (c == '\n') c = ' ';
+  }
+  return line;
+}
+
+std::string peer_address(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return {};
+  char text[INET6_ADDRSTRLEN] = {};
+  if (address.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address);
+    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
+    return std::string(text) + ":" + std::to_string(ntohs(v4->sin_port));
+  }
+  if (address.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address);
+    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
+    return "[" + std::string(text) + "]:" + std::to_string(ntohs(v6->sin6_port));
+  }
+  return {};
+}
+
+bool mentions_timeout(const std::string& text) {
+  return text.find("timed out") != std::string::npos;
+}
+
+}  // namespace
+
+ServerConnection::ServerConnection(asio::any_io_executor executor,
+                                   std::shared_ptr<const PoolConfig> config, std::uint64_t id)
+    : executor_(executor),
+      config_(std::move(config)),
+      id_(id),
+      descriptor_(executor),
+      timer_(executor) {
+  const auto& server = config_->server;
+  server_address_ = server.is_unix_socket()
+                        ? server.host + "/.s.PGSQL." + std::to_string(server.port)
+                        : server.host + ":" + std::to_string(server.port);
+}
+
+ServerConnection::~ServerConnection() { close(); }
+
+awaitable<ServerConnection::WaitResult> ServerConnection::wait(Direction direction,
+                                                              Clock::time_point deadline) {
+  const int fd = PQsocket(conn_);
+  if (fd < 0) co_return WaitResult::aborted;
+  if (Clock::now() >= deadline) co_return WaitResult::timed_out;
+  boost::system::error_code ec;
+  descriptor_.assign(fd, ec);
+  if (ec) co_return WaitResult::aborted;
+  timer_.expires_at(deadline);
+  const auto kind = direction == Direction::read ? asio::posix::descriptor_base::wait_read
+                                                 : asio::posix::descriptor_base::wait_write;
+  auto [order, wait_ec, timer_ec] =
+      co_await asio::experimental::make_parallel_group(descriptor_.async_wait(kind, asio::deferred),
+                                                       timer_.async_wait(asio::deferred))
+          .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+  // detach() may have released the descriptor while we waited; then it is no longer ours.
+  if (descriptor_.is_open()) descriptor_.release();
+  if (order[0] == 0) co_return wait_ec ? WaitResult::aborted : WaitResult::ready;
+  co_return timer_ec ? WaitResult::aborted : WaitResult::timed_out;
+}
+
+awaitable<std::optional<ConnectFailure>> ServerConnection::resolve(Clock::time_point deadline,
+                                                                   std::string& address) {
+  const auto& server = config_->server;
+  if (server.is_unix_socket()) co_return std::nullopt;
+  boost::system::error_code ec;
+  asio::ip::make_address(server.host, ec);
+  if (!ec) {
+    address = server.host;
+    co_return std::nullopt;
+  }
+  // Asio resolves on a private thread, so getaddrinfo never blocks the event loop. It cannot
+  // interrupt a getaddrinfo already running: the deadline is checked when it returns.
+  auto resolver = std::make_shared<asio::ip::tcp::resolver>(executor_);
+  auto [resolve_ec, results] = co_await resolver->async_resolve(
+      server.host, std::to_string(server.port), asio::as_tuple(asio::use_awaitable));
+  if (resolve_ec) {
+    co_return ConnectFailure{ConnectFailureCause::name_resolution,
+                             "could not resolve host \"" + server.host + "\": " +
+                                 resolve_ec.message()};
+  }
+  if (Clock::now() > deadline) {
+    co_return ConnectFailure{ConnectFailureCause::timeout,
+                             "name resolution of \"" + server.host + "\" took too long"};
+  }
+  address = results.begin()->endpoint().address().to_string();
+  co_return std::nullopt;
+}
+
+awaitable<std::optional<ConnectFailure>> ServerConnection::connect(Clock::time_point deadline) {
+  std::string address;
+  if (auto failure = co_await resolve(deadline, address)) co_return failure;
+
+  const auto params = connection_parameters(*config_, address);
+  std::vector<const char*> keys;
+  std::vector<const char*> values;
+  for (const auto& [key, value] : params) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+
+  const auto failure_from_libpq = [this] {
+    auto message = one_line(PQerrorMessage(conn_));
+    return ConnectFailure{classify_connect_failure(message), message};
+  };
+  conn_ = PQconnectStartParams(keys.data(), values.data(), 0);
+  if (conn_ == nullptr) {
+    co_return ConnectFailure{ConnectFailureCause::other, "PQconnectStartParams: out of memory"};
+  }
+  if (PQstatus(conn_) == CONNECTION_BAD) co_return failure_from_libpq();
+
+  // The libpq connect state machine: each poll says which direction to wait for next, and the
+  // socket may change between polls (several addresses), so wait() re-reads PQsocket each time.
+  auto poll = PGRES_POLLING_WRITING;
+  while (poll != PGRES_POLLING_OK) {
+    if (poll == PGRES_POLLING_FAILED) co_return failure_from_libpq();
+    const auto direction = poll == PGRES_POLLING_READING ? Direction::read : Direction::write;
+    const auto result = co_await wait(direction, deadline);
+    if (result == WaitResult::timed_out) {
+      co_return ConnectFailure{ConnectFailureCause::timeout,
+                               "connect to " + server_address_ + " timed out after " +
+                                   std::to_string(config_->pool.connect_timeout.count()) + " ms"};
+    }
+    if (result == WaitResult::aborted) {
+      co_return ConnectFailure{ConnectFailureCause::other, "connect aborted"};
+    }
+    poll = PQconnectPoll(conn_);
+  }
+  if (PQsetnonblocking(conn_, 1) != 0) {
+    co_return ConnectFailure{ConnectFailureCause::other,
+                             "PQsetnonblocking: " + one_line(PQerrorMessage(conn_))};
+  }
+  PQsetNoticeReceiver(conn_, &ServerConnection::on_notice, this);
+  backend_pid_ = PQbackendPID(conn_);
+  if (is_tcp()) {
+    if (auto peer = peer_address(PQsocket(conn_)); !peer.empty()) server_address_ = peer;
+  }
+  mark_alive();
+  co_return std::nullopt;
+}
+
+void ServerConnection::on_notice(void* self, const PGresult* result) {
+  // An ERROR or FATAL on an idle connection reaches libpq's notice path; a FATAL is the server
+  // telling us why it is about to close (pg_terminate_backend, shutdown), which we keep.
+  const char* severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (severity == nullptr) return;
+  const std::string_view level = severity;
+  if (level != "FATAL" && level != "PANIC") return;
+  const char* code = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  const char* message = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+  static_cast<ServerConnection*>(self)->server_fatal_ =
+      std::string(severity) + " " + (code ? code : "") + ": " + (message ? message : "");
+}
+
+Clock::time_point ServerConnection::last_kernel_ack() const {
+  const auto now = Clock::now();
+  auto snapshot = tcp_snapshot();
+  if (!snapshot) return last_alive_;
+  const auto ack = now - snapshot->since_last_ack_received;
+  // A socket that never saw an ACK reports a meaningless age; keep what we know then.
+  return ack > created_at_ ? std::max(ack, last_alive_) : last_alive_;
+}
+
+Death ServerConnection::diagnose_failure(bool data_in_flight, const std::string& context) {
+  const int fd = socket();
+  const int pending = fd >= 0 ? probes::take_socket_error(fd) : 0;
+  std::string cause = pending != 0 ? std::strerror(pending) : one_line(PQerrorMessage(conn_));
+  const std::string detail = context + ": " + cause;
+  if (pending == ETIMEDOUT || mentions_timeout(cause)) {
+    return {data_in_flight ? EvictionReason::user_timeout : EvictionReason::keepalive_timeout,
+            detail, last_kernel_ack()};
+  }
+  // The server's own words come first: a FATAL just before the close explains it.
+  if (server_fatal_) return {EvictionReason::server_error, *server_fatal_, Clock::now()};
+  return {EvictionReason::server_closed, detail, Clock::now()};
+}
+
+std::optional<Death> ServerConnection::absorb_idle_input() {
+  if (conn_ == nullptr) return Death{EvictionReason::server_closed, "no connection", last_alive_};
+  if (PQconsumeInput(conn_) == 0 || PQstatus(conn_) == CONNECTION_BAD) {
+    return diagnose_failure(false, "reading from idle connection");
+  }
+  mark_alive();
+  if (server_fatal_) return Death{EvictionReason::server_error, *server_fatal_, Clock::now()};
+  // Nothing may be queued on an idle connection; anything that is, is drained and dropped.
+  while (PQisBusy(conn_) == 0) {
+    PGresult* stray = PQgetResult(conn_);
+    if (stray == nullptr) break;
+    PQclear(stray);
+  }
+  return std::nullopt;
+}
+
+std::optional<Death> ServerConnection::quick_check() {
+  const int fd = socket();
+  if (fd < 0) return Death{EvictionReason::server_closed, "socket closed", last_alive_};
+  if (is_tcp()) {
+    auto snapshot = probes::read_tcp_info(fd);
+    if (snapshot && !snapshot->established) {
+      return diagnose_failure(false, "kernel says the connection is no longer established");
+    }
+  }
+  char byte;
+  const auto peeked = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (peeked == 0) return Death{EvictionReason::server_closed, "server closed the connection",
+                                Clock::now()};
+  if (peeked > 0) return absorb_idle_input();
+  if (errno != EAGAIN && errno != EWOULDBLOCK) return diagnose_failure(false, "checking socket");
+  return std::nullopt;
+}
+
+awaitable<std::optional<Death>> ServerConnection::flush(Clock::time_point deadline) {
+  while (true) {
+    const int result = PQflush(conn_);
+    if (result == 0) co_return std::nullopt;
+    if (result < 0) co_return diagnose_failure(true, "sending to server");
+    if (co_await wait(Direction::write, deadline) != WaitResult::ready) {
+      co_return Death{EvictionReason::ping_timeout, "could not send the ping in time",
+                      last_alive_};
+    }
+  }
+}
+
+std::optional<Death> ServerConnection::collect_ping_results(bool& done) {
+  while (PQisBusy(conn_) == 0) {
+    std::unique_ptr<PGresult, decltype(&PQclear)> result(PQgetResult(conn_), &PQclear);
+    if (!result) {
+      done = true;
+      return std::nullopt;
+    }
+    switch (PQresultStatus(result.get())) {
+      case PGRES_EMPTY_QUERY:
+      case PGRES_COMMAND_OK:
+        break;
+      case PGRES_TUPLES_OK: {
+        // A ping query whose first value is false (e.g. SELECT NOT pg_is_in_recovery() on a
+        // demoted primary) says the server works but is not what we want.
+        if (PQntuples(result.get()) > 0 && PQnfields(result.get()) > 0) {
+          const std::string_view value = PQgetvalue(result.get(), 0, 0);
+          if (value == "f" || value == "false") {
+            return Death{EvictionReason::ping_failed, "ping query returned false", Clock::now()};
+          }
+        }
+        break;
+      }
+      default: {
+        if (PQstatus(conn_) == CONNECTION_BAD) return diagnose_failure(true, "ping");
+        const char* code = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
+        return Death{EvictionReason::ping_failed,
+                     std::string("ping answered with ") + (code ? code : "an error") + ": " +
+                         one_line(PQresultErrorMessage(result.get())),
+                     Clock::now()};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+awaitable<std::variant<Clock::duration, Death>> ServerConnection::ping(
+    const std::string& query, Clock::time_point deadline) {
+  const auto started = Clock::now();
+  if (PQsendQuery(conn_, query.c_str()) == 0) co_return diagnose_failure(false, "sending ping");
+  if (auto death = co_await flush(deadline)) co_return *death;
+  bool done = false;
+  while (!done) {
+    const auto result = co_await wait(Direction::read, deadline);
+    if (result == WaitResult::timed_out) {
+      co_return Death{EvictionReason::ping_timeout,
+                      "no answer to the ping within " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             deadline - started)
+                                             .count()) +
+                          " ms",
+                      last_alive_};
+    }
+    if (result == WaitResult::aborted) {
+      co_return Death{EvictionReason::ping_failed, "ping interrupted", last_alive_};
+    }
+    if (PQconsumeInput(conn_) == 0) co_return diagnose_failure(true, "reading the ping answer");
+    mark_alive();
+    if (auto death = collect_ping_results(done)) co_return *death;
+  }
+  co_return Clock::now() - started;
+}
+
+awaitable<ServerConnection::WaitResult> ServerConnection::wait_readable(
+    Clock::time_point deadline) {
+  co_return co_await wait(Direction::read, deadline);
+}
+
+void ServerConnection::detach() {
+  timer_.cancel();
+  // release() cancels the pending wait and unregisters the descriptor without closing it.
+  if (descriptor_.is_open()) descriptor_.release();
+}
+
+void ServerConnection::close() {
+  detach();
+  if (conn_ != nullptr) {
+    PQfinish(conn_);
+    conn_ = nullptr;
+  }
+}
+
+std::optional<probes::TcpSnapshot> ServerConnection::tcp_snapshot() const {
+  const int fd = socket();
+  if (fd < 0 || !is_tcp()) return std::nullopt;
+  return probes::read_tcp_info(fd);
+}
+
+}  // namespace pgvigil::pool
