@@ -8,6 +8,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+
 #include "probes/socket_options.hpp"
 
 namespace pgvigil::pool {
@@ -127,7 +129,6 @@ void Pool::make_available(const Lease& connection) {
     return;
   }
   transition(*connection, ConnectionState::idle);
-  connection->set_idle_since(now);
   idle_.push_back(connection);
   if (!connection->watched) {
     asio::co_spawn(
@@ -141,7 +142,8 @@ std::optional<Death> Pool::check_before_lending(ServerConnection& connection) {
   if (now >= connection.expires_at()) {
     return Death{EvictionReason::max_lifetime, "lifetime reached", now};
   }
-  if (now - connection.idle_since() < config_->pool.validate_after_idle) return std::nullopt;
+  // Recently heard from (a ping, a client's query): the socket was fine a moment ago.
+  if (now - connection.last_alive() < config_->pool.validate_after_idle) return std::nullopt;
   if (auto death = connection.quick_check()) {
     auto failed = *death;
     failed.detail = "checkout check: " + failed.detail;
@@ -214,6 +216,7 @@ void Pool::give_back(Lease connection, std::optional<Death> death) {
 void Pool::on_return(const Lease& connection, std::optional<Death> death) {
   if (death) return evict(connection, *death);
   if (stopping_) return evict(connection, {EvictionReason::shutdown, "pgvigil is stopping", Clock::now()});
+  connection->set_idle_since(Clock::now());
   make_available(connection);
 }
 
@@ -282,13 +285,15 @@ void Pool::close_expired_idle(Clock::time_point now) {
 }
 
 void Pool::trim_one_idle(Clock::time_point now) {
-  // At most one per run, the one idle longest (front: least recently used), so a burst's
-  // connections drain slowly instead of all at once.
+  // At most one per run, the one unused by clients longest, so a burst's connections drain
+  // slowly instead of all at once. Pings do not count as use.
   const auto& settings = config_->pool;
   if (settings.idle_timeout.count() == 0 || static_cast<int>(idle_.size()) <= settings.min_idle) {
     return;
   }
-  auto oldest = idle_.front();
+  auto oldest = *std::min_element(idle_.begin(), idle_.end(), [](const Lease& a, const Lease& b) {
+    return a->idle_since() < b->idle_since();
+  });
   if (now - oldest->idle_since() >= settings.idle_timeout) {
     evict(oldest, {EvictionReason::idle_timeout, "idle above min_idle", now});
   }
@@ -392,6 +397,7 @@ awaitable<void> Pool::open_connection() {
         settings.max_lifetime * (1.0 - cut(random_)));
     connection->set_expires_at(now + lifetime);
   }
+  connection->set_idle_since(now);
   spdlog::debug("pool {}: connected {} to {} backend_pid={} in {:.1f} ms", name_, connection->id(),
                 connection->server_address(), connection->backend_pid(),
                 Seconds(now - started).count() * 1000);

@@ -101,6 +101,7 @@ class ServerConnection {
   void set_expires_at(Clock::time_point when) { expires_at_ = when; }
   Clock::time_point last_alive() const { return last_alive_; }
   void mark_alive(Clock::time_point when = Clock::now()) { last_alive_ = when; }
+  // Since a client last gave it back (or it was opened); pings do not reset it.
   Clock::time_point idle_since() const { return idle_since_; }
 
   // An idle watcher coroutine runs for this connection (read and written by its pool only).

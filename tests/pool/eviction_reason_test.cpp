@@ -1,0 +1,28 @@
+#include "pool/eviction_reason.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace pgvigil::pool {
+namespace {
+
+TEST(EvictionReason, VocabularyIsTheOneInTheDesign) {
+  std::set<std::string_view> names;
+  for (auto reason : kAllEvictionReasons) names.insert(to_string(reason));
+  const std::set<std::string_view> design = {
+      "server_closed", "server_error", "keepalive_timeout", "user_timeout",
+      "ping_timeout",  "ping_failed",  "checkout_check_failed", "max_lifetime",
+      "idle_timeout",  "dirty_return", "reload",       "shutdown"};
+  EXPECT_EQ(names, design);
+}
+
+TEST(EvictionReason, PlannedClosesAreNotDeaths) {
+  EXPECT_TRUE(is_death(EvictionReason::keepalive_timeout));
+  EXPECT_TRUE(is_death(EvictionReason::ping_timeout));
+  EXPECT_FALSE(is_death(EvictionReason::max_lifetime));
+  EXPECT_FALSE(is_death(EvictionReason::shutdown));
+}
+
+}  // namespace
+}  // namespace pgvigil::pool
