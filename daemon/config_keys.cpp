@@ -1,0 +1,194 @@
+#include "daemon/config_keys.hpp"
+
+#include <algorithm>
+
+namespace pgvigil::daemon {
+namespace {
+
+constexpr bool kReloads = true;
+constexpr bool kNeedsRestart = false;
+
+// Defaults here must match the structs' member initialisers; config_test parses this column and
+// compares, so a change to one without the other fails the build's tests.
+std::vector<ConfigKey> make_keys() {
+  using enum KeyType;
+  return {
+      {"workers", integer, "0", kNeedsRestart, "Event-loop threads; 0 starts one per CPU core."},
+      {"log.level",
+       enumeration,
+       "info",
+       kReloads,
+       "Least severe message written.",
+       {"trace", "debug", "info", "warn", "error"}},
+      {"log.format",
+       enumeration,
+       "text",
+       kNeedsRestart,
+       "text suits journald and terminals; json writes one object per line.",
+       {"text", "json"}},
+      {"admin.listen", listen, "127.0.0.1:9930", kNeedsRestart,
+       "Address of the HTTP endpoint for /metrics, /healthz and /readyz; [::1]:9930 for IPv6."},
+
+      {"keepalive.idle", whole_seconds, "5s", kReloads,
+       "TCP_KEEPIDLE: quiet time before the first keep-alive probe; at least 1s."},
+      {"keepalive.interval", whole_seconds, "2s", kReloads,
+       "TCP_KEEPINTVL: time between unanswered probes; at least 1s."},
+      {"keepalive.count", integer, "3", kReloads,
+       "TCP_KEEPCNT: unanswered probes before the kernel drops the connection; at least 1."},
+      {"keepalive.user_timeout", duration, "11s", kReloads,
+       "TCP_USER_TIMEOUT: longest time sent data may stay unacknowledged; 0 keeps the kernel's "
+       "default. Advice: idle + interval * count."},
+
+      {"ping.interval", duration, "5s", kReloads,
+       "An idle connection silent this long is pinged; above 0."},
+      {"ping.timeout", duration, "1s", kReloads,
+       "A ping unanswered this long evicts the connection; above 0 and below ping.interval."},
+      {"ping.jitter", number, "0.1", kReloads,
+       "Spreads each ping interval by up to this share either way, from 0 to 0.5."},
+      {"ping.query", string, "\"\"", kReloads,
+       "SQL sent as the ping; empty sends the empty query, the cheapest round trip."},
+
+      {"pool.min_idle", integer, "2", kReloads,
+       "Idle connections kept open and warm; at most pool.max_size."},
+      {"pool.max_size", integer, "10", kReloads,
+       "Most server connections of one pool, idle and checked out; at least 1."},
+      {"pool.connect_timeout", duration, "5s", kReloads,
+       "Longest time for one connection attempt, TLS and authentication included; above 0."},
+      {"pool.checkout_timeout", duration, "5s", kReloads,
+       "Longest time a client waits for a server connection; above 0."},
+      {"pool.max_lifetime", duration, "30m", kReloads,
+       "A connection older than this is closed when next idle; 0: no limit."},
+      {"pool.lifetime_jitter", number, "0.2", kReloads,
+       "Shortens each connection's lifetime by a random share up to this, so they do not all "
+       "expire together; from 0 up to (not including) 1."},
+      {"pool.idle_timeout", duration, "10m", kReloads,
+       "Idle connections above pool.min_idle are closed after this; 0: never."},
+      {"pool.validate_after_idle", duration, "1s", kReloads,
+       "A connection idle longer than this is checked again before a client gets it."},
+      {"pool.reconnect.initial_delay", duration, "250ms", kReloads,
+       "First wait after a failed connect; doubles on each further failure; above 0."},
+      {"pool.reconnect.max_delay", duration, "10s", kReloads,
+       "Cap of the wait between connects while no client waits; at least initial_delay."},
+      {"pool.reconnect.max_delay_while_clients_wait", duration, "1s", kReloads,
+       "Cap of the wait between connects while a client waits; from initial_delay to max_delay."},
+
+      {"databases", map, "(required)", kReloads,
+       "One entry per database; the entry's name is the database name clients ask for and the "
+       "pool label in metrics."},
+      {"databases.<name>.host", string, "127.0.0.1", kReloads,
+       "Server host name, address, or Unix socket directory (starting with /)."},
+      {"databases.<name>.port", port, "5432", kReloads, "Server port."},
+      {"databases.<name>.dbname", string, "(the entry's name)", kReloads,
+       "Database on the server."},
+      {"databases.<name>.user", string, "(required)", kReloads, "Role the pool logs in as."},
+      {"databases.<name>.password_file", string, "\"\"", kReloads,
+       "File holding the password, trailing newline removed; relative to the config file's "
+       "directory; empty: none."},
+      {"databases.<name>.password_env", string, "\"\"", kReloads,
+       "Environment variable holding the password; empty: none; not together with "
+       "password_file."},
+      {"databases.<name>.application_name", string, "pgvigil", kReloads,
+       "application_name the server shows in pg_stat_activity."},
+      {"databases.<name>.sslmode",
+       enumeration,
+       "prefer",
+       kReloads,
+       "libpq sslmode of the server link.",
+       {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}},
+      {"databases.<name>.sslrootcert", string, "\"\"", kReloads,
+       "libpq sslrootcert: CA certificates to verify the server; empty: libpq's default."},
+      {"databases.<name>.sslcert", string, "\"\"", kReloads,
+       "libpq sslcert: client certificate; empty: libpq's default."},
+      {"databases.<name>.sslkey", string, "\"\"", kReloads,
+       "libpq sslkey: client certificate's key; empty: libpq's default."},
+      {"databases.<name>.sslcrl", string, "\"\"", kReloads,
+       "libpq sslcrl: certificate revocation list; empty: none."},
+      {"databases.<name>.pool", map, "{}", kReloads, "Overrides any pool.* key for this database."},
+      {"databases.<name>.keepalive", map, "{}", kReloads,
+       "Overrides any keepalive.* key for this database."},
+      {"databases.<name>.ping", map, "{}", kReloads, "Overrides any ping.* key for this database."},
+  };
+}
+
+// Markdown table cells may not contain a bare pipe.
+std::string escape_cell(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string type_cell(const ConfigKey& key) {
+  if (key.type != KeyType::enumeration) return std::string(type_name(key.type));
+  std::string out = "one of";
+  for (std::size_t i = 0; i < key.choices.size(); ++i) {
+    out += (i == 0 ? " `" : ", `") + std::string(key.choices[i]) + "`";
+  }
+  return out;
+}
+
+std::string default_cell(std::string_view text) {
+  if (text.starts_with("(")) return std::string(text);  // prose, not a value
+  return "`" + escape_cell(text) + "`";
+}
+
+}  // namespace
+
+const std::vector<ConfigKey>& config_keys() {
+  static const std::vector<ConfigKey> keys = make_keys();
+  return keys;
+}
+
+const ConfigKey* find_config_key(std::string_view path) {
+  const auto& keys = config_keys();
+  const auto it =
+      std::find_if(keys.begin(), keys.end(), [&](const ConfigKey& k) { return k.path == path; });
+  return it == keys.end() ? nullptr : &*it;
+}
+
+std::string_view type_name(KeyType type) {
+  switch (type) {
+    case KeyType::integer:
+      return "integer";
+    case KeyType::number:
+      return "number";
+    case KeyType::duration:
+      return "duration";
+    case KeyType::whole_seconds:
+      return "duration (whole seconds)";
+    case KeyType::string:
+      return "string";
+    case KeyType::enumeration:
+      return "enum";
+    case KeyType::port:
+      return "port";
+    case KeyType::listen:
+      return "host:port";
+    case KeyType::map:
+      return "map";
+  }
+  return "?";
+}
+
+std::string render_config_reference() {
+  std::string out =
+      "| Key | Type | Default | Reloadable | Description |\n"
+      "|---|---|---|---|---|\n";
+  for (const ConfigKey& key : config_keys()) {
+    out += "| `" + std::string(key.path) + "` | " + type_cell(key) + " | " +
+           default_cell(key.default_text) + " | " + (key.reloadable ? "yes" : "no") + " | " +
+           escape_cell(key.description) + " |\n";
+  }
+  out +=
+      "\n"
+      "Durations are an integer with a unit: `ms`, `s`, `m` or `h` (`500ms`, `10s`, `30m`, "
+      "`2h`), or `0`; a number without a unit is an error. The top-level `pool`, `keepalive` "
+      "and `ping` sections are the defaults of every database; a database overrides any of "
+      "their keys in its own `pool`, `keepalive` or `ping` map. `<name>` stands for the "
+      "database entry's name. Unknown keys are errors.\n";
+  return out;
+}
+
+}  // namespace pgvigil::daemon

@@ -1,0 +1,228 @@
+#include "metrics/admin_server.hpp"
+
+#include <optional>
+#include <stdexcept>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/write.hpp>
+
+namespace pgvigil::metrics {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+
+namespace {
+
+// Errors are expected branches here (clients vanish, time out, send junk), so every
+// awaited operation reports them as a value rather than an exception.
+constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
+
+// Pause after a failed accept (out of descriptors, say): retrying at once would spin.
+constexpr std::chrono::milliseconds kAcceptRetryPause{100};
+
+std::string printable(const tcp::endpoint& endpoint) {
+  const auto address = endpoint.address().to_string();
+  const auto port = std::to_string(endpoint.port());
+  return endpoint.address().is_v6() ? "[" + address + "]:" + port : address + ":" + port;
+}
+
+// The answer owed to a client whose request could not be read, if any: a malformed or
+// oversized request gets a status saying so; a vanished or silent client gets nothing.
+std::optional<http::status> status_for_read_error(const beast::error_code& error) {
+  if (error == http::error::header_limit) return http::status::request_header_fields_too_large;
+  if (error == http::error::body_limit) return http::status::payload_too_large;
+  if (error == http::error::end_of_stream || error == http::error::partial_message) {
+    return std::nullopt;
+  }
+  if (error.category() == beast::error_code(http::error::bad_target).category()) {
+    return http::status::bad_request;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+namespace detail {
+
+struct AdminServerState {
+  AdminServerState(asio::io_context& io_context, AdminServerOptions server_options,
+                   const Registry& metrics_registry, ReadyCheck check)
+      : io(io_context),
+        options(std::move(server_options)),
+        registry(metrics_registry),
+        ready_check(std::move(check)),
+        acceptor(io_context) {}
+
+  asio::io_context& io;
+  const AdminServerOptions options;
+  // Used only while !stopped: after stop() the owner may destroy the registry while
+  // coroutines still hold this state until they observe their cancellation.
+  const Registry& registry;
+  const ReadyCheck ready_check;
+  tcp::acceptor acceptor;
+  bool stopped = false;
+  // Open sessions, so stop() can close them; weak so a finished session frees its socket.
+  std::unordered_map<std::uint64_t, std::weak_ptr<beast::tcp_stream>> sessions;
+  std::uint64_t next_session_id = 0;
+};
+
+}  // namespace detail
+
+namespace {
+
+using StatePtr = std::shared_ptr<detail::AdminServerState>;
+
+// Keeps a session listed in the state for exactly as long as its coroutine runs.
+class SessionListing {
+ public:
+  SessionListing(StatePtr state, const std::shared_ptr<beast::tcp_stream>& stream)
+      : state_(std::move(state)), id_(state_->next_session_id++) {
+    state_->sessions.emplace(id_, stream);
+  }
+  ~SessionListing() { state_->sessions.erase(id_); }
+  SessionListing(const SessionListing&) = delete;
+  SessionListing& operator=(const SessionListing&) = delete;
+
+ private:
+  StatePtr state_;
+  std::uint64_t id_;
+};
+
+// One connection: read a request, answer it, repeat while the client keeps the connection
+// alive. Each read and each write has its own deadline, so a client that stops talking
+// (or stops reading) is dropped after request_timeout.
+asio::awaitable<void> serve_session(StatePtr state, tcp::socket socket) {
+  auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
+  const SessionListing listing(state, stream);
+  const auto& options = state->options;
+  beast::flat_buffer buffer;
+  for (;;) {
+    // A parser reads one message only; limits are set per request.
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+    parser.body_limit(options.max_body_bytes);
+
+    stream->expires_after(options.request_timeout);
+    const auto [read_error, read_bytes] =
+        co_await http::async_read(*stream, buffer, parser, kAsTuple);
+    if (state->stopped) co_return;
+    if (read_error) {
+      if (const auto status = status_for_read_error(read_error)) {
+        // After a bad request the stream position is unknown: answer, then close.
+        auto refusal = plain_response(*status, std::string(obsolete_reason(*status)) + "\n",
+                                      11, false);
+        stream->expires_after(options.request_timeout);
+        co_await http::async_write(*stream, refusal, kAsTuple);
+      }
+      break;
+    }
+
+    auto response = route_admin_request(parser.get(), state->registry, state->ready_check);
+    stream->expires_after(options.request_timeout);
+    const auto [write_error, written_bytes] =
+        co_await http::async_write(*stream, response, kAsTuple);
+    if (write_error || !response.keep_alive() || state->stopped) break;
+  }
+  // Half-close so the client reads the last response to its end instead of a reset.
+  beast::error_code ignored;
+  stream->socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+asio::awaitable<void> accept_connections(StatePtr state) {
+  for (;;) {
+    auto [error, socket] = co_await state->acceptor.async_accept(kAsTuple);
+    if (state->stopped) co_return;
+    if (error) {
+      asio::steady_timer pause(state->io, kAcceptRetryPause);
+      co_await pause.async_wait(kAsTuple);
+      continue;
+    }
+    if (state->sessions.size() >= state->options.max_sessions) {
+      beast::error_code ignored;
+      socket.close(ignored);  // Over the limit: refuse by closing, before reading anything.
+      continue;
+    }
+    asio::co_spawn(state->io, serve_session(state, std::move(socket)), asio::detached);
+  }
+}
+
+// Accepts "[::1]" as well as "::1", since that is how IPv6 addresses appear next to ports.
+std::string_view unbracketed(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    return host.substr(1, host.size() - 2);
+  }
+  return host;
+}
+
+}  // namespace
+
+AdminServer::AdminServer(asio::io_context& io, AdminServerOptions options,
+                         const Registry& registry, ReadyCheck ready_check)
+    : state_(std::make_shared<detail::AdminServerState>(io, std::move(options), registry,
+                                                        std::move(ready_check))) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+void AdminServer::start() {
+  auto& state = *state_;
+  if (state.acceptor.is_open() || state.stopped) {
+    throw std::logic_error("admin server: start() after start() or stop()");
+  }
+  beast::error_code error;
+  const auto address = asio::ip::make_address(unbracketed(state.options.host), error);
+  if (error) {
+    throw std::system_error(error, "admin server: listen address '" + state.options.host +
+                                       "' is not an IPv4 or IPv6 literal");
+  }
+  const tcp::endpoint endpoint(address, state.options.port);
+  const auto throw_if_failed = [&](const char* step) {
+    if (!error) return;
+    beast::error_code ignored;
+    state.acceptor.close(ignored);
+    throw std::system_error(error, "admin server: cannot " + std::string(step) + " " +
+                                       printable(endpoint));
+  };
+  state.acceptor.open(endpoint.protocol(), error);
+  throw_if_failed("open a socket for");
+  // Lets a restarted daemon bind while the old process's connections sit in TIME_WAIT.
+  state.acceptor.set_option(asio::socket_base::reuse_address(true), error);
+  throw_if_failed("set SO_REUSEADDR on");
+  state.acceptor.bind(endpoint, error);
+  throw_if_failed("bind");
+  state.acceptor.listen(asio::socket_base::max_listen_connections, error);
+  throw_if_failed("listen on");
+  bound_port_ = state.acceptor.local_endpoint().port();
+  asio::co_spawn(state.io, accept_connections(state_), asio::detached);
+}
+
+void AdminServer::stop() {
+  auto& state = *state_;
+  if (state.stopped) return;
+  state.stopped = true;
+  beast::error_code ignored;
+  state.acceptor.close(ignored);
+  for (auto& [id, session] : state.sessions) {
+    if (auto stream = session.lock()) stream->close();
+  }
+}
+
+std::uint16_t AdminServer::port() const { return bound_port_; }
+
+}  // namespace pgvigil::metrics

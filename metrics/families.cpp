@@ -1,0 +1,61 @@
+#include "metrics/families.hpp"
+
+namespace pgvigil::metrics {
+
+MetricFamilies build_families(prometheus::Registry& registry) {
+  return MetricFamilies{
+      .evictions = prometheus::BuildCounter()
+                       .Name("pgvigil_evictions_total")
+                       .Help("Server connections evicted from a pool, by reason.")
+                       .Register(registry),
+      .detection_latency =
+          prometheus::BuildHistogram()
+              .Name("pgvigil_detection_latency_seconds")
+              .Help("Time from a server connection's last sign of life to its eviction.")
+              .Register(registry),
+      .ping_latency = prometheus::BuildHistogram()
+                          .Name("pgvigil_ping_latency_seconds")
+                          .Help("Round trip of successful application-level pings.")
+                          .Register(registry),
+      .connect_latency =
+          prometheus::BuildHistogram()
+              .Name("pgvigil_connect_latency_seconds")
+              .Help("Time to open a server connection (TCP, TLS, authentication).")
+              .Register(registry),
+      .connect_failures = prometheus::BuildCounter()
+                              .Name("pgvigil_connect_failures_total")
+                              .Help("Failed attempts to open a server connection, by cause.")
+                              .Register(registry),
+      .server_connections = prometheus::BuildGauge()
+                                .Name("pgvigil_server_connections")
+                                .Help("Server connections currently in each state.")
+                                .Register(registry),
+      .keepalive_mismatches =
+          prometheus::BuildCounter()
+              .Name("pgvigil_keepalive_mismatches_total")
+              .Help("Sockets whose keep-alive options read back differently than configured.")
+              .Register(registry),
+      .server_rtt = prometheus::BuildGauge()
+                        .Name("pgvigil_server_rtt_seconds")
+                        .Help("Last smoothed TCP round-trip time seen on the pool's sockets.")
+                        .Register(registry),
+      .checkout_wait = prometheus::BuildHistogram()
+                           .Name("pgvigil_checkout_wait_seconds")
+                           .Help("Time a client waited for a server connection.")
+                           .Register(registry),
+      .checkout_timeouts = prometheus::BuildCounter()
+                               .Name("pgvigil_checkout_timeouts_total")
+                               .Help("Checkouts that gave up because no connection came in time.")
+                               .Register(registry),
+      .config_reloads = prometheus::BuildCounter()
+                            .Name("pgvigil_config_reloads_total")
+                            .Help("Configuration reloads, by result.")
+                            .Register(registry),
+      .build_info = prometheus::BuildGauge()
+                        .Name("pgvigil_build_info")
+                        .Help("Always 1; the version label says which build runs.")
+                        .Register(registry),
+  };
+}
+
+}  // namespace pgvigil::metrics

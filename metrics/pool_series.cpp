@@ -1,0 +1,128 @@
+#include "metrics/pool_series.hpp"
+
+#include <algorithm>
+#include <mutex>
+
+#include "metrics/buckets.hpp"
+
+namespace pgvigil::metrics {
+namespace {
+
+// A negative or NaN duration can only come from a caller's bug (steady clocks do not go
+// back); clamping keeps one bad sample from making a histogram's _sum go backwards.
+double clamped_seconds(Seconds value) { return std::max(0.0, value.count()); }
+
+}  // namespace
+
+PoolSeries::PoolSeries(const MetricFamilies& families, std::string pool)
+    : families_(families),
+      pool_(std::move(pool)),
+      ping_latency_(families_.ping_latency.Add({{"pool", pool_}}, buckets::kPingLatency)),
+      connect_latency_(
+          families_.connect_latency.Add({{"pool", pool_}}, buckets::kConnectLatency)),
+      keepalive_mismatches_(families_.keepalive_mismatches.Add({{"pool", pool_}})),
+      server_rtt_(families_.server_rtt.Add({{"pool", pool_}})),
+      checkout_wait_(families_.checkout_wait.Add({{"pool", pool_}}, buckets::kCheckoutWait)),
+      checkout_timeouts_(families_.checkout_timeouts.Add({{"pool", pool_}})) {}
+
+prometheus::Labels PoolSeries::labels_with(const char* name, const std::string& value) const {
+  return {{"pool", pool_}, {name, value}};
+}
+
+void PoolSeries::add_labels(const PoolLabelSets& labels) {
+  std::unique_lock lock(mutex_);
+  if (detached_) return;
+  for (const auto& reason : labels.eviction_reasons) {
+    if (evictions_.contains(reason)) continue;
+    const auto child_labels = labels_with("reason", reason);
+    evictions_.emplace(reason, EvictionSeries{
+                                   &families_.evictions.Add(child_labels),
+                                   &families_.detection_latency.Add(
+                                       child_labels, buckets::kDetectionLatency),
+                               });
+  }
+  for (const auto& cause : labels.connect_failure_causes) {
+    if (connect_failures_.contains(cause)) continue;
+    connect_failures_.emplace(cause, &families_.connect_failures.Add(labels_with("cause", cause)));
+  }
+  for (const auto& state : labels.connection_states) {
+    if (connections_.contains(state)) continue;
+    connections_.emplace(state, &families_.server_connections.Add(labels_with("state", state)));
+  }
+}
+
+void PoolSeries::detach() {
+  std::unique_lock lock(mutex_);
+  if (detached_) return;
+  detached_ = true;
+  for (const auto& [reason, series] : evictions_) {
+    families_.evictions.Remove(series.count);
+    families_.detection_latency.Remove(series.detection_latency);
+  }
+  for (const auto& [cause, counter] : connect_failures_) families_.connect_failures.Remove(counter);
+  for (const auto& [state, gauge] : connections_) families_.server_connections.Remove(gauge);
+  families_.ping_latency.Remove(&ping_latency_);
+  families_.connect_latency.Remove(&connect_latency_);
+  families_.keepalive_mismatches.Remove(&keepalive_mismatches_);
+  families_.server_rtt.Remove(&server_rtt_);
+  families_.checkout_wait.Remove(&checkout_wait_);
+  families_.checkout_timeouts.Remove(&checkout_timeouts_);
+  evictions_.clear();
+  connect_failures_.clear();
+  connections_.clear();
+}
+
+void PoolSeries::record_eviction(std::string_view reason, Seconds detection_latency) {
+  std::shared_lock lock(mutex_);
+  if (detached_) return;
+  const auto found = evictions_.find(reason);
+  if (found == evictions_.end()) return;
+  found->second.count->Increment();
+  found->second.detection_latency->Observe(clamped_seconds(detection_latency));
+}
+
+void PoolSeries::observe_ping(Seconds latency) {
+  std::shared_lock lock(mutex_);
+  if (!detached_) ping_latency_.Observe(clamped_seconds(latency));
+}
+
+void PoolSeries::observe_connect(Seconds latency) {
+  std::shared_lock lock(mutex_);
+  if (!detached_) connect_latency_.Observe(clamped_seconds(latency));
+}
+
+void PoolSeries::record_connect_failure(std::string_view cause) {
+  std::shared_lock lock(mutex_);
+  if (detached_) return;
+  const auto found = connect_failures_.find(cause);
+  if (found != connect_failures_.end()) found->second->Increment();
+}
+
+void PoolSeries::set_connections(std::string_view state, std::int64_t count) {
+  std::shared_lock lock(mutex_);
+  if (detached_) return;
+  const auto found = connections_.find(state);
+  if (found != connections_.end()) found->second->Set(static_cast<double>(count));
+}
+
+void PoolSeries::record_keepalive_mismatch() {
+  std::shared_lock lock(mutex_);
+  if (!detached_) keepalive_mismatches_.Increment();
+}
+
+void PoolSeries::observe_server_rtt(Seconds rtt) {
+  std::shared_lock lock(mutex_);
+  if (!detached_) server_rtt_.Set(clamped_seconds(rtt));
+}
+
+void PoolSeries::observe_checkout_wait(Seconds wait) {
+  std::shared_lock lock(mutex_);
+  if (!detached_) checkout_wait_.Observe(clamped_seconds(wait));
+}
+
+void PoolSeries::record_checkout_timeout() {
+  std::shared_lock lock(mutex_);
+  if (!detached_) checkout_timeouts_.Increment();
+}
+
+}  // namespace pgvigil::metrics

@@ -1,0 +1,71 @@
+#include "metrics/registry.hpp"
+
+#include <map>
+#include <mutex>
+
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "metrics/families.hpp"
+#include "metrics/pool_series.hpp"
+
+namespace pgvigil::metrics {
+
+struct Registry::Families {
+  explicit Families(prometheus::Registry& registry)
+      : metric(build_families(registry)),
+        // Both results exist from the start so "no error yet" shows as 0, not as absence.
+        reloads_succeeded(metric.config_reloads.Add({{"result", "success"}})),
+        reloads_failed(metric.config_reloads.Add({{"result", "error"}})) {}
+
+  MetricFamilies metric;
+  prometheus::Counter& reloads_succeeded;
+  prometheus::Counter& reloads_failed;
+  // Guards the map only; each PoolSeries guards its own children.
+  std::mutex pools_mutex;
+  std::map<std::string, std::shared_ptr<PoolSeries>, std::less<>> pools;
+};
+
+Registry::Registry(std::string_view version)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      families_(std::make_unique<Families>(*registry_)) {
+  families_->metric.build_info.Add({{"version", std::string(version)}}).Set(1);
+}
+
+Registry::~Registry() {
+  // Pools may hold their handles longer than the registry lives; detaching turns those
+  // handles into no-ops before the children they point to are destroyed with registry_.
+  std::lock_guard lock(families_->pools_mutex);
+  for (auto& [name, series] : families_->pools) series->detach();
+}
+
+std::shared_ptr<PoolMetrics> Registry::add_pool(const std::string& pool,
+                                                const PoolLabelSets& labels) {
+  std::lock_guard lock(families_->pools_mutex);
+  auto& series = families_->pools[pool];
+  if (!series) series = std::make_shared<PoolSeries>(families_->metric, pool);
+  series->add_labels(labels);
+  return series;
+}
+
+void Registry::remove_pool(const std::string& pool) {
+  // Detach under the map lock: a concurrent add_pool of the same name must not pick up
+  // children (Family::Add returns existing ones for equal labels) that are being removed.
+  std::lock_guard lock(families_->pools_mutex);
+  const auto found = families_->pools.find(pool);
+  if (found == families_->pools.end()) return;
+  found->second->detach();
+  families_->pools.erase(found);
+}
+
+void Registry::record_config_reload(bool success) {
+  (success ? families_->reloads_succeeded : families_->reloads_failed).Increment();
+}
+
+std::string Registry::serialize() const {
+  return prometheus::TextSerializer{}.Serialize(registry_->Collect());
+}
+
+prometheus::Registry& Registry::prometheus_registry() { return *registry_; }
+
+}  // namespace pgvigil::metrics

@@ -1,0 +1,70 @@
+#pragma once
+// Server side of SCRAM-SHA-256 (RFC 5802, RFC 7677) the way PostgreSQL runs it: the user name
+// comes from the StartupMessage (the one in client-first is ignored), no authorisation
+// identity, no channel binding. The session must advertise only "SCRAM-SHA-256": a client that
+// sends "y,," (it could bind but thinks we cannot) is accepted only because no -PLUS is offered.
+//
+// Flow: SASLInitialResponse data -> step() -> SASLContinue(message);
+//       SASLResponse data -> step() -> SASLFinal(message) then AuthenticationOk, or an error.
+
+#include <string>
+#include <string_view>
+
+#include "proxy/auth/scram_verifier.hpp"
+
+namespace pgvigil::proxy::auth {
+
+inline constexpr std::string_view kScramSha256 = "SCRAM-SHA-256";
+
+enum class ScramFailure {
+  none,
+  protocol_violation,  // malformed or unsupported message: SQLSTATE 08P01
+  invalid_password,    // well-formed but the proof is wrong: SQLSTATE 28P01
+};
+
+struct ScramStep {
+  enum class Outcome {
+    send_continue,  // send AuthenticationSASLContinue(message), then wait for SASLResponse
+    send_final,     // send AuthenticationSASLFinal(message), then AuthenticationOk
+    failed,         // send ErrorResponse; `reason` is for the log, never for the client
+  };
+  Outcome outcome = Outcome::failed;
+  std::string message;
+  ScramFailure failure = ScramFailure::none;
+  std::string reason;
+};
+
+class ScramServer {
+ public:
+  enum class State { expect_client_first, expect_client_final, succeeded, failed };
+
+  // server_nonce empty: 18 random bytes in base64, as PostgreSQL makes it. Tests inject one.
+  explicit ScramServer(ScramVerifier verifier, std::string server_nonce = {});
+
+  // For a user with no entry: the exchange runs with a salt derived from the name (stable per
+  // name within this process) and always fails at the proof, so a client cannot probe which
+  // user names exist.
+  static ScramServer for_unknown_user(std::string_view user);
+
+  // Feeds the next client message (client-first, then client-final).
+  ScramStep step(std::string_view client_message);
+
+  State state() const { return state_; }
+
+ private:
+  ScramStep handle_client_first(std::string_view message);
+  ScramStep handle_client_final(std::string_view message);
+  ScramStep fail(ScramFailure failure, std::string reason);
+
+  ScramVerifier verifier_;
+  std::string server_nonce_;
+  bool mock_ = false;
+  State state_ = State::expect_client_first;
+  // Kept from the first round for the proof: gs2 header, client-first-bare, server-first, nonce.
+  std::string gs2_header_;
+  std::string client_first_bare_;
+  std::string server_first_;
+  std::string combined_nonce_;
+};
+
+}  // namespace pgvigil::proxy::auth

@@ -1,0 +1,62 @@
+#pragma once
+// The users file: who may connect through the proxy, and their secret.
+//
+// Format (compatible with PgBouncer's userlist.txt), one user per line:
+//
+//   "username" "secret"
+//
+// - Both fields are double-quoted; a literal '"' inside a field is written twice ("").
+// - Fields are separated by spaces or tabs. After the second field only whitespace or a
+//   '#' comment may follow.
+// - The secret is one of:
+//     a plain password                            -> md5 and SCRAM-SHA-256 both possible
+//     md5<32 lower-case hex digits>               -> md5(password + username), md5 only
+//     SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>   -> SCRAM-SHA-256 only
+//   (the last two as PostgreSQL stores them: SELECT rolpassword FROM pg_authid).
+// - Blank lines and lines whose first non-blank character is '#' are ignored. CRLF is accepted.
+// - A user name may appear once; names are case-sensitive, as in PostgreSQL.
+// Errors are reported as "<file>:<line>: <message>" and never quote a secret.
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/auth/scram_verifier.hpp"
+#include "proxy/wire/parse_result.hpp"
+
+namespace pgvigil::proxy::auth {
+
+enum class SecretKind { plain, md5, scram_sha_256 };
+
+struct UserEntry {
+  std::string name;
+  std::string secret;  // as written; validated for md5 and SCRAM forms
+  SecretKind kind = SecretKind::plain;
+};
+
+class UsersFile {
+ public:
+  UsersFile() = default;
+  explicit UsersFile(std::vector<UserEntry> entries) : entries_(std::move(entries)) {}
+
+  // nullptr when the user is not listed.
+  const UserEntry* find(std::string_view name) const;
+  const std::vector<UserEntry>& entries() const { return entries_; }
+
+ private:
+  std::vector<UserEntry> entries_;
+};
+
+// `file_name` only labels error messages.
+ParseResult<UsersFile> parse_users_file(std::string_view text, std::string_view file_name);
+
+// Reads and parses the file; an unreadable file is an error naming it.
+ParseResult<UsersFile> load_users_file(const std::filesystem::path& path);
+
+// The verifier to run SCRAM with: parsed for a SCRAM secret, derived with a fresh random salt for
+// a plain password (each call costs one PBKDF2 run; cache it if that matters). Fails for md5
+// secrets, which cannot be turned into a SCRAM verifier.
+ParseResult<ScramVerifier> scram_verifier_for(const UserEntry& entry);
+
+}  // namespace pgvigil::proxy::auth

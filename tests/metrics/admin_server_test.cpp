@@ -1,0 +1,226 @@
+// AdminServer over real TCP on loopback: routes, keep-alive, limits, timeouts, bind errors
+// and a stop() that leaves the io_context with nothing to do.
+
+#include "metrics/admin_server.hpp"
+
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <gtest/gtest.h>
+
+#include "tests/metrics/http_client.hpp"
+
+namespace pgvigil::metrics {
+namespace {
+
+using namespace std::chrono_literals;
+using test::HttpConnection;
+using test::http_get;
+using test::http_request;
+
+class AdminServerTest : public ::testing::Test {
+ protected:
+  void start(AdminServerOptions options = {}) {
+    options.host = "127.0.0.1";
+    options.port = 0;
+    server_.emplace(io_, options, registry_, [this] {
+      std::lock_guard lock(ready_mutex_);
+      return ready_;
+    });
+    server_->start();
+    port_ = server_->port();
+    io_thread_ = std::thread([this] { io_.run(); });
+  }
+
+  // Stops the server on its own thread and waits for io_context::run() to return, which
+  // proves the server left no pending work behind.
+  void stop() {
+    if (!io_thread_.joinable()) return;
+    boost::asio::post(io_, [this] { server_->stop(); });
+    io_thread_.join();
+  }
+
+  void TearDown() override { stop(); }
+
+  void set_ready(ReadyState state) {
+    std::lock_guard lock(ready_mutex_);
+    ready_ = std::move(state);
+  }
+
+  boost::asio::io_context io_;
+  Registry registry_{"9.9.9"};
+  std::optional<AdminServer> server_;
+  std::uint16_t port_ = 0;
+  std::thread io_thread_;
+  std::mutex ready_mutex_;
+  ReadyState ready_{true, "pool app: 2 idle healthy"};
+};
+
+TEST_F(AdminServerTest, BindsAnEphemeralPort) {
+  start();
+  EXPECT_NE(port_, 0);
+}
+
+TEST_F(AdminServerTest, ServesMetrics) {
+  registry_.add_pool("app", PoolLabelSets{{"ping_timeout"}, {"refused"}, {"idle"}});
+  start();
+  const auto result = http_get("127.0.0.1", port_, "/metrics");
+  EXPECT_EQ(result.status, 200);
+  EXPECT_EQ(result.header("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(result.body.find("pgvigil_build_info{version=\"9.9.9\"} 1\n"), std::string::npos);
+  EXPECT_NE(result.body.find("pgvigil_evictions_total{pool=\"app\",reason=\"ping_timeout\"} 0"),
+            std::string::npos)
+      << result.body;
+  // Scrapers may add query parameters; they do not change the route.
+  EXPECT_EQ(http_get("127.0.0.1", port_, "/metrics?name[]=x").status, 200);
+}
+
+TEST_F(AdminServerTest, HealthzSaysOk) {
+  start();
+  const auto result = http_get("127.0.0.1", port_, "/healthz");
+  EXPECT_EQ(result.status, 200);
+  EXPECT_EQ(result.body, "ok\n");
+}
+
+TEST_F(AdminServerTest, ReadyzFollowsTheReadyCheck) {
+  start();
+  auto result = http_get("127.0.0.1", port_, "/readyz");
+  EXPECT_EQ(result.status, 200);
+  EXPECT_EQ(result.body, "pool app: 2 idle healthy\n");
+
+  set_ready({false, "pool app: 0 idle, connecting (connection refused)\n"});
+  result = http_get("127.0.0.1", port_, "/readyz");
+  EXPECT_EQ(result.status, 503);
+  EXPECT_EQ(result.body, "pool app: 0 idle, connecting (connection refused)\n");
+}
+
+TEST_F(AdminServerTest, UnknownPathIs404) {
+  start();
+  EXPECT_EQ(http_get("127.0.0.1", port_, "/nope").status, 404);
+  EXPECT_EQ(http_get("127.0.0.1", port_, "/").status, 404);
+}
+
+TEST_F(AdminServerTest, OtherMethodsAre405) {
+  start();
+  for (const char* method : {"POST", "PUT", "DELETE", "HEAD"}) {
+    const auto result = http_request("127.0.0.1", port_, method, "/metrics");
+    EXPECT_EQ(result.status, 405) << method;
+    EXPECT_EQ(result.header("allow"), "GET") << method;
+  }
+}
+
+TEST_F(AdminServerTest, KeepsTheConnectionAliveBetweenRequests) {
+  start();
+  HttpConnection connection("127.0.0.1", port_);
+  EXPECT_EQ(connection.request("GET", "/healthz").status, 200);
+  EXPECT_EQ(connection.request("GET", "/metrics").status, 200);
+  EXPECT_EQ(connection.request("GET", "/nope").status, 404);
+  EXPECT_EQ(connection.request("GET", "/readyz").status, 200);
+}
+
+TEST_F(AdminServerTest, DropsASilentClientAfterTheRequestTimeout) {
+  AdminServerOptions options;
+  options.request_timeout = 200ms;
+  start(options);
+  HttpConnection connection("127.0.0.1", port_);
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_TRUE(connection.closed_by_server_within(5s));
+  EXPECT_GE(std::chrono::steady_clock::now() - began, 150ms);
+}
+
+TEST_F(AdminServerTest, RefusesOversizedHeaders) {
+  AdminServerOptions options;
+  options.max_header_bytes = 1024;
+  start(options);
+  HttpConnection connection("127.0.0.1", port_);
+  const auto result =
+      connection.request("GET", "/metrics", {{"X-Padding", std::string(4096, 'x')}});
+  EXPECT_EQ(result.status, 431);
+  EXPECT_TRUE(connection.closed_by_server_within(5s));
+}
+
+TEST_F(AdminServerTest, RefusesOversizedBodies) {
+  AdminServerOptions options;
+  options.max_body_bytes = 16;
+  start(options);
+  HttpConnection connection("127.0.0.1", port_);
+  // The declared length alone exceeds the limit, so the body need not be sent.
+  const auto result = connection.request("GET", "/metrics", {{"Content-Length", "100000"}});
+  EXPECT_EQ(result.status, 413);
+}
+
+TEST_F(AdminServerTest, StopClosesOpenSessionsAndLeavesNoWork) {
+  start();
+  HttpConnection connection("127.0.0.1", port_);
+  EXPECT_EQ(connection.request("GET", "/healthz").status, 200);
+  stop();  // Returns only once io_context::run() has run out of work.
+  EXPECT_TRUE(connection.closed_by_server_within(5s));
+  EXPECT_THROW(HttpConnection("127.0.0.1", port_, 1s), std::system_error);
+}
+
+TEST_F(AdminServerTest, BindFailureNamesTheAddress) {
+  start();
+  boost::asio::io_context other_io;
+  AdminServerOptions options;
+  options.port = port_;
+  // A listener already holds the port, so even SO_REUSEADDR cannot bind it.
+  AdminServer second(other_io, options, registry_, {});
+  try {
+    second.start();
+    FAIL() << "bind to a taken port succeeded";
+  } catch (const std::system_error& error) {
+    EXPECT_NE(std::string(error.what()).find("127.0.0.1:" + std::to_string(port_)),
+              std::string::npos)
+        << error.what();
+    EXPECT_EQ(error.code(), std::errc::address_in_use) << error.code().message();
+  }
+}
+
+TEST(AdminServer, RejectsAHostThatIsNotALiteral) {
+  boost::asio::io_context io;
+  Registry registry("test");
+  AdminServerOptions options;
+  options.host = "localhost";
+  AdminServer server(io, options, registry, {});
+  try {
+    server.start();
+    FAIL() << "a host name was accepted";
+  } catch (const std::system_error& error) {
+    EXPECT_NE(std::string(error.what()).find("'localhost'"), std::string::npos) << error.what();
+  }
+}
+
+TEST(AdminServer, ListensOnIpv6Loopback) {
+  boost::asio::io_context io;
+  Registry registry("test");
+  AdminServerOptions options;
+  options.host = "[::1]";
+  AdminServer server(io, options, registry, [] { return ReadyState{true, "ok"}; });
+  try {
+    server.start();
+  } catch (const std::system_error& error) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << error.what();
+  }
+  std::thread io_thread([&] { io.run(); });
+  int status = 0;
+  std::string failure;
+  try {
+    status = http_get("::1", server.port(), "/healthz").status;
+  } catch (const std::exception& error) {
+    failure = error.what();  // Reported after the io thread is joined.
+  }
+  boost::asio::post(io, [&] { server.stop(); });
+  io_thread.join();
+  EXPECT_EQ(failure, "");
+  EXPECT_EQ(status, 200);
+}
+
+}  // namespace
+}  // namespace pgvigil::metrics

@@ -1,0 +1,127 @@
+// The page served on /metrics must pass Prometheus' own linter. promtool comes from the
+// `prometheus` Debian package; without it this test fails, since a skipped check would let
+// an invalid page through unnoticed.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <gtest/gtest.h>
+
+#include "metrics/admin_server.hpp"
+#include "tests/metrics/http_client.hpp"
+
+namespace pgvigil::metrics {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kPromtool = "/usr/bin/promtool";
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+CommandResult run_shell(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> chunk{};
+  std::size_t read = 0;
+  while ((read = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) {
+    result.output.append(chunk.data(), read);
+  }
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+// A registry with several pools and at least one sample in every family, so the linter sees
+// every kind of series the daemon can produce.
+void populate(Registry& registry) {
+  const PoolLabelSets labels{
+      .eviction_reasons = {"server_closed", "server_error", "keepalive_timeout", "user_timeout",
+                           "ping_timeout", "ping_failed", "checkout_check_failed",
+                           "max_lifetime", "idle_timeout", "dirty_return", "reload",
+                           "shutdown"},
+      .connect_failure_causes = {"refused", "timeout", "auth", "server_error"},
+      .connection_states = {"connecting", "idle", "checked_out", "probing", "closing"},
+  };
+  for (const char* name : {"app", "reports"}) {
+    const auto pool = registry.add_pool(name, labels);
+    pool->record_eviction("ping_timeout", 7s);
+    pool->observe_ping(400us);
+    pool->observe_connect(15ms);
+    pool->record_connect_failure("refused");
+    pool->set_connections("idle", 2);
+    pool->record_keepalive_mismatch();
+    pool->observe_server_rtt(250us);
+    pool->observe_checkout_wait(1ms);
+    pool->record_checkout_timeout();
+  }
+  registry.add_pool("gone", labels);
+  registry.remove_pool("gone");
+  registry.record_config_reload(true);
+}
+
+std::string served_page(const Registry& registry) {
+  boost::asio::io_context io;
+  AdminServer server(io, AdminServerOptions{}, registry, {});
+  server.start();
+  std::thread io_thread([&] { io.run(); });
+  std::string page;
+  std::string failure;
+  try {
+    const auto result = test::http_get("127.0.0.1", server.port(), "/metrics");
+    page = result.body;
+    if (result.status != 200) failure = "status " + std::to_string(result.status);
+  } catch (const std::exception& error) {
+    failure = error.what();
+  }
+  boost::asio::post(io, [&] { server.stop(); });
+  io_thread.join();
+  EXPECT_EQ(failure, "");
+  return page;
+}
+
+TEST(Promtool, AcceptsTheServedPage) {
+  ASSERT_EQ(::access(kPromtool, X_OK), 0)
+      << kPromtool << " is missing: install the Debian package `prometheus`";
+  Registry registry("0.1.0");
+  populate(registry);
+  const std::string page = served_page(registry);
+  ASSERT_FALSE(page.empty());
+
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("pgvigil_metrics_" + std::to_string(::getpid()) + ".prom");
+  std::ofstream(file) << page;
+  const auto result =
+      run_shell(std::string(kPromtool) + " check metrics < '" + file.string() + "' 2>&1");
+  std::filesystem::remove(file);
+  EXPECT_EQ(result.exit_code, 0) << "promtool said:\n" << result.output << "\npage:\n" << page;
+  EXPECT_EQ(result.output, "") << "promtool lint findings:\n" << result.output;
+}
+
+TEST(Promtool, AcceptsAFreshRegistry) {
+  ASSERT_EQ(::access(kPromtool, X_OK), 0) << kPromtool << " is missing";
+  Registry registry("0.1.0");
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("pgvigil_metrics_fresh_" + std::to_string(::getpid()) + ".prom");
+  std::ofstream(file) << registry.serialize();
+  const auto result =
+      run_shell(std::string(kPromtool) + " check metrics < '" + file.string() + "' 2>&1");
+  std::filesystem::remove(file);
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+}
+
+}  // namespace
+}  // namespace pgvigil::metrics

@@ -1,0 +1,94 @@
+// Users file: accepted syntax, secret kinds, and errors that name file and line.
+
+#include "proxy/auth/users_file.hpp"
+
+#include <gtest/gtest.h>
+
+#include "proxy/auth/md5_auth.hpp"
+
+namespace pgvigil::proxy::auth {
+namespace {
+
+const std::string scram_secret =
+    format_scram_verifier(derive_scram_verifier("pencil", as_bytes("salt"), 4096));
+
+TEST(UsersFile, ParsesAllSecretKinds) {
+  const std::string text =
+      "# pgvigil users\n"
+      "\n"
+      "\"alice\" \"plain pass\"\n"
+      "  \"bob\"\t\"" +
+      md5_stored_hash("bob", "x") +
+      "\"   # trailing comment\r\n"
+      "\"carol\" \"" +
+      scram_secret +
+      "\"\n"
+      "\"dave \"\"the quote\"\"\" \"p\"\"w\"";  // no final newline
+  const auto users = parse_users_file(text, "users.txt");
+  ASSERT_TRUE(users) << users.error();
+  ASSERT_EQ(users->entries().size(), 4u);
+  EXPECT_EQ(users->find("alice")->secret, "plain pass");
+  EXPECT_EQ(users->find("alice")->kind, SecretKind::plain);
+  EXPECT_EQ(users->find("bob")->kind, SecretKind::md5);
+  EXPECT_EQ(users->find("carol")->kind, SecretKind::scram_sha_256);
+  ASSERT_NE(users->find("dave \"the quote\""), nullptr);
+  EXPECT_EQ(users->find("dave \"the quote\"")->secret, "p\"w");
+  EXPECT_EQ(users->find("Alice"), nullptr);  // case-sensitive
+}
+
+TEST(UsersFile, EmptyFileHasNoUsers) {
+  const auto users = parse_users_file("# nobody\n\n", "users.txt");
+  ASSERT_TRUE(users);
+  EXPECT_TRUE(users->entries().empty());
+}
+
+TEST(UsersFile, ErrorsNameFileAndLine) {
+  struct Case {
+    std::string text;
+    std::string expected_start;
+  };
+  const Case cases[] = {
+      {"\"a\" \"x\"\n\"b\" \"unterminated\n", "users.txt:2: unterminated quoted secret"},
+      {"# c\n\n\"a\" \"x\"\nalice \"x\"\n", "users.txt:4: expected a double-quoted user name"},
+      {"\"a\"\n", "users.txt:1: expected blank space after the user name"},
+      {"\"a\" \n", "users.txt:1: expected a double-quoted secret"},
+      {"\"a\"\"x\"\n", "users.txt:1: expected blank space"},  // "" is a quote inside
+      {"\"a\n", "users.txt:1: unterminated quoted user name"},
+      {"\"a\" \"x\" extra\n", "users.txt:1: unexpected text after the secret"},
+      {"\"\" \"x\"\n", "users.txt:1: empty user name"},
+      {"\"a\" \"\"\n", "users.txt:1: empty secret"},
+      {"\"a\" \"x\"\n\"a\" \"y\"\n", "users.txt:2: duplicate user \"a\""},
+      {"\"a\" \"x\"\r\n\"b\" \"SCRAM-SHA-256$4096:bad\"\r\n", "users.txt:2: SCRAM verifier"},
+  };
+  for (const Case& c : cases) {
+    const auto users = parse_users_file(c.text, "users.txt");
+    ASSERT_FALSE(users) << c.text;
+    EXPECT_TRUE(users.error().starts_with(c.expected_start)) << users.error();
+  }
+}
+
+TEST(UsersFile, ErrorsNeverQuoteTheSecret) {
+  const auto users = parse_users_file("\"a\" \"SCRAM-SHA-256$4096:topsecret$x:y\"\n", "u");
+  ASSERT_FALSE(users);
+  EXPECT_EQ(users.error().find("topsecret"), std::string::npos) << users.error();
+}
+
+TEST(UsersFile, MissingFileIsAnError) {
+  const auto users = load_users_file("/nonexistent/pgvigil-users.txt");
+  ASSERT_FALSE(users);
+  EXPECT_TRUE(users.error().starts_with("/nonexistent/pgvigil-users.txt: ")) << users.error();
+}
+
+TEST(UsersFile, ScramVerifierForEachKind) {
+  const auto plain = scram_verifier_for({"alice", "pencil", SecretKind::plain});
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->iterations, kDefaultScramIterations);
+  EXPECT_EQ(plain->salt.size(), kDefaultScramSaltSize);
+  const auto scram = scram_verifier_for({"carol", scram_secret, SecretKind::scram_sha_256});
+  ASSERT_TRUE(scram);
+  EXPECT_EQ(format_scram_verifier(*scram), scram_secret);
+  EXPECT_FALSE(scram_verifier_for({"bob", md5_stored_hash("bob", "x"), SecretKind::md5}));
+}
+
+}  // namespace
+}  // namespace pgvigil::proxy::auth
