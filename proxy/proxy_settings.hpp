@@ -1,0 +1,40 @@
+#pragma once
+// What the client-facing proxy is told by the configuration.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace pgvigil::proxy {
+
+enum class PoolMode {
+  session,      // the server connection belongs to the client until it leaves, then is reset
+  transaction,  // the server connection goes back to the pool at ReadyForQuery idle
+};
+
+enum class AuthMethod { trust, md5, scram_sha_256 };
+
+struct ListenSettings {
+  std::string host = "127.0.0.1";  // empty: no TCP listener
+  std::uint16_t port = 6432;       // also names the Unix socket: .s.PGSQL.<port>
+  std::string unix_socket_dir;     // empty: no Unix socket
+};
+
+struct ProxySettings {
+  ListenSettings listen;
+  int max_client_connections = 1000;
+  std::chrono::milliseconds startup_timeout{10000};  // a client that says nothing is dropped
+  std::uint32_t max_message_bytes = 256u * 1024 * 1024;
+  AuthMethod auth_method = AuthMethod::trust;  // default for every database
+  std::string users_file;  // "user" "secret" lines: plain, md5..., or SCRAM-SHA-256$...
+};
+
+// Per database (the client-facing name); same order as Config::databases.
+struct RouteSettings {
+  std::string database;
+  PoolMode pool_mode = PoolMode::transaction;
+  std::string reset_query = "DISCARD ALL";  // run before a session-mode connection is reused
+  AuthMethod auth_method = AuthMethod::trust;  // the global auth.method unless overridden
+};
+
+}  // namespace pgvigil::proxy
