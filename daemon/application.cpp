@@ -27,6 +27,27 @@ Application::Application(Config config)
   admin_options.port = config_.admin.port;
   admin_ = std::make_unique<metrics::AdminServer>(workers_.context(0), admin_options, registry_,
                                                   [this] { return readiness(); });
+  build_proxy();
+}
+
+void Application::build_proxy() {
+  std::shared_ptr<const proxy::auth::UsersFile> users;
+  if (!config_.proxy.users_file.empty()) {
+    auto loaded = proxy::auth::load_users_file(config_.proxy.users_file);
+    if (!loaded) throw std::runtime_error(loaded.error());
+    users = std::make_shared<const proxy::auth::UsersFile>(std::move(loaded).value());
+  }
+  std::vector<proxy::Route> routes;
+  for (std::size_t i = 0; i < config_.routes.size(); ++i) {
+    proxy::Route route;
+    route.settings = config_.routes[i];
+    route.pool = pools_[i];
+    route.metrics = registry_.add_client_pool(config_.databases[i].name);
+    route.checkout_timeout = config_.databases[i].pool.checkout_timeout;
+    routes.push_back(std::move(route));
+  }
+  proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, std::move(routes), users);
+  listener_ = std::make_unique<proxy::Listener>(workers_.context(0), *proxy_);
 }
 
 Application::~Application() = default;
@@ -53,6 +74,7 @@ asio::awaitable<void> Application::handle_signals() {
   const int signal = co_await signals_->async_wait(asio::use_awaitable);
   spdlog::info("received {}, shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   admin_->stop();
+  listener_->stop();
   for (auto& pool : pools_) co_await pool->shutdown();
   spdlog::info("all server connections closed; exiting");
   workers_.stop();
@@ -60,8 +82,17 @@ asio::awaitable<void> Application::handle_signals() {
 
 int Application::run() {
   admin_->start();
+  listener_->start();
+  const auto& listen = config_.proxy.listen;
   spdlog::info("pgvigil {} serving metrics on http://{}:{}/metrics with {} worker(s), {} pool(s)",
                kVersion, config_.admin.host, admin_->port(), workers_.size(), pools_.size());
+  if (!listen.host.empty()) {
+    spdlog::info("accepting PostgreSQL clients on {}:{}", listen.host, listener_->tcp_port());
+  }
+  if (!listen.unix_socket_dir.empty()) {
+    spdlog::info("accepting PostgreSQL clients on {}/.s.PGSQL.{}", listen.unix_socket_dir,
+                 listen.port);
+  }
   for (std::size_t i = 0; i < pools_.size(); ++i) {
     const auto& database = config_.databases[i];
     spdlog::info("pool {}: server {}, min_idle={} max_size={}", database.name,

@@ -12,6 +12,8 @@
 #include "metrics/admin_server.hpp"
 #include "metrics/registry.hpp"
 #include "pool/pool.hpp"
+#include "proxy/listener.hpp"
+#include "proxy/proxy_service.hpp"
 
 namespace pgvigil::daemon {
 
@@ -26,12 +28,15 @@ class Application {
  private:
   boost::asio::awaitable<void> handle_signals();
   metrics::ReadyState readiness() const;
+  void build_proxy();
 
   Config config_;
   WorkerGroup workers_;
   metrics::Registry registry_;
   std::vector<std::shared_ptr<pool::Pool>> pools_;
   std::unique_ptr<metrics::AdminServer> admin_;
+  std::unique_ptr<proxy::ProxyService> proxy_;
+  std::unique_ptr<proxy::Listener> listener_;
   std::optional<boost::asio::signal_set> signals_;
 };
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "pool/pool_settings.hpp"
+#include "proxy/proxy_settings.hpp"
 
 namespace pgvigil::daemon {
 
@@ -25,6 +26,10 @@ struct Config {
   LogSettings log;
   AdminSettings admin;
   std::vector<pool::PoolConfig> databases;
+  proxy::ProxySettings proxy;  // listen.* and auth.*; users_file resolved against source_path
+  // One per database, same order as `databases`; RouteSettings::database is the entry's name and
+  // auth_method is already the effective one (auth.method unless the database overrides it).
+  std::vector<proxy::RouteSettings> routes;
 };
 
 }  // namespace pgvigil::daemon

@@ -29,6 +29,28 @@ std::vector<ConfigKey> make_keys() {
       {"admin.listen", listen, "127.0.0.1:9930", kNeedsRestart,
        "Address of the HTTP endpoint for /metrics, /healthz and /readyz; [::1]:9930 for IPv6."},
 
+      {"listen.address", listen, "127.0.0.1:6432", kNeedsRestart,
+       "Where PostgreSQL clients connect over TCP; [::1]:6432 for IPv6; \"\" disables TCP. The "
+       "port also names the Unix socket."},
+      {"listen.unix_socket_dir", string, "\"\"", kNeedsRestart,
+       "Directory for the Unix socket `.s.PGSQL.<port>`; \"\" disables it. At least one of "
+       "address and unix_socket_dir must be set."},
+      {"listen.max_client_connections", integer, "1000", kReloads,
+       "Most client connections at once; further clients are refused; at least 1."},
+      {"listen.startup_timeout", duration, "10s", kReloads,
+       "A client that has not finished start-up and authentication by then is dropped; above 0."},
+      {"listen.max_message_bytes", integer, "268435456", kReloads,
+       "Largest protocol message accepted from a client, in bytes; at least 1024."},
+      {"auth.method",
+       enumeration,
+       "trust",
+       kReloads,
+       "How clients authenticate to pgvigil, for every database that does not override it.",
+       {"trust", "md5", "scram-sha-256"}},
+      {"auth.users_file", string, "\"\"", kReloads,
+       "File of \"user\" \"secret\" lines; relative to the config file's directory; required "
+       "when any database authenticates with md5 or scram-sha-256."},
+
       {"keepalive.idle", whole_seconds, "5s", kReloads,
        "TCP_KEEPIDLE: quiet time before the first keep-alive probe; at least 1s."},
       {"keepalive.interval", whole_seconds, "2s", kReloads,
@@ -64,7 +86,7 @@ std::vector<ConfigKey> make_keys() {
       {"pool.idle_timeout", duration, "10m", kReloads,
        "Idle connections above pool.min_idle are closed after this; 0: never."},
       {"pool.validate_after_idle", duration, "1s", kReloads,
-       "A connection idle longer than this is checked again before a client gets it."},
+       "A connection silent longer than this is pinged before a client gets it."},
       {"pool.reconnect.initial_delay", duration, "250ms", kReloads,
        "First wait after a failed connect; doubles on each further failure; above 0."},
       {"pool.reconnect.max_delay", duration, "10s", kReloads,
@@ -103,6 +125,21 @@ std::vector<ConfigKey> make_keys() {
        "libpq sslkey: client certificate's key; empty: libpq's default."},
       {"databases.<name>.sslcrl", string, "\"\"", kReloads,
        "libpq sslcrl: certificate revocation list; empty: none."},
+      {"databases.<name>.pool_mode",
+       enumeration,
+       "transaction",
+       kReloads,
+       "transaction: the server connection returns to the pool after each transaction; session: "
+       "it stays with the client until the client leaves.",
+       {"session", "transaction"}},
+      {"databases.<name>.reset_query", string, "DISCARD ALL", kReloads,
+       "Run before a session-mode server connection is given to the next client; \"\": none."},
+      {"databases.<name>.auth_method",
+       enumeration,
+       "\"\"",
+       kReloads,
+       "Overrides auth.method for this database; \"\" inherits it.",
+       {"", "trust", "md5", "scram-sha-256"}},
       {"databases.<name>.pool", map, "{}", kReloads, "Overrides any pool.* key for this database."},
       {"databases.<name>.keepalive", map, "{}", kReloads,
        "Overrides any keepalive.* key for this database."},
@@ -124,7 +161,9 @@ std::string type_cell(const ConfigKey& key) {
   if (key.type != KeyType::enumeration) return std::string(type_name(key.type));
   std::string out = "one of";
   for (std::size_t i = 0; i < key.choices.size(); ++i) {
-    out += (i == 0 ? " `" : ", `") + std::string(key.choices[i]) + "`";
+    // An empty choice ("inherit") is shown as YAML writes it.
+    const std::string choice = key.choices[i].empty() ? "\"\"" : std::string(key.choices[i]);
+    out += (i == 0 ? " `" : ", `") + choice + "`";
   }
   return out;
 }
@@ -187,7 +226,9 @@ std::string render_config_reference() {
       "`2h`), or `0`; a number without a unit is an error. The top-level `pool`, `keepalive` "
       "and `ping` sections are the defaults of every database; a database overrides any of "
       "their keys in its own `pool`, `keepalive` or `ping` map. `<name>` stands for the "
-      "database entry's name. Unknown keys are errors.\n";
+      "database entry's name. `listen`, `auth` and the per-database `pool_mode`, "
+      "`reset_query` and `auth_method` configure the client-facing proxy. Unknown keys are "
+      "errors.\n";
   return out;
 }
 

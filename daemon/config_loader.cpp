@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -53,6 +54,70 @@ AdminSettings parse_admin(SectionReader& r) {
   AdminSettings admin;
   r.read_listen("listen", admin.host, admin.port);
   return admin;
+}
+
+// listen.*: where and how many clients the proxy accepts.
+void parse_listen(SectionReader& r, proxy::ProxySettings& settings) {
+  r.read_listen("address", settings.listen.host, settings.listen.port, /*allow_empty=*/true);
+  r.read("unix_socket_dir", settings.listen.unix_socket_dir);
+  if (r.read("max_client_connections", settings.max_client_connections) &&
+      settings.max_client_connections < 1) {
+    r.fail("max_client_connections", "must be at least 1");
+  }
+  if (r.read("startup_timeout", settings.startup_timeout) &&
+      settings.startup_timeout <= milliseconds{0}) {
+    r.fail("startup_timeout", "must be above 0");  // 0 would drop every client at once
+  }
+  // Read as int: the table's integer type is int, and every sane limit fits.
+  int max_message_bytes = static_cast<int>(settings.max_message_bytes);
+  if (r.read("max_message_bytes", max_message_bytes) && max_message_bytes < 1024) {
+    r.fail("max_message_bytes", "must be at least 1024");  // a start-up packet alone can be ~1k
+  }
+  settings.max_message_bytes = static_cast<std::uint32_t>(max_message_bytes);
+}
+
+proxy::AuthMethod auth_method_from(std::string_view text) {
+  if (text == "md5") return proxy::AuthMethod::md5;
+  if (text == "scram-sha-256") return proxy::AuthMethod::scram_sha_256;
+  return proxy::AuthMethod::trust;  // the table allows nothing else
+}
+
+bool needs_users_file(proxy::AuthMethod method) { return method != proxy::AuthMethod::trust; }
+
+// auth.*: the users file is only resolved here; whether it is required is decided once the
+// databases (which may override the method) are known.
+void parse_auth(SectionReader& r, proxy::ProxySettings& settings) {
+  std::string method = "trust";
+  r.read("method", method);
+  settings.auth_method = auth_method_from(method);
+  if (r.read("users_file", settings.users_file) && !settings.users_file.empty()) {
+    std::filesystem::path path(settings.users_file);
+    if (path.is_relative()) path = std::filesystem::path(r.source()).parent_path() / path;
+    settings.users_file = path.string();
+  }
+}
+
+// Read now rather than when the proxy starts, so a typo is a config error with a position.
+void check_users_file(SectionReader& r, const std::string& path) {
+  int error = 0;
+  if (!read_file(path, error)) {
+    r.fail("users_file", "cannot read " + path + ": " + std::strerror(error));
+  }
+}
+
+proxy::RouteSettings parse_route(SectionReader& r, const std::string& name,
+                                 proxy::AuthMethod default_method) {
+  proxy::RouteSettings route;
+  route.database = name;
+  std::string pool_mode = "transaction";
+  r.read("pool_mode", pool_mode);
+  route.pool_mode =
+      pool_mode == "session" ? proxy::PoolMode::session : proxy::PoolMode::transaction;
+  r.read("reset_query", route.reset_query);
+  std::string method;
+  r.read("auth_method", method);
+  route.auth_method = method.empty() ? default_method : auth_method_from(method);
+  return route;
 }
 
 // `base` holds the top-level values when parsing a database's overrides.
@@ -239,6 +304,16 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   SectionReader admin = top.section("admin");
   config.admin = parse_admin(admin);
   admin.finish();
+  SectionReader listen = top.section("listen");
+  parse_listen(listen, config.proxy);
+  listen.finish();
+  if (config.proxy.listen.host.empty() && config.proxy.listen.unix_socket_dir.empty()) {
+    top.fail("listen", "address and unix_socket_dir are both empty: clients could not connect");
+  }
+  // Kept open until the databases are read: the users_file check may have to point into it.
+  SectionReader auth = top.section("auth");
+  parse_auth(auth, config.proxy);
+  auth.finish();
 
   // Parsed before the databases: they are the base each database's overrides apply to.
   DatabaseDefaults defaults;
@@ -258,8 +333,22 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
     SectionReader db(entry.value, entry.key_node.Mark(), "databases." + std::string(kDatabaseName),
                      "databases." + entry.key, source_name);
     config.databases.push_back(parse_database(db, entry.key, defaults, env));
+    config.routes.push_back(parse_route(db, entry.key, config.proxy.auth_method));
+    if (config.proxy.users_file.empty() && config.proxy.auth_method == proxy::AuthMethod::trust &&
+        needs_users_file(config.routes.back().auth_method)) {
+      db.fail("auth_method", "needs auth.users_file, which is empty");
+    }
     db.finish();
   }
+  const auto needing =
+      std::find_if(config.routes.begin(), config.routes.end(),
+                   [](const proxy::RouteSettings& r) { return needs_users_file(r.auth_method); });
+  if (needing != config.routes.end() && config.proxy.users_file.empty()) {
+    // Reached when auth.method itself asks for passwords (trust + override failed above).
+    auth.fail("users_file", "required: database " + needing->database +
+                                " authenticates clients with md5 or scram-sha-256");
+  }
+  if (!config.proxy.users_file.empty()) check_users_file(auth, config.proxy.users_file);
   top.finish();
   return config;
 }

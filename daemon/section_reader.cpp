@@ -285,9 +285,14 @@ bool SectionReader::read(std::string_view key, std::uint16_t& value) {
   return true;
 }
 
-bool SectionReader::read_listen(std::string_view key, std::string& host, std::uint16_t& port) {
+bool SectionReader::read_listen(std::string_view key, std::string& host, std::uint16_t& port,
+                                bool allow_empty) {
   const auto text = scalar(key, KeyType::listen);
   if (!text) return false;
+  if (allow_empty && text->empty()) {
+    host.clear();
+    return true;
+  }
   try {
     std::tie(host, port) = parse_listen(*text);
   } catch (const std::invalid_argument& e) {

@@ -45,7 +45,10 @@ class SectionReader {
   bool read(std::string_view key, std::chrono::seconds& value);       // whole_seconds
   bool read(std::string_view key, std::string& value);                // string, enumeration
   bool read(std::string_view key, std::uint16_t& value);              // port
-  bool read_listen(std::string_view key, std::string& host, std::uint16_t& port);  // listen
+  // listen. With allow_empty, "" is accepted and sets host to "" (the listener is off), leaving
+  // port as it was.
+  bool read_listen(std::string_view key, std::string& host, std::uint16_t& port,
+                   bool allow_empty = false);
 
   // A nested section. `table_prefix` replaces the derived one for per-database overrides,
   // whose keys are documented under the top-level section ("pool", not "databases.<name>.pool").

@@ -47,6 +47,27 @@ MetricFamilies build_families(prometheus::Registry& registry) {
                                .Name("pgvigil_checkout_timeouts_total")
                                .Help("Checkouts that gave up because no connection came in time.")
                                .Register(registry),
+      .client_connections = prometheus::BuildGauge()
+                                .Name("pgvigil_client_connections")
+                                .Help("Client connections currently open to the pool.")
+                                .Register(registry),
+      .client_errors =
+          prometheus::BuildCounter()
+              .Name("pgvigil_client_errors_total")
+              .Help("Errors sent to clients, by SQLSTATE class (first two characters).")
+              .Register(registry),
+      .transactions = prometheus::BuildCounter()
+                          .Name("pgvigil_transactions_total")
+                          .Help("Transactions completed by clients of the pool.")
+                          .Register(registry),
+      .queries = prometheus::BuildCounter()
+                     .Name("pgvigil_queries_total")
+                     .Help("Queries relayed from clients of the pool to its servers.")
+                     .Register(registry),
+      .relayed_bytes = prometheus::BuildCounter()
+                           .Name("pgvigil_relayed_bytes_total")
+                           .Help("Bytes relayed between clients and servers, by direction.")
+                           .Register(registry),
       .config_reloads = prometheus::BuildCounter()
                             .Name("pgvigil_config_reloads_total")
                             .Help("Configuration reloads, by result.")

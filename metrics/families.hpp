@@ -22,6 +22,11 @@ struct MetricFamilies {
   prometheus::Family<prometheus::Gauge>& server_rtt;
   prometheus::Family<prometheus::Histogram>& checkout_wait;
   prometheus::Family<prometheus::Counter>& checkout_timeouts;
+  prometheus::Family<prometheus::Gauge>& client_connections;
+  prometheus::Family<prometheus::Counter>& client_errors;
+  prometheus::Family<prometheus::Counter>& transactions;
+  prometheus::Family<prometheus::Counter>& queries;
+  prometheus::Family<prometheus::Counter>& relayed_bytes;
   prometheus::Family<prometheus::Counter>& config_reloads;
   prometheus::Family<prometheus::Gauge>& build_info;
 };

@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "metrics/client_series.hpp"
 #include "metrics/families.hpp"
 #include "metrics/pool_series.hpp"
 
@@ -24,6 +25,7 @@ struct Registry::Families {
   // Guards the map only; each PoolSeries guards its own children.
   std::mutex pools_mutex;
   std::map<std::string, std::shared_ptr<PoolSeries>, std::less<>> pools;
+  std::map<std::string, std::shared_ptr<ClientSeries>, std::less<>> client_pools;
 };
 
 Registry::Registry(std::string_view version)
@@ -37,6 +39,7 @@ Registry::~Registry() {
   // handles into no-ops before the children they point to are destroyed with registry_.
   std::lock_guard lock(families_->pools_mutex);
   for (auto& [name, series] : families_->pools) series->detach();
+  for (auto& [name, series] : families_->client_pools) series->detach();
 }
 
 std::shared_ptr<PoolMetrics> Registry::add_pool(const std::string& pool,
@@ -48,14 +51,26 @@ std::shared_ptr<PoolMetrics> Registry::add_pool(const std::string& pool,
   return series;
 }
 
+std::shared_ptr<ClientMetrics> Registry::add_client_pool(const std::string& pool) {
+  std::lock_guard lock(families_->pools_mutex);
+  auto& series = families_->client_pools[pool];
+  if (!series) series = std::make_shared<ClientSeries>(families_->metric, pool);
+  return series;
+}
+
 void Registry::remove_pool(const std::string& pool) {
   // Detach under the map lock: a concurrent add_pool of the same name must not pick up
   // children (Family::Add returns existing ones for equal labels) that are being removed.
   std::lock_guard lock(families_->pools_mutex);
-  const auto found = families_->pools.find(pool);
-  if (found == families_->pools.end()) return;
-  found->second->detach();
-  families_->pools.erase(found);
+  if (const auto found = families_->pools.find(pool); found != families_->pools.end()) {
+    found->second->detach();
+    families_->pools.erase(found);
+  }
+  if (const auto found = families_->client_pools.find(pool);
+      found != families_->client_pools.end()) {
+    found->second->detach();
+    families_->client_pools.erase(found);
+  }
 }
 
 void Registry::record_config_reload(bool success) {

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "metrics/proxy_metrics.hpp"
+
 namespace prometheus {
 class Registry;
 }
@@ -49,6 +51,11 @@ class Registry {
   Registry& operator=(const Registry&) = delete;
 
   std::shared_ptr<PoolMetrics> add_pool(const std::string& pool, const PoolLabelSets& labels);
+  // The client-side series of `pool` (connections, errors by SQLSTATE class, transactions,
+  // queries, relayed bytes), every child created at 0. Returns the same handle for a pool
+  // already added.
+  std::shared_ptr<ClientMetrics> add_client_pool(const std::string& pool);
+  // Removes the pool's server-side and client-side series; handles held after that are no-ops.
   void remove_pool(const std::string& pool);
 
   // Config reloads by result ("success" or "error").

@@ -5,6 +5,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -142,8 +143,8 @@ std::optional<Death> Pool::check_before_lending(ServerConnection& connection) {
   if (now >= connection.expires_at()) {
     return Death{EvictionReason::max_lifetime, "lifetime reached", now};
   }
-  // Recently heard from (a ping, a client's query): the socket was fine a moment ago.
-  if (now - connection.last_alive() < config_->pool.validate_after_idle) return std::nullopt;
+  // The cheap check costs two system calls and no round trip, so every lending gets it: a
+  // backend terminated a moment ago has left its FATAL and FIN on the socket.
   if (auto death = connection.quick_check()) {
     auto failed = *death;
     failed.detail = "checkout check: " + failed.detail;
@@ -165,6 +166,19 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
       if (auto death = check_before_lending(*connection)) {
         evict(connection, *death);
         continue;
+      }
+      // Silent for longer than validate_after_idle: prove the server answers before lending.
+      if (Clock::now() - connection->last_alive() >= config_->pool.validate_after_idle) {
+        connection->detach();  // the idle watcher stops; the ping waits on the socket instead
+        transition(*connection, ConnectionState::probing);
+        const auto outcome =
+            co_await connection->ping(config_->ping.query, Clock::now() + config_->ping.timeout);
+        if (connection->state() != ConnectionState::probing) continue;  // shut down meanwhile
+        if (const auto* death = std::get_if<Death>(&outcome)) {
+          evict(connection, *death);
+          continue;
+        }
+        metrics_->observe_ping(std::get<Clock::duration>(outcome));
       }
       transition(*connection, ConnectionState::checked_out);
       connection->detach();
@@ -202,13 +216,21 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
                               std::to_string(timeout.count()) + " ms"};
 }
 
+bool Pool::on_own_thread() const {
+  const auto* context = executor_.target<asio::io_context::executor_type>();
+  return context != nullptr && context->running_in_this_thread();
+}
+
 awaitable<CheckoutResult> Pool::checkout(Milliseconds timeout) {
+  // Client sessions run on the pool's own worker: no hop, no extra scheduling round.
+  if (on_own_thread()) co_return co_await checkout_here(timeout);
   // A named local, not a temporary: see Pool::shutdown.
   auto task = [self = shared_from_this(), timeout] { return self->checkout_here(timeout); };
   co_return co_await asio::co_spawn(executor_, std::move(task), asio::use_awaitable);
 }
 
 void Pool::give_back(Lease connection, std::optional<Death> death) {
+  if (on_own_thread()) return on_return(connection, std::move(death));
   asio::post(executor_, [self = shared_from_this(), connection = std::move(connection),
                          death = std::move(death)] { self->on_return(connection, death); });
 }

@@ -61,7 +61,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void start();
 
   // Waits up to `timeout` for a connection known to be healthy. Thread-safe: completes on the
-  // caller's executor. The lease's socket is detached from the pool's executor.
+  // caller's executor. The lease must be used on the pool's executor (its socket stays
+  // registered there); tests that only run blocking libpq calls on it may use any thread.
   boost::asio::awaitable<CheckoutResult> checkout(Milliseconds timeout);
 
   // Hands a leased connection back. nullopt: it is at ReadyForQuery, idle, clean. A death: the
@@ -99,6 +100,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   int waiting_clients() const;
   Clock::time_point jittered_ping_due(const ServerConnection& connection);
   void wake_maintenance();
+  bool on_own_thread() const;
 
   boost::asio::any_io_executor executor_;
   std::string name_;

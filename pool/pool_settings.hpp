@@ -41,7 +41,7 @@ struct PoolSettings {
   Milliseconds max_lifetime{30 * 60 * 1000};  // 0: unlimited
   double lifetime_jitter = 0.2;               // each connection's lifetime is cut by up to this share
   Milliseconds idle_timeout{10 * 60 * 1000};  // closes idle connections above min_idle; 0: never
-  Milliseconds validate_after_idle{1000};     // idle longer than this: checked again at checkout
+  Milliseconds validate_after_idle{1000};     // silent longer than this: pinged before lending
   ReconnectSettings reconnect;
 };
 

@@ -1,6 +1,7 @@
 #include "pool/server_connection.hpp"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -13,6 +14,9 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "pool/connection_parameters.hpp"
 #include "probes/tcp_info.hpp"
@@ -72,14 +76,38 @@ ServerConnection::ServerConnection(asio::any_io_executor executor,
 
 ServerConnection::~ServerConnection() { close(); }
 
-awaitable<ServerConnection::WaitResult> ServerConnection::wait(Direction direction,
-                                                              Clock::time_point deadline) {
-  const int fd = PQsocket(conn_);
-  if (fd < 0) co_return WaitResult::aborted;
-  if (Clock::now() >= deadline) co_return WaitResult::timed_out;
+bool ServerConnection::register_descriptor() {
+  const int fd = conn_ ? PQsocket(conn_) : -1;
+  if (fd < 0) return false;
+  if (descriptor_.is_open()) {
+    if (descriptor_.native_handle() == fd) return true;
+    descriptor_.release();
+  }
   boost::system::error_code ec;
   descriptor_.assign(fd, ec);
-  if (ec) co_return WaitResult::aborted;
+  return !ec;
+}
+
+bool ServerConnection::input_pending() const {
+  auto* tls = static_cast<SSL*>(conn_ ? PQsslStruct(conn_, "OpenSSL") : nullptr);
+  if (tls != nullptr && SSL_pending(tls) > 0) return true;
+  pollfd watched{PQsocket(conn_), POLLIN, 0};
+  return ::poll(&watched, 1, 0) > 0;
+}
+
+void ServerConnection::unregister_descriptor() {
+  // release() hands the descriptor back without closing it: libpq owns it.
+  if (descriptor_.is_open()) descriptor_.release();
+}
+
+awaitable<ServerConnection::WaitResult> ServerConnection::wait(Direction direction,
+                                                              Clock::time_point deadline) {
+  if (!register_descriptor()) co_return WaitResult::aborted;
+  // The reactor is edge-triggered and an async_wait does not look at the socket first: bytes
+  // (or a close) that arrived while nobody waited would otherwise go unnoticed until the next
+  // edge. Checking here is safe: no event is harvested before this coroutine suspends.
+  if (direction == Direction::read && input_pending()) co_return WaitResult::ready;
+  if (Clock::now() >= deadline) co_return WaitResult::timed_out;
   timer_.expires_at(deadline);
   const auto kind = direction == Direction::read ? asio::posix::descriptor_base::wait_read
                                                  : asio::posix::descriptor_base::wait_write;
@@ -87,10 +115,16 @@ awaitable<ServerConnection::WaitResult> ServerConnection::wait(Direction directi
       co_await asio::experimental::make_parallel_group(descriptor_.async_wait(kind, asio::deferred),
                                                        timer_.async_wait(asio::deferred))
           .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
-  // detach() may have released the descriptor while we waited; then it is no longer ours.
-  if (descriptor_.is_open()) descriptor_.release();
   if (order[0] == 0) co_return wait_ec ? WaitResult::aborted : WaitResult::ready;
   co_return timer_ec ? WaitResult::aborted : WaitResult::timed_out;
+}
+
+awaitable<ServerConnection::WaitResult> ServerConnection::wait_io(Direction direction) {
+  if (!register_descriptor()) co_return WaitResult::aborted;
+  const auto kind = direction == Direction::read ? asio::posix::descriptor_base::wait_read
+                                                 : asio::posix::descriptor_base::wait_write;
+  auto [ec] = co_await descriptor_.async_wait(kind, asio::as_tuple(asio::use_awaitable));
+  co_return ec ? WaitResult::aborted : WaitResult::ready;
 }
 
 awaitable<std::optional<ConnectFailure>> ServerConnection::resolve(Clock::time_point deadline,
@@ -160,6 +194,8 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(Clock::time_p
     if (result == WaitResult::aborted) {
       co_return ConnectFailure{ConnectFailureCause::other, "connect aborted"};
     }
+    // PQconnectPoll may close this socket and open another (next address): unregister first.
+    unregister_descriptor();
     poll = PQconnectPoll(conn_);
   }
   if (PQsetnonblocking(conn_, 1) != 0) {
@@ -257,66 +293,180 @@ awaitable<std::optional<Death>> ServerConnection::flush(Clock::time_point deadli
   }
 }
 
-std::optional<Death> ServerConnection::collect_ping_results(bool& done) {
-  while (PQisBusy(conn_) == 0) {
-    std::unique_ptr<PGresult, decltype(&PQclear)> result(PQgetResult(conn_), &PQclear);
-    if (!result) {
-      done = true;
-      return std::nullopt;
+awaitable<std::optional<Death>> ServerConnection::run_statement(const std::string& sql,
+                                                                Clock::time_point deadline,
+                                                                const ResultVisitor& on_result) {
+  const auto started = Clock::now();
+  if (PQsendQuery(conn_, sql.c_str()) == 0) co_return diagnose_failure(false, "sending");
+  if (auto death = co_await flush(deadline)) co_return death;
+  while (true) {
+    const auto result = co_await wait(Direction::read, deadline);
+    if (result == WaitResult::timed_out) {
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - started);
+      co_return Death{EvictionReason::ping_timeout,
+                      "no answer within " + std::to_string(waited.count()) + " ms", last_alive_};
     }
-    switch (PQresultStatus(result.get())) {
-      case PGRES_EMPTY_QUERY:
-      case PGRES_COMMAND_OK:
-        break;
-      case PGRES_TUPLES_OK: {
-        // A ping query whose first value is false (e.g. SELECT NOT pg_is_in_recovery() on a
-        // demoted primary) says the server works but is not what we want.
-        if (PQntuples(result.get()) > 0 && PQnfields(result.get()) > 0) {
-          const std::string_view value = PQgetvalue(result.get(), 0, 0);
-          if (value == "f" || value == "false") {
-            return Death{EvictionReason::ping_failed, "ping query returned false", Clock::now()};
-          }
-        }
-        break;
-      }
-      default: {
-        if (PQstatus(conn_) == CONNECTION_BAD) return diagnose_failure(true, "ping");
-        const char* code = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
-        return Death{EvictionReason::ping_failed,
-                     std::string("ping answered with ") + (code ? code : "an error") + ": " +
-                         one_line(PQresultErrorMessage(result.get())),
-                     Clock::now()};
-      }
+    if (result == WaitResult::aborted) {
+      co_return Death{EvictionReason::ping_failed, "interrupted", last_alive_};
+    }
+    if (PQconsumeInput(conn_) == 0) co_return diagnose_failure(true, "reading the answer");
+    mark_alive();
+    // Every result up to ReadyForQuery (PQgetResult returning null) is read, so libpq and the
+    // server are at a message boundary afterwards.
+    while (PQisBusy(conn_) == 0) {
+      std::unique_ptr<PGresult, decltype(&PQclear)> result(PQgetResult(conn_), &PQclear);
+      if (!result) co_return std::nullopt;
+      if (PQstatus(conn_) == CONNECTION_BAD) co_return diagnose_failure(true, "statement");
+      if (auto death = on_result(result.get())) co_return death;
     }
   }
-  return std::nullopt;
+}
+
+std::string ServerConnection::parameter_status(const char* name) const {
+  const char* value = conn_ ? PQparameterStatus(conn_, name) : nullptr;
+  return value ? value : "";
 }
 
 awaitable<std::variant<Clock::duration, Death>> ServerConnection::ping(
     const std::string& query, Clock::time_point deadline) {
   const auto started = Clock::now();
-  if (PQsendQuery(conn_, query.c_str()) == 0) co_return diagnose_failure(false, "sending ping");
-  if (auto death = co_await flush(deadline)) co_return *death;
-  bool done = false;
-  while (!done) {
-    const auto result = co_await wait(Direction::read, deadline);
-    if (result == WaitResult::timed_out) {
-      co_return Death{EvictionReason::ping_timeout,
-                      "no answer to the ping within " +
-                          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             deadline - started)
-                                             .count()) +
-                          " ms",
-                      last_alive_};
+  // The first failure of the ping is kept; the rest of its results are still drained.
+  std::optional<Death> failure;
+  const ResultVisitor judge = [&failure](const PGresult* result) -> std::optional<Death> {
+    if (failure) return std::nullopt;
+    const auto status = PQresultStatus(result);
+    if (status == PGRES_TUPLES_OK && PQntuples(result) > 0 && PQnfields(result) > 0) {
+      // A ping query whose first value is false (SELECT NOT pg_is_in_recovery() on a demoted
+      // primary) says the server works but is not what we want.
+      const std::string_view value = PQgetvalue(result, 0, 0);
+      if (value == "f" || value == "false") {
+        failure = Death{EvictionReason::ping_failed, "ping query returned false", Clock::now()};
+      }
+    } else if (status == PGRES_FATAL_ERROR) {
+      const char* code = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+      failure = Death{EvictionReason::ping_failed,
+                      std::string("ping answered with ") + (code ? code : "an error") + ": " +
+                          one_line(PQresultErrorMessage(result)),
+                      Clock::now()};
     }
-    if (result == WaitResult::aborted) {
-      co_return Death{EvictionReason::ping_failed, "ping interrupted", last_alive_};
-    }
-    if (PQconsumeInput(conn_) == 0) co_return diagnose_failure(true, "reading the ping answer");
-    mark_alive();
-    if (auto death = collect_ping_results(done)) co_return *death;
-  }
+    return std::nullopt;
+  };
+  if (auto death = co_await run_statement(query, deadline, judge)) co_return *death;
+  if (failure) co_return *failure;
   co_return Clock::now() - started;
+}
+
+awaitable<std::optional<ServerConnection::StatementError>> ServerConnection::execute(
+    const std::string& sql, Clock::time_point deadline) {
+  std::optional<StatementError> error;
+  const ResultVisitor record = [&error](const PGresult* result) -> std::optional<Death> {
+    if (!error && PQresultStatus(result) == PGRES_FATAL_ERROR) {
+      const char* code = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+      const char* message = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+      error = StatementError{code ? code : "XX000", message ? message : "error", std::nullopt};
+    }
+    return std::nullopt;
+  };
+  if (auto death = co_await run_statement(sql, deadline, record)) {
+    co_return StatementError{"08006", death->detail, *death};
+  }
+  co_return error;
+}
+
+// --- raw relay I/O ---------------------------------------------------------------------------
+// A non-blocking read or write is tried first: on a busy relay it usually succeeds, and the
+// event loop is only asked to wait when the socket has nothing (or no room).
+
+namespace {
+
+boost::system::error_code last_errno_or(boost::system::error_code fallback) {
+  return errno != 0 ? boost::system::error_code(errno, boost::system::system_category())
+                    : fallback;
+}
+
+}  // namespace
+
+awaitable<std::size_t> ServerConnection::read_some(std::span<char> buffer,
+                                                  boost::system::error_code& ec) {
+  ec.clear();
+  auto* tls = static_cast<SSL*>(conn_ ? PQsslStruct(conn_, "OpenSSL") : nullptr);
+  while (conn_ != nullptr) {
+    Direction next = Direction::read;
+    if (tls != nullptr) {
+      ERR_clear_error();
+      errno = 0;
+      const int n = SSL_read(tls, buffer.data(), static_cast<int>(buffer.size()));
+      if (n > 0) co_return static_cast<std::size_t>(n);
+      const int error = SSL_get_error(tls, n);
+      if (error == SSL_ERROR_ZERO_RETURN) {
+        ec = asio::error::eof;
+        co_return 0;
+      }
+      if (error == SSL_ERROR_WANT_WRITE) {
+        next = Direction::write;
+      } else if (error != SSL_ERROR_WANT_READ) {
+        ec = last_errno_or(asio::error::connection_reset);
+        co_return 0;
+      }
+    } else {
+      const auto n = ::recv(PQsocket(conn_), buffer.data(), buffer.size(), MSG_DONTWAIT);
+      if (n > 0) co_return static_cast<std::size_t>(n);
+      if (n == 0) {
+        ec = asio::error::eof;
+        co_return 0;
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        ec = last_errno_or(asio::error::connection_reset);
+        co_return 0;
+      }
+    }
+    if (co_await wait_io(next) != WaitResult::ready) break;
+  }
+  ec = asio::error::operation_aborted;
+  co_return 0;
+}
+
+awaitable<void> ServerConnection::write_all(std::span<const char> bytes,
+                                            boost::system::error_code& ec) {
+  ec.clear();
+  auto* tls = static_cast<SSL*>(conn_ ? PQsslStruct(conn_, "OpenSSL") : nullptr);
+  while (!bytes.empty() && conn_ != nullptr) {
+    Direction next = Direction::write;
+    if (tls != nullptr) {
+      ERR_clear_error();
+      errno = 0;
+      const int n = SSL_write(tls, bytes.data(), static_cast<int>(bytes.size()));
+      if (n > 0) {
+        bytes = bytes.subspan(static_cast<std::size_t>(n));
+        continue;
+      }
+      const int error = SSL_get_error(tls, n);
+      if (error == SSL_ERROR_WANT_READ) {
+        next = Direction::read;
+      } else if (error != SSL_ERROR_WANT_WRITE) {
+        ec = last_errno_or(asio::error::connection_reset);
+        co_return;
+      }
+    } else {
+      const auto n =
+          ::send(PQsocket(conn_), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        bytes = bytes.subspan(static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        ec = last_errno_or(asio::error::connection_reset);
+        co_return;
+      }
+    }
+    if (co_await wait_io(next) != WaitResult::ready) {
+      ec = asio::error::operation_aborted;
+      co_return;
+    }
+  }
+  if (!bytes.empty()) ec = asio::error::operation_aborted;
 }
 
 awaitable<ServerConnection::WaitResult> ServerConnection::wait_readable(
@@ -326,12 +476,12 @@ awaitable<ServerConnection::WaitResult> ServerConnection::wait_readable(
 
 void ServerConnection::detach() {
   timer_.cancel();
-  // release() cancels the pending wait and unregisters the descriptor without closing it.
-  if (descriptor_.is_open()) descriptor_.release();
+  if (descriptor_.is_open()) descriptor_.cancel();
 }
 
 void ServerConnection::close() {
-  detach();
+  timer_.cancel();
+  unregister_descriptor();
   if (conn_ != nullptr) {
     PQfinish(conn_);
     conn_ = nullptr;

@@ -1,10 +1,11 @@
 #pragma once
 // One PostgreSQL server connection. The only code in pgvigil that calls libpq or touches a
-// server socket while it sits in the pool. Not thread-safe: it lives on its pool's executor; a
-// client that leases it takes the socket to its own executor (detach) and brings it back (attach).
+// server socket. Not thread-safe: it lives on its pool's executor, and a client session that
+// leases it runs on that same executor, so the socket never changes hands between threads.
 //
-// libpq owns the descriptor. It is wrapped in an Asio descriptor only while we wait on it, and
-// released (never closed) before any libpq call that may close or replace it, so a reused
+// libpq owns the descriptor. Once connected it stays registered with the event loop until
+// close(), which releases it (never closes it) before PQfinish. While connecting, it is
+// released before every PQconnectPoll, which may close or replace the socket, so a reused
 // descriptor number can never be unregistered by mistake.
 
 #include <libpq-fe.h>
@@ -13,10 +14,14 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <variant>
 
@@ -77,9 +82,40 @@ class ServerConnection {
   // TCP_USER_TIMEOUT rather than keep-alive.
   Death diagnose_failure(bool data_in_flight, const std::string& context);
 
-  // Stops every wait and unregisters the descriptor (without closing it), so that another
-  // executor may wrap it. Safe to call when nothing waits.
+  // Ends the pool's wait on an idle connection (it is being lent). Safe when nothing waits.
   void detach();
+
+  // --- raw protocol I/O for a lease holder (the relay). The server must be at a message
+  // boundary when the lease ends, and at ReadyForQuery if libpq is to use it again.
+
+  // Reads what the server sent (at least one byte); 0 with ec set on EOF or error. Goes through
+  // TLS when the link is TLS. Cancellable (per-operation cancellation).
+  boost::asio::awaitable<std::size_t> read_some(std::span<char> buffer,
+                                                boost::system::error_code& ec);
+  // Writes all of `bytes`, waiting while the socket buffer is full.
+  boost::asio::awaitable<void> write_all(std::span<const char> bytes,
+                                         boost::system::error_code& ec);
+
+  // Runs statements of pgvigil's own (SET for a client's settings, the reset query, ROLLBACK)
+  // through libpq; their results never reach a client. nullopt on success, else why it failed:
+  // a server error (the connection is still usable) or a death.
+  struct StatementError {
+    std::string sqlstate;
+    std::string message;
+    std::optional<Death> death;  // set when the connection is gone
+  };
+  boost::asio::awaitable<std::optional<StatementError>> execute(const std::string& sql,
+                                                                Clock::time_point deadline);
+
+  // A handle that can cancel whatever the backend runs now (PQcancel blocks: call it off the
+  // event loop). The caller frees it with PQfreeCancel.
+  PGcancel* cancel_handle() const { return conn_ ? PQgetCancel(conn_) : nullptr; }
+
+  // Settings pgvigil applied for clients (SET name TO value), so the next lease knows what to
+  // change. Cleared by a reset query that discards session state.
+  std::map<std::string, std::string>& applied_settings() { return applied_settings_; }
+  // The server's ParameterStatus values (server_version, DateStyle, ...), as libpq saw them.
+  std::string parameter_status(const char* name) const;
 
   // Sends Terminate and closes. libpq is in non-blocking mode, so PQfinish cannot block the
   // event loop: the 5-byte Terminate either fits the socket buffer or is dropped.
@@ -115,7 +151,15 @@ class ServerConnection {
   boost::asio::awaitable<std::optional<ConnectFailure>> resolve(Clock::time_point deadline,
                                                                 std::string& address);
   boost::asio::awaitable<std::optional<Death>> flush(Clock::time_point deadline);
-  std::optional<Death> collect_ping_results(bool& done);
+  using ResultVisitor = std::function<std::optional<Death>(const PGresult*)>;
+  // Sends sql and reads every result until ReadyForQuery, handing each to on_result.
+  boost::asio::awaitable<std::optional<Death>> run_statement(const std::string& sql,
+                                                             Clock::time_point deadline,
+                                                             const ResultVisitor& on_result);
+  boost::asio::awaitable<WaitResult> wait_io(Direction direction);
+  bool register_descriptor();
+  bool input_pending() const;  // bytes, EOF or an error waiting on the socket
+  void unregister_descriptor();
   Clock::time_point last_kernel_ack() const;
   static void on_notice(void* self, const PGresult* result);
 
@@ -128,6 +172,7 @@ class ServerConnection {
   ConnectionState state_ = ConnectionState::connecting;
   std::string server_address_;
   int backend_pid_ = 0;
+  std::map<std::string, std::string> applied_settings_;
   std::optional<std::string> server_fatal_;  // a FATAL the server sent before closing
   Clock::time_point created_at_ = Clock::now();
   Clock::time_point expires_at_ = Clock::time_point::max();

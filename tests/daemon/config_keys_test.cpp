@@ -24,8 +24,9 @@ TEST(ConfigKeysTest, RowsAreWellFormed) {
     EXPECT_EQ(key.description.find('\n'), std::string_view::npos) << key.path;
     EXPECT_EQ(find_config_key(key.path), &key);
     if (key.type == KeyType::enumeration) {
-      EXPECT_NE(std::find(key.choices.begin(), key.choices.end(), key.default_text),
-                key.choices.end())
+      // default_text is YAML ("\"\"" for the empty choice); compare the value it spells.
+      const std::string default_value = YAML::Load(std::string(key.default_text)).Scalar();
+      EXPECT_NE(std::find(key.choices.begin(), key.choices.end(), default_value), key.choices.end())
           << key.path << ": default is not one of the choices";
     } else {
       EXPECT_TRUE(key.choices.empty()) << key.path;
@@ -81,6 +82,24 @@ TEST(ConfigKeysTest, DefaultColumnMatchesTheStructDefaults) {
   EXPECT_EQ(a.pool.reconnect.max_delay, defaults.reconnect.max_delay);
   EXPECT_EQ(a.pool.reconnect.max_delay_while_clients_wait,
             defaults.reconnect.max_delay_while_clients_wait);
+
+  const proxy::ProxySettings proxy_defaults;
+  for (const Config* config : {&from_table, &from_structs}) {
+    const proxy::ProxySettings& p = config->proxy;
+    EXPECT_EQ(p.listen.host, proxy_defaults.listen.host);
+    EXPECT_EQ(p.listen.port, proxy_defaults.listen.port);
+    EXPECT_EQ(p.listen.unix_socket_dir, proxy_defaults.listen.unix_socket_dir);
+    EXPECT_EQ(p.max_client_connections, proxy_defaults.max_client_connections);
+    EXPECT_EQ(p.startup_timeout, proxy_defaults.startup_timeout);
+    EXPECT_EQ(p.max_message_bytes, proxy_defaults.max_message_bytes);
+    EXPECT_EQ(p.auth_method, proxy_defaults.auth_method);
+    EXPECT_EQ(p.users_file, proxy_defaults.users_file);
+    const proxy::RouteSettings route_defaults;
+    const proxy::RouteSettings& route = config->routes.at(0);
+    EXPECT_EQ(route.pool_mode, route_defaults.pool_mode);
+    EXPECT_EQ(route.reset_query, route_defaults.reset_query);
+    EXPECT_EQ(route.auth_method, route_defaults.auth_method);
+  }
 }
 
 TEST(ConfigKeysTest, ReferenceListsEveryKey) {

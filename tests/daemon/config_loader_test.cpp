@@ -321,5 +321,70 @@ TEST(ConfigLoaderTest, LoadConfigUsesTheProcessEnvironment) {
   EXPECT_EQ(config.databases[0].server.password, "from-process");
 }
 
+TEST(ConfigLoaderTest, ProxyDefaultsAndOneRoutePerDatabaseInOrder) {
+  const Config config = parse("databases:\n  zeta:\n    user: z\n  alpha:\n    user: a\n");
+  EXPECT_EQ(config.proxy.listen.host, "127.0.0.1");
+  EXPECT_EQ(config.proxy.listen.port, 6432);
+  EXPECT_EQ(config.proxy.listen.unix_socket_dir, "");
+  EXPECT_EQ(config.proxy.startup_timeout, seconds(10));
+  EXPECT_EQ(config.proxy.max_message_bytes, 268435456u);
+  ASSERT_EQ(config.routes.size(), 2u);
+  EXPECT_EQ(config.routes[0].database, "zeta");
+  EXPECT_EQ(config.routes[1].database, "alpha");
+  EXPECT_EQ(config.routes[0].pool_mode, proxy::PoolMode::transaction);
+  EXPECT_EQ(config.routes[0].reset_query, "DISCARD ALL");
+  EXPECT_EQ(config.routes[0].auth_method, proxy::AuthMethod::trust);
+}
+
+TEST(ConfigLoaderTest, ListenAndAuthKeys) {
+  TempDir dir;
+  dir.write("users.txt", "\"app\" \"secret\"\n");
+  const fs::path file = dir.write("config.yaml",
+                                  "listen:\n"
+                                  "  address: \"[::1]:7000\"\n"
+                                  "  unix_socket_dir: /run/pgvigil\n"
+                                  "  max_client_connections: 7\n"
+                                  "  startup_timeout: 1500ms\n"
+                                  "  max_message_bytes: 4096\n"
+                                  "auth: {method: md5, users_file: users.txt}\n"
+                                  "databases:\n"
+                                  "  a: {user: a, pool_mode: session, reset_query: \"\"}\n"
+                                  "  b: {user: b, auth_method: scram-sha-256}\n"
+                                  "  c: {user: c, auth_method: trust}\n");
+  const Config config = load_config(file.string());
+  EXPECT_EQ(config.proxy.listen.host, "::1");
+  EXPECT_EQ(config.proxy.listen.port, 7000);
+  EXPECT_EQ(config.proxy.listen.unix_socket_dir, "/run/pgvigil");
+  EXPECT_EQ(config.proxy.max_client_connections, 7);
+  EXPECT_EQ(config.proxy.startup_timeout, milliseconds(1500));
+  EXPECT_EQ(config.proxy.max_message_bytes, 4096u);
+  EXPECT_EQ(config.proxy.auth_method, proxy::AuthMethod::md5);
+  EXPECT_EQ(config.proxy.users_file, (dir.path() / "users.txt").string());
+  ASSERT_EQ(config.routes.size(), 3u);
+  EXPECT_EQ(config.routes[0].pool_mode, proxy::PoolMode::session);
+  EXPECT_EQ(config.routes[0].reset_query, "");
+  EXPECT_EQ(config.routes[0].auth_method, proxy::AuthMethod::md5);  // inherited
+  EXPECT_EQ(config.routes[1].auth_method, proxy::AuthMethod::scram_sha_256);
+  EXPECT_EQ(config.routes[2].auth_method, proxy::AuthMethod::trust);
+}
+
+TEST(ConfigLoaderTest, EmptyAddressTurnsTcpOffButNotBothListeners) {
+  const Config unix_only =
+      parse("listen: {address: \"\", unix_socket_dir: /tmp}\n" + minimal_config);
+  EXPECT_EQ(unix_only.proxy.listen.host, "");
+  EXPECT_EQ(unix_only.proxy.listen.port, 6432);  // still names .s.PGSQL.6432
+  const ConfigError error = error_of("listen: {address: \"\"}\n" + minimal_config);
+  EXPECT_EQ(error.key(), "listen");
+  EXPECT_EQ(error.line(), 1);
+}
+
+TEST(ConfigLoaderTest, UsersFileOnlyRequiredWhenSomeDatabaseNeedsPasswords) {
+  // Every database overrides md5 with trust: nothing to look up.
+  EXPECT_NO_THROW(parse("auth: {method: md5}\ndatabases: {a: {user: a, auth_method: trust}}\n"));
+  EXPECT_EQ(error_of("auth: {method: md5}\n" + minimal_config).key(), "auth.users_file");
+  EXPECT_EQ(error_of("databases: {a: {user: a, auth_method: md5}}\n").key(),
+            "databases.a.auth_method");
+}
+
 }  // namespace
 }  // namespace pgvigil::daemon

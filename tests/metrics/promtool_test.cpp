@@ -45,8 +45,8 @@ CommandResult run_shell(const std::string& command) {
   return result;
 }
 
-// A registry with several pools and at least one sample in every family, so the linter sees
-// every kind of series the daemon can produce.
+// A registry with several pools (server and client side) and at least one sample in every
+// family, so the linter sees every kind of series the daemon can produce.
 void populate(Registry& registry) {
   const PoolLabelSets labels{
       .eviction_reasons = {"server_closed", "server_error", "keepalive_timeout", "user_timeout",
@@ -67,8 +67,17 @@ void populate(Registry& registry) {
     pool->observe_server_rtt(250us);
     pool->observe_checkout_wait(1ms);
     pool->record_checkout_timeout();
+    const auto clients = registry.add_client_pool(name);
+    clients->client_connected();
+    clients->client_error("28P01");
+    clients->client_error("42P01");  // Counted as class "other".
+    clients->transactions(3);
+    clients->queries(7);
+    clients->bytes_to_server(512);
+    clients->bytes_to_client(4096);
   }
   registry.add_pool("gone", labels);
+  registry.add_client_pool("gone");
   registry.remove_pool("gone");
   registry.record_config_reload(true);
 }

@@ -235,9 +235,8 @@ TEST_F(PoolPgTest, MissingDatabaseIsCountedByCauseAndReportedToWaitingClients) {
 TEST_F(PoolPgTest, AConnectionKilledWhileIdleIsNeverHandedOut) {
   start_pool(fast_config(*shared_server_));
   ASSERT_TRUE(wait_until([&] { return pool_->status().idle == 2; }, 5s));
-  for (auto pid : backends(*shared_server_)) {
-    shared_server_->execute("SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
-  }
+  // Dead for real (terminate_backend waits until the backend has exited) before the checkouts.
+  for (auto pid : backends(*shared_server_)) ASSERT_TRUE(shared_server_->terminate_backend(pid));
   for (int i = 0; i < 4; ++i) {
     const auto lease = expect_lease(checkout(3000ms));
     ASSERT_TRUE(lease);

@@ -117,7 +117,7 @@ void PgCluster::init_data_dir() {
                       "--locale=C", "--no-sync", "--no-instructions"});
   std::ostringstream conf;
   conf << "\n# pgvigil test harness\n"
-       << "listen_addresses = '127.0.0.1'\n"
+       << "listen_addresses = " << quote_conf(options_.listen_address) << "\n"
        << "unix_socket_directories = " << quote_conf(socket_dir().string()) << "\n"
        << "max_connections = " << options_.max_connections << "\n"
        << "shared_buffers = 16MB\n"
@@ -143,11 +143,13 @@ void PgCluster::init_data_dir() {
 }
 
 void PgCluster::run_tool(const std::string& tool, const std::vector<std::string>& args) const {
-  std::vector<std::string> argv;
+  // The prefix goes first so that runuser and the tool, and the postmaster pg_ctl forks, all
+  // inherit what it sets up (a network namespace).
+  std::vector<std::string> argv = options_.command_prefix;
   if (running_as_root()) {
     const auto runuser = find_executable("runuser");
     if (!runuser) fail("PgCluster: running as root and runuser (util-linux) is not installed");
-    argv = {runuser->string(), "-u", "postgres", "--"};
+    argv.insert(argv.end(), {runuser->string(), "-u", "postgres", "--"});
   }
   argv.push_back((bin_dir_ / tool).string());
   argv.insert(argv.end(), args.begin(), args.end());

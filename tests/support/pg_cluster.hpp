@@ -6,7 +6,8 @@
 // Layout: everything lives in a fresh /tmp/pgvigil-pg-XXXXXX/ (data/, server.log, tool.log, and
 // the Unix socket), owned by user postgres when we run as root, because PostgreSQL refuses to
 // run as root: initdb, pg_ctl and postgres then run via `runuser -u postgres --`.
-// The server listens on 127.0.0.1 only, on a free port (or Options::port), with fsync off.
+// The server listens on 127.0.0.1 only (or Options::listen_address), on a free port (or
+// Options::port), with fsync off. Options::command_prefix can run it inside a network namespace.
 //
 // Errors (initdb fails, server does not come up, SQL fails) throw std::runtime_error whose
 // message names the server log and quotes its tail. The destructor stops the server with
@@ -50,6 +51,13 @@ class PgCluster {
     // user: {"server.crt", pem}, {"server.key", pem} for ssl = on.
     std::vector<std::pair<std::string, std::string>> data_files;
     std::chrono::milliseconds start_timeout{60000};  // initdb, start and stop each
+    // Prepended to every server tool's command line (initdb, pg_ctl), e.g. {"/usr/sbin/ip",
+    // "netns", "exec", "pgv123_0"}: the postmaster then runs inside that network namespace.
+    // argv[0] must be a path. Empty: the tools run directly.
+    std::vector<std::string> command_prefix;
+    // The one TCP address the server listens on, and what host() and conninfo() name. Other
+    // addresses need their own hba_lines (only loopback gets the default lines).
+    std::string listen_address = "127.0.0.1";
   };
 
   // initdb + start. Throws std::runtime_error (with the log tail) on failure.
@@ -74,7 +82,7 @@ class PgCluster {
   // at the same address, as after a failover.
   void reset_data_dir_like_failover();
 
-  std::string host() const { return "127.0.0.1"; }
+  std::string host() const { return options_.listen_address; }
   std::uint16_t port() const { return port_; }
   std::filesystem::path data_dir() const { return root_.path() / "data"; }
   std::filesystem::path socket_dir() const { return root_.path(); }

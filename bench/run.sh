@@ -1,0 +1,461 @@
+#!/usr/bin/env bash
+# pgvigil benchmark: pgbench -S throughput and latency direct / through PgBouncer / through
+# pgvigil, plus pooler memory per idle client. Starts and stops everything it needs on loopback.
+# See bench/README.md. Usage: bench/run.sh [--allow-missing-pgvigil]
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: bench/run.sh [--allow-missing-pgvigil] [-h|--help]
+
+Environment (defaults in brackets):
+  BENCH_SECONDS=10        duration of each pgbench run
+  BENCH_CLIENTS="1 8 32"  client counts
+  BENCH_MODES="simple extended"  pgbench query modes (-M)
+  BENCH_POOL_SIZE=20      server connections of each pooler (pgvigil min_idle=max_size, PgBouncer default_pool_size)
+  BENCH_SCALE=10          pgbench -i scale
+  BENCH_IDLE_CLIENTS=10000  idle client sessions for the memory test (0 skips it)
+  BENCH_WARMUP_SECONDS=2  warm-up run per target before measuring
+  PGVIGIL=build/daemon/pgvigil  pgvigil binary
+  PGBOUNCER=/usr/sbin/pgbouncer  PgBouncer binary
+  PG_BIN=/usr/lib/postgresql/15/bin  PostgreSQL server binaries
+  BENCH_KEEP_TMP=0        1 keeps the temporary directory (data, configs, logs)
+EOF
+}
+
+ALLOW_MISSING=0
+for arg in "$@"; do
+  case "$arg" in
+    --allow-missing-pgvigil) ALLOW_MISSING=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run.sh: unknown argument: $arg" >&2; usage >&2; exit 64 ;;
+  esac
+done
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+cd "$ROOT"
+
+BENCH_SECONDS="${BENCH_SECONDS:-10}"
+BENCH_CLIENTS="${BENCH_CLIENTS:-1 8 32}"
+BENCH_MODES="${BENCH_MODES:-simple extended}"
+BENCH_POOL_SIZE="${BENCH_POOL_SIZE:-20}"
+BENCH_SCALE="${BENCH_SCALE:-10}"
+BENCH_IDLE_CLIENTS="${BENCH_IDLE_CLIENTS:-10000}"
+BENCH_WARMUP_SECONDS="${BENCH_WARMUP_SECONDS:-2}"
+BENCH_KEEP_TMP="${BENCH_KEEP_TMP:-0}"
+PGVIGIL="${PGVIGIL:-$ROOT/build/daemon/pgvigil}"
+PGBOUNCER="${PGBOUNCER:-/usr/sbin/pgbouncer}"
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+PGBENCH="$PG_BIN/pgbench"
+[[ -x "$PGBENCH" ]] || PGBENCH="$(command -v pgbench)"
+DB=bench
+RESULTS="$BENCH_DIR/results/latest.md"
+COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS bench/run.sh${*:+ $*}"
+
+for v in BENCH_SECONDS BENCH_POOL_SIZE BENCH_SCALE BENCH_IDLE_CLIENTS BENCH_WARMUP_SECONDS; do
+  [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a non-negative integer" >&2; exit 64; }
+done
+(( BENCH_SECONDS > 0 && BENCH_POOL_SIZE > 0 )) || { echo "run.sh: BENCH_SECONDS and BENCH_POOL_SIZE must be above 0" >&2; exit 64; }
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Client-side variables that could redirect or alter pgbench's connections.
+unset PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGPASSWORD PGSERVICE PGOPTIONS PGSSLMODE
+export PGSSLMODE=disable PGCONNECT_TIMEOUT=10
+
+# Many idle sessions need many descriptors, in this shell's children (the tool and the poolers).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+FD_LIMIT="$(ulimit -n)"
+
+# PostgreSQL runs as postgres through runuser. PgBouncer refuses to run as root too, but runuser's
+# PAM session resets the descriptor limit to 1024, so it is started through setpriv (no PAM).
+if [[ $EUID -eq 0 ]]; then
+  AS_PG=(runuser -u postgres --)
+  AS_PG_KEEP_LIMITS=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+else
+  AS_PG=()
+  AS_PG_KEEP_LIMITS=()
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Clean-up of everything started here, on any exit, Ctrl-C included.
+TMP=""
+PG_STARTED=0
+PGB_PIDFILE=""
+PGVIGIL_PID=""
+IDLE_PID=""
+CHILD_PID=""
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  set +e
+  [[ -n "$CHILD_PID" ]] && kill -TERM "$CHILD_PID" 2>/dev/null && wait "$CHILD_PID" 2>/dev/null
+  [[ -n "$IDLE_PID" ]] && kill -TERM "$IDLE_PID" 2>/dev/null
+  if [[ -n "$PGVIGIL_PID" ]]; then
+    kill -TERM "$PGVIGIL_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$PGVIGIL_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$PGVIGIL_PID" 2>/dev/null
+  fi
+  if [[ -n "$PGB_PIDFILE" && -s "$PGB_PIDFILE" ]]; then
+    local pid; pid="$(cat "$PGB_PIDFILE")"
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  if (( PG_STARTED )); then
+    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$TMP/pgdata" -m immediate -w -t 30 stop >/dev/null 2>&1
+  fi
+  if [[ -n "$TMP" && -d "$TMP" ]]; then
+    if [[ "$BENCH_KEEP_TMP" == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+# Runs a command in the background and waits for it: the builtin wait returns as soon as a trapped
+# signal arrives, so Ctrl-C takes effect at once even though timeout(1) moves its command out of
+# the terminal's process group.
+run_waited() {
+  "$@" &
+  CHILD_PID=$!
+  local rc=0
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  return "$rc"
+}
+trap 'log "terminated"; exit 143' TERM
+
+TMP="$(mktemp -d /tmp/pgvigil-bench.XXXXXX)"
+chmod 755 "$TMP"
+[[ $EUID -eq 0 ]] && chown postgres: "$TMP"
+
+# Free loopback ports, bound together so they are distinct.
+read -r PG_PORT PGB_PORT PV_PORT PV_ADMIN_PORT < <(python3 - <<'EOF'
+import socket
+socks = []
+for _ in range(4):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(*(s.getsockname()[1] for s in socks))
+EOF
+)
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {  # port seconds
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do port_open "$1" && return 0; sleep 0.1; done
+  return 1
+}
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+nofile() { awk '/^Max open files/ {print $4}' "/proc/$1/limits" 2>/dev/null; }
+declare -A NOFILE
+
+# ---------------------------------------------------------------------------------------------
+# 1. Throwaway PostgreSQL.
+log "PostgreSQL: initdb in $TMP/pgdata, port $PG_PORT"
+"${AS_PG[@]}" "$PG_BIN/initdb" -D "$TMP/pgdata" -U postgres -A trust -E UTF8 --no-sync \
+  >"$TMP/initdb.log" 2>&1 || { tail -20 "$TMP/initdb.log" >&2; die "initdb failed"; }
+cat >>"$TMP/pgdata/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = ''
+max_connections = 200
+shared_buffers = 256MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+logging_collector = off
+EOF
+"${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$TMP/pgdata" -l "$TMP/postgres.log" -w -t 60 start >/dev/null \
+  || { tail -20 "$TMP/postgres.log" >&2; die "PostgreSQL did not start"; }
+PG_STARTED=1
+"$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$DB"
+log "pgbench -i -s $BENCH_SCALE"
+run_waited timeout 1800 "$PGBENCH" -i -s "$BENCH_SCALE" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$DB" >"$TMP/pgbench-init.log" 2>&1 \
+  || { tail -20 "$TMP/pgbench-init.log" >&2; die "pgbench -i failed"; }
+"$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$DB" -c "VACUUM ANALYZE" >/dev/null
+
+# ---------------------------------------------------------------------------------------------
+# 2. PgBouncer, transaction mode, same server pool size as pgvigil.
+PGB_MAX_CLIENTS=$(( BENCH_IDLE_CLIENTS + 200 ))
+echo '"postgres" ""' >"$TMP/userlist.txt"
+cat >"$TMP/pgbouncer.ini" <<EOF
+[databases]
+$DB = host=127.0.0.1 port=$PG_PORT dbname=$DB user=postgres
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $TMP/userlist.txt
+pool_mode = transaction
+default_pool_size = $BENCH_POOL_SIZE
+min_pool_size = $BENCH_POOL_SIZE
+reserve_pool_size = 0
+max_client_conn = $PGB_MAX_CLIENTS
+max_db_connections = $BENCH_POOL_SIZE
+listen_backlog = 1024
+ignore_startup_parameters = extra_float_digits
+server_tls_sslmode = disable
+logfile = $TMP/pgbouncer.log
+pidfile = $TMP/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+log_pooler_errors = 1
+stats_period = 3600
+EOF
+[[ $EUID -eq 0 ]] && chown postgres: "$TMP/pgbouncer.ini" "$TMP/userlist.txt"
+PGB_VERSION="$("$PGBOUNCER" --version 2>/dev/null | head -1)"
+log "PgBouncer: port $PGB_PORT (default_pool_size=$BENCH_POOL_SIZE, max_client_conn=$PGB_MAX_CLIENTS)"
+PGB_PIDFILE="$TMP/pgbouncer.pid"
+"${AS_PG_KEEP_LIMITS[@]}" "$PGBOUNCER" -d "$TMP/pgbouncer.ini" >"$TMP/pgbouncer.out" 2>&1 \
+  || { cat "$TMP/pgbouncer.out" "$TMP/pgbouncer.log" >&2 2>/dev/null; die "PgBouncer did not start"; }
+wait_port "$PGB_PORT" 20 || { tail -20 "$TMP/pgbouncer.log" >&2; die "PgBouncer is not listening"; }
+for _ in $(seq 50); do [[ -s "$PGB_PIDFILE" ]] && break; sleep 0.1; done
+PGB_PID="$(cat "$PGB_PIDFILE")"
+
+# ---------------------------------------------------------------------------------------------
+# 3. pgvigil.
+PV_STATUS="not available"
+PV_VERSION="n/a"
+pgvigil_unavailable() {
+  PV_STATUS="not available ($1)"
+  if (( ALLOW_MISSING )); then
+    echo "pgvigil: not available ($1)"
+    return 0
+  fi
+  die "pgvigil: $1 (pass --allow-missing-pgvigil to benchmark PgBouncer and direct only)"
+}
+start_pgvigil() {
+  if [[ ! -x "$PGVIGIL" ]]; then
+    log "pgvigil binary missing at $PGVIGIL: building with scripts/build.sh"
+    if ! run_waited timeout 1200 scripts/build.sh >"$TMP/build.log" 2>&1 || [[ ! -x "$PGVIGIL" ]]; then
+      tail -15 "$TMP/build.log" >&2
+      pgvigil_unavailable "build failed; see above"
+      return
+    fi
+  fi
+  PV_VERSION="$("$PGVIGIL" --version 2>/dev/null | head -1 || echo unknown)"
+  cat >"$TMP/pgvigil.yaml" <<EOF
+admin: {listen: "127.0.0.1:$PV_ADMIN_PORT"}
+listen: {address: "127.0.0.1:$PV_PORT"}
+log: {level: warn}
+pool: {min_idle: $BENCH_POOL_SIZE, max_size: $BENCH_POOL_SIZE}
+databases:
+  $DB: {host: 127.0.0.1, port: $PG_PORT, dbname: $DB, user: postgres, pool_mode: transaction}
+EOF
+  log "pgvigil: port $PV_PORT, admin $PV_ADMIN_PORT (min_idle=max_size=$BENCH_POOL_SIZE)"
+  "$PGVIGIL" --config "$TMP/pgvigil.yaml" >"$TMP/pgvigil.log" 2>&1 &
+  PGVIGIL_PID=$!
+  local i
+  for ((i = 0; i < 200; i++)); do
+    if ! kill -0 "$PGVIGIL_PID" 2>/dev/null; then
+      wait "$PGVIGIL_PID" 2>/dev/null || true
+      PGVIGIL_PID=""
+      tail -15 "$TMP/pgvigil.log" >&2
+      pgvigil_unavailable "exited at start-up; see above"
+      return
+    fi
+    port_open "$PV_PORT" && { PV_STATUS=ok; return; }
+    sleep 0.1
+  done
+  tail -15 "$TMP/pgvigil.log" >&2
+  pgvigil_unavailable "not listening on 127.0.0.1:$PV_PORT after 20s"
+}
+start_pgvigil
+
+TARGETS=(direct pgbouncer)
+[[ "$PV_STATUS" == ok ]] && TARGETS+=(pgvigil)
+target_port() {
+  case "$1" in direct) echo "$PG_PORT" ;; pgbouncer) echo "$PGB_PORT" ;; pgvigil) echo "$PV_PORT" ;; esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# 4. pgbench -S matrix, targets interleaved per configuration.
+declare -A TPS LAT
+FAILURES=()
+run_pgbench() {  # target mode clients seconds outfile
+  local jobs=$(( $3 < 2 ? $3 : 2 ))
+  run_waited timeout --signal=INT --kill-after=10 $(( $4 + 60 )) \
+    "$PGBENCH" -h 127.0.0.1 -p "$(target_port "$1")" -U postgres -n -S -M "$2" \
+    -c "$3" -j "$jobs" -T "$4" "$DB" >"$5" 2>&1
+}
+
+if (( BENCH_WARMUP_SECONDS > 0 )); then
+  for t in "${TARGETS[@]}"; do
+    log "warm-up: $t"
+    run_pgbench "$t" simple 8 "$BENCH_WARMUP_SECONDS" "$TMP/warmup-$t.log" \
+      || { tail -5 "$TMP/warmup-$t.log" >&2; log "warm-up against $t failed"; }
+  done
+fi
+
+for mode in $BENCH_MODES; do
+  for c in $BENCH_CLIENTS; do
+    for t in "${TARGETS[@]}"; do
+      out="$TMP/pgbench-$t-$mode-$c.log"
+      log "pgbench -S -M $mode -c $c -T $BENCH_SECONDS -> $t"
+      if run_pgbench "$t" "$mode" "$c" "$BENCH_SECONDS" "$out"; then
+        TPS[$t,$mode,$c]="$(awk '/^tps = .*(without initial connection time|excluding connections establishing)/ {print $3}' "$out")"
+        LAT[$t,$mode,$c]="$(awk '/^latency average = / {print $4}' "$out")"
+      fi
+      if [[ -z "${TPS[$t,$mode,$c]:-}" ]]; then
+        TPS[$t,$mode,$c]=error
+        LAT[$t,$mode,$c]=error
+        FAILURES+=("pgbench -M $mode -c $c against $t failed: $(grep -m1 -iE 'error|fatal|abort' "$out" || tail -1 "$out")")
+        log "${FAILURES[-1]}"
+      fi
+    done
+  done
+done
+
+# ---------------------------------------------------------------------------------------------
+# 5. Idle-client memory.
+declare -A MEM
+idle_memory() {  # target pid
+  local target=$1 pid=$2 port out before after opened
+  port="$(target_port "$target")"
+  out="$TMP/idle-$target.out"
+  sleep 1
+  before="$(rss_kb "$pid")"
+  NOFILE[$target]="$(nofile "$pid")"
+  log "idle clients: opening $BENCH_IDLE_CLIENTS against $target (RSS before ${before} kB)"
+  python3 "$BENCH_DIR/idle_clients.py" --port "$port" --database "$DB" -k "$BENCH_IDLE_CLIENTS" \
+    --max-hold 300 >"$out" 2>"$TMP/idle-$target.err" &
+  IDLE_PID=$!
+  local i
+  for ((i = 0; i < 1800; i++)); do
+    grep -q '^READY' "$out" 2>/dev/null && break
+    kill -0 "$IDLE_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! grep -q '^READY' "$out" 2>/dev/null; then
+    kill -TERM "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null || true; IDLE_PID=""
+    FAILURES+=("idle clients against $target: the tool did not finish opening; $(tail -1 "$TMP/idle-$target.err")")
+    MEM[$target]="error|||"
+    return
+  fi
+  sleep 2
+  after="$(rss_kb "$pid")"
+  kill -TERM "$IDLE_PID" 2>/dev/null
+  wait "$IDLE_PID" 2>/dev/null || true
+  IDLE_PID=""
+  opened="$(sed -n 's/^READY opened=\([0-9]*\).*/\1/p' "$out")"
+  local ready alive
+  ready="$(grep -m1 '^READY' "$out")"
+  alive="$(sed -n 's/^ALIVE //p' "$out")"
+  log "idle clients: $target: $ready; alive at end: ${alive:-?}; RSS after ${after} kB"
+  if [[ "$opened" != "$BENCH_IDLE_CLIENTS" ]]; then
+    FAILURES+=("idle clients against $target: only $opened of $BENCH_IDLE_CLIENTS reached ReadyForQuery (${ready#READY })")
+  fi
+  if (( opened > 0 )); then
+    MEM[$target]="$(( (after - before) * 1024 / opened ))|$before|$after|$opened/${alive:-?}"
+  else
+    MEM[$target]="error|$before|$after|0"
+  fi
+}
+if (( BENCH_IDLE_CLIENTS > 0 )); then
+  idle_memory pgbouncer "$PGB_PID"
+  [[ "$PV_STATUS" == ok ]] && idle_memory pgvigil "$PGVIGIL_PID"
+  if [[ "$PV_STATUS" == ok ]] && ! kill -0 "$PGVIGIL_PID" 2>/dev/null; then
+    FAILURES+=("pgvigil exited during the benchmark; last log lines: $(tail -3 "$TMP/pgvigil.log" | tr '\n' ' ')")
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 6. Report.
+ratio() {  # a b -> a/b with 2 decimals, or n/a
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else printf "n/a" }'
+}
+fmt() { awk -v x="$1" 'BEGIN { if (x ~ /^[0-9.]+$/) printf "%.0f", x; else printf "%s", x }'; }
+cell() {  # array-name target mode clients
+  local -n arr=$1
+  if [[ "$2" == pgvigil && "$PV_STATUS" != ok ]]; then echo "n/a"; else echo "${arr[$2,$3,$4]:-n/a}"; fi
+}
+
+MISSED=()
+{
+  echo "# pgvigil benchmark results"
+  echo
+  echo "- Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "- Command: \`$COMMAND\`"
+  echo "- Machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(uname -sr)"
+  echo "- PostgreSQL: $("$PG_BIN/postgres" --version)"
+  echo "- PgBouncer: $PGB_VERSION"
+  echo "- pgvigil: $PV_VERSION, $PV_STATUS; git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
+  echo "- Workload: \`pgbench -S -n -T $BENCH_SECONDS\` (select-only), scale $BENCH_SCALE, \`-j min(clients,2)\`, TCP on 127.0.0.1, sslmode=disable; all processes on the same machine."
+  echo "- PostgreSQL settings: max_connections=200, shared_buffers=256MB, **fsync=off, synchronous_commit=off, full_page_writes=off** (no durability; irrelevant for a read-only proxy benchmark)."
+  echo "- Poolers: transaction mode, $BENCH_POOL_SIZE server connections each (PgBouncer default_pool_size=min_pool_size=max_db_connections; pgvigil min_idle=max_size)."
+  echo "- TPS is pgbench's \"without initial connection time\" figure; ratios are pgvigil TPS divided by the other target's."
+  echo
+  echo "## Throughput (TPS)"
+  echo
+  echo "| mode | clients | direct TPS | pgbouncer TPS | pgvigil TPS | pgvigil/pgbouncer | pgvigil/direct |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for mode in $BENCH_MODES; do
+    for c in $BENCH_CLIENTS; do
+      d="$(cell TPS direct "$mode" "$c")"; b="$(cell TPS pgbouncer "$mode" "$c")"; v="$(cell TPS pgvigil "$mode" "$c")"
+      rb="$(ratio "$v" "$b")"; rd="$(ratio "$v" "$d")"
+      echo "| $mode | $c | $(fmt "$d") | $(fmt "$b") | $(fmt "$v") | $rb | $rd |"
+      if [[ "$PV_STATUS" == ok ]] && { [[ "$rb" == n/a ]] || awk -v r="$rb" 'BEGIN { exit !(r < 1.0) }'; }; then
+        MISSED+=("TARGET MISSED: pgvigil/pgbouncer = $rb for -M $mode -c $c (pgvigil $(fmt "$v") TPS, pgbouncer $(fmt "$b") TPS; target >= 1.0)")
+      fi
+    done
+  done
+  echo
+  echo "## Average latency (ms)"
+  echo
+  echo "| mode | clients | direct | pgbouncer | pgvigil |"
+  echo "|---|---:|---:|---:|---:|"
+  for mode in $BENCH_MODES; do
+    for c in $BENCH_CLIENTS; do
+      echo "| $mode | $c | $(cell LAT direct "$mode" "$c") | $(cell LAT pgbouncer "$mode" "$c") | $(cell LAT pgvigil "$mode" "$c") |"
+    done
+  done
+  echo
+  echo "## Memory per idle client"
+  echo
+  if (( BENCH_IDLE_CLIENTS == 0 )); then
+    echo "Skipped (BENCH_IDLE_CLIENTS=0)."
+  else
+    echo "$BENCH_IDLE_CLIENTS idle sessions (startup handshake done, ReadyForQuery received, then silent) held by \`bench/idle_clients.py\`; pooler VmRSS sampled before opening and 2 s after the last one reached ReadyForQuery. Descriptor limits: client tool $FD_LIMIT, PgBouncer ${NOFILE[pgbouncer]:-?}, pgvigil ${NOFILE[pgvigil]:-n/a}."
+    echo
+    echo "| pooler | RSS before (kB) | RSS after (kB) | idle clients (opened/alive at end) | bytes per idle client |"
+    echo "|---|---:|---:|---:|---:|"
+    for t in pgbouncer pgvigil; do
+      if [[ "$t" == pgvigil && "$PV_STATUS" != ok ]]; then
+        echo "| pgvigil | n/a | n/a | n/a | n/a |"
+        continue
+      fi
+      IFS='|' read -r per before after counts <<<"${MEM[$t]:-error|||}"
+      echo "| $t | ${before:-n/a} | ${after:-n/a} | ${counts:-n/a} | $per |"
+      if [[ "$t" == pgvigil ]] && { ! [[ "$per" =~ ^-?[0-9]+$ ]] || (( per > 1024 )); }; then
+        MISSED+=("TARGET MISSED: pgvigil uses $per bytes per idle client (target <= 1024)")
+      fi
+    done
+  fi
+  echo
+  if (( ${#MISSED[@]} || ${#FAILURES[@]} )); then
+    echo "## Targets and failures"
+    echo
+    echo '```'
+    for m in "${MISSED[@]}"; do echo "$m"; done
+    for f in "${FAILURES[@]}"; do echo "FAILED: $f"; done
+    echo '```'
+  else
+    [[ "$PV_STATUS" == ok ]] && echo "All targets met: pgvigil/pgbouncer >= 1.0 everywhere and <= 1024 bytes per idle client."
+  fi
+  if [[ "$PV_STATUS" != ok ]]; then echo; echo "pgvigil: $PV_STATUS"; fi
+} >"$TMP/report.md"
+
+mkdir -p "$BENCH_DIR/results"
+cp "$TMP/report.md" "$RESULTS"
+echo
+cat "$RESULTS"
+echo
+echo "(written to ${RESULTS#"$ROOT"/})"
+
+# A measurement that did not happen is an error; a missed target is not.
+(( ${#FAILURES[@]} == 0 )) || exit 2
+exit 0

@@ -1,0 +1,81 @@
+#include "metrics/client_series.hpp"
+
+#include <cctype>
+#include <mutex>
+
+namespace pgvigil::metrics {
+
+ClientSeries::ClientSeries(const MetricFamilies& families, std::string pool)
+    : families_(families),
+      pool_(std::move(pool)),
+      connections_(families_.client_connections.Add({{"pool", pool_}})),
+      transactions_(families_.transactions.Add({{"pool", pool_}})),
+      queries_(families_.queries.Add({{"pool", pool_}})),
+      bytes_to_server_(families_.relayed_bytes.Add({{"pool", pool_}, {"direction", "to_server"}})),
+      bytes_to_client_(families_.relayed_bytes.Add({{"pool", pool_}, {"direction", "to_client"}})) {
+  // Every class exists from the start so "no such error yet" shows as 0, not as absence.
+  for (std::size_t i = 0; i < kErrorClasses.size(); ++i) {
+    errors_[i] =
+        &families_.client_errors.Add({{"pool", pool_}, {"class", std::string(kErrorClasses[i])}});
+  }
+  errors_.back() =
+      &families_.client_errors.Add({{"pool", pool_}, {"class", std::string(kOtherErrorClass)}});
+}
+
+void ClientSeries::detach() {
+  std::unique_lock lock(mutex_);
+  if (detached_) return;
+  detached_ = true;
+  families_.client_connections.Remove(&connections_);
+  for (auto* counter : errors_) families_.client_errors.Remove(counter);
+  families_.transactions.Remove(&transactions_);
+  families_.queries.Remove(&queries_);
+  families_.relayed_bytes.Remove(&bytes_to_server_);
+  families_.relayed_bytes.Remove(&bytes_to_client_);
+}
+
+std::size_t ClientSeries::error_class_index(std::string_view sqlstate) {
+  if (sqlstate.size() < 2) return kErrorClasses.size();
+  // SQLSTATEs are upper case; accept lower case too rather than losing the class.
+  const std::array<char, 2> upper{
+      static_cast<char>(std::toupper(static_cast<unsigned char>(sqlstate[0]))),
+      static_cast<char>(std::toupper(static_cast<unsigned char>(sqlstate[1])))};
+  const std::string_view prefix(upper.data(), upper.size());
+  for (std::size_t i = 0; i < kErrorClasses.size(); ++i) {
+    if (kErrorClasses[i] == prefix) return i;
+  }
+  return kErrorClasses.size();
+}
+
+std::string_view ClientSeries::error_class(std::string_view sqlstate) {
+  const auto index = error_class_index(sqlstate);
+  return index < kErrorClasses.size() ? kErrorClasses[index] : kOtherErrorClass;
+}
+
+void ClientSeries::increment(prometheus::Counter& counter, std::uint64_t count) {
+  std::shared_lock lock(mutex_);
+  if (!detached_ && count > 0) counter.Increment(static_cast<double>(count));
+}
+
+void ClientSeries::client_connected() {
+  std::shared_lock lock(mutex_);
+  if (!detached_) connections_.Increment();
+}
+
+void ClientSeries::client_disconnected() {
+  std::shared_lock lock(mutex_);
+  if (!detached_) connections_.Decrement();
+}
+
+void ClientSeries::client_error(std::string_view sqlstate) {
+  auto* counter = errors_[error_class_index(sqlstate)];
+  std::shared_lock lock(mutex_);
+  if (!detached_) counter->Increment();
+}
+
+void ClientSeries::transactions(std::uint64_t count) { increment(transactions_, count); }
+void ClientSeries::queries(std::uint64_t count) { increment(queries_, count); }
+void ClientSeries::bytes_to_server(std::uint64_t count) { increment(bytes_to_server_, count); }
+void ClientSeries::bytes_to_client(std::uint64_t count) { increment(bytes_to_client_, count); }
+
+}  // namespace pgvigil::metrics

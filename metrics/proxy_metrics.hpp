@@ -1,0 +1,28 @@
+#pragma once
+// The client-facing side's statistics, per pool (the database clients name). Families are
+// built with the Registry; children are created by add_client_pool from a closed set and removed with it.
+// Thread-safe. Implemented next to the pool metrics (families.cpp is the one naming place).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace pgvigil::metrics {
+
+class ClientMetrics {
+ public:
+  virtual ~ClientMetrics() = default;
+  virtual void client_connected() = 0;     // pgvigil_client_connections{pool} +1
+  virtual void client_disconnected() = 0;  // -1
+  // pgvigil_client_errors_total{pool,class}: class is the SQLSTATE's first two characters
+  // ("28", "53", "08", "3D", "57", "0A", ...), a closed set: unknown classes count as "other".
+  virtual void client_error(std::string_view sqlstate) = 0;
+  virtual void transactions(std::uint64_t count) = 0;    // pgvigil_transactions_total{pool}
+  virtual void queries(std::uint64_t count) = 0;         // pgvigil_queries_total{pool}
+  virtual void bytes_to_server(std::uint64_t count) = 0;  // pgvigil_relayed_bytes_total{pool,direction="to_server"}
+  virtual void bytes_to_client(std::uint64_t count) = 0;  // ...{direction="to_client"}
+};
+
+}  // namespace pgvigil::metrics

@@ -1,0 +1,130 @@
+#include "proxy/authenticator.hpp"
+
+#include <openssl/rand.h>
+
+#include "proxy/auth/md5_auth.hpp"
+#include "proxy/auth/scram_server.hpp"
+#include "proxy/wire/backend_messages.hpp"
+#include "proxy/wire/frontend_parser.hpp"
+
+namespace pgvigil::proxy {
+namespace asio = boost::asio;
+using Outcome = std::optional<ClientError>;
+
+namespace {
+
+ClientError password_failed(const std::string& user) {
+  return {sqlstate::kInvalidPassword, "password authentication failed for user \"" + user + "\"",
+          "", ""};
+}
+
+// Sends `bytes`, then reads the client's password-type ('p') answer.
+asio::awaitable<std::variant<std::string, ClientError>> exchange(ClientStream& stream,
+                                                                 FrameReader& reader,
+                                                                 const std::string& bytes) {
+  boost::system::error_code ec;
+  co_await stream.write_all(bytes, ec);
+  if (ec) co_return ClientError{"", "client went away", "", ""};
+  auto frame = co_await reader.next();
+  if (auto* error = std::get_if<ClientError>(&frame)) co_return *error;
+  auto& answer = std::get<OwnedFrame>(frame);
+  if (answer.type != 'p') {
+    co_return ClientError{sqlstate::kProtocolViolation,
+                          std::string("expected a password message, got message type '") +
+                              answer.type + "'",
+                          "", ""};
+  }
+  co_return std::move(answer.payload);
+}
+
+asio::awaitable<Outcome> authenticate_md5(ClientStream& stream, FrameReader& reader,
+                                          const std::string& user, const auth::UsersFile& users) {
+  auth::Md5Salt salt;
+  RAND_bytes(salt.data(), static_cast<int>(salt.size()));
+  std::string request;
+  wire::append_authentication_md5_password(request, salt);
+  auto answer = co_await exchange(stream, reader, request);
+  if (auto* error = std::get_if<ClientError>(&answer)) co_return *error;
+  const auto& payload = std::get<std::string>(answer);
+  const auto response = wire::parse_password_message(payload);
+  if (!response) {
+    co_return ClientError{sqlstate::kProtocolViolation, "malformed password message", "", ""};
+  }
+  const auto* entry = users.find(user);
+  // A SCRAM verifier cannot answer an md5 challenge, as in PostgreSQL.
+  if (entry == nullptr || entry->kind == auth::SecretKind::scram_sha_256 ||
+      !auth::md5_verify(user, entry->secret, salt, *response)) {
+    co_return password_failed(user);
+  }
+  co_return std::nullopt;
+}
+
+asio::awaitable<Outcome> authenticate_scram(ClientStream& stream, FrameReader& reader,
+                                            const std::string& user,
+                                            const auth::UsersFile& users) {
+  const auto* entry = users.find(user);
+  std::optional<auth::ScramServer> server;
+  if (entry != nullptr && entry->kind != auth::SecretKind::md5) {
+    auto verifier = auth::scram_verifier_for(*entry);
+    if (verifier) server.emplace(std::move(verifier).value());
+  }
+  if (!server) server.emplace(auth::ScramServer::for_unknown_user(user));
+
+  std::string request;
+  const std::string_view mechanisms[] = {auth::kScramSha256};
+  wire::append_authentication_sasl(request, mechanisms);
+  auto first = co_await exchange(stream, reader, request);
+  if (auto* error = std::get_if<ClientError>(&first)) co_return *error;
+  const auto initial = wire::parse_sasl_initial_response(std::get<std::string>(first));
+  if (!initial || initial->mechanism != auth::kScramSha256) {
+    co_return ClientError{sqlstate::kProtocolViolation,
+                          "expected a SASL initial response for SCRAM-SHA-256", "", ""};
+  }
+  // Feed each client message to the SCRAM state machine until it succeeds or fails.
+  auto step = server->step(initial->data);
+  while (step.outcome == auth::ScramStep::Outcome::send_continue) {
+    request.clear();
+    wire::append_authentication_sasl_continue(request, step.message);
+    auto next = co_await exchange(stream, reader, request);
+    if (auto* error = std::get_if<ClientError>(&next)) co_return *error;
+    step = server->step(wire::parse_sasl_response(std::get<std::string>(next)));
+  }
+  if (step.outcome == auth::ScramStep::Outcome::failed) {
+    if (step.failure == auth::ScramFailure::protocol_violation) {
+      co_return ClientError{sqlstate::kProtocolViolation, "malformed SCRAM message", "", ""};
+    }
+    co_return password_failed(user);
+  }
+  request.clear();
+  wire::append_authentication_sasl_final(request, step.message);
+  boost::system::error_code ec;
+  co_await stream.write_all(request, ec);
+  if (ec) co_return ClientError{"", "client went away", "", ""};
+  co_return std::nullopt;
+}
+
+}  // namespace
+
+asio::awaitable<Outcome> authenticate(ClientStream& stream, FrameReader& reader,
+                                      AuthMethod method, const std::string& user,
+                                      const auth::UsersFile* users) {
+  if (method != AuthMethod::trust) {
+    if (users == nullptr) co_return password_failed(user);
+    // Two statements, not one conditional expression: GCC 12 miscompiles co_await inside ?:.
+    Outcome failure;
+    if (method == AuthMethod::md5) {
+      failure = co_await authenticate_md5(stream, reader, user, *users);
+    } else {
+      failure = co_await authenticate_scram(stream, reader, user, *users);
+    }
+    if (failure) co_return failure;
+  }
+  std::string ok;
+  wire::append_authentication_ok(ok);
+  boost::system::error_code ec;
+  co_await stream.write_all(ok, ec);
+  if (ec) co_return ClientError{"", "client went away", "", ""};
+  co_return std::nullopt;
+}
+
+}  // namespace pgvigil::proxy

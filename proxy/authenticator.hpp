@@ -1,0 +1,24 @@
+#pragma once
+// Authenticates a client by the database's method against the users file: trust, md5 or
+// SCRAM-SHA-256 (PostgreSQL's default). Sends AuthenticationOk on success. A failure is always
+// "password authentication failed for user": the client learns nothing about which users exist.
+
+#include <boost/asio/awaitable.hpp>
+#include <optional>
+#include <string>
+
+#include "proxy/auth/users_file.hpp"
+#include "proxy/client_error.hpp"
+#include "proxy/frame_reader.hpp"
+#include "proxy/proxy_settings.hpp"
+
+namespace pgvigil::proxy {
+
+// users may be null only for trust. Returns nullopt once AuthenticationOk has been sent.
+boost::asio::awaitable<std::optional<ClientError>> authenticate(ClientStream& stream,
+                                                                FrameReader& reader,
+                                                                AuthMethod method,
+                                                                const std::string& user,
+                                                                const auth::UsersFile* users);
+
+}  // namespace pgvigil::proxy

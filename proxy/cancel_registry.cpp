@@ -1,0 +1,32 @@
+#include "proxy/cancel_registry.hpp"
+
+namespace pgvigil::proxy {
+
+CancelKey CancelRegistry::add(CancelAction action) {
+  std::lock_guard lock(mutex_);
+  while (true) {
+    const auto bits = random_();
+    // Positive 31-bit process ids, like a real backend's; the secret is what protects it.
+    CancelKey key{static_cast<std::uint32_t>(bits >> 33) | 1u, static_cast<std::uint32_t>(bits)};
+    if (sessions_.emplace(key.packed(), std::move(action)).second) return key;
+  }
+}
+
+void CancelRegistry::remove(CancelKey key) {
+  std::lock_guard lock(mutex_);
+  sessions_.erase(key.packed());
+}
+
+bool CancelRegistry::cancel(CancelKey key) {
+  CancelAction action;
+  {
+    std::lock_guard lock(mutex_);
+    auto found = sessions_.find(key.packed());
+    if (found == sessions_.end()) return false;
+    action = found->second;
+  }
+  action();
+  return true;
+}
+
+}  // namespace pgvigil::proxy

@@ -1,0 +1,38 @@
+#pragma once
+// Maps the BackendKeyData pgvigil gave each client to that client's session, so a CancelRequest
+// (which arrives on a new connection, possibly on another worker) reaches the right session and
+// no other. Thread-safe; the only state shared between workers, touched once per connect,
+// disconnect and cancel.
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+
+namespace pgvigil::proxy {
+
+struct CancelKey {
+  std::uint32_t process_id = 0;
+  std::uint32_t secret = 0;
+  std::uint64_t packed() const { return (std::uint64_t{process_id} << 32) | secret; }
+};
+
+class CancelRegistry {
+ public:
+  using CancelAction = std::function<void()>;  // posts the cancel onto the session's worker
+
+  // A fresh key no live session has, bound to `action`.
+  CancelKey add(CancelAction action);
+  void remove(CancelKey key);
+  // Runs the action of the session holding `key`; false when no session does (a stale or
+  // forged key, which is ignored as PostgreSQL ignores it).
+  bool cancel(CancelKey key);
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::uint64_t, CancelAction> sessions_;
+  std::mt19937_64 random_{std::random_device{}()};
+};
+
+}  // namespace pgvigil::proxy

@@ -1,0 +1,556 @@
+#include "proxy/client_session.hpp"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "proxy/authenticator.hpp"
+#include "proxy/buffer_pool.hpp"
+#include "proxy/frame_reader.hpp"
+#include "proxy/wire/backend_messages.hpp"
+#include "proxy/wire/frame_decoder.hpp"
+#include "proxy/wire/frontend_parser.hpp"
+#include "proxy/wire/protocol.hpp"
+#include "proxy/wire/startup_message.hpp"
+
+namespace pgvigil::proxy {
+namespace asio = boost::asio;
+using asio::awaitable;
+using pool::Clock;
+using pool::Death;
+using pool::EvictionReason;
+
+namespace {
+
+// The settings PostgreSQL reports with ParameterStatus (GUC_REPORT), in its spelling.
+constexpr const char* kReportedParameters[] = {
+    "application_name", "client_encoding",   "DateStyle",       "default_transaction_read_only",
+    "in_hot_standby",   "integer_datetimes", "IntervalStyle",   "is_superuser",
+    "server_encoding",  "server_version",    "session_authorization",
+    "standard_conforming_strings",           "TimeZone"};
+
+std::string lower(std::string text) {
+  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+bool readable_now(int fd) {
+  pollfd watched{fd, POLLIN, 0};
+  return ::poll(&watched, 1, 0) > 0;
+}
+
+ClientError checkout_error(const pool::CheckoutError& error, const std::string& database,
+                           pool::Milliseconds timeout) {
+  switch (error.kind) {
+    case pool::CheckoutError::Kind::timeout:
+      return {sqlstate::kTooManyConnections,
+              "no server connection for database \"" + database + "\" became free within " +
+                  std::to_string(timeout.count()) + " ms",
+              error.detail,
+              "Every connection of the pool is in use: raise pool.max_size or "
+              "pool.checkout_timeout, or look for long transactions."};
+    case pool::CheckoutError::Kind::server_unreachable:
+      return {sqlstate::kConnectionFailure,
+              "pgvigil cannot reach the server for database \"" + database + "\"", error.detail,
+              "pgvigil keeps retrying with back-off; see its log and pgvigil_connect_failures_total."};
+    case pool::CheckoutError::Kind::shutting_down:
+      return {sqlstate::kAdminShutdown, "pgvigil is shutting down", "", ""};
+  }
+  return {sqlstate::kConnectionFailure, error.detail, "", ""};
+}
+
+}  // namespace
+
+ClientSession::ClientSession(ProxyService& service, asio::any_io_executor executor, int fd)
+    : service_(service),
+      stream_(std::make_unique<ClientStream>(executor, fd)),
+      timer_(executor),
+      client_scanner_(service.settings().max_message_bytes),
+      // What a server sends is bounded by PostgreSQL itself (1 GiB); a larger length is garbage.
+      server_scanner_(wire::kMaxLargeMessageSize) {}
+
+ClientSession::~ClientSession() {
+  if (cancel_key_) service_.cancels().remove(*cancel_key_);
+  if (counted_in_route_ && route_->metrics) route_->metrics->client_disconnected();
+  service_.client_left();
+}
+
+void ClientSession::start(ProxyService& service, asio::any_io_executor executor, int fd) {
+  auto session = std::make_shared<ClientSession>(service, executor, fd);
+  asio::co_spawn(
+      executor, [session] { return session->handshake(); }, asio::detached);
+}
+
+bool ClientSession::transaction_pooling() const {
+  return route_->settings.pool_mode == PoolMode::transaction;
+}
+
+// --- startup, on the accepting worker ----------------------------------------------------------
+
+awaitable<void> ClientSession::handshake() {
+  // A client that connects and says nothing is dropped after startup_timeout.
+  timer_.expires_after(service_.settings().startup_timeout);
+  timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (auto self = weak.lock(); self && !ec) self->stream_->cancel();
+  });
+
+  wire::DecoderLimits limits;
+  limits.max_message_size = service_.settings().max_message_bytes;
+  FrameReader reader(*stream_, limits);
+  wire::StartupMessage startup;
+  while (true) {
+    auto next = co_await reader.next();
+    if (auto* error = std::get_if<ClientError>(&next)) co_return fail(*error);
+    const auto& frame = std::get<OwnedFrame>(next);
+    if (frame.startup_code == wire::kSslRequestCode || frame.startup_code == wire::kGssEncRequestCode) {
+      // TLS to clients is not offered (yet): 'N' tells the client to go on in the clear.
+      std::string refusal;
+      wire::append_encryption_refusal(refusal);
+      boost::system::error_code ec;
+      co_await stream_->write_all(refusal, ec);
+      if (ec) co_return close();
+      continue;
+    }
+    if (frame.startup_code == wire::kCancelRequestCode) {
+      if (auto key = wire::parse_cancel_request(frame.payload)) {
+        service_.cancels().cancel({key->process_id, key->secret_key});
+      }
+      co_return close();  // a cancel connection gets no answer, as in PostgreSQL
+    }
+    if ((frame.startup_code >> 16) != wire::kProtocolMajor3) {
+      co_return fail({sqlstate::kFeatureNotSupported,
+                               "unsupported frontend protocol " +
+                                   std::to_string(frame.startup_code >> 16) + "." +
+                                   std::to_string(frame.startup_code & 0xffff) +
+                                   ": pgvigil speaks protocol 3.0",
+                               "", ""});
+    }
+    auto parsed = wire::parse_startup_message(frame.payload, frame.startup_code);
+    if (!parsed) co_return fail({sqlstate::kProtocolViolation, parsed.error(), "", ""});
+    startup = std::move(parsed).value();
+    break;
+  }
+
+  route_ = service_.find_route(startup.database);
+  if (route_ == nullptr) {
+    co_return fail({sqlstate::kInvalidCatalogName,
+                             "database \"" + startup.database + "\" does not exist in pgvigil",
+                             "", "pgvigil serves: " + service_.route_names()});
+  }
+  if (!startup.replication.empty()) {
+    co_return fail({sqlstate::kFeatureNotSupported,
+                             "replication connections are not supported through pgvigil", "",
+                             "Connect to the server directly for replication."});
+  }
+  auto settings = settings_from_startup(startup);
+  if (!settings) co_return fail({sqlstate::kProtocolViolation, settings.error(), "", ""});
+  settings_ = std::move(settings).value();
+  user_ = startup.user;
+
+  std::vector<std::string> unsupported;
+  for (const auto& parameter : startup.others) {
+    if (parameter.name.starts_with("_pq_.")) unsupported.push_back(parameter.name);
+  }
+  if (startup.minor_version > 0 || !unsupported.empty()) {
+    std::string negotiate;
+    wire::append_negotiate_protocol_version(negotiate, 0, unsupported);
+    boost::system::error_code ec;
+    co_await stream_->write_all(negotiate, ec);
+    if (ec) co_return close();
+  }
+
+  reader.enter_normal_phase();
+  if (auto error = co_await authenticate(*stream_, reader, route_->settings.auth_method, user_,
+                                         service_.users())) {
+    co_return fail(*error);
+  }
+  timer_.cancel();
+
+  // Move to the pool's worker: release the socket here, adopt it there.
+  auto leftover = reader.take_leftover();
+  const auto home = route_->pool->executor();
+  const int fd = stream_->release();
+  stream_.reset();
+  pending_input_ = std::move(leftover);
+  auto task = [self = shared_from_this(), home, fd] {
+    self->stream_ = std::make_unique<ClientStream>(home, fd);
+    self->timer_ = asio::steady_timer(home);
+    return self->begin();
+  };
+  asio::co_spawn(home, std::move(task), asio::detached);
+}
+
+// --- on the pool's worker -------------------------------------------------------------------
+
+std::string ClientSession::startup_reply() const {
+  std::string reply;
+  for (const auto& [name, value] : route_->server_parameters) {
+    // The client sees the values it asked for: they are applied before each of its queries.
+    auto wanted = settings_.find(lower(name));
+    wire::append_parameter_status(reply, name, wanted != settings_.end() ? wanted->second : value);
+  }
+  wire::append_backend_key_data(reply, cancel_key_->process_id, cancel_key_->secret);
+  wire::append_ready_for_query(reply, wire::TransactionStatus::idle);
+  return reply;
+}
+
+awaitable<void> ClientSession::begin() {
+  // Session pooling takes its server connection now; transaction pooling only needs one when
+  // nothing is known yet about the server (its version, encoding) to tell the client.
+  if (!transaction_pooling() || route_->server_parameters.empty()) {
+    if (auto error = co_await acquire_server()) co_return fail(*error);
+    if (transaction_pooling()) return_server(std::nullopt);
+  }
+  auto executor = stream_->get_executor();
+  cancel_key_ = service_.cancels().add([weak = weak_from_this(), executor] {
+    asio::post(executor, [weak] {
+      if (auto self = weak.lock()) self->cancel_running_query();
+    });
+  });
+  if (route_->metrics) route_->metrics->client_connected();
+  counted_in_route_ = true;
+  const auto reply = startup_reply();
+  boost::system::error_code ec;
+  co_await stream_->write_all(reply, ec);
+  if (ec) co_return co_await end_session();
+  if (!pending_input_.empty()) co_return co_await serve();
+  park();
+}
+
+awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
+  auto result = co_await route_->pool->checkout(route_->checkout_timeout);
+  if (auto* error = std::get_if<pool::CheckoutError>(&result)) {
+    co_return checkout_error(*error, route_->settings.database, route_->checkout_timeout);
+  }
+  server_ = std::get<pool::Lease>(std::move(result));
+  if (route_->server_parameters.empty()) {
+    for (const char* name : kReportedParameters) {
+      route_->server_parameters.emplace_back(name, server_->parameter_status(name));
+    }
+  }
+  const auto statements = settings_statements(settings_, server_->applied_settings());
+  if (statements.empty()) co_return std::nullopt;
+  auto failure = co_await server_->execute(statements, Clock::now() + route_->checkout_timeout);
+  if (!failure) {
+    server_->applied_settings() = settings_;
+    co_return std::nullopt;
+  }
+  // A setting the server refuses (a bad DateStyle) is the client's error; the connection
+  // itself is fine unless the statement killed it.
+  return_server(failure->death);
+  co_return ClientError{failure->death ? sqlstate::kConnectionFailure : failure->sqlstate,
+                        failure->message, "while applying the client's startup settings", ""};
+}
+
+void ClientSession::park() {
+  // Bytes already read, or bytes that came while nobody waited (they produced no new edge for
+  // the reactor): serve them now.
+  if (!pending_input_.empty() || readable_now(stream_->native_handle())) {
+    asio::co_spawn(
+        stream_->get_executor(), [self = shared_from_this()] { return self->serve(); },
+        asio::detached);
+    return;
+  }
+  stream_->async_wait_readable([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec) return self->close();
+    asio::co_spawn(
+        self->stream_->get_executor(), [self] { return self->serve(); }, asio::detached);
+  });
+}
+
+awaitable<void> ClientSession::serve() {
+  BufferLease client_buffer;
+  BufferLease server_buffer;
+  auto client_bytes = client_buffer.span();
+  // Bytes read during authentication are relayed first (at most a buffer's worth: a client
+  // does not send more before it has seen ReadyForQuery).
+  std::size_t size = std::min(pending_input_.size(), client_bytes.size());
+  std::copy_n(pending_input_.begin(), size, client_bytes.begin());
+  pending_input_.clear();
+  if (size == 0) {
+    boost::system::error_code ec;
+    size = co_await stream_->read_some(client_bytes, ec);
+    if (ec) co_return co_await end_session();
+  }
+  // A goodbye between transactions needs no server connection.
+  if (!server_ && client_scanner_.at_boundary() && client_bytes[0] == 'X') {
+    co_return co_await end_session();
+  }
+  if (!server_) {
+    if (auto error = co_await acquire_server()) co_return fail(*error);
+  }
+  const auto outcome = co_await relay(client_bytes, size, server_buffer.span());
+  if (outcome.end != RelayEnd::released) {
+    spdlog::debug("session for {}: relay ended ({}) pending={} status={} release_requested={}",
+                 route_->settings.database, static_cast<int>(outcome.end),
+                 tracker_.pending_ready(), tracker_.status(), release_requested_);
+  }
+  if (route_->metrics) {
+    const auto counts = tracker_.take_counts();
+    route_->metrics->queries(counts.queries);
+    route_->metrics->transactions(counts.transactions);
+  }
+  switch (outcome.end) {
+    case RelayEnd::released:
+      co_await wait_for_cancels();
+      return_server(std::nullopt);
+      park();
+      co_return;
+    case RelayEnd::client_quit:
+    case RelayEnd::cancelled:
+      co_return co_await end_session();
+    case RelayEnd::client_violation:
+      co_await wait_for_cancels();
+      return_server(
+          Death{EvictionReason::dirty_return, "client broke the protocol mid-request", Clock::now()});
+      co_return fail(*outcome.error);
+    case RelayEnd::server_lost:
+      co_await wait_for_cancels();
+      return_server(outcome.death);
+      co_return fail(*outcome.error);
+  }
+}
+
+// --- the relay ------------------------------------------------------------------------------
+
+awaitable<ClientSession::RelayOutcome> ClientSession::relay(std::span<char> client_buffer,
+                                                           std::size_t initial,
+                                                           std::span<char> server_buffer) {
+  release_requested_ = false;
+  // Both directions at once, so a client that pipelines requests while a large result comes
+  // back cannot deadlock the pair. When one pump ends, the other is cancelled; both outcomes
+  // are kept because which one the group reports first says nothing (completions are posted).
+  const auto executor = stream_->get_executor();
+  auto client = asio::co_spawn(executor, pump_client_to_server(client_buffer, initial),
+                               asio::deferred);
+  auto server = asio::co_spawn(executor, pump_server_to_client(server_buffer), asio::deferred);
+  auto group = asio::experimental::make_parallel_group(std::move(client), std::move(server));
+  auto [order, client_error, client_outcome, server_error, server_outcome] =
+      co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+  const auto failed = [](const std::exception_ptr& error, const RelayOutcome& outcome) {
+    return !error && outcome.end != RelayEnd::released && outcome.end != RelayEnd::cancelled;
+  };
+  if (failed(server_error, server_outcome)) co_return server_outcome;
+  if (failed(client_error, client_outcome)) co_return client_outcome;
+  co_return RelayOutcome{release_requested_ ? RelayEnd::released : RelayEnd::cancelled,
+                         std::nullopt, std::nullopt};
+}
+
+awaitable<ClientSession::RelayOutcome> ClientSession::pump_client_to_server(
+    std::span<char> buffer, std::size_t size) {
+  const bool transaction_mode = transaction_pooling();
+  while (true) {
+    std::size_t forward = size;
+    std::optional<RelayOutcome> stop;
+    const auto verdict = client_scanner_.scan(
+        buffer.first(size), [&](const relay::MessageHeader& header) {
+          if (!wire::is_frontend_message_type(header.type) || header.type == 'p') {
+            stop = RelayOutcome{RelayEnd::client_violation,
+                                ClientError{sqlstate::kProtocolViolation,
+                                            std::string("invalid frontend message type ") +
+                                                std::to_string(static_cast<unsigned char>(header.type)),
+                                            "", ""},
+                                std::nullopt};
+          } else if (!tracker_.on_client_message(header, transaction_mode)) {
+            if (tracker_.refusal() == relay::TransactionTracker::Refusal::terminate) {
+              stop = RelayOutcome{RelayEnd::client_quit, std::nullopt, std::nullopt};
+            } else {
+              stop = RelayOutcome{
+                  RelayEnd::client_violation,
+                  ClientError{sqlstate::kFeatureNotSupported,
+                              "named prepared statements are not supported in transaction "
+                              "pooling mode",
+                              "Database \"" + route_->settings.database +
+                                  "\" uses pool_mode transaction, where each transaction may "
+                                  "run on another server connection.",
+                              "Use unnamed statements (JDBC: prepareThreshold=0), or set "
+                              "pool_mode: session for this database."},
+                  std::nullopt};
+            }
+          } else {
+            return true;
+          }
+          forward = header.start;  // nothing of the refused message reaches the server
+          return false;
+        });
+    if (verdict == relay::MessageScanner::Verdict::bad_length) {
+      co_return RelayOutcome{RelayEnd::client_violation,
+                             ClientError{sqlstate::kProtocolViolation,
+                                         "invalid message length (above listen.max_message_bytes "
+                                         "or below 4)",
+                                         "", ""},
+                             std::nullopt};
+    }
+    if (forward > 0) {
+      boost::system::error_code ec;
+      co_await server_->write_all(buffer.first(forward), ec);
+      if (ec) {
+        co_return RelayOutcome{RelayEnd::server_lost,
+                               ClientError{sqlstate::kConnectionFailure,
+                                           "lost the server connection: " + ec.message(), "", ""},
+                               server_->diagnose_failure(true, "writing to server")};
+      }
+      if (route_->metrics) route_->metrics->bytes_to_server(forward);
+    }
+    if (stop) co_return *stop;
+    boost::system::error_code ec;
+    size = co_await stream_->read_some(buffer, ec);
+    if (ec == asio::error::operation_aborted) {
+      co_return RelayOutcome{RelayEnd::cancelled, std::nullopt, std::nullopt};
+    }
+    if (ec) co_return RelayOutcome{RelayEnd::client_quit, std::nullopt, std::nullopt};
+    if (release_requested_) {
+      // The read completed in the same instant as the release (a client that sends its next
+      // query as soon as it sees ReadyForQuery): the bytes belong to the next transaction,
+      // which may run on another server connection.
+      pending_input_.assign(buffer.data(), size);
+      co_return RelayOutcome{RelayEnd::cancelled, std::nullopt, std::nullopt};
+    }
+  }
+}
+
+awaitable<ClientSession::RelayOutcome> ClientSession::pump_server_to_client(
+    std::span<char> buffer) {
+  const bool transaction_mode = transaction_pooling();
+  while (true) {
+    boost::system::error_code ec;
+    const auto size = co_await server_->read_some(buffer, ec);
+    if (ec == asio::error::operation_aborted) {
+      co_return RelayOutcome{RelayEnd::cancelled, std::nullopt, std::nullopt};
+    }
+    if (ec) {
+      auto death = server_->diagnose_failure(tracker_.pending_ready() > 0, "relaying");
+      co_return RelayOutcome{
+          RelayEnd::server_lost,
+          ClientError{sqlstate::kConnectionFailure,
+                      "lost the server connection (" + std::string(to_string(death.reason)) + ")",
+                      death.detail, "The transaction's outcome is unknown; retry it."},
+          death};
+    }
+    server_->mark_alive();
+    const auto verdict = server_scanner_.scan(buffer.first(size), [this](const relay::MessageHeader& header) {
+      tracker_.on_server_message(header);
+      return true;
+    });
+    if (verdict == relay::MessageScanner::Verdict::bad_length) {
+      co_return RelayOutcome{RelayEnd::server_lost,
+                             ClientError{sqlstate::kConnectionFailure,
+                                         "the server sent a malformed message", "", ""},
+                             Death{EvictionReason::server_error, "malformed message from server",
+                                   Clock::now()}};
+    }
+    co_await stream_->write_all(buffer.first(size), ec);
+    if (ec) co_return RelayOutcome{RelayEnd::client_quit, std::nullopt, std::nullopt};
+    if (route_->metrics) route_->metrics->bytes_to_client(size);
+    if (transaction_mode && server_scanner_.at_boundary() &&
+        tracker_.idle_and_answered(client_scanner_.at_boundary())) {
+      release_requested_ = true;
+      co_return RelayOutcome{RelayEnd::released, std::nullopt, std::nullopt};
+    }
+  }
+}
+
+// --- endings --------------------------------------------------------------------------------
+
+awaitable<void> ClientSession::wait_for_cancels() {
+  // A cancel being sent for this connection must land before anyone else may use it.
+  while (cancels_in_flight_ > 0) {
+    timer_.expires_at(Clock::time_point::max());
+    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+void ClientSession::return_server(std::optional<Death> death) {
+  if (!server_) return;
+  route_->pool->give_back(std::move(server_), std::move(death));
+  server_.reset();
+}
+
+awaitable<void> ClientSession::end_session() {
+  if (server_) co_await wait_for_cancels();
+  if (server_) {
+    const bool clean =
+        server_scanner_.at_boundary() && tracker_.idle_and_answered(client_scanner_.at_boundary());
+    if (!clean) {
+      return_server(Death{EvictionReason::dirty_return,
+                          tracker_.status() != 'I' ? "client left inside a transaction"
+                                                   : "client left with a request unanswered",
+                          Clock::now()});
+    } else if (!transaction_pooling() && !route_->settings.reset_query.empty()) {
+      auto failure = co_await server_->execute(route_->settings.reset_query,
+                                               Clock::now() + route_->checkout_timeout);
+      if (failure) {
+        return_server(failure->death ? failure->death
+                                     : Death{EvictionReason::dirty_return,
+                                             "reset query failed: " + failure->message,
+                                             Clock::now()});
+      } else {
+        // The reset returns every setting to its default (DISCARD ALL, RESET ALL).
+        server_->applied_settings().clear();
+        return_server(std::nullopt);
+      }
+    } else {
+      return_server(std::nullopt);
+    }
+  }
+  close();
+}
+
+void ClientSession::fail(ClientError error) {
+  if (!error.sqlstate.empty()) {
+    if (route_ != nullptr && route_->metrics) route_->metrics->client_error(error.sqlstate);
+    spdlog::info("client session{}: {} {}{}", route_ ? " for " + route_->settings.database : "",
+                 error.sqlstate, error.message, error.detail.empty() ? "" : ": " + error.detail);
+  }
+  failure_ = std::move(error);
+  asio::co_spawn(
+      stream_ ? stream_->get_executor() : timer_.get_executor(),
+      [self = shared_from_this()] { return self->send_failure(); }, asio::detached);
+}
+
+awaitable<void> ClientSession::send_failure() {
+  if (!failure_.sqlstate.empty() && stream_ && stream_->is_open()) {
+    const auto bytes = fatal_error_bytes(failure_);
+    boost::system::error_code ec;
+    co_await stream_->write_all(bytes, ec);
+  }
+  if (server_) {
+    co_await wait_for_cancels();
+    return_server(Death{EvictionReason::dirty_return, "session failed", Clock::now()});
+  }
+  close();
+}
+
+void ClientSession::close() {
+  timer_.cancel();
+  if (stream_) stream_->close();
+}
+
+void ClientSession::cancel_running_query() {
+  if (!server_ || tracker_.pending_ready() == 0) return;
+  PGcancel* handle = server_->cancel_handle();
+  if (handle == nullptr) return;
+  ++cancels_in_flight_;
+  // PQcancel opens its own connection and blocks: it runs on the blocking pool, and the lease
+  // is held until it returns, so the cancel can only hit this client's query.
+  asio::post(service_.blocking(),
+             [self = shared_from_this(), handle, home = stream_->get_executor()] {
+               char error[256] = {};
+               if (PQcancel(handle, error, sizeof error) == 0) {
+                 spdlog::warn("cancel request failed: {}", error);
+               }
+               PQfreeCancel(handle);
+               asio::post(home, [self] {
+                 if (--self->cancels_in_flight_ == 0) self->timer_.cancel();
+               });
+             });
+}
+
+}  // namespace pgvigil::proxy

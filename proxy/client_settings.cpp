@@ -1,0 +1,115 @@
+#include "proxy/client_settings.hpp"
+
+#include <cctype>
+#include <vector>
+
+namespace pgvigil::proxy {
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string result(text);
+  for (auto& c : result) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return result;
+}
+
+// Splits `options` on unescaped white space; a backslash takes the next character literally.
+std::vector<std::string> split_options(std::string_view options) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  for (std::size_t i = 0; i < options.size(); ++i) {
+    const char c = options[i];
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+      continue;
+    }
+    in_word = true;
+    if (c == '\\' && i + 1 < options.size()) {
+      word += options[++i];
+    } else {
+      word += c;
+    }
+  }
+  if (in_word) words.push_back(std::move(word));
+  return words;
+}
+
+std::string quote_literal(std::string_view value) {
+  std::string quoted = "'";
+  for (char c : value) {
+    if (c == '\'') quoted += '\'';
+    quoted += c;
+  }
+  return quoted + "'";
+}
+
+}  // namespace
+
+bool is_valid_setting_name(std::string_view name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name.front()))) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+ParseResult<SettingMap> settings_from_startup(const wire::StartupMessage& startup) {
+  SettingMap settings;
+  auto add = [&settings](std::string_view name, std::string_view value) -> bool {
+    if (!is_valid_setting_name(name)) return false;
+    settings[lower(name)] = std::string(value);
+    return true;
+  };
+  if (!startup.application_name.empty()) add("application_name", startup.application_name);
+  for (const auto& parameter : startup.others) {
+    if (parameter.name.starts_with("_pq_.")) continue;
+    if (!add(parameter.name, parameter.value)) {
+      return ParseResult<SettingMap>::fail("invalid startup parameter name \"" + parameter.name +
+                                           "\"");
+    }
+  }
+  const auto words = split_options(startup.options);
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    std::string_view assignment;
+    if (words[i] == "-c" && i + 1 < words.size()) {
+      assignment = words[++i];
+    } else if (words[i].starts_with("-c")) {
+      assignment = std::string_view(words[i]).substr(2);
+    } else if (words[i].starts_with("--")) {
+      assignment = std::string_view(words[i]).substr(2);
+    } else {
+      return ParseResult<SettingMap>::fail(
+          "unsupported option \"" + words[i] + "\" in startup options: pgvigil accepts only " +
+          "-c name=value and --name=value");
+    }
+    const auto equals = assignment.find('=');
+    if (equals == std::string_view::npos) {
+      return ParseResult<SettingMap>::fail("option \"" + std::string(assignment) +
+                                           "\" lacks a value (-c name=value)");
+    }
+    std::string name(assignment.substr(0, equals));
+    for (auto& c : name) c = c == '-' ? '_' : c;  // --search-path=x means search_path
+    if (!add(name, assignment.substr(equals + 1))) {
+      return ParseResult<SettingMap>::fail("invalid setting name \"" + name + "\" in options");
+    }
+  }
+  return ParseResult<SettingMap>::ok(std::move(settings));
+}
+
+std::string settings_statements(const SettingMap& wanted, const SettingMap& applied) {
+  std::string sql;
+  for (const auto& [name, value] : wanted) {
+    auto found = applied.find(name);
+    if (found == applied.end() || found->second != value) {
+      sql += "SET " + name + " TO " + quote_literal(value) + ";";
+    }
+  }
+  for (const auto& [name, value] : applied) {
+    if (!wanted.contains(name)) sql += "RESET " + name + ";";
+  }
+  return sql;
+}
+
+}  // namespace pgvigil::proxy

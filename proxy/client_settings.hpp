@@ -1,0 +1,29 @@
+#pragma once
+// The session settings a client asked for at startup (application_name, DateStyle, TimeZone,
+// search_path, extra_float_digits, options=-c ...), and the statements that make a server
+// connection carry them. Pure.
+
+#include <map>
+#include <string>
+
+#include "proxy/wire/parse_result.hpp"
+#include "proxy/wire/startup_message.hpp"
+
+namespace pgvigil::proxy {
+
+// Lower-case setting name -> value, as the client wants it.
+using SettingMap = std::map<std::string, std::string>;
+
+// Everything in the startup packet beyond user and database, plus `options` (-c name=value and
+// --name=value, backslash escapes as PostgreSQL reads them). Protocol extensions (_pq_.*) are
+// not settings. Fails with a message for an option pgvigil cannot honour or a bad name.
+ParseResult<SettingMap> settings_from_startup(const wire::StartupMessage& startup);
+
+// "SET name TO 'value'; RESET name; ..." turning a connection that carries `applied` into one
+// that carries `wanted`; empty when they agree.
+std::string settings_statements(const SettingMap& wanted, const SettingMap& applied);
+
+// A GUC name PostgreSQL would accept in SET: letters, digits, '_', '.', not starting with a digit.
+bool is_valid_setting_name(std::string_view name);
+
+}  // namespace pgvigil::proxy

@@ -1,0 +1,48 @@
+#pragma once
+// A client's socket (TCP or Unix: both are plain descriptors to us). Reads and writes try the
+// non-blocking system call first and only then wait on the event loop. Owns the descriptor.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/system/error_code.hpp>
+#include <span>
+#include <string>
+
+namespace pgvigil::proxy {
+
+class ClientStream {
+ public:
+  ClientStream(boost::asio::any_io_executor executor, int fd);
+
+  // At least one byte, or 0 with ec set (eof, reset, operation_aborted when cancelled).
+  boost::asio::awaitable<std::size_t> read_some(std::span<char> buffer,
+                                                boost::system::error_code& ec);
+  boost::asio::awaitable<void> write_all(std::span<const char> bytes,
+                                         boost::system::error_code& ec);
+  boost::asio::awaitable<void> write_all(const std::string& bytes,
+                                         boost::system::error_code& ec) {
+    return write_all(std::span<const char>(bytes.data(), bytes.size()), ec);
+  }
+
+  // Calls handler(error_code) once the client sent something (or closed). A plain handler, not
+  // a coroutine, so that an idle client holds no coroutine frame.
+  template <typename Handler>
+  void async_wait_readable(Handler&& handler) {
+    descriptor_.async_wait(boost::asio::posix::descriptor_base::wait_read,
+                           std::forward<Handler>(handler));
+  }
+
+  void cancel();
+  // Gives up the descriptor (for a session moving to another worker); the stream is closed.
+  int release();
+  void close();
+  bool is_open() const { return descriptor_.is_open(); }
+  int native_handle() { return descriptor_.native_handle(); }
+  boost::asio::any_io_executor get_executor() { return descriptor_.get_executor(); }
+
+ private:
+  boost::asio::posix::stream_descriptor descriptor_;
+};
+
+}  // namespace pgvigil::proxy

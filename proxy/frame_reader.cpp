@@ -1,0 +1,27 @@
+#include "proxy/frame_reader.hpp"
+
+#include <array>
+
+namespace pgvigil::proxy {
+
+boost::asio::awaitable<std::variant<OwnedFrame, ClientError>> FrameReader::next() {
+  while (true) {
+    const auto result = decoder_.decode(std::span<const char>(buffer_.data(), buffer_.size()));
+    if (const auto* frame = std::get_if<wire::Frame>(&result)) {
+      OwnedFrame owned{frame->type, frame->startup_code,
+                       std::string(frame->payload.begin(), frame->payload.end())};
+      buffer_.erase(0, frame->wire_size);
+      co_return owned;
+    }
+    if (const auto* violation = std::get_if<wire::ProtocolViolation>(&result)) {
+      co_return ClientError{sqlstate::kProtocolViolation, violation->message(), "", ""};
+    }
+    std::array<char, 4096> chunk;
+    boost::system::error_code ec;
+    const auto n = co_await stream_.read_some(chunk, ec);
+    if (ec) co_return ClientError{"", "client went away: " + ec.message(), "", ""};
+    buffer_.append(chunk.data(), n);
+  }
+}
+
+}  // namespace pgvigil::proxy

@@ -1,0 +1,45 @@
+#pragma once
+// What every client session shares: the routes (database -> pool), the users file, the cancel
+// registry, the client limit and a small thread pool for the one blocking libpq call (PQcancel).
+
+#include <atomic>
+#include <boost/asio/thread_pool.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/auth/users_file.hpp"
+#include "proxy/cancel_registry.hpp"
+#include "proxy/proxy_settings.hpp"
+#include "proxy/route.hpp"
+
+namespace pgvigil::proxy {
+
+class ProxyService {
+ public:
+  ProxyService(ProxySettings settings, std::vector<Route> routes,
+               std::shared_ptr<const auth::UsersFile> users);
+  ~ProxyService();
+
+  const ProxySettings& settings() const { return settings_; }
+  Route* find_route(const std::string& database);
+  std::string route_names() const;  // "app, reports" for hints
+  const auth::UsersFile* users() const { return users_.get(); }
+  CancelRegistry& cancels() { return cancels_; }
+  boost::asio::thread_pool& blocking() { return blocking_; }
+
+  // Counts a client in; false when max_client_connections are already connected.
+  bool admit_client();
+  void client_left() { clients_.fetch_sub(1, std::memory_order_relaxed); }
+  int clients() const { return clients_.load(std::memory_order_relaxed); }
+
+ private:
+  ProxySettings settings_;
+  std::vector<Route> routes_;
+  std::shared_ptr<const auth::UsersFile> users_;
+  CancelRegistry cancels_;
+  std::atomic<int> clients_{0};
+  boost::asio::thread_pool blocking_{1};
+};
+
+}  // namespace pgvigil::proxy

@@ -1,0 +1,74 @@
+#pragma once
+// Finds message boundaries in a relayed byte stream without buffering it: bytes are forwarded
+// in bulk, and the scanner only looks at each message's type, length and first body byte (the
+// ReadyForQuery status, whether a Parse names its statement). Pure: no I/O, fuzzable.
+
+#include <cstddef>
+#include <algorithm>
+#include <cstdint>
+#include <span>
+
+namespace pgvigil::proxy::relay {
+
+struct MessageHeader {
+  char type;
+  std::uint32_t body_length;  // the length word minus its own 4 bytes
+  int first_body_byte;        // -1 when the body is empty
+  std::size_t start;          // offset in the scanned span where it began (0: in an earlier span)
+};
+
+class MessageScanner {
+ public:
+  // max_body_length: a longer message is a protocol violation (the peer is broken or hostile).
+  explicit MessageScanner(std::uint32_t max_body_length) : max_body_length_(max_body_length) {}
+
+  enum class Verdict { ok, bad_length };
+
+  // Scans `bytes`, calling visit(const MessageHeader&) once per message as soon as its header
+  // and first body byte are known. visit returns false to stop early (the rest is not scanned).
+  template <typename Visitor>
+  Verdict scan(std::span<const char> bytes, Visitor&& visit);
+
+  // True between messages: nothing of a message is half-read.
+  bool at_boundary() const { return header_size_ == 0 && body_remaining_ == 0; }
+
+ private:
+  static constexpr std::size_t kHeaderSize = 5;  // type + length word
+  std::uint32_t max_body_length_;
+  char header_[kHeaderSize + 1] = {};
+  std::size_t header_size_ = 0;
+  std::uint64_t body_remaining_ = 0;
+  std::size_t start_ = 0;
+};
+
+template <typename Visitor>
+MessageScanner::Verdict MessageScanner::scan(std::span<const char> bytes, Visitor&& visit) {
+  std::size_t position = 0;
+  if (header_size_ > 0) start_ = 0;  // a header split across spans began before this one
+  while (position < bytes.size()) {
+    if (body_remaining_ > 0) {
+      const auto skip = std::min<std::uint64_t>(body_remaining_, bytes.size() - position);
+      position += skip;
+      body_remaining_ -= skip;
+      continue;
+    }
+    if (header_size_ == 0) start_ = position;
+    header_[header_size_++] = bytes[position++];
+    if (header_size_ < kHeaderSize) continue;
+    const auto* raw = reinterpret_cast<const unsigned char*>(header_);
+    const std::uint32_t length = (std::uint32_t{raw[1]} << 24) | (std::uint32_t{raw[2]} << 16) |
+                                 (std::uint32_t{raw[3]} << 8) | std::uint32_t{raw[4]};
+    if (length < 4 || length - 4 > max_body_length_) return Verdict::bad_length;
+    const std::uint32_t body = length - 4;
+    if (body > 0 && header_size_ == kHeaderSize) continue;  // wait for the first body byte
+    const MessageHeader header{header_[0], body,
+                               body > 0 ? static_cast<unsigned char>(header_[kHeaderSize]) : -1,
+                               start_};
+    header_size_ = 0;
+    body_remaining_ = body > 0 ? body - 1 : 0;
+    if (!visit(header)) return Verdict::ok;
+  }
+  return Verdict::ok;
+}
+
+}  // namespace pgvigil::proxy::relay

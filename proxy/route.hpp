@@ -1,0 +1,26 @@
+#pragma once
+// One database as clients see it: its settings, its pool, its client metrics, and what its
+// server reported about itself.
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "metrics/proxy_metrics.hpp"
+#include "pool/pool.hpp"
+#include "proxy/proxy_settings.hpp"
+
+namespace pgvigil::proxy {
+
+struct Route {
+  RouteSettings settings;
+  std::shared_ptr<pool::Pool> pool;
+  std::shared_ptr<metrics::ClientMetrics> metrics;
+  pool::Milliseconds checkout_timeout{5000};
+  // The server's ParameterStatus values (server_version, DateStyle, ...), learned from the
+  // first connection lent to a client. Read and written only on the pool's worker.
+  std::vector<std::pair<std::string, std::string>> server_parameters;
+};
+
+}  // namespace pgvigil::proxy
