@@ -1,27 +1,47 @@
 #include "daemon/application.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
+#include <cstdlib>
 
+#include "daemon/config_diff.hpp"
+#include "daemon/config_loader.hpp"
 #include "daemon/version.hpp"
 
 namespace pgvigil::daemon {
 namespace asio = boost::asio;
 
+namespace {
+
+std::string join(const std::vector<std::string>& parts, const char* separator) {
+  std::string out;
+  for (const auto& part : parts) {
+    if (!out.empty()) out += separator;
+    out += part;
+  }
+  return out;
+}
+
+// How long a clean shutdown waits for clients to give back their server connections.
+constexpr std::chrono::seconds kShutdownDrain{10};
+
+const char* signal_name(int signal) { return signal == SIGTERM ? "SIGTERM" : "SIGINT"; }
+
+}  // namespace
+
 Application::Application(Config config)
     : config_(std::move(config)), workers_(config_.workers), registry_(kVersion) {
   // Pools are spread over the workers; each pool lives on one worker's loop.
-  int next_worker = 0;
-  for (const auto& database : config_.databases) {
-    auto& context = workers_.context(next_worker++ % workers_.size());
-    auto metrics = registry_.add_pool(database.name, pool::pool_label_sets());
-    pools_.push_back(std::make_shared<pool::Pool>(context.get_executor(), database, metrics));
-  }
+  for (const auto& database : config_.databases) pools_.push_back(make_pool(database));
   metrics::AdminServerOptions admin_options;
   admin_options.host = config_.admin.host;
   admin_options.port = config_.admin.port;
@@ -30,13 +50,13 @@ Application::Application(Config config)
   build_proxy();
 }
 
-void Application::build_proxy() {
-  std::shared_ptr<const proxy::auth::UsersFile> users;
-  if (!config_.proxy.users_file.empty()) {
-    auto loaded = proxy::auth::load_users_file(config_.proxy.users_file);
-    if (!loaded) throw std::runtime_error(loaded.error());
-    users = std::make_shared<const proxy::auth::UsersFile>(std::move(loaded).value());
-  }
+std::shared_ptr<pool::Pool> Application::make_pool(const pool::PoolConfig& database) {
+  auto& context = workers_.context(next_worker_++ % workers_.size());
+  auto metrics = registry_.add_pool(database.name, pool::pool_label_sets());
+  return std::make_shared<pool::Pool>(context.get_executor(), database, metrics);
+}
+
+std::vector<proxy::Route> Application::make_routes() {
   std::vector<proxy::Route> routes;
   for (std::size_t i = 0; i < config_.routes.size(); ++i) {
     proxy::Route route;
@@ -46,7 +66,17 @@ void Application::build_proxy() {
     route.checkout_timeout = config_.databases[i].pool.checkout_timeout;
     routes.push_back(std::move(route));
   }
-  proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, std::move(routes), users);
+  return routes;
+}
+
+void Application::build_proxy() {
+  std::shared_ptr<const proxy::auth::UsersFile> users;
+  if (!config_.proxy.users_file.empty()) {
+    auto loaded = proxy::auth::load_users_file(config_.proxy.users_file);
+    if (!loaded) throw std::runtime_error(loaded.error());
+    users = std::make_shared<const proxy::auth::UsersFile>(std::move(loaded).value());
+  }
+  proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, make_routes(), users);
   listener_ = std::make_unique<proxy::Listener>(workers_.context(0), *proxy_);
 }
 
@@ -70,14 +100,265 @@ metrics::ReadyState Application::readiness() const {
   return state;
 }
 
+// --- signals and shutdown -------------------------------------------------------------------
+
 asio::awaitable<void> Application::handle_signals() {
-  const int signal = co_await signals_->async_wait(asio::use_awaitable);
-  spdlog::info("received {}, shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  int signal = co_await signals_->async_wait(asio::use_awaitable);
+  shutting_down_ = true;
+  spdlog::info("received {}, shutting down (send it again to exit at once)", signal_name(signal));
+  asio::co_spawn(workers_.context(0), shut_down(), asio::detached);
+  // The clean shutdown can wait on leased connections; an impatient operator (or systemd's
+  // final SIGTERM) must not have to wait for it.
+  signal = co_await signals_->async_wait(asio::use_awaitable);
+  const int code = signal == SIGINT ? 130 : 1;
+  spdlog::warn("received {} again during shutdown; exiting at once with code {}",
+               signal_name(signal), code);
+  spdlog::default_logger()->flush();
+  std::_Exit(code);
+}
+
+asio::awaitable<void> Application::shut_down() {
+  notifier_.stopping();
   admin_->stop();
   listener_->stop();
-  for (auto& pool : pools_) co_await pool->shutdown();
+  auto pools = pools_;
+  pools.insert(pools.end(), retiring_.begin(), retiring_.end());
+  for (auto& pool : pools) {
+    auto closing = pool->shutdown();
+    co_await std::move(closing);
+  }
+  // Leased connections close as their clients finish (a transaction's end); bounded, and a
+  // second signal cuts it short.
+  const auto leased = [&pools] {
+    int count = 0;
+    for (const auto& pool : pools) count += pool->status().checked_out;
+    return count;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + kShutdownDrain;
+  if (leased() > 0) {
+    spdlog::info("waiting up to {} s for {} server connection(s) leased to clients",
+                 kShutdownDrain.count(), leased());
+  }
+  asio::steady_timer timer(workers_.context(0));
+  while (leased() > 0 && std::chrono::steady_clock::now() < deadline) {
+    timer.expires_after(std::chrono::milliseconds(50));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (const int left = leased(); left > 0) {
+    spdlog::warn("{} server connection(s) still leased after {} s; exiting anyway", left,
+                 kShutdownDrain.count());
+  }
   spdlog::info("all server connections closed; exiting");
   workers_.stop();
+}
+
+asio::awaitable<void> Application::handle_hangups() {
+  while (true) {
+    const auto [error, signal] = co_await hangups_->async_wait(asio::as_tuple(asio::use_awaitable));
+    if (error) co_return;
+    if (shutting_down_) {
+      spdlog::info("SIGHUP ignored: shutting down");
+      continue;
+    }
+    co_await reload("SIGHUP");
+  }
+}
+
+// --- reload ---------------------------------------------------------------------------------
+
+asio::awaitable<void> Application::reload(const char* trigger) {
+  // One at a time: a trigger arriving during a reload runs one more afterwards.
+  if (reload_running_) {
+    reload_again_ = true;
+    co_return;
+  }
+  reload_running_ = true;
+  do {
+    reload_again_ = false;
+    co_await reload_once(trigger);
+  } while (reload_again_ && !shutting_down_);
+  reload_running_ = false;
+}
+
+asio::awaitable<void> Application::reload_once(const char* trigger) {
+  notifier_.reloading();
+  config_stamp_ = config_stamp();  // before reading, so a write during the read triggers again
+  Config next;
+  try {
+    next = load_config(config_.source_path);
+    if (auto refused = restart_only_change(config_, next)) throw *refused;
+  } catch (const ConfigError& error) {
+    spdlog::error("reload ({}) rejected, still running the previous configuration: {}", trigger,
+                  error.what());
+    registry_.record_config_reload(false);
+    notifier_.ready();
+    co_return;
+  }
+
+  std::vector<std::string> summary;
+  std::vector<std::shared_ptr<pool::Pool>> next_pools;
+  for (std::size_t i = 0; i < next.databases.size(); ++i) {
+    const auto& database = next.databases[i];
+    const auto found = std::find_if(config_.databases.begin(), config_.databases.end(),
+                                    [&](const auto& old) { return old.name == database.name; });
+    if (found == config_.databases.end()) {
+      next_pools.push_back(make_pool(database));
+      next_pools.back()->start();
+      summary.push_back("database " + database.name + " added (server " +
+                        database.server.describe() + ")");
+      continue;
+    }
+    const auto index = static_cast<std::size_t>(found - config_.databases.begin());
+    auto pool = pools_[index];
+    const auto changes = database_changes(*found, config_.routes[index], database, next.routes[i]);
+    if (!changes.empty()) {
+      auto update = pool->update_config(database);
+      co_await std::move(update);
+      std::string line = "database " + database.name + ": " + join(changes, ", ") + " changed";
+      if (std::find(changes.begin(), changes.end(), "keepalive") != changes.end()) {
+        const auto& k = database.keepalive;
+        line += fmt::format(" (keepalive idle={}s interval={}s count={} user_timeout={}ms set on "
+                            "every live server socket)",
+                            k.idle.count(), k.interval.count(), k.count, k.user_timeout.count());
+      }
+      if (std::find(changes.begin(), changes.end(), "server") != changes.end()) {
+        line += " (draining connections to the old server; new ones go to " +
+                database.server.describe() + ")";
+      }
+      summary.push_back(std::move(line));
+    }
+    next_pools.push_back(std::move(pool));
+  }
+  for (std::size_t i = 0; i < config_.databases.size(); ++i) {
+    const auto& name = config_.databases[i].name;
+    const bool kept = std::any_of(next.databases.begin(), next.databases.end(),
+                                  [&](const auto& database) { return database.name == name; });
+    if (kept) continue;
+    retiring_.push_back(pools_[i]);
+    asio::co_spawn(workers_.context(0), retire_pool(pools_[i]), asio::detached);
+    summary.push_back("database " + name + " removed (draining)");
+  }
+
+  if (next.log.level != config_.log.level) {
+    spdlog::set_level(spdlog::level::from_str(next.log.level));
+    summary.push_back("log.level " + config_.log.level + " -> " + next.log.level);
+  }
+  if (next.reload.watch_file != config_.reload.watch_file) {
+    summary.push_back(std::string("reload.watch_file ") + (next.reload.watch_file ? "on" : "off"));
+  }
+  config_ = std::move(next);
+  pools_ = std::move(next_pools);
+  proxy_->replace_routes(make_routes());
+  registry_.record_config_reload(true);
+  spdlog::info("config reloaded ({}) from {}: {}", trigger, config_.source_path,
+               summary.empty() ? "nothing changed" : join(summary, "; "));
+  notifier_.ready();
+}
+
+asio::awaitable<void> Application::retire_pool(std::shared_ptr<pool::Pool> pool) {
+  auto retiring = pool->retire();
+  co_await std::move(retiring);
+  if (shutting_down_) co_return;
+  std::erase(retiring_, pool);
+  // The same name may have come back meanwhile; its series are then the new pool's.
+  const bool reused = std::any_of(pools_.begin(), pools_.end(),
+                                  [&](const auto& active) { return active->name() == pool->name(); });
+  if (!reused) registry_.remove_pool(pool->name());
+  spdlog::info("pool {}: removed, every server connection closed", pool->name());
+}
+
+std::optional<Application::FileStamp> Application::config_stamp() const {
+  struct stat info {};
+  if (::stat(config_.source_path.c_str(), &info) != 0) return std::nullopt;
+  return FileStamp{static_cast<long long>(info.st_mtim.tv_sec) * 1000000000LL + info.st_mtim.tv_nsec,
+                   static_cast<unsigned long long>(info.st_ino),
+                   static_cast<long long>(info.st_size)};
+}
+
+asio::awaitable<void> Application::watch_config_file() {
+  // Polling once a second: simple, survives editors that replace the file by rename, and a
+  // reload is never urgent.
+  asio::steady_timer timer(workers_.context(0));
+  while (!shutting_down_) {
+    timer.expires_after(std::chrono::seconds(1));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!config_.reload.watch_file || shutting_down_) continue;
+    const auto stamp = config_stamp();
+    if (stamp && stamp != config_stamp_) co_await reload("file change");
+  }
+}
+
+// --- systemd --------------------------------------------------------------------------------
+
+bool Application::pools_healthy() const {
+  return std::all_of(pools_.begin(), pools_.end(),
+                     [](const auto& pool) { return pool->status().healthy() > 0; });
+}
+
+std::string Application::status_line() const {
+  std::vector<std::string> parts;
+  for (const auto& pool : pools_) {
+    const auto status = pool->status();
+    std::string part = fmt::format("{}: {} idle {} busy", pool->name(), status.idle + status.probing,
+                                   status.checked_out);
+    if (status.healthy() == 0) {
+      if (!status.last_connect_failure.empty()) {
+        part += " (connect failures)";
+      } else if (status.connecting > 0) {
+        part += " (connecting)";
+      }
+    }
+    parts.push_back(std::move(part));
+  }
+  for (const auto& pool : retiring_) parts.push_back(pool->name() + ": draining");
+  return join(parts, "; ");
+}
+
+asio::awaitable<void> Application::report_status() {
+  asio::steady_timer timer(workers_.context(0));
+  std::string sent;
+  auto last_sent = std::chrono::steady_clock::now();
+  while (!shutting_down_) {
+    if (!ready_sent_ && pools_healthy()) {
+      ready_sent_ = true;
+      spdlog::info("every pool has a healthy server connection; READY=1");
+      notifier_.ready();
+    }
+    // A changed line goes out within a quarter second; an unchanged one is repeated each
+    // minute, so a status lost by systemd does not stay wrong.
+    const auto line = status_line();
+    const auto now = std::chrono::steady_clock::now();
+    if (line != sent || now - last_sent >= std::chrono::minutes(1)) {
+      notifier_.status(line);
+      sent = line;
+      last_sent = now;
+    }
+    timer.expires_after(std::chrono::milliseconds(250));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+asio::awaitable<void> Application::feed_watchdog() {
+  // Each round posts a tick through every worker's loop and back to worker 0; WATCHDOG=1 goes
+  // out only once all of them answered, and no new round starts before that. A stuck loop so
+  // stops the pings and systemd restarts the service.
+  const auto interval = *notifier_.watchdog_interval() / 2;
+  auto pending = std::make_shared<int>(0);
+  asio::steady_timer timer(workers_.context(0));
+  while (true) {
+    if (*pending == 0) {
+      *pending = workers_.size();
+      for (int i = 0; i < workers_.size(); ++i) {
+        asio::post(workers_.context(i), [this, pending] {
+          asio::post(workers_.context(0), [this, pending] {
+            if (--*pending == 0) notifier_.watchdog();
+          });
+        });
+      }
+    }
+    timer.expires_after(interval);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
 }
 
 int Application::run() {
@@ -99,9 +380,29 @@ int Application::run() {
                  database.server.describe(), database.pool.min_idle, database.pool.max_size);
     pools_[i]->start();
   }
-  // Installed before any loop runs, so an early signal is not lost to the default action.
+  // Installed before any loop runs, so an early signal is not lost to the default action
+  // (SIGHUP's would end the process).
   signals_.emplace(workers_.context(0), SIGTERM, SIGINT);
-  asio::co_spawn(workers_.context(0), handle_signals(), asio::detached);
+  hangups_.emplace(workers_.context(0), SIGHUP);
+  config_stamp_ = config_stamp();
+  auto& home = workers_.context(0);
+  asio::co_spawn(home, handle_signals(), asio::detached);
+  asio::co_spawn(home, handle_hangups(), asio::detached);
+  asio::co_spawn(home, watch_config_file(), asio::detached);
+  if (notifier_.enabled()) {
+    asio::co_spawn(home, report_status(), asio::detached);
+    if (const auto interval = notifier_.watchdog_interval()) {
+      spdlog::info("systemd watchdog: every event loop answers within {} ms",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(*interval / 2).count());
+      asio::co_spawn(home, feed_watchdog(), asio::detached);
+    }
+    if (!config_.systemd.ready_when_pools_healthy) {
+      ready_sent_ = true;
+      notifier_.ready();  // the listeners are bound: clients can connect from now on
+    } else {
+      spdlog::info("systemd: READY=1 once every pool has a healthy server connection");
+    }
+  }
   workers_.run();
   return 0;
 }

@@ -1,13 +1,25 @@
 #pragma once
 // Wiring: builds the worker loops, the metrics registry, one pool per configured database, the
 // admin endpoint and the signal handling, runs them until a signal, then shuts down in order.
+//
+// Signals: SIGTERM or SIGINT starts a clean shutdown (exit code 0): listeners close, idle server
+// connections close, connections leased to clients close as they come back (up to 10 s). A second SIGTERM or SIGINT
+// during that shutdown exits at once: exit code 130 for SIGINT (as a shell reports Ctrl-C), 1 for
+// SIGTERM. SIGHUP reloads the config file (see reload()); during shutdown it is ignored.
+//
+// Everything here runs on worker 0 (signals, reloads, systemd notifications, admin readiness),
+// so Application's own state needs no lock; pools are reached through their thread-safe API.
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "daemon/config.hpp"
+#include "daemon/service_notifier.hpp"
 #include "daemon/worker_group.hpp"
 #include "metrics/admin_server.hpp"
 #include "metrics/registry.hpp"
@@ -26,18 +38,49 @@ class Application {
   int run();
 
  private:
+  struct FileStamp {
+    long long mtime_ns = 0;
+    unsigned long long inode = 0;
+    long long size = 0;
+    friend bool operator==(const FileStamp&, const FileStamp&) = default;
+  };
+
   boost::asio::awaitable<void> handle_signals();
+  boost::asio::awaitable<void> handle_hangups();
+  boost::asio::awaitable<void> shut_down();
+  // Reloads the config file: invalid, or a restart-only key changed -> the old config stays and
+  // the error is logged and counted; valid -> applied to pools, routes and log level.
+  boost::asio::awaitable<void> reload(const char* trigger);
+  boost::asio::awaitable<void> reload_once(const char* trigger);
+  boost::asio::awaitable<void> retire_pool(std::shared_ptr<pool::Pool> pool);
+  boost::asio::awaitable<void> watch_config_file();
+  boost::asio::awaitable<void> report_status();
+  boost::asio::awaitable<void> feed_watchdog();
+  std::shared_ptr<pool::Pool> make_pool(const pool::PoolConfig& database);
+  std::vector<proxy::Route> make_routes();
+  std::string status_line() const;
+  bool pools_healthy() const;
+  std::optional<FileStamp> config_stamp() const;
   metrics::ReadyState readiness() const;
   void build_proxy();
 
   Config config_;
   WorkerGroup workers_;
   metrics::Registry registry_;
-  std::vector<std::shared_ptr<pool::Pool>> pools_;
+  ServiceNotifier notifier_;
+  std::vector<std::shared_ptr<pool::Pool>> pools_;     // same order as config_.databases
+  std::vector<std::shared_ptr<pool::Pool>> retiring_;  // removed by a reload, still draining
+  int next_worker_ = 0;
   std::unique_ptr<metrics::AdminServer> admin_;
   std::unique_ptr<proxy::ProxyService> proxy_;
   std::unique_ptr<proxy::Listener> listener_;
   std::optional<boost::asio::signal_set> signals_;
+  std::optional<boost::asio::signal_set> hangups_;
+  bool shutting_down_ = false;
+  bool ready_sent_ = false;
+  bool reload_running_ = false;
+  bool reload_again_ = false;
+  std::optional<FileStamp> config_stamp_;  // as last read, for reload.watch_file
 };
 
 }  // namespace pgvigil::daemon

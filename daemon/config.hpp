@@ -20,11 +20,21 @@ struct AdminSettings {
   std::uint16_t port = 9930;
 };
 
+struct SystemdSettings {
+  bool ready_when_pools_healthy = false;  // systemd.ready_when: pools_healthy (else listening)
+};
+
+struct ReloadSettings {
+  bool watch_file = false;  // reload on a change of the file, not only on SIGHUP
+};
+
 struct Config {
   std::string source_path;  // the file it was read from
   int workers = 0;          // event-loop threads; 0: one per core
   LogSettings log;
   AdminSettings admin;
+  SystemdSettings systemd;
+  ReloadSettings reload;
   std::vector<pool::PoolConfig> databases;
   proxy::ProxySettings proxy;  // listen.* and auth.*; users_file resolved against source_path
   // One per database, same order as `databases`; RouteSettings::database is the entry's name and

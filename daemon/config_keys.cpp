@@ -28,6 +28,15 @@ std::vector<ConfigKey> make_keys() {
        {"text", "json"}},
       {"admin.listen", listen, "127.0.0.1:9930", kNeedsRestart,
        "Address of the HTTP endpoint for /metrics, /healthz and /readyz; [::1]:9930 for IPv6."},
+      {"systemd.ready_when",
+       enumeration,
+       "listening",
+       kNeedsRestart,
+       "When a Type=notify service reports READY=1: once the listeners are open, or once every "
+       "pool has its first healthy server connection.",
+       {"listening", "pools_healthy"}},
+      {"reload.watch_file", boolean, "false", kReloads,
+       "Reload when the config file changes (checked every second), as on SIGHUP."},
 
       {"listen.address", listen, "127.0.0.1:6432", kNeedsRestart,
        "Where PostgreSQL clients connect over TCP; [::1]:6432 for IPv6; \"\" disables TCP. The "
@@ -35,11 +44,11 @@ std::vector<ConfigKey> make_keys() {
       {"listen.unix_socket_dir", string, "\"\"", kNeedsRestart,
        "Directory for the Unix socket `.s.PGSQL.<port>`; \"\" disables it. At least one of "
        "address and unix_socket_dir must be set."},
-      {"listen.max_client_connections", integer, "1000", kReloads,
+      {"listen.max_client_connections", integer, "1000", kNeedsRestart,
        "Most client connections at once; further clients are refused; at least 1."},
-      {"listen.startup_timeout", duration, "10s", kReloads,
+      {"listen.startup_timeout", duration, "10s", kNeedsRestart,
        "A client that has not finished start-up and authentication by then is dropped; above 0."},
-      {"listen.max_message_bytes", integer, "268435456", kReloads,
+      {"listen.max_message_bytes", integer, "268435456", kNeedsRestart,
        "Largest protocol message accepted from a client, in bytes; at least 1024."},
       {"auth.method",
        enumeration,
@@ -47,7 +56,7 @@ std::vector<ConfigKey> make_keys() {
        kReloads,
        "How clients authenticate to pgvigil, for every database that does not override it.",
        {"trust", "md5", "scram-sha-256"}},
-      {"auth.users_file", string, "\"\"", kReloads,
+      {"auth.users_file", string, "\"\"", kNeedsRestart,
        "File of \"user\" \"secret\" lines; relative to the config file's directory; required "
        "when any database authenticates with md5 or scram-sha-256."},
 
@@ -207,6 +216,8 @@ std::string_view type_name(KeyType type) {
       return "host:port";
     case KeyType::map:
       return "map";
+    case KeyType::boolean:
+      return "boolean";
   }
   return "?";
 }

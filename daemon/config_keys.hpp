@@ -18,6 +18,7 @@ enum class KeyType {
   port,         // 1..65535
   listen,       // host:port, [v6]:port
   map,          // a map whose own keys are described elsewhere (database entries, overrides)
+  boolean,      // true or false
 };
 
 // Stands for a database's name in the paths of per-database keys: databases.<name>.host.

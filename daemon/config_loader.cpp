@@ -304,6 +304,14 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   SectionReader admin = top.section("admin");
   config.admin = parse_admin(admin);
   admin.finish();
+  SectionReader systemd = top.section("systemd");
+  std::string ready_when = "listening";
+  systemd.read("ready_when", ready_when);
+  config.systemd.ready_when_pools_healthy = ready_when == "pools_healthy";
+  systemd.finish();
+  SectionReader reload = top.section("reload");
+  reload.read("watch_file", config.reload.watch_file);
+  reload.finish();
   SectionReader listen = top.section("listen");
   parse_listen(listen, config.proxy);
   listen.finish();

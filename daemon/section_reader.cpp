@@ -35,6 +35,8 @@ std::string_view expected_text(KeyType type) {
       return "host:port such as 127.0.0.1:9930 or [::1]:9930";
     case KeyType::map:
       return "a map";
+    case KeyType::boolean:
+      return "true or false";
   }
   return "a value";
 }
@@ -219,6 +221,19 @@ bool SectionReader::read(std::string_view key, int& value) {
   if (error == std::errc::result_out_of_range) fail(key, "integer out of range");
   if (error != std::errc{} || end != text->data() + text->size()) {
     fail(key, "expected an integer, got '" + *text + "'");
+  }
+  return true;
+}
+
+bool SectionReader::read(std::string_view key, bool& value) {
+  const auto text = scalar(key, KeyType::boolean);
+  if (!text) return false;
+  if (*text == "true") {
+    value = true;
+  } else if (*text == "false") {
+    value = false;
+  } else {
+    fail(key, "expected true or false, got '" + *text + "'");
   }
   return true;
 }

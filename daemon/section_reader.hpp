@@ -45,6 +45,7 @@ class SectionReader {
   bool read(std::string_view key, std::chrono::seconds& value);       // whole_seconds
   bool read(std::string_view key, std::string& value);                // string, enumeration
   bool read(std::string_view key, std::uint16_t& value);              // port
+  bool read(std::string_view key, bool& value);                       // boolean
   // listen. With allow_empty, "" is accepted and sets host to "" (the listener is off), leaving
   // port as it was.
   bool read_listen(std::string_view key, std::string& host, std::uint16_t& port,

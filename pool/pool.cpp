@@ -28,6 +28,21 @@ metrics::PoolLabelSets pool_label_sets() {
   return sets;
 }
 
+namespace {
+
+// Every setting that decides which server, as whom, a connection reaches.
+bool same_endpoint(const ServerEndpoint& a, const ServerEndpoint& b) {
+  return a.host == b.host && a.port == b.port && a.dbname == b.dbname && a.user == b.user &&
+         a.password == b.password && a.tls == b.tls && a.application_name == b.application_name;
+}
+
+std::string stop_detail(EvictionReason reason) {
+  return reason == EvictionReason::reload ? "the database was removed from the configuration"
+                                          : "pgvigil is stopping";
+}
+
+}  // namespace
+
 struct Pool::Waiter {
   explicit Waiter(asio::any_io_executor executor, Clock::time_point deadline)
       : timer(executor, deadline) {}
@@ -114,6 +129,10 @@ void Pool::evict(const Lease& connection, const Death& death) {
 
 void Pool::make_available(const Lease& connection) {
   const auto now = Clock::now();
+  if (connection->endpoint_generation != endpoint_generation_) {
+    evict(connection, {EvictionReason::reload, "server settings changed by a reload", now});
+    return;
+  }
   if (now >= connection->expires_at()) {
     evict(connection, {EvictionReason::max_lifetime, "lifetime reached", now});
     return;
@@ -185,7 +204,9 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
       metrics_->observe_checkout_wait(Clock::now() - started);
       co_return connection;
     }
-    if (stopping_) co_return CheckoutError{CheckoutError::Kind::shutting_down, "pgvigil is stopping"};
+    if (stopping_) {
+      co_return CheckoutError{CheckoutError::Kind::shutting_down, stop_detail(stop_reason_)};
+    }
     if (Clock::now() >= deadline) break;
 
     auto waiter = std::make_shared<Waiter>(executor_, deadline);
@@ -237,7 +258,7 @@ void Pool::give_back(Lease connection, std::optional<Death> death) {
 
 void Pool::on_return(const Lease& connection, std::optional<Death> death) {
   if (death) return evict(connection, *death);
-  if (stopping_) return evict(connection, {EvictionReason::shutdown, "pgvigil is stopping", Clock::now()});
+  if (stopping_) return evict(connection, {stop_reason_, stop_detail(stop_reason_), Clock::now()});
   connection->set_idle_since(Clock::now());
   make_available(connection);
 }
@@ -355,6 +376,17 @@ awaitable<void> Pool::maintain() {
   }
 }
 
+void Pool::apply_keepalive_to(ServerConnection& connection) {
+  connection.set_config(config_);
+  if (!connection.is_tcp() || connection.socket() < 0) return;
+  // Safe for a leased connection too: the lease is used on this same executor.
+  if (const auto error = probes::apply_keepalive(connection.socket(), config_->keepalive)) {
+    spdlog::warn("pool {}: cannot set keep-alive options on connection {}: {}", name_,
+                 connection.id(), error.message());
+  }
+  verify_keepalive(connection);
+}
+
 void Pool::verify_keepalive(ServerConnection& connection) {
   if (!connection.is_tcp()) return;
   auto mismatch = probes::describe_keepalive_mismatch(connection.socket(), config_->keepalive);
@@ -366,6 +398,7 @@ void Pool::verify_keepalive(ServerConnection& connection) {
 
 awaitable<void> Pool::open_connection() {
   auto connection = std::make_shared<ServerConnection>(executor_, config_, ++next_id_);
+  connection->endpoint_generation = endpoint_generation_;
   connections_.emplace(connection->id(), connection);
   adjust_count(ConnectionState::connecting, +1);
 
@@ -410,7 +443,13 @@ awaitable<void> Pool::open_connection() {
     last_connect_failure_.clear();
   }
   metrics_->observe_connect(now - started);
-  verify_keepalive(*connection);
+  if (connection->endpoint_generation != endpoint_generation_) {
+    // The server it reached is no longer the configured one; make_available evicts it.
+  } else if (connection->config().keepalive != config_->keepalive) {
+    apply_keepalive_to(*connection);  // a reload changed the options while it was connecting
+  } else {
+    verify_keepalive(*connection);
+  }
   if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
   const auto& settings = config_->pool;
   if (settings.max_lifetime.count() > 0) {
@@ -443,16 +482,112 @@ awaitable<void> Pool::shutdown_here() {
     }
   }
   for (const auto& connection : pooled) {
-    evict(connection, {EvictionReason::shutdown, "pgvigil is stopping", Clock::now()});
+    evict(connection, {stop_reason_, stop_detail(stop_reason_), Clock::now()});
   }
   co_return;
+}
+
+// --- reload ---------------------------------------------------------------------------------
+
+awaitable<void> Pool::update_config_here(PoolConfig config) {
+  const auto old = config_;
+  config_ = std::make_shared<const PoolConfig>(std::move(config));
+  backoff_.update(config_->pool.reconnect);
+  const auto now = Clock::now();
+  if (!same_endpoint(old->server, config_->server)) {
+    // Drain: nothing of the old server is lent again. Leased and connecting ones are evicted
+    // by make_available when they would become idle.
+    ++endpoint_generation_;
+    backoff_.reset();
+    next_connect_at_ = {};
+    {
+      std::lock_guard lock(failure_mutex_);
+      last_connect_failure_.clear();
+    }
+    const std::vector<Lease> idle(idle_.begin(), idle_.end());
+    for (const auto& connection : idle) {
+      evict(connection, {EvictionReason::reload, "server settings changed by a reload", now});
+    }
+    // A probing connection's ping ends in make_available, which evicts it then.
+  } else {
+    const bool keepalive_changed = old->keepalive != config_->keepalive;
+    const bool lifetime_changed = old->pool.max_lifetime != config_->pool.max_lifetime ||
+                                  old->pool.lifetime_jitter != config_->pool.lifetime_jitter;
+    for (const auto& [id, connection] : connections_) {
+      const auto state = connection->state();
+      // A connecting one is checked against the new options once connected (open_connection).
+      if (state == ConnectionState::connecting || state == ConnectionState::closing) continue;
+      if (keepalive_changed) {
+        apply_keepalive_to(*connection);
+      } else {
+        connection->set_config(config_);
+      }
+      if (lifetime_changed) {
+        const auto& settings = config_->pool;
+        if (settings.max_lifetime.count() == 0) {
+          connection->set_expires_at(Clock::time_point::max());
+        } else {
+          std::uniform_real_distribution<double> cut(0.0, settings.lifetime_jitter);
+          connection->set_expires_at(
+              connection->created_at() +
+              std::chrono::duration_cast<Clock::duration>(settings.max_lifetime *
+                                                          (1.0 - cut(random_))));
+        }
+      }
+    }
+  }
+  close_surplus_idle();
+  wake_maintenance();
+  co_return;
+}
+
+void Pool::close_surplus_idle() {
+  const auto count = [this](ConnectionState state) {
+    return counts_[static_cast<std::size_t>(state)];
+  };
+  int live = count(ConnectionState::connecting) + count(ConnectionState::idle) +
+             count(ConnectionState::probing) + count(ConnectionState::checked_out);
+  // The least recently used first; leased ones are over the limit until they come back, and
+  // the maintenance task opens none while live >= max_size.
+  while (live > config_->pool.max_size && !idle_.empty()) {
+    const auto connection = idle_.front();
+    evict(connection, {EvictionReason::reload, "pool.max_size reduced by a reload", Clock::now()});
+    --live;
+  }
+}
+
+awaitable<void> Pool::retire_here() {
+  stop_reason_ = EvictionReason::reload;
+  co_await shutdown_here();
+  // Leased connections are evicted as they come back (on_return), connecting ones as their
+  // attempt ends; the pool is gone once nothing is left.
+  asio::steady_timer poll(executor_);
+  while (!connections_.empty()) {
+    poll.expires_after(std::chrono::milliseconds(100));
+    co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
 }
 
 // GCC 12 destroys a temporary with a destructor twice when it stands inside a co_await
 // expression; the lambdas that hop onto the pool's executor are therefore named locals.
 
 awaitable<void> Pool::shutdown() {
-  auto task = [self = shared_from_this()] { return self->shutdown_here(); };
+  auto task = [self = shared_from_this()] {
+    self->stop_reason_ = EvictionReason::shutdown;
+    return self->shutdown_here();
+  };
+  co_await asio::co_spawn(executor_, std::move(task), asio::use_awaitable);
+}
+
+awaitable<void> Pool::update_config(PoolConfig config) {
+  auto task = [self = shared_from_this(), config = std::move(config)]() mutable {
+    return self->update_config_here(std::move(config));
+  };
+  co_await asio::co_spawn(executor_, std::move(task), asio::use_awaitable);
+}
+
+awaitable<void> Pool::retire() {
+  auto task = [self = shared_from_this()] { return self->retire_here(); };
   co_await asio::co_spawn(executor_, std::move(task), asio::use_awaitable);
 }
 

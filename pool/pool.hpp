@@ -73,6 +73,19 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // closes leased connections as they come back. Thread-safe.
   boost::asio::awaitable<void> shutdown();
 
+  // Applies a reloaded configuration of the same database on the pool's executor, without
+  // dropping healthy connections: new keep-alive options are set on every live server socket
+  // and read back; pings, lifetime, sizing, timeouts and back-off apply from now on; a shrink
+  // of max_size closes surplus idle connections. A changed server endpoint (address, dbname,
+  // user, password, TLS, application_name) drains the old connections instead: idle ones are
+  // evicted with reason reload, leased ones when they come back. Thread-safe.
+  boost::asio::awaitable<void> update_config(PoolConfig config);
+
+  // The database left the configuration: fails waiting checkouts, evicts idle connections with
+  // reason reload and leased ones as they come back; completes once no connection is left.
+  // Thread-safe.
+  boost::asio::awaitable<void> retire();
+
   PoolStatus status() const;
   const std::string& name() const { return name_; }
   boost::asio::any_io_executor executor() const { return executor_; }
@@ -85,6 +98,10 @@ class Pool : public std::enable_shared_from_this<Pool> {
   boost::asio::awaitable<void> open_connection();
   boost::asio::awaitable<void> watch_idle(Lease connection);
   boost::asio::awaitable<void> shutdown_here();
+  boost::asio::awaitable<void> update_config_here(PoolConfig config);
+  boost::asio::awaitable<void> retire_here();
+  void apply_keepalive_to(ServerConnection& connection);
+  void close_surplus_idle();
 
   void transition(ServerConnection& connection, ConnectionState to);
   void adjust_count(ConnectionState state, int delta);
@@ -118,6 +135,10 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::mt19937_64 random_{std::random_device{}()};
   std::uint64_t next_id_ = 0;
   bool stopping_ = false;
+  EvictionReason stop_reason_ = EvictionReason::shutdown;  // reload when the pool is retired
+  // Bumped when a reload changes the server endpoint; connections of an older generation are
+  // evicted (reason reload) whenever they would become idle.
+  std::uint64_t endpoint_generation_ = 0;
 
   // Mirrors for other threads (status, readiness).
   std::array<std::atomic<int>, kAllConnectionStates.size()> shared_counts_{};

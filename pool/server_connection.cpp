@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <poll.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -11,9 +12,11 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -235,12 +238,50 @@ Clock::time_point ServerConnection::last_kernel_ack() const {
 
 Death ServerConnection::diagnose_failure(bool data_in_flight, const std::string& context) {
   const int fd = socket();
+  // TCP_INFO first: it survives the kernel's teardown, and it says which timer ended the
+  // connection. The relay's own recv() has usually consumed the socket error (ETIMEDOUT) already,
+  // so SO_ERROR alone cannot tell a timeout from an ordinary close.
+  std::optional<tcp_info> info;
+  if (fd >= 0 && is_tcp()) {
+    tcp_info raw{};
+    socklen_t length = sizeof raw;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &raw, &length) == 0) info = raw;
+  }
   const int pending = fd >= 0 ? probes::take_socket_error(fd) : 0;
   std::string cause = pending != 0 ? std::strerror(pending) : one_line(PQerrorMessage(conn_));
+  // Which timer gave up, read from the counters the kernel leaves on a closed socket (measured
+  // on Linux 6.18): keep-alive death leaves tcpi_probes > 0 and tcpi_retransmits == 0; a
+  // TCP_USER_TIMEOUT (or retransmission) death leaves tcpi_retransmits > 0 and tcpi_probes == 0
+  // (keep-alive sends no probes while data is unacknowledged). tcpi_unacked and tcpi_backoff
+  // are zeroed by the teardown (tcp_write_queue_purge) and so say nothing.
+  bool kernel_timeout = pending == ETIMEDOUT || mentions_timeout(cause);
+  std::optional<EvictionReason> timer;
+  if (info && info->tcpi_state == TCP_CLOSE) {
+    const auto& keepalive = config_->keepalive;
+    const auto silence = std::chrono::milliseconds(info->tcpi_last_ack_recv);
+    auto shortest = keepalive.idle_detection_bound();
+    if (keepalive.user_timeout.count() > 0) shortest = std::min(shortest, keepalive.user_timeout);
+    // A reset can also close the socket after a retransmission; only a silence as long as the
+    // shortest timer (less a little for the kernel's jiffies) makes it a timeout.
+    const bool silent_long_enough = silence + std::chrono::milliseconds(100) >= shortest;
+    if (info->tcpi_probes > 0 && info->tcpi_retransmits == 0 && silent_long_enough) {
+      timer = EvictionReason::keepalive_timeout;
+    } else if (info->tcpi_retransmits > 0 && info->tcpi_probes == 0 && silent_long_enough) {
+      timer = EvictionReason::user_timeout;
+    }
+    if (timer || kernel_timeout) {
+      kernel_timeout = true;
+      if (pending == 0 && !mentions_timeout(cause)) cause = "connection timed out";
+      cause += " (kernel: " + std::to_string(info->tcpi_probes) + " keep-alive probes, " +
+               std::to_string(info->tcpi_retransmits) + " retransmissions, nothing heard for " +
+               std::to_string(silence.count()) + " ms)";
+    }
+  }
   const std::string detail = context + ": " + cause;
-  if (pending == ETIMEDOUT || mentions_timeout(cause)) {
-    return {data_in_flight ? EvictionReason::user_timeout : EvictionReason::keepalive_timeout,
-            detail, last_kernel_ack()};
+  if (kernel_timeout) {
+    const auto reason = timer.value_or(data_in_flight ? EvictionReason::user_timeout
+                                                      : EvictionReason::keepalive_timeout);
+    return {reason, detail, last_kernel_ack()};
   }
   // The server's own words come first: a FATAL just before the close explains it.
   if (server_fatal_) return {EvictionReason::server_error, *server_fatal_, Clock::now()};

@@ -142,6 +142,11 @@ class ServerConnection {
 
   // An idle watcher coroutine runs for this connection (read and written by its pool only).
   bool watched = false;
+  // The pool's endpoint generation when this connection was opened (see Pool::update_config).
+  std::uint64_t endpoint_generation = 0;
+  // A reload that keeps the server endpoint hands the connection the new settings, so config()
+  // says what its socket carries. Only its pool, on its executor.
+  void set_config(std::shared_ptr<const PoolConfig> config) { config_ = std::move(config); }
   void set_idle_since(Clock::time_point when) { idle_since_ = when; }
 
  private:

@@ -2,13 +2,13 @@
 
 namespace pgvigil::proxy {
 
-CancelKey CancelRegistry::add(CancelAction action) {
+CancelKey CancelRegistry::add(std::weak_ptr<CancelTarget> target) {
   std::lock_guard lock(mutex_);
   while (true) {
     const auto bits = random_();
     // Positive 31-bit process ids, like a real backend's; the secret is what protects it.
     CancelKey key{static_cast<std::uint32_t>(bits >> 33) | 1u, static_cast<std::uint32_t>(bits)};
-    if (sessions_.emplace(key.packed(), std::move(action)).second) return key;
+    if (sessions_.emplace(key.packed(), target).second) return key;
   }
 }
 
@@ -18,14 +18,15 @@ void CancelRegistry::remove(CancelKey key) {
 }
 
 bool CancelRegistry::cancel(CancelKey key) {
-  CancelAction action;
+  std::shared_ptr<CancelTarget> target;
   {
     std::lock_guard lock(mutex_);
     auto found = sessions_.find(key.packed());
     if (found == sessions_.end()) return false;
-    action = found->second;
+    target = found->second.lock();
   }
-  action();
+  if (!target) return false;
+  target->request_cancel();
   return true;
 }
 

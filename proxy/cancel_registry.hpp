@@ -5,7 +5,7 @@
 // disconnect and cancel.
 
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <unordered_map>
@@ -18,20 +18,26 @@ struct CancelKey {
   std::uint64_t packed() const { return (std::uint64_t{process_id} << 32) | secret; }
 };
 
+// What a cancel reaches. request_cancel() may be called from any thread.
+class CancelTarget {
+ public:
+  virtual ~CancelTarget() = default;
+  virtual void request_cancel() = 0;
+};
+
 class CancelRegistry {
  public:
-  using CancelAction = std::function<void()>;  // posts the cancel onto the session's worker
-
-  // A fresh key no live session has, bound to `action`.
-  CancelKey add(CancelAction action);
+  // A fresh key no live session has, bound to `target`. (A weak pointer, not a callback: an
+  // idle client's registry entry is one small node.)
+  CancelKey add(std::weak_ptr<CancelTarget> target);
   void remove(CancelKey key);
-  // Runs the action of the session holding `key`; false when no session does (a stale or
-  // forged key, which is ignored as PostgreSQL ignores it).
+  // Asks the session holding `key` to cancel; false when no session does (a stale or forged
+  // key, which is ignored as PostgreSQL ignores it).
   bool cancel(CancelKey key);
 
  private:
   std::mutex mutex_;
-  std::unordered_map<std::uint64_t, CancelAction> sessions_;
+  std::unordered_map<std::uint64_t, std::weak_ptr<CancelTarget>> sessions_;
   std::mt19937_64 random_{std::random_device{}()};
 };
 

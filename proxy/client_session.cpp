@@ -71,7 +71,7 @@ ClientError checkout_error(const pool::CheckoutError& error, const std::string& 
 ClientSession::ClientSession(ProxyService& service, asio::any_io_executor executor, int fd)
     : service_(service),
       stream_(std::make_unique<ClientStream>(executor, fd)),
-      timer_(executor),
+      timer_(std::make_unique<asio::steady_timer>(executor)),
       client_scanner_(service.settings().max_message_bytes),
       // What a server sends is bounded by PostgreSQL itself (1 GiB); a larger length is garbage.
       server_scanner_(wire::kMaxLargeMessageSize) {}
@@ -96,8 +96,8 @@ bool ClientSession::transaction_pooling() const {
 
 awaitable<void> ClientSession::handshake() {
   // A client that connects and says nothing is dropped after startup_timeout.
-  timer_.expires_after(service_.settings().startup_timeout);
-  timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+  timer_->expires_after(service_.settings().startup_timeout);
+  timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
     if (auto self = weak.lock(); self && !ec) self->stream_->cancel();
   });
 
@@ -151,8 +151,7 @@ awaitable<void> ClientSession::handshake() {
   }
   auto settings = settings_from_startup(startup);
   if (!settings) co_return fail({sqlstate::kProtocolViolation, settings.error(), "", ""});
-  settings_ = std::move(settings).value();
-  user_ = startup.user;
+  settings_ = std::make_shared<const SettingMap>(std::move(settings).value());
 
   std::vector<std::string> unsupported;
   for (const auto& parameter : startup.others) {
@@ -167,11 +166,11 @@ awaitable<void> ClientSession::handshake() {
   }
 
   reader.enter_normal_phase();
-  if (auto error = co_await authenticate(*stream_, reader, route_->settings.auth_method, user_,
-                                         service_.users())) {
+  if (auto error = co_await authenticate(*stream_, reader, route_->settings.auth_method,
+                                         startup.user, service_.users())) {
     co_return fail(*error);
   }
-  timer_.cancel();
+  timer_.reset();  // cancels the startup deadline; an idle session keeps no timer
 
   // Move to the pool's worker: release the socket here, adopt it there.
   auto leftover = reader.take_leftover();
@@ -181,7 +180,6 @@ awaitable<void> ClientSession::handshake() {
   pending_input_ = std::move(leftover);
   auto task = [self = shared_from_this(), home, fd] {
     self->stream_ = std::make_unique<ClientStream>(home, fd);
-    self->timer_ = asio::steady_timer(home);
     return self->begin();
   };
   asio::co_spawn(home, std::move(task), asio::detached);
@@ -193,8 +191,8 @@ std::string ClientSession::startup_reply() const {
   std::string reply;
   for (const auto& [name, value] : route_->server_parameters) {
     // The client sees the values it asked for: they are applied before each of its queries.
-    auto wanted = settings_.find(lower(name));
-    wire::append_parameter_status(reply, name, wanted != settings_.end() ? wanted->second : value);
+    auto wanted = settings_->find(lower(name));
+    wire::append_parameter_status(reply, name, wanted != settings_->end() ? wanted->second : value);
   }
   wire::append_backend_key_data(reply, cancel_key_->process_id, cancel_key_->secret);
   wire::append_ready_for_query(reply, wire::TransactionStatus::idle);
@@ -208,12 +206,8 @@ awaitable<void> ClientSession::begin() {
     if (auto error = co_await acquire_server()) co_return fail(*error);
     if (transaction_pooling()) return_server(std::nullopt);
   }
-  auto executor = stream_->get_executor();
-  cancel_key_ = service_.cancels().add([weak = weak_from_this(), executor] {
-    asio::post(executor, [weak] {
-      if (auto self = weak.lock()) self->cancel_running_query();
-    });
-  });
+  settings_ = intern_settings(*route_, *settings_);
+  cancel_key_ = service_.cancels().add(weak_from_this());
   if (route_->metrics) route_->metrics->client_connected();
   counted_in_route_ = true;
   const auto reply = startup_reply();
@@ -235,11 +229,11 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
       route_->server_parameters.emplace_back(name, server_->parameter_status(name));
     }
   }
-  const auto statements = settings_statements(settings_, server_->applied_settings());
+  const auto statements = settings_statements(*settings_, server_->applied_settings());
   if (statements.empty()) co_return std::nullopt;
   auto failure = co_await server_->execute(statements, Clock::now() + route_->checkout_timeout);
   if (!failure) {
-    server_->applied_settings() = settings_;
+    server_->applied_settings() = *settings_;
     co_return std::nullopt;
   }
   // A setting the server refuses (a bad DateStyle) is the client's error; the connection
@@ -267,7 +261,6 @@ void ClientSession::park() {
 
 awaitable<void> ClientSession::serve() {
   BufferLease client_buffer;
-  BufferLease server_buffer;
   auto client_bytes = client_buffer.span();
   // Bytes read during authentication are relayed first (at most a buffer's worth: a client
   // does not send more before it has seen ReadyForQuery).
@@ -286,6 +279,8 @@ awaitable<void> ClientSession::serve() {
   if (!server_) {
     if (auto error = co_await acquire_server()) co_return fail(*error);
   }
+  // Taken only now: a client queued for a server connection holds one buffer, not two.
+  BufferLease server_buffer;
   const auto outcome = co_await relay(client_bytes, size, server_buffer.span());
   if (outcome.end != RelayEnd::released) {
     spdlog::debug("session for {}: relay ended ({}) pending={} status={} release_requested={}",
@@ -462,8 +457,9 @@ awaitable<ClientSession::RelayOutcome> ClientSession::pump_server_to_client(
 awaitable<void> ClientSession::wait_for_cancels() {
   // A cancel being sent for this connection must land before anyone else may use it.
   while (cancels_in_flight_ > 0) {
-    timer_.expires_at(Clock::time_point::max());
-    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!timer_) timer_ = std::make_unique<asio::steady_timer>(stream_->get_executor());
+    timer_->expires_at(Clock::time_point::max());
+    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
 
@@ -509,15 +505,15 @@ void ClientSession::fail(ClientError error) {
     spdlog::info("client session{}: {} {}{}", route_ ? " for " + route_->settings.database : "",
                  error.sqlstate, error.message, error.detail.empty() ? "" : ": " + error.detail);
   }
-  failure_ = std::move(error);
+  failure_ = std::make_unique<ClientError>(std::move(error));
   asio::co_spawn(
-      stream_ ? stream_->get_executor() : timer_.get_executor(),
-      [self = shared_from_this()] { return self->send_failure(); }, asio::detached);
+      stream_->get_executor(), [self = shared_from_this()] { return self->send_failure(); },
+      asio::detached);
 }
 
 awaitable<void> ClientSession::send_failure() {
-  if (!failure_.sqlstate.empty() && stream_ && stream_->is_open()) {
-    const auto bytes = fatal_error_bytes(failure_);
+  if (!failure_->sqlstate.empty() && stream_->is_open()) {
+    const auto bytes = fatal_error_bytes(*failure_);
     boost::system::error_code ec;
     co_await stream_->write_all(bytes, ec);
   }
@@ -529,8 +525,14 @@ awaitable<void> ClientSession::send_failure() {
 }
 
 void ClientSession::close() {
-  timer_.cancel();
+  if (timer_) timer_->cancel();
   if (stream_) stream_->close();
+}
+
+void ClientSession::request_cancel() {
+  // stream_ is fixed once the session has moved to its worker, which is before it is
+  // registered for cancels.
+  asio::post(stream_->get_executor(), [self = shared_from_this()] { self->cancel_running_query(); });
 }
 
 void ClientSession::cancel_running_query() {
@@ -548,7 +550,7 @@ void ClientSession::cancel_running_query() {
                }
                PQfreeCancel(handle);
                asio::post(home, [self] {
-                 if (--self->cancels_in_flight_ == 0) self->timer_.cancel();
+                 if (--self->cancels_in_flight_ == 0 && self->timer_) self->timer_->cancel();
                });
              });
 }

@@ -22,14 +22,17 @@
 
 namespace pgvigil::proxy {
 
-class ClientSession : public std::enable_shared_from_this<ClientSession> {
+class ClientSession : public CancelTarget, public std::enable_shared_from_this<ClientSession> {
  public:
   // Takes ownership of an accepted client socket; the session runs on `executor` until it knows
   // its database. The caller has already counted the client in (ProxyService::admit_client).
   static void start(ProxyService& service, boost::asio::any_io_executor executor, int fd);
 
   ClientSession(ProxyService& service, boost::asio::any_io_executor executor, int fd);
-  ~ClientSession();
+  ~ClientSession() override;
+
+  // From any thread (the cancel registry): cancels this client's running query, if any.
+  void request_cancel() override;
 
  private:
   enum class RelayEnd { released, client_quit, client_violation, server_lost, cancelled };
@@ -64,17 +67,17 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   ProxyService& service_;
   std::unique_ptr<ClientStream> stream_;
-  boost::asio::steady_timer timer_;  // startup deadline, then the wait for cancels in flight
+  // Members are kept few and small: an idle client is this object plus its socket.
+  std::unique_ptr<boost::asio::steady_timer> timer_;  // startup deadline; waits for cancels
   Route* route_ = nullptr;
-  std::string user_;
-  SettingMap settings_;
+  std::shared_ptr<const SettingMap> settings_;
   std::optional<CancelKey> cancel_key_;
   pool::Lease server_;
   relay::TransactionTracker tracker_;
   relay::MessageScanner client_scanner_;
   relay::MessageScanner server_scanner_;
   std::string pending_input_;  // read during authentication, relayed first
-  ClientError failure_;
+  std::unique_ptr<ClientError> failure_;
   int cancels_in_flight_ = 0;
   bool release_requested_ = false;  // the server pump ended the transaction
   bool counted_in_route_ = false;

@@ -14,6 +14,17 @@ boost::asio::awaitable<std::variant<OwnedFrame, ClientError>> FrameReader::next(
       co_return owned;
     }
     if (const auto* violation = std::get_if<wire::ProtocolViolation>(&result)) {
+      // An old or future protocol version is a feature PostgreSQL would refuse as 0A000; the
+      // special request codes (1234.xxxx) and garbage stay protocol violations.
+      const auto major = violation->value >> 16;
+      if (violation->kind == wire::ViolationKind::unknown_startup_code && major != 3 &&
+          major < 1234) {
+        co_return ClientError{sqlstate::kFeatureNotSupported,
+                              "unsupported frontend protocol " + std::to_string(major) + "." +
+                                  std::to_string(violation->value & 0xffff) +
+                                  ": pgvigil supports 3.0",
+                              "", ""};
+      }
       co_return ClientError{sqlstate::kProtocolViolation, violation->message(), "", ""};
     }
     std::array<char, 4096> chunk;

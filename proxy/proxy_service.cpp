@@ -1,27 +1,62 @@
 #include "proxy/proxy_service.hpp"
 
+#include <algorithm>
+
 namespace pgvigil::proxy {
 
 ProxyService::ProxyService(ProxySettings settings, std::vector<Route> routes,
                            std::shared_ptr<const auth::UsersFile> users)
-    : settings_(std::move(settings)), routes_(std::move(routes)), users_(std::move(users)) {}
+    : settings_(std::move(settings)), users_(std::move(users)) {
+  for (auto& route : routes) routes_.push_back(std::make_shared<Route>(std::move(route)));
+}
 
 ProxyService::~ProxyService() { blocking_.join(); }
 
 Route* ProxyService::find_route(const std::string& database) {
+  std::lock_guard lock(routes_mutex_);
   for (auto& route : routes_) {
-    if (route.settings.database == database) return &route;
+    if (route->settings.database == database) return route.get();
   }
   return nullptr;
 }
 
 std::string ProxyService::route_names() const {
+  std::lock_guard lock(routes_mutex_);
   std::string names;
   for (const auto& route : routes_) {
     if (!names.empty()) names += ", ";
-    names += route.settings.database;
+    names += route->settings.database;
   }
   return names;
+}
+
+namespace {
+
+bool same_route(const Route& a, const Route& b) {
+  return a.settings.database == b.settings.database &&
+         a.settings.pool_mode == b.settings.pool_mode &&
+         a.settings.reset_query == b.settings.reset_query &&
+         a.settings.auth_method == b.settings.auth_method && a.pool == b.pool &&
+         a.metrics == b.metrics && a.checkout_timeout == b.checkout_timeout;
+}
+
+}  // namespace
+
+void ProxyService::replace_routes(std::vector<Route> routes) {
+  std::lock_guard lock(routes_mutex_);
+  std::vector<std::shared_ptr<Route>> next;
+  for (auto& route : routes) {
+    const auto kept = std::find_if(routes_.begin(), routes_.end(), [&](const auto& old) {
+      return same_route(*old, route);
+    });
+    next.push_back(kept != routes_.end() ? *kept : std::make_shared<Route>(std::move(route)));
+  }
+  for (auto& old : routes_) {
+    if (std::find(next.begin(), next.end(), old) == next.end()) {
+      retired_routes_.push_back(std::move(old));
+    }
+  }
+  routes_ = std::move(next);
 }
 
 bool ProxyService::admit_client() {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,8 +23,14 @@ class ProxyService {
   ~ProxyService();
 
   const ProxySettings& settings() const { return settings_; }
+  // Thread-safe. The Route stays valid for the service's lifetime, even after a reload
+  // replaced or removed it, so a session may keep using the one it found.
   Route* find_route(const std::string& database);
   std::string route_names() const;  // "app, reports" for hints
+  // A reload: the routes clients can find from now on. A route whose database, settings,
+  // pool and checkout timeout are unchanged keeps its Route object (and what it learned of its
+  // server); the others are replaced, and removed databases are no longer found. Thread-safe.
+  void replace_routes(std::vector<Route> routes);
   const auth::UsersFile* users() const { return users_.get(); }
   CancelRegistry& cancels() { return cancels_; }
   boost::asio::thread_pool& blocking() { return blocking_; }
@@ -35,7 +42,10 @@ class ProxyService {
 
  private:
   ProxySettings settings_;
-  std::vector<Route> routes_;
+  mutable std::mutex routes_mutex_;
+  std::vector<std::shared_ptr<Route>> routes_;
+  // Replaced and removed routes: sessions may still point at them.
+  std::vector<std::shared_ptr<Route>> retired_routes_;
   std::shared_ptr<const auth::UsersFile> users_;
   CancelRegistry cancels_;
   std::atomic<int> clients_{0};

@@ -9,6 +9,7 @@
 
 #include "metrics/proxy_metrics.hpp"
 #include "pool/pool.hpp"
+#include "proxy/client_settings.hpp"
 #include "proxy/proxy_settings.hpp"
 
 namespace pgvigil::proxy {
@@ -21,6 +22,12 @@ struct Route {
   // The server's ParameterStatus values (server_version, DateStyle, ...), learned from the
   // first connection lent to a client. Read and written only on the pool's worker.
   std::vector<std::pair<std::string, std::string>> server_parameters;
+  // Clients with the same startup settings share one copy (most clients of an application
+  // send the same ones), so an idle client does not carry a map of its own. Pool's worker only.
+  std::vector<std::weak_ptr<const SettingMap>> interned_settings;
 };
+
+// The shared copy of `settings` for this route.
+std::shared_ptr<const SettingMap> intern_settings(Route& route, SettingMap settings);
 
 }  // namespace pgvigil::proxy

@@ -12,8 +12,8 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libpq-dev libboost1.81-dev libyaml-cpp-dev prometheus-cpp-dev libsystemd-dev libspdlog-dev
   libcli11-dev nlohmann-json3-dev libssl-dev googletest libgtest-dev libgmock-dev
-  postgresql postgresql-contrib pgbouncer prometheus
-  nftables iproute2 procps python3 python3-psycopg2 ca-certificates curl util-linux
+  postgresql postgresql-contrib pgbouncer prometheus systemd
+  nftables iproute2 procps python3 python3-psycopg2 ca-certificates curl util-linux openssl
 )
 
 installed() {

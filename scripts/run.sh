@@ -85,8 +85,14 @@ if ! (cd / && as_pg "$pg_bin/pg_ctl" -D "$data_dir" -l "$server_log" -w -t 60 \
 fi
 started=1
 
+proxy_port=${PGVIGIL_RUN_PORT:-6432}
+while port_in_use "$proxy_port"; do proxy_port=$((proxy_port + 1)); done
+
 cat >.run/config.yaml <<YAML
 # Written by scripts/run.sh on every run: one pool for the throwaway PostgreSQL, all else default.
+listen:
+  address: "127.0.0.1:$proxy_port"
+  unix_socket_dir: "$repo_root/.run"
 databases:
   postgres:
     host: 127.0.0.1
@@ -97,10 +103,11 @@ YAML
 
 cat <<INFO
 
-PostgreSQL 127.0.0.1:$port   data: $data_dir   log: $server_log
-  connect:  psql "host=127.0.0.1 port=$port dbname=postgres user=postgres"
+PostgreSQL  127.0.0.1:$port (throwaway)   data: $data_dir   log: $server_log
 pgvigil     config: .run/config.yaml
-  metrics:  http://127.0.0.1:9930/metrics   (also /healthz and /readyz)
+  connect:  psql -h 127.0.0.1 -p $proxy_port -U postgres postgres
+            psql -h $repo_root/.run -p $proxy_port -U postgres postgres   (Unix socket)
+  metrics:  curl http://127.0.0.1:9930/metrics   (also /healthz and /readyz)
 Stop with Ctrl-C: pgvigil shuts down, then this PostgreSQL is stopped.
 
 INFO

@@ -23,6 +23,8 @@ run_check() {
 run_check ctest ctest --test-dir build --output-on-failure --no-tests=error -j2
 
 # ---- more checks go here (one run_check line each) -----------------------------------------------
+run_check deploy scripts/check-deploy.sh
+run_check readme-config-table scripts/update-readme-reference.sh --check
 # ---- end of checks --------------------------------------------------------------------------------
 
 if [[ ${#failed[@]} -ne 0 ]]; then

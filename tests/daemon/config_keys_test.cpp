@@ -59,6 +59,9 @@ TEST(ConfigKeysTest, DefaultColumnMatchesTheStructDefaults) {
   EXPECT_EQ(from_table.log.format, from_structs.log.format);
   EXPECT_EQ(from_table.admin.host, from_structs.admin.host);
   EXPECT_EQ(from_table.admin.port, from_structs.admin.port);
+  EXPECT_EQ(from_table.systemd.ready_when_pools_healthy,
+            from_structs.systemd.ready_when_pools_healthy);
+  EXPECT_EQ(from_table.reload.watch_file, from_structs.reload.watch_file);
   const pool::PoolConfig& a = from_table.databases.at(0);
   const pool::PoolConfig& b = from_structs.databases.at(0);
   EXPECT_EQ(a.server.host, b.server.host);

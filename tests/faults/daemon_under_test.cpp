@@ -34,6 +34,7 @@ std::string DaemonSettings::to_yaml(std::uint16_t admin_port) const {
   yaml << "workers: 1\n"
        << "log: {level: info, format: text}\n"
        << "admin: {listen: \"127.0.0.1:" << admin_port << "\"}\n"
+       << "listen: {address: \"127.0.0.1:" << listen_port << "\"}\n"
        << "keepalive: {idle: " << duration(keepalive_idle) << ", interval: "
        << duration(keepalive_interval) << ", count: " << keepalive_count
        << ", user_timeout: " << duration(user_timeout) << "}\n"
@@ -43,6 +44,7 @@ std::string DaemonSettings::to_yaml(std::uint16_t admin_port) const {
        << "  min_idle: " << min_idle << "\n"
        << "  max_size: 4\n"
        << "  connect_timeout: " << duration(connect_timeout) << "\n"
+       << "  checkout_timeout: " << duration(checkout_timeout) << "\n"
        << "  reconnect: {initial_delay: " << duration(reconnect_initial)
        << ", max_delay: " << duration(reconnect_max)
        << ", max_delay_while_clients_wait: " << duration(reconnect_max) << "}\n"
@@ -53,7 +55,8 @@ std::string DaemonSettings::to_yaml(std::uint16_t admin_port) const {
        << "    dbname: \"" << dbname << "\"\n"
        << "    user: \"" << user << "\"\n"
        << "    application_name: \"" << application_name << "\"\n"
-       << "    sslmode: disable\n";
+       << "    sslmode: disable\n"
+       << "    pool_mode: " << pool_mode << "\n";
   if (!password_file.empty()) yaml << "    password_file: \"" << password_file << "\"\n";
   return yaml.str();
 }
@@ -61,7 +64,14 @@ std::string DaemonSettings::to_yaml(std::uint16_t admin_port) const {
 std::unique_ptr<DaemonUnderTest> DaemonUnderTest::start(const DaemonSettings& settings) {
   std::unique_ptr<DaemonUnderTest> daemon(new DaemonUnderTest());
   daemon->admin_port_ = free_tcp_port();
-  daemon->process_ = DaemonProcess::start(PGVIGIL_BINARY, settings.to_yaml(daemon->admin_port_));
+  auto chosen = settings;
+  if (chosen.listen_port == 0) {
+    // Two free ports in a row can be the same one while neither is bound yet.
+    do chosen.listen_port = free_tcp_port();
+    while (chosen.listen_port == daemon->admin_port_);
+  }
+  daemon->client_port_ = chosen.listen_port;
+  daemon->process_ = DaemonProcess::start(PGVIGIL_BINARY, chosen.to_yaml(daemon->admin_port_));
   const bool up = wait_until(
       [&] { return !daemon->metrics_page().empty() || !daemon->running(); },
       std::chrono::seconds(10), std::chrono::milliseconds(50));

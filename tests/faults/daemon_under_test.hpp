@@ -35,6 +35,10 @@ struct DaemonSettings {
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds reconnect_initial{100};
   std::chrono::milliseconds reconnect_max{1000};
+  // The client-facing proxy: clients log in to database "app" as `user`, with trust.
+  std::string pool_mode = "transaction";  // or "session"
+  std::chrono::milliseconds checkout_timeout{5000};
+  std::uint16_t listen_port = 0;  // 0: a free port, chosen by DaemonUnderTest::start
 
   std::string to_yaml(std::uint16_t admin_port) const;
 };
@@ -46,6 +50,9 @@ class DaemonUnderTest {
   static std::unique_ptr<DaemonUnderTest> start(const DaemonSettings& settings);
 
   DaemonProcess& process() { return *process_; }
+  // Where clients connect (127.0.0.1), and the database name they ask for.
+  std::uint16_t client_port() const { return client_port_; }
+  static constexpr const char* database() { return "app"; }
   std::string log() const { return process_->log_text(); }
   bool running() { return process_->running(); }
 
@@ -72,6 +79,7 @@ class DaemonUnderTest {
 
   std::unique_ptr<DaemonProcess> process_;
   std::uint16_t admin_port_ = 0;
+  std::uint16_t client_port_ = 0;
 };
 
 }  // namespace pgvigil::testing

@@ -11,12 +11,20 @@
 
 namespace pgvigil::testing {
 
-std::unique_ptr<DaemonProcess> DaemonProcess::start(const std::filesystem::path& binary,
-                                                    const std::string& config_yaml,
-                                                    const std::vector<std::string>& extra_args) {
+std::unique_ptr<DaemonProcess> DaemonProcess::start(
+    const std::filesystem::path& binary, const std::string& config_yaml,
+    const std::vector<std::string>& extra_args,
+    const std::vector<std::pair<std::string, std::string>>& environment) {
   std::unique_ptr<DaemonProcess> daemon(new DaemonProcess());
   daemon->write_config(config_yaml);
-  std::vector<std::string> argv{binary.string(), "--config", daemon->config_path().string()};
+  std::vector<std::string> argv;
+  if (!environment.empty()) {
+    const auto env = find_executable("env");
+    if (!env) throw std::runtime_error("env(1) not found");
+    argv.push_back(env->string());
+    for (const auto& [name, value] : environment) argv.push_back(name + "=" + value);
+  }
+  argv.insert(argv.end(), {binary.string(), "--config", daemon->config_path().string()});
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   daemon->pid_ = spawn_process(argv, daemon->log_path(), daemon->dir());
   return daemon;

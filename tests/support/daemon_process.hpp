@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/support/temp_dir.hpp"
@@ -23,10 +24,13 @@ namespace pgvigil::testing {
 
 class DaemonProcess {
  public:
-  // Throws std::system_error when the binary cannot be executed.
-  static std::unique_ptr<DaemonProcess> start(const std::filesystem::path& binary,
-                                              const std::string& config_yaml,
-                                              const std::vector<std::string>& extra_args = {});
+  // Throws std::system_error when the binary cannot be executed. `environment` adds (or
+  // overrides) variables of the inherited environment, e.g. NOTIFY_SOCKET; the process is then
+  // started through env(1), which execs the binary under the same pid.
+  static std::unique_ptr<DaemonProcess> start(
+      const std::filesystem::path& binary, const std::string& config_yaml,
+      const std::vector<std::string>& extra_args = {},
+      const std::vector<std::pair<std::string, std::string>>& environment = {});
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;
