@@ -68,7 +68,7 @@ ClientError checkout_error(const pool::CheckoutError& error, const std::string& 
 
 }  // namespace
 
-ClientSession::ClientSession(ProxyService& service, asio::any_io_executor executor, int fd)
+ClientSession::ClientSession(ProxyService& service, ClientStream::Executor executor, int fd)
     : service_(service),
       stream_(std::make_unique<ClientStream>(executor, fd)),
       timer_(std::make_unique<asio::steady_timer>(executor)),
@@ -82,7 +82,7 @@ ClientSession::~ClientSession() {
   service_.client_left();
 }
 
-void ClientSession::start(ProxyService& service, asio::any_io_executor executor, int fd) {
+void ClientSession::start(ProxyService& service, ClientStream::Executor executor, int fd) {
   auto session = std::make_shared<ClientSession>(service, executor, fd);
   asio::co_spawn(
       executor, [session] { return session->handshake(); }, asio::detached);
@@ -174,7 +174,8 @@ awaitable<void> ClientSession::handshake() {
 
   // Move to the pool's worker: release the socket here, adopt it there.
   auto leftover = reader.take_leftover();
-  const auto home = route_->pool->executor();
+  // Every executor in pgvigil is an io_context's (one per worker).
+  const auto home = *route_->pool->executor().target<ClientStream::Executor>();
   const int fd = stream_->release();
   stream_.reset();
   pending_input_ = std::move(leftover);
@@ -266,7 +267,7 @@ awaitable<void> ClientSession::serve() {
   // does not send more before it has seen ReadyForQuery).
   std::size_t size = std::min(pending_input_.size(), client_bytes.size());
   std::copy_n(pending_input_.begin(), size, client_bytes.begin());
-  pending_input_.clear();
+  std::string().swap(pending_input_);  // release its capacity: an idle client keeps no bytes
   if (size == 0) {
     boost::system::error_code ec;
     size = co_await stream_->read_some(client_bytes, ec);

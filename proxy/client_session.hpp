@@ -26,9 +26,9 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
  public:
   // Takes ownership of an accepted client socket; the session runs on `executor` until it knows
   // its database. The caller has already counted the client in (ProxyService::admit_client).
-  static void start(ProxyService& service, boost::asio::any_io_executor executor, int fd);
+  static void start(ProxyService& service, ClientStream::Executor executor, int fd);
 
-  ClientSession(ProxyService& service, boost::asio::any_io_executor executor, int fd);
+  ClientSession(ProxyService& service, ClientStream::Executor executor, int fd);
   ~ClientSession() override;
 
   // From any thread (the cancel registry): cancels this client's running query, if any.

@@ -9,7 +9,7 @@
 namespace pgvigil::proxy {
 namespace asio = boost::asio;
 
-ClientStream::ClientStream(asio::any_io_executor executor, int fd) : descriptor_(executor, fd) {}
+ClientStream::ClientStream(Executor executor, int fd) : descriptor_(executor, fd) {}
 
 asio::awaitable<std::size_t> ClientStream::read_some(std::span<char> buffer,
                                                      boost::system::error_code& ec) {

@@ -2,7 +2,7 @@
 // A client's socket (TCP or Unix: both are plain descriptors to us). Reads and writes try the
 // non-blocking system call first and only then wait on the event loop. Owns the descriptor.
 
-#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/system/error_code.hpp>
@@ -13,7 +13,10 @@ namespace pgvigil::proxy {
 
 class ClientStream {
  public:
-  ClientStream(boost::asio::any_io_executor executor, int fd);
+  // The concrete io_context executor, not any_io_executor: it is 8 bytes instead of 56 in the
+  // descriptor and in every pending operation, which matters for 10,000 idle clients.
+  using Executor = boost::asio::io_context::executor_type;
+  ClientStream(Executor executor, int fd);
 
   // At least one byte, or 0 with ec set (eof, reset, operation_aborted when cancelled).
   boost::asio::awaitable<std::size_t> read_some(std::span<char> buffer,
@@ -39,10 +42,10 @@ class ClientStream {
   void close();
   bool is_open() const { return descriptor_.is_open(); }
   int native_handle() { return descriptor_.native_handle(); }
-  boost::asio::any_io_executor get_executor() { return descriptor_.get_executor(); }
+  Executor get_executor() { return descriptor_.get_executor(); }
 
  private:
-  boost::asio::posix::stream_descriptor descriptor_;
+  boost::asio::posix::basic_stream_descriptor<Executor> descriptor_;
 };
 
 }  // namespace pgvigil::proxy

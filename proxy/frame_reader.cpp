@@ -1,6 +1,5 @@
 #include "proxy/frame_reader.hpp"
 
-#include <array>
 
 namespace pgvigil::proxy {
 
@@ -27,11 +26,15 @@ boost::asio::awaitable<std::variant<OwnedFrame, ClientError>> FrameReader::next(
       }
       co_return ClientError{sqlstate::kProtocolViolation, violation->message(), "", ""};
     }
-    std::array<char, 4096> chunk;
+    // Read straight into the buffer's tail: a chunk array here would live in this coroutine's
+    // frame, kilobytes per client for as long as a client takes to send its startup packet.
+    constexpr std::size_t kReadSize = 512;
+    const auto used = buffer_.size();
+    buffer_.resize(used + kReadSize);
     boost::system::error_code ec;
-    const auto n = co_await stream_.read_some(chunk, ec);
+    const auto n = co_await stream_.read_some(std::span<char>(buffer_.data() + used, kReadSize), ec);
+    buffer_.resize(used + n);
     if (ec) co_return ClientError{"", "client went away: " + ec.message(), "", ""};
-    buffer_.append(chunk.data(), n);
   }
 }
 

@@ -29,7 +29,8 @@ class FrameReader {
 
   void enter_normal_phase() { decoder_.set_phase(wire::Phase::normal); }
   // Bytes read past the last frame (a client that sent its first query right after auth).
-  std::string take_leftover() { return std::move(buffer_); }
+  // Empty means no capacity either: the session keeps this string while the client is idle.
+  std::string take_leftover() { return buffer_.empty() ? std::string() : std::move(buffer_); }
 
  private:
   ClientStream& stream_;
