@@ -83,6 +83,7 @@ void Application::build_proxy() {
 Application::~Application() = default;
 
 metrics::ReadyState Application::readiness() const {
+  if (proxy_ && proxy_->draining()) return {false, "draining: pgvigil is shutting down\n"};
   metrics::ReadyState state{true, {}};
   for (const auto& pool : pools_) {
     const auto status = pool->status();
@@ -119,8 +120,31 @@ asio::awaitable<void> Application::handle_signals() {
 
 asio::awaitable<void> Application::shut_down() {
   notifier_.stopping();
-  admin_->stop();
   listener_->stop();
+  // Drain: idle clients are told 57P01 now; a client inside a transaction finishes it first,
+  // for up to shutdown_timeout; whoever is left then is cut off.
+  asio::steady_timer timer(workers_.context(0));
+  const auto wait_for_clients = [&](std::chrono::steady_clock::duration budget) -> asio::awaitable<void> {
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    while (proxy_->clients() > 0 && std::chrono::steady_clock::now() < deadline) {
+      timer.expires_after(std::chrono::milliseconds(20));
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  };
+  proxy_->begin_drain();
+  if (proxy_->clients() > 0) {
+    spdlog::info("draining {} client(s): transactions in flight may finish within {} ms",
+                 proxy_->clients(), config_.shutdown_timeout.count());
+  }
+  co_await wait_for_clients(config_.shutdown_timeout);
+  drained_cleanly_ = proxy_->clients() == 0;
+  if (!drained_cleanly_) {
+    spdlog::warn("{} client(s) still in a transaction after shutdown_timeout; closing them",
+                 proxy_->clients());
+    proxy_->force_close();
+    co_await wait_for_clients(std::chrono::seconds(2));
+  }
+  admin_->stop();
   auto pools = pools_;
   pools.insert(pools.end(), retiring_.begin(), retiring_.end());
   for (auto& pool : pools) {
@@ -139,7 +163,6 @@ asio::awaitable<void> Application::shut_down() {
     spdlog::info("waiting up to {} s for {} server connection(s) leased to clients",
                  kShutdownDrain.count(), leased());
   }
-  asio::steady_timer timer(workers_.context(0));
   while (leased() > 0 && std::chrono::steady_clock::now() < deadline) {
     timer.expires_after(std::chrono::milliseconds(50));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -404,7 +427,8 @@ int Application::run() {
     }
   }
   workers_.run();
-  return 0;
+  // 1 tells a supervisor that clients had to be cut off mid-transaction at shutdown_timeout.
+  return drained_cleanly_ ? 0 : 1;
 }
 
 }  // namespace pgvigil::daemon

@@ -74,6 +74,7 @@ class Application {
   std::unique_ptr<metrics::AdminServer> admin_;
   std::unique_ptr<proxy::ProxyService> proxy_;
   std::unique_ptr<proxy::Listener> listener_;
+  bool drained_cleanly_ = true;  // every client finished before shutdown_timeout
   std::optional<boost::asio::signal_set> signals_;
   std::optional<boost::asio::signal_set> hangups_;
   bool shutting_down_ = false;

@@ -1,6 +1,7 @@
 #pragma once
 // The whole configuration, as parsed and validated from config.yaml.
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,6 +32,7 @@ struct ReloadSettings {
 struct Config {
   std::string source_path;  // the file it was read from
   int workers = 0;          // event-loop threads; 0: one per core
+  std::chrono::milliseconds shutdown_timeout{30000};  // drain: transactions may finish this long
   LogSettings log;
   AdminSettings admin;
   SystemdSettings systemd;

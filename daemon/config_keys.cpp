@@ -14,6 +14,8 @@ std::vector<ConfigKey> make_keys() {
   using enum KeyType;
   return {
       {"workers", integer, "0", kNeedsRestart, "Event-loop threads; 0 starts one per CPU core."},
+      {"shutdown_timeout", duration, "30s", kReloads,
+       "On SIGTERM, clients may finish the transaction they are in for this long; then 57P01."},
       {"log.level",
        enumeration,
        "info",

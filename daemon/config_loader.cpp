@@ -297,6 +297,10 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
     top.fail("workers", "must not be negative (0 starts one per CPU core)");
   }
   if (config.workers > 1024) top.fail("workers", "must be at most 1024");
+  if (top.read("shutdown_timeout", config.shutdown_timeout) &&
+      config.shutdown_timeout < std::chrono::milliseconds{0}) {
+    top.fail("shutdown_timeout", "must not be negative");
+  }
 
   SectionReader log = top.section("log");
   config.log = parse_log(log);

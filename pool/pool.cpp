@@ -232,6 +232,17 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
                             "server " + config_->server.describe() +
                                 " is unreachable: " + last_connect_failure_};
   }
+  // Nothing healthy and connects still pending: the server (or the path) does not answer, which
+  // is not the same as a pool whose connections are all busy.
+  const auto count = [this](ConnectionState state) {
+    return counts_[static_cast<std::size_t>(state)];
+  };
+  if (count(ConnectionState::checked_out) == 0 && count(ConnectionState::connecting) > 0) {
+    co_return CheckoutError{CheckoutError::Kind::server_unreachable,
+                            "server " + config_->server.describe() +
+                                " is not answering: connection attempts still pending after " +
+                                std::to_string(timeout.count()) + " ms"};
+  }
   co_return CheckoutError{CheckoutError::Kind::timeout,
                           "no server connection became free within " +
                               std::to_string(timeout.count()) + " ms"};

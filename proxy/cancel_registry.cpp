@@ -1,5 +1,7 @@
 #include "proxy/cancel_registry.hpp"
 
+#include <vector>
+
 namespace pgvigil::proxy {
 
 CancelKey CancelRegistry::add(std::weak_ptr<CancelTarget> target) {
@@ -28,6 +30,19 @@ bool CancelRegistry::cancel(CancelKey key) {
   if (!target) return false;
   target->request_cancel();
   return true;
+}
+
+void CancelRegistry::shut_down_all(bool forced) {
+  std::vector<std::shared_ptr<CancelTarget>> targets;
+  {
+    std::lock_guard lock(mutex_);
+    targets.reserve(sessions_.size());
+    for (const auto& [key, weak] : sessions_) {
+      if (auto target = weak.lock()) targets.push_back(std::move(target));
+    }
+  }
+  // Outside the lock: a session's own unregistration takes it.
+  for (const auto& target : targets) target->request_shutdown(forced);
 }
 
 }  // namespace pgvigil::proxy

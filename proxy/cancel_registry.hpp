@@ -18,11 +18,14 @@ struct CancelKey {
   std::uint64_t packed() const { return (std::uint64_t{process_id} << 32) | secret; }
 };
 
-// What a cancel reaches. request_cancel() may be called from any thread.
+// A live client session as other threads see it: what a cancel reaches, and what a shutdown
+// drains. Both calls may come from any thread.
 class CancelTarget {
  public:
   virtual ~CancelTarget() = default;
   virtual void request_cancel() = 0;
+  // forced: end now (57P01 even mid-transaction); otherwise at the end of the current transaction.
+  virtual void request_shutdown(bool forced) = 0;
 };
 
 class CancelRegistry {
@@ -34,6 +37,8 @@ class CancelRegistry {
   // Asks the session holding `key` to cancel; false when no session does (a stale or forged
   // key, which is ignored as PostgreSQL ignores it).
   bool cancel(CancelKey key);
+  // Calls request_shutdown(forced) on every registered session.
+  void shut_down_all(bool forced);
 
  private:
   std::mutex mutex_;

@@ -66,6 +66,11 @@ ClientError checkout_error(const pool::CheckoutError& error, const std::string& 
   return {sqlstate::kConnectionFailure, error.detail, "", ""};
 }
 
+ClientError shutdown_error() {
+  return {sqlstate::kAdminShutdown, "terminating connection: pgvigil is shutting down", "",
+          "Reconnect: another pgvigil instance or the restarted one will serve you."};
+}
+
 }  // namespace
 
 ClientSession::ClientSession(ProxyService& service, ClientStream::Executor executor, int fd)
@@ -201,6 +206,7 @@ std::string ClientSession::startup_reply() const {
 }
 
 awaitable<void> ClientSession::begin() {
+  if (service_.draining()) co_return fail(shutdown_error());
   // Session pooling takes its server connection now; transaction pooling only needs one when
   // nothing is known yet about the server (its version, encoding) to tell the client.
   if (!transaction_pooling() || route_->server_parameters.empty()) {
@@ -245,6 +251,12 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
 }
 
 void ClientSession::park() {
+  if (shutdown_requested_) {
+    asio::co_spawn(
+        stream_->get_executor(), [self = shared_from_this()] { return self->finish_for_shutdown(); },
+        asio::detached);
+    return;
+  }
   // Bytes already read, or bytes that came while nobody waited (they produced no new edge for
   // the reactor): serve them now.
   if (!pending_input_.empty() || readable_now(stream_->native_handle())) {
@@ -253,7 +265,15 @@ void ClientSession::park() {
         asio::detached);
     return;
   }
+  parked_ = true;
   stream_->async_wait_readable([self = shared_from_this()](boost::system::error_code ec) {
+    self->parked_ = false;
+    if (ec && self->shutdown_requested_) {
+      asio::co_spawn(
+          self->stream_->get_executor(), [self] { return self->finish_for_shutdown(); },
+          asio::detached);
+      return;
+    }
     if (ec) return self->close();
     asio::co_spawn(
         self->stream_->get_executor(), [self] { return self->serve(); }, asio::detached);
@@ -292,6 +312,10 @@ awaitable<void> ClientSession::serve() {
     const auto counts = tracker_.take_counts();
     route_->metrics->queries(counts.queries);
     route_->metrics->transactions(counts.transactions);
+  }
+  if (shutdown_requested_ &&
+      (outcome.end == RelayEnd::released || outcome.end == RelayEnd::cancelled)) {
+    co_return co_await finish_for_shutdown();
   }
   switch (outcome.end) {
     case RelayEnd::released:
@@ -445,7 +469,7 @@ awaitable<ClientSession::RelayOutcome> ClientSession::pump_server_to_client(
     co_await stream_->write_all(buffer.first(size), ec);
     if (ec) co_return RelayOutcome{RelayEnd::client_quit, std::nullopt, std::nullopt};
     if (route_->metrics) route_->metrics->bytes_to_client(size);
-    if (transaction_mode && server_scanner_.at_boundary() &&
+    if ((transaction_mode || shutdown_requested_) && server_scanner_.at_boundary() &&
         tracker_.idle_and_answered(client_scanner_.at_boundary())) {
       release_requested_ = true;
       co_return RelayOutcome{RelayEnd::released, std::nullopt, std::nullopt};
@@ -470,16 +494,19 @@ void ClientSession::return_server(std::optional<Death> death) {
   server_.reset();
 }
 
-awaitable<void> ClientSession::end_session() {
+awaitable<void> ClientSession::give_back_at_end() {
   if (server_) co_await wait_for_cancels();
   if (server_) {
     const bool clean =
         server_scanner_.at_boundary() && tracker_.idle_and_answered(client_scanner_.at_boundary());
     if (!clean) {
-      return_server(Death{EvictionReason::dirty_return,
-                          tracker_.status() != 'I' ? "client left inside a transaction"
-                                                   : "client left with a request unanswered",
-                          Clock::now()});
+      return_server(shutdown_forced_
+                        ? Death{EvictionReason::shutdown, "pgvigil stopped mid-transaction",
+                                Clock::now()}
+                        : Death{EvictionReason::dirty_return,
+                                tracker_.status() != 'I' ? "client left inside a transaction"
+                                                         : "client left with a request unanswered",
+                                Clock::now()});
     } else if (!transaction_pooling() && !route_->settings.reset_query.empty()) {
       auto failure = co_await server_->execute(route_->settings.reset_query,
                                                Clock::now() + route_->checkout_timeout);
@@ -497,7 +524,16 @@ awaitable<void> ClientSession::end_session() {
       return_server(std::nullopt);
     }
   }
+}
+
+awaitable<void> ClientSession::end_session() {
+  co_await give_back_at_end();
   close();
+}
+
+awaitable<void> ClientSession::finish_for_shutdown() {
+  co_await give_back_at_end();
+  fail(shutdown_error());
 }
 
 void ClientSession::fail(ClientError error) {
@@ -534,6 +570,19 @@ void ClientSession::request_cancel() {
   // stream_ is fixed once the session has moved to its worker, which is before it is
   // registered for cancels.
   asio::post(stream_->get_executor(), [self = shared_from_this()] { self->cancel_running_query(); });
+}
+
+void ClientSession::request_shutdown(bool forced) {
+  asio::post(stream_->get_executor(), [self = shared_from_this(), forced] {
+    self->shutdown_requested_ = true;
+    self->shutdown_forced_ = self->shutdown_forced_ || forced;
+    const bool between_requests = self->server_scanner_.at_boundary() &&
+                                  self->tracker_.idle_and_answered(self->client_scanner_.at_boundary());
+    // An idle client (parked, or a session-mode relay waiting for the client) ends now; a
+    // transaction in flight ends when the server pump sees its last ReadyForQuery.
+    if (self->parked_ || between_requests || forced) self->stream_->cancel();
+    if (forced && self->server_) self->server_->detach();
+  });
 }
 
 void ClientSession::cancel_running_query() {

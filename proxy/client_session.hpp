@@ -33,6 +33,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
 
   // From any thread (the cancel registry): cancels this client's running query, if any.
   void request_cancel() override;
+  // From any thread: end the session with 57P01, after its current transaction unless forced.
+  void request_shutdown(bool forced) override;
 
  private:
   enum class RelayEnd { released, client_quit, client_violation, server_lost, cancelled };
@@ -57,6 +59,10 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   boost::asio::awaitable<void> wait_for_cancels();
   void return_server(std::optional<pool::Death> death);
   boost::asio::awaitable<void> end_session();
+  // Gives the server connection back as the session ends: reset (session mode) when clean,
+  // evicted when the client left it mid-request.
+  boost::asio::awaitable<void> give_back_at_end();
+  boost::asio::awaitable<void> finish_for_shutdown();
   // Tells the client why (ErrorResponse, FATAL), gives the server connection back and closes.
   void fail(ClientError error);
   boost::asio::awaitable<void> send_failure();
@@ -80,6 +86,9 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::unique_ptr<ClientError> failure_;
   int cancels_in_flight_ = 0;
   bool release_requested_ = false;  // the server pump ended the transaction
+  bool parked_ = false;              // idle, waiting for the client's next message
+  bool shutdown_requested_ = false;  // pgvigil is draining: end after this transaction
+  bool shutdown_forced_ = false;     // the drain timed out: end now
   bool counted_in_route_ = false;
 };
 

@@ -67,4 +67,14 @@ bool ProxyService::admit_client() {
   return true;
 }
 
+void ProxyService::begin_drain() {
+  draining_ = true;
+  cancels_.shut_down_all(false);
+}
+
+void ProxyService::force_close() {
+  draining_ = true;
+  cancels_.shut_down_all(true);
+}
+
 }  // namespace pgvigil::proxy

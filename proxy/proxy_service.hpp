@@ -37,6 +37,12 @@ class ProxyService {
 
   // Counts a client in; false when max_client_connections are already connected.
   bool admit_client();
+
+  // Graceful shutdown: sessions end at the end of their current transaction (begin_drain), or
+  // at once (force_close); both answer the client 57P01. Thread-safe.
+  void begin_drain();
+  void force_close();
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
   void client_left() { clients_.fetch_sub(1, std::memory_order_relaxed); }
   int clients() const { return clients_.load(std::memory_order_relaxed); }
 
@@ -49,6 +55,7 @@ class ProxyService {
   std::shared_ptr<const auth::UsersFile> users_;
   CancelRegistry cancels_;
   std::atomic<int> clients_{0};
+  std::atomic<bool> draining_{false};
   boost::asio::thread_pool blocking_{1};
 };
 

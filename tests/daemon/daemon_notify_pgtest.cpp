@@ -181,13 +181,13 @@ TEST_F(NotifyPgTest, SecondSigtermExitsAtOnce) {
       },
       seconds(15)))
       << daemon->log_text();
-  // A client inside a transaction keeps the clean shutdown waiting for its connection.
+  // A client inside a transaction keeps the drain waiting (shutdown_timeout).
   auto client = connect_client(listen_port_, "app");
   ASSERT_EQ(PQstatus(client.get()), CONNECTION_OK) << PQerrorMessage(client.get());
   ASSERT_EQ(run(client.get(), "BEGIN"), "");
 
   ASSERT_TRUE(daemon->send_signal(SIGTERM));
-  ASSERT_TRUE(daemon->wait_for_log("waiting up to", seconds(5))) << daemon->log_text();
+  ASSERT_TRUE(daemon->wait_for_log("draining", seconds(5))) << daemon->log_text();
   ASSERT_TRUE(daemon->send_signal(SIGHUP));  // ignored during shutdown
   ASSERT_TRUE(daemon->wait_for_log("SIGHUP ignored", seconds(5))) << daemon->log_text();
   EXPECT_TRUE(daemon->running());
@@ -212,7 +212,7 @@ TEST_F(NotifyPgTest, SecondSigintExitsWith130) {
   auto client = connect_client(listen_port_, "app");
   ASSERT_EQ(run(client.get(), "BEGIN"), "");
   ASSERT_TRUE(daemon->send_signal(SIGINT));
-  ASSERT_TRUE(daemon->wait_for_log("waiting up to", seconds(5))) << daemon->log_text();
+  ASSERT_TRUE(daemon->wait_for_log("draining", seconds(5))) << daemon->log_text();
   ASSERT_TRUE(daemon->send_signal(SIGINT));
   EXPECT_EQ(daemon->wait_exit(seconds(2)), 130) << daemon->log_text();
 }

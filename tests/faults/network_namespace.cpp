@@ -57,7 +57,9 @@ NetworkNamespace::NetworkNamespace() : ip_(require_tool("ip", "iproute2")) {
 NetworkNamespace::~NetworkNamespace() { remove(); }
 
 std::vector<std::string> NetworkNamespace::exec_prefix() const {
-  return {ip_, "netns", "exec", name_};
+  // nsenter switches only the network namespace. `ip netns exec` also makes a mount namespace
+  // and remounts / as a slave, which fails where / is not a mount point (a chroot).
+  return {"/usr/bin/nsenter", "--net=/run/netns/" + name_, "--"};
 }
 
 void NetworkNamespace::create() {

@@ -29,7 +29,8 @@ class NetworkNamespace {
   const std::string& name() const { return name_; }
   const std::string& inside_address() const { return inside_address_; }    // 10.231.X.2
   const std::string& outside_address() const { return outside_address_; }  // 10.231.X.1
-  // {"/usr/sbin/ip", "netns", "exec", name()}: prepended to a command, it runs inside.
+  // {"/usr/bin/nsenter", "--net=/run/netns/<name>", "--"}: prepended to a command, it runs
+  // inside the namespace's network stack.
   std::vector<std::string> exec_prefix() const;
 
   // Deletes namespaces (and their host-side links) left by test processes that no longer run.
