@@ -162,9 +162,11 @@ std::optional<Death> Pool::check_before_lending(ServerConnection& connection) {
   if (now >= connection.expires_at()) {
     return Death{EvictionReason::max_lifetime, "lifetime reached", now};
   }
-  // The cheap check costs two system calls and no round trip, so every lending gets it: a
-  // backend terminated a moment ago has left its FATAL and FIN on the socket.
-  if (auto death = connection.quick_check()) {
+  // The cheap check is one peek and no round trip, so every lending gets it: a backend
+  // terminated a moment ago has left its FATAL and FIN on the socket. A connection idle past
+  // validate_after_idle also has its kernel TCP state read (and is pinged by the caller).
+  const bool long_idle = now - connection.last_alive() >= config_->pool.validate_after_idle;
+  if (auto death = connection.quick_check(long_idle)) {
     auto failed = *death;
     failed.detail = "checkout check: " + failed.detail;
     // A probe-level reason (server_error, keepalive_timeout) says more than the generic one.

@@ -1,7 +1,6 @@
 #include "pool/server_connection.hpp"
 
 #include <arpa/inet.h>
-#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -91,13 +90,6 @@ bool ServerConnection::register_descriptor() {
   return !ec;
 }
 
-bool ServerConnection::input_pending() const {
-  auto* tls = static_cast<SSL*>(conn_ ? PQsslStruct(conn_, "OpenSSL") : nullptr);
-  if (tls != nullptr && SSL_pending(tls) > 0) return true;
-  pollfd watched{PQsocket(conn_), POLLIN, 0};
-  return ::poll(&watched, 1, 0) > 0;
-}
-
 void ServerConnection::unregister_descriptor() {
   // release() hands the descriptor back without closing it: libpq owns it.
   if (descriptor_.is_open()) descriptor_.release();
@@ -106,10 +98,8 @@ void ServerConnection::unregister_descriptor() {
 awaitable<ServerConnection::WaitResult> ServerConnection::wait(Direction direction,
                                                               Clock::time_point deadline) {
   if (!register_descriptor()) co_return WaitResult::aborted;
-  // The reactor is edge-triggered and an async_wait does not look at the socket first: bytes
-  // (or a close) that arrived while nobody waited would otherwise go unnoticed until the next
-  // edge. Checking here is safe: no event is harvested before this coroutine suspends.
-  if (direction == Direction::read && input_pending()) co_return WaitResult::ready;
+  // No readiness check first: Asio re-arms the edge-triggered registration (EPOLL_CTL_MOD) when
+  // a wait starts, so bytes or a close that arrived while nobody waited are reported at once.
   if (Clock::now() >= deadline) co_return WaitResult::timed_out;
   timer_.expires_at(deadline);
   const auto kind = direction == Direction::read ? asio::posix::descriptor_base::wait_read
@@ -304,10 +294,10 @@ std::optional<Death> ServerConnection::absorb_idle_input() {
   return std::nullopt;
 }
 
-std::optional<Death> ServerConnection::quick_check() {
+std::optional<Death> ServerConnection::quick_check(bool thorough) {
   const int fd = socket();
   if (fd < 0) return Death{EvictionReason::server_closed, "socket closed", last_alive_};
-  if (is_tcp()) {
+  if (thorough && is_tcp()) {
     auto snapshot = probes::read_tcp_info(fd);
     if (snapshot && !snapshot->established) {
       return diagnose_failure(false, "kernel says the connection is no longer established");
@@ -450,17 +440,13 @@ awaitable<std::size_t> ServerConnection::read_some(std::span<char> buffer,
         co_return 0;
       }
     } else {
-      const auto n = ::recv(PQsocket(conn_), buffer.data(), buffer.size(), MSG_DONTWAIT);
-      if (n > 0) co_return static_cast<std::size_t>(n);
-      if (n == 0) {
-        ec = asio::error::eof;
-        co_return 0;
-      }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        ec = last_errno_or(asio::error::connection_reset);
-        co_return 0;
-      }
+      // Plain link: async_read_some reads first and waits only when there is nothing, without
+      // the extra system calls of recv + async_wait (which re-arms the epoll registration).
+      if (!register_descriptor()) break;
+      auto [read_ec, n] = co_await descriptor_.async_read_some(
+          asio::buffer(buffer.data(), buffer.size()), asio::as_tuple(asio::use_awaitable));
+      ec = read_ec;
+      co_return ec ? 0 : n;
     }
     if (co_await wait_io(next) != WaitResult::ready) break;
   }

@@ -74,9 +74,9 @@ class ServerConnection {
   // change); otherwise the connection is dead (FATAL, EOF, socket error).
   std::optional<Death> absorb_idle_input();
 
-  // A check that costs no round trip: kernel TCP state, pending socket error, EOF or a message
-  // waiting on the socket.
-  std::optional<Death> quick_check();
+  // A check that costs no round trip: EOF, a reset or a message (a FATAL) waiting on the socket
+  // (one peek); thorough adds the kernel's TCP state (one getsockopt).
+  std::optional<Death> quick_check(bool thorough);
 
   // Diagnoses a failed socket. data_in_flight: we were waiting for an answer, so a timeout is
   // TCP_USER_TIMEOUT rather than keep-alive.
@@ -163,7 +163,6 @@ class ServerConnection {
                                                              const ResultVisitor& on_result);
   boost::asio::awaitable<WaitResult> wait_io(Direction direction);
   bool register_descriptor();
-  bool input_pending() const;  // bytes, EOF or an error waiting on the socket
   void unregister_descriptor();
   Clock::time_point last_kernel_ack() const;
   static void on_notice(void* self, const PGresult* result);

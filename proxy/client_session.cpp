@@ -1,6 +1,5 @@
 #include "proxy/client_session.hpp"
 
-#include <poll.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -39,11 +38,6 @@ constexpr const char* kReportedParameters[] = {
 std::string lower(std::string text) {
   for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return text;
-}
-
-bool readable_now(int fd) {
-  pollfd watched{fd, POLLIN, 0};
-  return ::poll(&watched, 1, 0) > 0;
 }
 
 ClientError checkout_error(const pool::CheckoutError& error, const std::string& database,
@@ -257,9 +251,10 @@ void ClientSession::park() {
         asio::detached);
     return;
   }
-  // Bytes already read, or bytes that came while nobody waited (they produced no new edge for
-  // the reactor): serve them now.
-  if (!pending_input_.empty() || readable_now(stream_->native_handle())) {
+  // Bytes already read during the last relay are served at once. Bytes that arrived while
+  // nobody waited are reported by the wait itself: Asio re-arms the edge-triggered epoll
+  // registration (EPOLL_CTL_MOD) when a wait starts.
+  if (!pending_input_.empty()) {
     asio::co_spawn(
         stream_->get_executor(), [self = shared_from_this()] { return self->serve(); },
         asio::detached);
