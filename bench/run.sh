@@ -240,7 +240,7 @@ start_pgvigil() {
   PV_VERSION="$("$PGVIGIL" --version 2>/dev/null | head -1 || echo unknown)"
   cat >"$TMP/pgvigil.yaml" <<EOF
 admin: {listen: "127.0.0.1:$PV_ADMIN_PORT"}
-listen: {address: "127.0.0.1:$PV_PORT"}
+listen: {address: "127.0.0.1:$PV_PORT", max_client_connections: $((BENCH_IDLE_CLIENTS + 100))}
 log: {level: warn}
 pool: {min_idle: $BENCH_POOL_SIZE, max_size: $BENCH_POOL_SIZE}
 databases:
