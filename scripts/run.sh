@@ -85,6 +85,8 @@ if ! (cd / && as_pg "$pg_bin/pg_ctl" -D "$data_dir" -l "$server_log" -w -t 60 \
 fi
 started=1
 
+pg_ctl_prefix=""
+if [[ $(id -u) -eq 0 ]]; then pg_ctl_prefix="runuser -u postgres -- "; fi
 proxy_port=${PGVIGIL_RUN_PORT:-6432}
 while port_in_use "$proxy_port"; do proxy_port=$((proxy_port + 1)); done
 
@@ -108,6 +110,9 @@ pgvigil     config: .run/config.yaml
   connect:  psql -h 127.0.0.1 -p $proxy_port -U postgres postgres
             psql -h $repo_root/.run -p $proxy_port -U postgres postgres   (Unix socket)
   metrics:  curl http://127.0.0.1:9930/metrics   (also /healthz and /readyz)
+Break the server and watch pgvigil notice (from another terminal):
+  stop:     $pg_ctl_prefix$pg_bin/pg_ctl -D $data_dir -m fast stop
+  start:    $pg_ctl_prefix$pg_bin/pg_ctl -D $data_dir -l $server_log -o "-p $port -k '$pg_dir' -c listen_addresses=127.0.0.1 -c fsync=off" start
 Stop with Ctrl-C: pgvigil shuts down, then this PostgreSQL is stopped.
 
 INFO
