@@ -25,7 +25,6 @@ class TransactionTracker {
   bool idle_and_answered(bool client_at_boundary) const {
     return client_at_boundary && pending_ready_ == 0 && !unsynced_ && status_ == 'I';
   }
-  bool server_at_ready() const { return pending_ready_ == 0 && !unsynced_; }
   // Queries and transactions seen since the last call, for the metrics.
   struct Counts {
     std::uint64_t queries;

@@ -22,6 +22,7 @@
 #include "tests/support/pg_cluster.hpp"
 #include "tests/support/prometheus_text.hpp"
 #include "tests/support/subprocess.hpp"
+#include "tests/support/admin_metrics.hpp"
 #include "tests/support/wait_until.hpp"
 
 namespace pgvigil::testing {
@@ -78,16 +79,6 @@ std::optional<test::HttpResult> try_get(std::uint16_t port, const std::string& p
 int status_of(std::uint16_t port, const std::string& path) {
   const auto result = try_get(port, path);
   return result ? result->status : 0;
-}
-
-std::string metrics_page(std::uint16_t port) {
-  const auto result = try_get(port, "/metrics");
-  return result && result->status == 200 ? result->body : "";
-}
-
-// The value of one series on the live page; nullopt when absent or the page cannot be fetched.
-std::optional<double> metric(std::uint16_t port, std::string_view name, const Labels& labels) {
-  return sample_value(metrics_page(port), name, labels);
 }
 
 bool metric_is(std::uint16_t port, std::string_view name, const Labels& labels, double value) {

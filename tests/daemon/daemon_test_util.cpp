@@ -10,23 +10,8 @@
 
 #include <filesystem>
 
-#include "tests/metrics/http_client.hpp"
 
 namespace pgvigil::testing {
-
-std::string metrics_page(std::uint16_t admin_port) {
-  try {
-    const auto result = test::http_get("127.0.0.1", admin_port, "/metrics", std::chrono::seconds(2));
-    return result.status == 200 ? result.body : "";
-  } catch (const std::exception&) {
-    return "";
-  }
-}
-
-std::optional<double> metric(std::uint16_t admin_port, std::string_view name,
-                             const Labels& labels) {
-  return sample_value(metrics_page(admin_port), name, labels);
-}
 
 Client connect_client(std::uint16_t listen_port, const std::string& database) {
   const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(listen_port) +

@@ -13,13 +13,11 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/support/admin_metrics.hpp"
 #include "tests/support/prometheus_text.hpp"
 
 namespace pgvigil::testing {
 
-std::string metrics_page(std::uint16_t admin_port);
-std::optional<double> metric(std::uint16_t admin_port, std::string_view name,
-                             const Labels& labels);
 
 // A client connection through pgvigil's proxy.
 struct PgConnDeleter {

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "tests/metrics/http_client.hpp"
+#include "tests/support/admin_metrics.hpp"
 #include "tests/support/free_port.hpp"
 #include "tests/support/wait_until.hpp"
 
@@ -82,20 +83,12 @@ std::unique_ptr<DaemonUnderTest> DaemonUnderTest::start(const DaemonSettings& se
   return daemon;
 }
 
-std::string DaemonUnderTest::metrics_page() const {
-  try {
-    const auto result = test::http_get("127.0.0.1", admin_port_, "/metrics",
-                                       std::chrono::milliseconds(2000));
-    return result.status == 200 ? result.body : std::string();
-  } catch (const std::exception&) {
-    return {};
-  }
-}
+std::string DaemonUnderTest::metrics_page() const { return testing::metrics_page(admin_port_); }
 
 double DaemonUnderTest::metric(const std::string& name, const Labels& labels) const {
   auto all = labels;
   all["pool"] = kPool;
-  return sample_value(metrics_page(), name, all).value_or(0);
+  return testing::metric(admin_port_, name, all).value_or(0);
 }
 
 double DaemonUnderTest::evictions(const std::string& reason) const {

@@ -30,6 +30,7 @@
 
 #include "tests/metrics/http_client.hpp"
 #include "tests/proxy/pq_client.hpp"
+#include "tests/support/admin_metrics.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/free_port.hpp"
 #include "tests/support/pg_cluster.hpp"
@@ -184,17 +185,10 @@ class ClientsPgTest : public ::testing::Test {
     return ran;
   }
 
-  std::string metrics_page() const {
-    try {
-      const auto result = test::http_get(kHost, admin_port_, "/metrics", seconds(2));
-      return result.status == 200 ? result.body : "";
-    } catch (const std::exception&) {
-      return "";
-    }
-  }
+  std::string metrics_page() const { return testing::metrics_page(admin_port_); }
 
   double metric(std::string_view name, const Labels& labels) const {
-    return sample_value(metrics_page(), name, labels).value_or(0);
+    return testing::metric(admin_port_, name, labels).value_or(0);
   }
 
   // The pids of this test's pgvigil backends.

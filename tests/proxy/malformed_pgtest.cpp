@@ -25,6 +25,7 @@
 
 #include "tests/metrics/http_client.hpp"
 #include "tests/proxy/raw_pg_connection.hpp"
+#include "tests/support/admin_metrics.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/free_port.hpp"
 #include "tests/support/pg_cluster.hpp"
@@ -52,14 +53,6 @@ std::string daemon_binary() {
 
 std::uint32_t protocol(std::uint32_t major, std::uint32_t minor) { return (major << 16) | minor; }
 
-std::string metrics_page(std::uint16_t admin_port) {
-  try {
-    const auto result = test::http_get("127.0.0.1", admin_port, "/metrics", seconds(2));
-    return result.status == 200 ? result.body : "";
-  } catch (const std::exception&) {
-    return "";
-  }
-}
 
 // What a row expects back.
 enum class Expect {

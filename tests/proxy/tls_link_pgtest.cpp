@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tests/metrics/http_client.hpp"
+#include "tests/support/admin_metrics.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/free_port.hpp"
 #include "tests/support/pg_cluster.hpp"
@@ -75,14 +76,6 @@ std::optional<fs::path> pgbench_path() {
   return find_executable("pgbench");
 }
 
-std::string metrics_page(std::uint16_t admin_port) {
-  try {
-    const auto result = test::http_get("127.0.0.1", admin_port, "/metrics", seconds(2));
-    return result.status == 200 ? result.body : "";
-  } catch (const std::exception&) {
-    return "";
-  }
-}
 
 // The YAML of a daemon serving database "app" from pg over TLS, verified against root_cert.
 std::string daemon_config(const PgCluster& pg, std::uint16_t admin_port, std::uint16_t listen_port,
