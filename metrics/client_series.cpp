@@ -52,11 +52,6 @@ std::string_view ClientSeries::error_class(std::string_view sqlstate) {
   return index < kErrorClasses.size() ? kErrorClasses[index] : kOtherErrorClass;
 }
 
-void ClientSeries::increment(prometheus::Counter& counter, std::uint64_t count) {
-  std::shared_lock lock(mutex_);
-  if (!detached_ && count > 0) counter.Increment(static_cast<double>(count));
-}
-
 void ClientSeries::client_connected() {
   std::shared_lock lock(mutex_);
   if (!detached_) connections_.Increment();
@@ -73,9 +68,16 @@ void ClientSeries::client_error(std::string_view sqlstate) {
   if (!detached_) counter->Increment();
 }
 
-void ClientSeries::transactions(std::uint64_t count) { increment(transactions_, count); }
-void ClientSeries::queries(std::uint64_t count) { increment(queries_, count); }
-void ClientSeries::bytes_to_server(std::uint64_t count) { increment(bytes_to_server_, count); }
-void ClientSeries::bytes_to_client(std::uint64_t count) { increment(bytes_to_client_, count); }
+void ClientSeries::relayed(const RelayCounts& counts) {
+  const auto add = [](prometheus::Counter& counter, std::uint64_t count) {
+    if (count > 0) counter.Increment(static_cast<double>(count));
+  };
+  std::shared_lock lock(mutex_);
+  if (detached_) return;
+  add(bytes_to_server_, counts.bytes_to_server);
+  add(bytes_to_client_, counts.bytes_to_client);
+  add(queries_, counts.queries);
+  add(transactions_, counts.transactions);
+}
 
 }  // namespace pgvigil::metrics

@@ -33,10 +33,7 @@ class ClientSeries final : public ClientMetrics {
   void client_connected() override;
   void client_disconnected() override;
   void client_error(std::string_view sqlstate) override;
-  void transactions(std::uint64_t count) override;
-  void queries(std::uint64_t count) override;
-  void bytes_to_server(std::uint64_t count) override;
-  void bytes_to_client(std::uint64_t count) override;
+  void relayed(const RelayCounts& counts) override;
 
   // The error-class label `sqlstate` is counted under: one of kErrorClasses or "other".
   static std::string_view error_class(std::string_view sqlstate);
@@ -44,7 +41,6 @@ class ClientSeries final : public ClientMetrics {
  private:
   // Index into errors_: that of the class in kErrorClasses, or kErrorClasses.size() for "other".
   static std::size_t error_class_index(std::string_view sqlstate);
-  void increment(prometheus::Counter& counter, std::uint64_t count);
 
   const MetricFamilies families_;
   const std::string pool_;

@@ -11,6 +11,14 @@
 
 namespace pgvigil::metrics {
 
+// What a session relayed since it last reported (once per transaction, or per MiB).
+struct RelayCounts {
+  std::uint64_t bytes_to_server = 0;  // pgvigil_relayed_bytes_total{pool,direction="to_server"}
+  std::uint64_t bytes_to_client = 0;  // ...{direction="to_client"}
+  std::uint64_t queries = 0;          // pgvigil_queries_total{pool}
+  std::uint64_t transactions = 0;     // pgvigil_transactions_total{pool}
+};
+
 class ClientMetrics {
  public:
   virtual ~ClientMetrics() = default;
@@ -19,10 +27,8 @@ class ClientMetrics {
   // pgvigil_client_errors_total{pool,class}: class is the SQLSTATE's first two characters
   // ("28", "53", "08", "3D", "57", "0A", ...), a closed set: unknown classes count as "other".
   virtual void client_error(std::string_view sqlstate) = 0;
-  virtual void transactions(std::uint64_t count) = 0;    // pgvigil_transactions_total{pool}
-  virtual void queries(std::uint64_t count) = 0;         // pgvigil_queries_total{pool}
-  virtual void bytes_to_server(std::uint64_t count) = 0;  // pgvigil_relayed_bytes_total{pool,direction="to_server"}
-  virtual void bytes_to_client(std::uint64_t count) = 0;  // ...{direction="to_client"}
+  // One call (one lock) for the four relay counters: it runs on every transaction.
+  virtual void relayed(const RelayCounts& counts) = 0;
 };
 
 }  // namespace pgvigil::metrics

@@ -58,6 +58,7 @@ Pool::Pool(asio::any_io_executor executor, PoolConfig config,
       config_(std::make_shared<const PoolConfig>(std::move(config))),
       metrics_(std::move(metrics)),
       maintenance_timer_(executor),
+      watch_timer_(executor),
       backoff_(config_->pool.reconnect) {}
 
 Pool::~Pool() = default;
@@ -150,11 +151,65 @@ void Pool::make_available(const Lease& connection) {
   }
   transition(*connection, ConnectionState::idle);
   idle_.push_back(connection);
-  if (!connection->watched) {
+  if (!connection->watched) schedule_watch();
+}
+
+// A connection a client gives back is usually lent again within microseconds. Watching it at
+// once would cost a coroutine, a timer and an epoll re-arm per transaction, so a watcher starts
+// only once it has stayed idle for kWatchDelay; until then the peek at checkout covers it.
+constexpr auto kWatchDelay = std::chrono::milliseconds(20);
+
+void Pool::schedule_watch() {
+  if (watch_scheduled_) return;
+  watch_scheduled_ = true;
+  watch_timer_.expires_after(kWatchDelay);
+  watch_timer_.async_wait([self = shared_from_this()](boost::system::error_code) {
+    self->watch_scheduled_ = false;
+    self->start_due_watchers();
+  });
+}
+
+void Pool::start_due_watchers() {
+  if (stopping_) return;
+  const auto now = Clock::now();
+  std::vector<Lease> due;
+  bool later = false;
+  for (const auto& connection : idle_) {
+    if (connection->watched) continue;
+    if (now - connection->idle_since() >= kWatchDelay) {
+      due.push_back(connection);
+    } else {
+      later = true;
+    }
+  }
+  // Marked before spawning: a watcher may run (and evict) inline.
+  for (const auto& connection : due) connection->watched = true;
+  for (const auto& connection : due) {
     asio::co_spawn(
         executor_, [self = shared_from_this(), connection] { return self->watch_idle(connection); },
         asio::detached);
   }
+  if (later) schedule_watch();
+}
+
+Lease Pool::try_checkout_now() {
+  if (stopping_ || !on_own_thread()) return nullptr;
+  while (!idle_.empty()) {
+    auto connection = idle_.back();
+    if (auto death = check_before_lending(*connection)) {
+      evict(connection, *death);
+      continue;
+    }
+    // Quiet for longer than validate_after_idle: checkout() pings it first.
+    if (Clock::now() - connection->last_alive() >= config_->pool.validate_after_idle) {
+      return nullptr;
+    }
+    transition(*connection, ConnectionState::checked_out);
+    if (connection->watched) connection->detach();
+    metrics_->observe_checkout_wait(Clock::duration::zero());
+    return connection;
+  }
+  return nullptr;
 }
 
 std::optional<Death> Pool::check_before_lending(ServerConnection& connection) {

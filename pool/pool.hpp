@@ -5,8 +5,8 @@
 //
 // A periodic maintenance task refills to min_idle (with back-off while the server refuses),
 // closes connections past their lifetime and at most one idle connection above min_idle per run.
-// Each idle connection has a watcher that notices a close or a FATAL at once and pings it when
-// it has been quiet for ping.interval.
+// Each connection idle for more than a moment has a watcher that notices a close or a FATAL at
+// once and pings it when it has been quiet for ping.interval.
 
 #include <array>
 #include <atomic>
@@ -65,6 +65,10 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // registered there); tests that only run blocking libpq calls on it may use any thread.
   boost::asio::awaitable<CheckoutResult> checkout(Milliseconds timeout);
 
+  // The fast path of checkout() for a caller on the pool's own thread: an idle connection that
+  // passes the cheap check and needs no ping, at once; null when checkout() must be used.
+  Lease try_checkout_now();
+
   // Hands a leased connection back. nullopt: it is at ReadyForQuery, idle, clean. A death: the
   // lease holder found it broken or left it in an unknown state. Thread-safe.
   void give_back(Lease connection, std::optional<Death> death);
@@ -107,6 +111,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void adjust_count(ConnectionState state, int delta);
   void forget(const Lease& connection);  // closes a connection in state closing and drops it
   void make_available(const Lease& connection);
+  void schedule_watch();
+  void start_due_watchers();
   void evict(const Lease& connection, const Death& death);
   void on_return(const Lease& connection, std::optional<Death> death);
   std::optional<Death> check_before_lending(ServerConnection& connection);
@@ -124,6 +130,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::shared_ptr<const PoolConfig> config_;
   std::shared_ptr<metrics::PoolMetrics> metrics_;
   boost::asio::steady_timer maintenance_timer_;
+  boost::asio::steady_timer watch_timer_;  // starts watchers on connections idle long enough
+  bool watch_scheduled_ = false;
   std::unordered_map<std::uint64_t, Lease> connections_;  // every connection not yet closed
   std::deque<Lease> idle_;                                 // most recently used at the back
   std::deque<std::shared_ptr<Waiter>> waiters_;

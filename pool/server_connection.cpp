@@ -417,83 +417,78 @@ boost::system::error_code last_errno_or(boost::system::error_code fallback) {
 
 }  // namespace
 
-awaitable<std::size_t> ServerConnection::read_some(std::span<char> buffer,
-                                                  boost::system::error_code& ec) {
+SSL* ServerConnection::tls() const {
+  return static_cast<SSL*>(conn_ ? PQsslStruct(conn_, "OpenSSL") : nullptr);
+}
+
+std::size_t ServerConnection::try_tls_read(std::span<char> buffer, boost::system::error_code& ec,
+                                           bool& needs_write) {
   ec.clear();
-  auto* tls = static_cast<SSL*>(conn_ ? PQsslStruct(conn_, "OpenSSL") : nullptr);
-  while (conn_ != nullptr) {
-    Direction next = Direction::read;
-    if (tls != nullptr) {
-      ERR_clear_error();
-      errno = 0;
-      const int n = SSL_read(tls, buffer.data(), static_cast<int>(buffer.size()));
-      if (n > 0) co_return static_cast<std::size_t>(n);
-      const int error = SSL_get_error(tls, n);
-      if (error == SSL_ERROR_ZERO_RETURN) {
-        ec = asio::error::eof;
-        co_return 0;
-      }
-      if (error == SSL_ERROR_WANT_WRITE) {
-        next = Direction::write;
-      } else if (error != SSL_ERROR_WANT_READ) {
-        ec = last_errno_or(asio::error::connection_reset);
-        co_return 0;
-      }
-    } else {
-      // Plain link: async_read_some reads first and waits only when there is nothing, without
-      // the extra system calls of recv + async_wait (which re-arms the epoll registration).
-      if (!register_descriptor()) break;
-      auto [read_ec, n] = co_await descriptor_.async_read_some(
-          asio::buffer(buffer.data(), buffer.size()), asio::as_tuple(asio::use_awaitable));
-      ec = read_ec;
-      co_return ec ? 0 : n;
-    }
-    if (co_await wait_io(next) != WaitResult::ready) break;
+  needs_write = false;
+  auto* link = tls();
+  if (link == nullptr) {
+    ec = asio::error::operation_aborted;
+    return 0;
   }
-  ec = asio::error::operation_aborted;
-  co_return 0;
+  ERR_clear_error();
+  errno = 0;
+  const int n = SSL_read(link, buffer.data(), static_cast<int>(buffer.size()));
+  if (n > 0) return static_cast<std::size_t>(n);
+  const int error = SSL_get_error(link, n);
+  if (error == SSL_ERROR_ZERO_RETURN) {
+    ec = asio::error::eof;
+  } else if (error == SSL_ERROR_WANT_WRITE) {
+    needs_write = true;
+  } else if (error != SSL_ERROR_WANT_READ) {
+    ec = last_errno_or(asio::error::connection_reset);
+  }
+  return 0;
+}
+
+std::size_t ServerConnection::try_relay_write(std::span<const char> bytes,
+                                              boost::system::error_code& ec, bool& needs_read) {
+  ec.clear();
+  needs_read = false;
+  if (conn_ == nullptr) {
+    ec = asio::error::operation_aborted;
+    return 0;
+  }
+  if (auto* link = tls()) {
+    ERR_clear_error();
+    errno = 0;
+    const int n = SSL_write(link, bytes.data(), static_cast<int>(bytes.size()));
+    if (n > 0) return static_cast<std::size_t>(n);
+    const int error = SSL_get_error(link, n);
+    if (error == SSL_ERROR_WANT_READ) {
+      needs_read = true;
+    } else if (error != SSL_ERROR_WANT_WRITE) {
+      ec = last_errno_or(asio::error::connection_reset);
+    }
+    return 0;
+  }
+  while (true) {
+    const auto n = ::send(PQsocket(conn_), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) ec = last_errno_or(asio::error::connection_reset);
+    return 0;
+  }
 }
 
 awaitable<void> ServerConnection::write_all(std::span<const char> bytes,
                                             boost::system::error_code& ec) {
   ec.clear();
-  auto* tls = static_cast<SSL*>(conn_ ? PQsslStruct(conn_, "OpenSSL") : nullptr);
-  while (!bytes.empty() && conn_ != nullptr) {
-    Direction next = Direction::write;
-    if (tls != nullptr) {
-      ERR_clear_error();
-      errno = 0;
-      const int n = SSL_write(tls, bytes.data(), static_cast<int>(bytes.size()));
-      if (n > 0) {
-        bytes = bytes.subspan(static_cast<std::size_t>(n));
-        continue;
-      }
-      const int error = SSL_get_error(tls, n);
-      if (error == SSL_ERROR_WANT_READ) {
-        next = Direction::read;
-      } else if (error != SSL_ERROR_WANT_WRITE) {
-        ec = last_errno_or(asio::error::connection_reset);
-        co_return;
-      }
-    } else {
-      const auto n =
-          ::send(PQsocket(conn_), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0) {
-        bytes = bytes.subspan(static_cast<std::size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-        ec = last_errno_or(asio::error::connection_reset);
-        co_return;
-      }
-    }
-    if (co_await wait_io(next) != WaitResult::ready) {
+  while (!bytes.empty()) {
+    bool needs_read = false;
+    const auto n = try_relay_write(bytes, ec, needs_read);
+    if (ec) co_return;
+    bytes = bytes.subspan(n);
+    if (n > 0) continue;
+    if (co_await wait_io(needs_read ? Direction::read : Direction::write) != WaitResult::ready) {
       ec = asio::error::operation_aborted;
       co_return;
     }
   }
-  if (!bytes.empty()) ec = asio::error::operation_aborted;
 }
 
 awaitable<ServerConnection::WaitResult> ServerConnection::wait_readable(

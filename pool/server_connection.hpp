@@ -9,9 +9,11 @@
 // descriptor number can never be unregistered by mistake.
 
 #include <libpq-fe.h>
+#include <openssl/types.h>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
@@ -88,13 +90,23 @@ class ServerConnection {
   // --- raw protocol I/O for a lease holder (the relay). The server must be at a message
   // boundary when the lease ends, and at ReadyForQuery if libpq is to use it again.
 
-  // Reads what the server sent (at least one byte); 0 with ec set on EOF or error. Goes through
-  // TLS when the link is TLS. Cancellable (per-operation cancellation).
-  boost::asio::awaitable<std::size_t> read_some(std::span<char> buffer,
-                                                boost::system::error_code& ec);
-  // Writes all of `bytes`, waiting while the socket buffer is full.
+  // Writes all of `bytes` (through TLS when the link is TLS), waiting while the socket buffer
+  // is full. The relay's slow path, when one attempt did not take everything.
   boost::asio::awaitable<void> write_all(std::span<const char> bytes,
                                          boost::system::error_code& ec);
+
+  // The relay's hot path is callbacks, not coroutines (no frame per operation).
+  // Reads what the server sent: handler(error_code, std::size_t). Tries the socket at once
+  // (Asio's speculative read; over TLS, SSL_read), and waits only when it has nothing.
+  template <typename Handler>
+  void async_relay_read(std::span<char> buffer, Handler&& handler);
+  // One non-blocking write attempt: the bytes written (0 when the socket buffer is full); ec set
+  // on a real error. needs_read: TLS must read before it can write (renegotiation).
+  std::size_t try_relay_write(std::span<const char> bytes, boost::system::error_code& ec,
+                              bool& needs_read);
+  // handler(error_code) once the socket is readable (for_read) or writable.
+  template <typename Handler>
+  void async_wait_ready(bool for_read, Handler&& handler);
 
   // Runs statements of pgvigil's own (SET for a client's settings, the reset query, ROLLBACK)
   // through libpq; their results never reach a client. nullopt on success, else why it failed:
@@ -162,6 +174,10 @@ class ServerConnection {
                                                              Clock::time_point deadline,
                                                              const ResultVisitor& on_result);
   boost::asio::awaitable<WaitResult> wait_io(Direction direction);
+  SSL* tls() const;
+  // One SSL_read: bytes read, or 0 with ec set (an error) or not (wait: needs_write says which).
+  std::size_t try_tls_read(std::span<char> buffer, boost::system::error_code& ec,
+                           bool& needs_write);
   bool register_descriptor();
   void unregister_descriptor();
   Clock::time_point last_kernel_ack() const;
@@ -183,5 +199,46 @@ class ServerConnection {
   Clock::time_point last_alive_ = created_at_;
   Clock::time_point idle_since_ = created_at_;
 };
+
+template <typename Handler>
+void ServerConnection::async_relay_read(std::span<char> buffer, Handler&& handler) {
+  namespace asio = boost::asio;
+  const auto complete_now = [this](Handler&& done, boost::system::error_code ec, std::size_t n) {
+    asio::post(executor_, [done = std::forward<Handler>(done), ec, n]() mutable { done(ec, n); });
+  };
+  if (!register_descriptor()) {
+    return complete_now(std::forward<Handler>(handler), asio::error::operation_aborted, 0);
+  }
+  boost::system::error_code ec;
+  if (tls() == nullptr) {
+    descriptor_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
+                                std::forward<Handler>(handler));
+    return;
+  }
+  // TLS: OpenSSL may hold decrypted bytes already, so SSL_read comes first; the socket is
+  // waited on only when it asks for more.
+  bool needs_write = false;
+  const auto n = try_tls_read(buffer, ec, needs_write);
+  if (n > 0 || ec) return complete_now(std::forward<Handler>(handler), ec, n);
+  async_wait_ready(!needs_write, [this, buffer, handler = std::forward<Handler>(handler)](
+                                     boost::system::error_code wait_ec) mutable {
+    if (wait_ec) return handler(wait_ec, std::size_t{0});
+    async_relay_read(buffer, std::move(handler));
+  });
+}
+
+template <typename Handler>
+void ServerConnection::async_wait_ready(bool for_read, Handler&& handler) {
+  namespace asio = boost::asio;
+  if (!register_descriptor()) {
+    asio::post(executor_, [handler = std::forward<Handler>(handler)]() mutable {
+      handler(boost::system::error_code(asio::error::operation_aborted));
+    });
+    return;
+  }
+  descriptor_.async_wait(for_read ? asio::posix::descriptor_base::wait_read
+                                  : asio::posix::descriptor_base::wait_write,
+                         std::forward<Handler>(handler));
+}
 
 }  // namespace pgvigil::pool

@@ -14,7 +14,8 @@ std::vector<std::unique_ptr<RelayBuffer>>& spare_buffers() {
 
 }  // namespace
 
-BufferLease::BufferLease() {
+void BufferLease::take() {
+  if (buffer_) return;
   auto& spare = spare_buffers();
   if (spare.empty()) {
     buffer_ = std::make_unique<RelayBuffer>();
@@ -24,9 +25,11 @@ BufferLease::BufferLease() {
   }
 }
 
-BufferLease::~BufferLease() {
+void BufferLease::give_back() {
+  if (!buffer_) return;
   auto& spare = spare_buffers();
-  if (buffer_ && spare.size() < kMaxSpareBuffers) spare.push_back(std::move(buffer_));
+  if (spare.size() < kMaxSpareBuffers) spare.push_back(std::move(buffer_));
+  buffer_.reset();
 }
 
 }  // namespace pgvigil::proxy

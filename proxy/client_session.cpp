@@ -5,8 +5,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -177,7 +175,7 @@ awaitable<void> ClientSession::handshake() {
   const auto home = *route_->pool->executor().target<ClientStream::Executor>();
   const int fd = stream_->release();
   stream_.reset();
-  pending_input_ = std::move(leftover);
+  if (!leftover.empty()) pending_input_ = std::make_unique<std::string>(std::move(leftover));
   auto task = [self = shared_from_this(), home, fd] {
     self->stream_ = std::make_unique<ClientStream>(home, fd);
     return self->begin();
@@ -215,16 +213,18 @@ awaitable<void> ClientSession::begin() {
   boost::system::error_code ec;
   co_await stream_->write_all(reply, ec);
   if (ec) co_return co_await end_session();
-  if (!pending_input_.empty()) co_return co_await serve();
+  if (pending_input_) co_return start_relay();
   park();
 }
 
 awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
-  auto result = co_await route_->pool->checkout(route_->checkout_timeout);
-  if (auto* error = std::get_if<pool::CheckoutError>(&result)) {
-    co_return checkout_error(*error, route_->settings.database, route_->checkout_timeout);
+  if (!server_) {  // the relay may already hold one that needs settings applied
+    auto result = co_await route_->pool->checkout(route_->checkout_timeout);
+    if (auto* error = std::get_if<pool::CheckoutError>(&result)) {
+      co_return checkout_error(*error, route_->settings.database, route_->checkout_timeout);
+    }
+    server_ = std::get<pool::Lease>(std::move(result));
   }
-  server_ = std::get<pool::Lease>(std::move(result));
   if (route_->server_parameters.empty()) {
     for (const char* name : kReportedParameters) {
       route_->server_parameters.emplace_back(name, server_->parameter_status(name));
@@ -244,232 +244,43 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
                         failure->message, "while applying the client's startup settings", ""};
 }
 
-void ClientSession::park() {
-  if (shutdown_requested_) {
-    asio::co_spawn(
-        stream_->get_executor(), [self = shared_from_this()] { return self->finish_for_shutdown(); },
-        asio::detached);
-    return;
-  }
-  // Bytes already read during the last relay are served at once. Bytes that arrived while
-  // nobody waited are reported by the wait itself: Asio re-arms the edge-triggered epoll
-  // registration (EPOLL_CTL_MOD) when a wait starts.
-  if (!pending_input_.empty()) {
-    asio::co_spawn(
-        stream_->get_executor(), [self = shared_from_this()] { return self->serve(); },
-        asio::detached);
-    return;
-  }
-  parked_ = true;
-  stream_->async_wait_readable([self = shared_from_this()](boost::system::error_code ec) {
-    self->parked_ = false;
-    if (ec && self->shutdown_requested_) {
-      asio::co_spawn(
-          self->stream_->get_executor(), [self] { return self->finish_for_shutdown(); },
-          asio::detached);
-      return;
-    }
-    if (ec) return self->close();
-    asio::co_spawn(
-        self->stream_->get_executor(), [self] { return self->serve(); }, asio::detached);
-  });
+// --- the relay's slow paths (the relay itself is in client_session_relay.cpp) ----------------
+// Each was counted in io_in_flight_ by its caller and comes back to the relay when done.
+
+awaitable<void> ClientSession::acquire_then_forward(std::size_t size) {
+  auto error = co_await acquire_server();
+  --io_in_flight_;
+  if (stop_) co_return continue_ending();
+  if (error) co_return end_after_io({Ending::failure, std::move(*error), std::nullopt});
+  forward_to_server(size);
 }
 
-awaitable<void> ClientSession::serve() {
-  BufferLease client_buffer;
-  auto client_bytes = client_buffer.span();
-  // Bytes read during authentication are relayed first (at most a buffer's worth: a client
-  // does not send more before it has seen ReadyForQuery).
-  std::size_t size = std::min(pending_input_.size(), client_bytes.size());
-  std::copy_n(pending_input_.begin(), size, client_bytes.begin());
-  std::string().swap(pending_input_);  // release its capacity: an idle client keeps no bytes
-  if (size == 0) {
-    boost::system::error_code ec;
-    size = co_await stream_->read_some(client_bytes, ec);
-    if (ec) co_return co_await end_session();
+awaitable<void> ClientSession::write_rest_to_server(std::size_t from, std::size_t to) {
+  boost::system::error_code ec;
+  co_await server_->write_all(client_buffer_.span().subspan(from, to - from), ec);
+  --io_in_flight_;
+  if (stop_) co_return continue_ending();
+  if (ec) {
+    co_return end_after_io(server_lost(server_->diagnose_failure(true, "writing to server")));
   }
-  // A goodbye between transactions needs no server connection.
-  if (!server_ && client_scanner_.at_boundary() && client_bytes[0] == 'X') {
-    co_return co_await end_session();
-  }
-  if (!server_) {
-    if (auto error = co_await acquire_server()) co_return fail(*error);
-  }
-  // Taken only now: a client queued for a server connection holds one buffer, not two.
-  BufferLease server_buffer;
-  const auto outcome = co_await relay(client_bytes, size, server_buffer.span());
-  if (outcome.end != RelayEnd::released) {
-    spdlog::debug("session for {}: relay ended ({}) pending={} status={} release_requested={}",
-                 route_->settings.database, static_cast<int>(outcome.end),
-                 tracker_.pending_ready(), tracker_.status(), release_requested_);
-  }
-  if (route_->metrics) {
-    const auto counts = tracker_.take_counts();
-    route_->metrics->queries(counts.queries);
-    route_->metrics->transactions(counts.transactions);
-  }
-  if (shutdown_requested_ &&
-      (outcome.end == RelayEnd::released || outcome.end == RelayEnd::cancelled)) {
-    co_return co_await finish_for_shutdown();
-  }
-  switch (outcome.end) {
-    case RelayEnd::released:
-      co_await wait_for_cancels();
-      return_server(std::nullopt);
-      park();
-      co_return;
-    case RelayEnd::client_quit:
-    case RelayEnd::cancelled:
-      co_return co_await end_session();
-    case RelayEnd::client_violation:
-      co_await wait_for_cancels();
-      return_server(
-          Death{EvictionReason::dirty_return, "client broke the protocol mid-request", Clock::now()});
-      co_return fail(*outcome.error);
-    case RelayEnd::server_lost:
-      co_await wait_for_cancels();
-      return_server(outcome.death);
-      co_return fail(*outcome.error);
-  }
+  after_forward_to_server();
 }
 
-// --- the relay ------------------------------------------------------------------------------
-
-awaitable<ClientSession::RelayOutcome> ClientSession::relay(std::span<char> client_buffer,
-                                                           std::size_t initial,
-                                                           std::span<char> server_buffer) {
-  release_requested_ = false;
-  // Both directions at once, so a client that pipelines requests while a large result comes
-  // back cannot deadlock the pair. When one pump ends, the other is cancelled; both outcomes
-  // are kept because which one the group reports first says nothing (completions are posted).
-  const auto executor = stream_->get_executor();
-  auto client = asio::co_spawn(executor, pump_client_to_server(client_buffer, initial),
-                               asio::deferred);
-  auto server = asio::co_spawn(executor, pump_server_to_client(server_buffer), asio::deferred);
-  auto group = asio::experimental::make_parallel_group(std::move(client), std::move(server));
-  auto [order, client_error, client_outcome, server_error, server_outcome] =
-      co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
-  const auto failed = [](const std::exception_ptr& error, const RelayOutcome& outcome) {
-    return !error && outcome.end != RelayEnd::released && outcome.end != RelayEnd::cancelled;
-  };
-  if (failed(server_error, server_outcome)) co_return server_outcome;
-  if (failed(client_error, client_outcome)) co_return client_outcome;
-  co_return RelayOutcome{release_requested_ ? RelayEnd::released : RelayEnd::cancelled,
-                         std::nullopt, std::nullopt};
+awaitable<void> ClientSession::write_rest_to_client(std::size_t from, std::size_t to) {
+  boost::system::error_code ec;
+  co_await stream_->write_all(server_buffer_.span().subspan(from, to - from), ec);
+  --io_in_flight_;
+  if (stop_) co_return continue_ending();
+  if (ec) co_return end_after_io({shutdown_requested_ ? Ending::shutdown : Ending::quit, {}, {}});
+  after_forward_to_client();
 }
 
-awaitable<ClientSession::RelayOutcome> ClientSession::pump_client_to_server(
-    std::span<char> buffer, std::size_t size) {
-  const bool transaction_mode = transaction_pooling();
-  while (true) {
-    std::size_t forward = size;
-    std::optional<RelayOutcome> stop;
-    const auto verdict = client_scanner_.scan(
-        buffer.first(size), [&](const relay::MessageHeader& header) {
-          if (!wire::is_frontend_message_type(header.type) || header.type == 'p') {
-            stop = RelayOutcome{RelayEnd::client_violation,
-                                ClientError{sqlstate::kProtocolViolation,
-                                            std::string("invalid frontend message type ") +
-                                                std::to_string(static_cast<unsigned char>(header.type)),
-                                            "", ""},
-                                std::nullopt};
-          } else if (!tracker_.on_client_message(header, transaction_mode)) {
-            if (tracker_.refusal() == relay::TransactionTracker::Refusal::terminate) {
-              stop = RelayOutcome{RelayEnd::client_quit, std::nullopt, std::nullopt};
-            } else {
-              stop = RelayOutcome{
-                  RelayEnd::client_violation,
-                  ClientError{sqlstate::kFeatureNotSupported,
-                              "named prepared statements are not supported in transaction "
-                              "pooling mode",
-                              "Database \"" + route_->settings.database +
-                                  "\" uses pool_mode transaction, where each transaction may "
-                                  "run on another server connection.",
-                              "Use unnamed statements (JDBC: prepareThreshold=0), or set "
-                              "pool_mode: session for this database."},
-                  std::nullopt};
-            }
-          } else {
-            return true;
-          }
-          forward = header.start;  // nothing of the refused message reaches the server
-          return false;
-        });
-    if (verdict == relay::MessageScanner::Verdict::bad_length) {
-      co_return RelayOutcome{RelayEnd::client_violation,
-                             ClientError{sqlstate::kProtocolViolation,
-                                         "invalid message length (above listen.max_message_bytes "
-                                         "or below 4)",
-                                         "", ""},
-                             std::nullopt};
-    }
-    if (forward > 0) {
-      boost::system::error_code ec;
-      co_await server_->write_all(buffer.first(forward), ec);
-      if (ec) {
-        co_return RelayOutcome{RelayEnd::server_lost,
-                               ClientError{sqlstate::kConnectionFailure,
-                                           "lost the server connection: " + ec.message(), "", ""},
-                               server_->diagnose_failure(true, "writing to server")};
-      }
-      if (route_->metrics) route_->metrics->bytes_to_server(forward);
-    }
-    if (stop) co_return *stop;
-    boost::system::error_code ec;
-    size = co_await stream_->read_some(buffer, ec);
-    if (ec == asio::error::operation_aborted) {
-      co_return RelayOutcome{RelayEnd::cancelled, std::nullopt, std::nullopt};
-    }
-    if (ec) co_return RelayOutcome{RelayEnd::client_quit, std::nullopt, std::nullopt};
-    if (release_requested_) {
-      // The read completed in the same instant as the release (a client that sends its next
-      // query as soon as it sees ReadyForQuery): the bytes belong to the next transaction,
-      // which may run on another server connection.
-      pending_input_.assign(buffer.data(), size);
-      co_return RelayOutcome{RelayEnd::cancelled, std::nullopt, std::nullopt};
-    }
-  }
-}
-
-awaitable<ClientSession::RelayOutcome> ClientSession::pump_server_to_client(
-    std::span<char> buffer) {
-  const bool transaction_mode = transaction_pooling();
-  while (true) {
-    boost::system::error_code ec;
-    const auto size = co_await server_->read_some(buffer, ec);
-    if (ec == asio::error::operation_aborted) {
-      co_return RelayOutcome{RelayEnd::cancelled, std::nullopt, std::nullopt};
-    }
-    if (ec) {
-      auto death = server_->diagnose_failure(tracker_.pending_ready() > 0, "relaying");
-      co_return RelayOutcome{
-          RelayEnd::server_lost,
-          ClientError{sqlstate::kConnectionFailure,
-                      "lost the server connection (" + std::string(to_string(death.reason)) + ")",
-                      death.detail, "The transaction's outcome is unknown; retry it."},
-          death};
-    }
-    server_->mark_alive();
-    const auto verdict = server_scanner_.scan(buffer.first(size), [this](const relay::MessageHeader& header) {
-      tracker_.on_server_message(header);
-      return true;
-    });
-    if (verdict == relay::MessageScanner::Verdict::bad_length) {
-      co_return RelayOutcome{RelayEnd::server_lost,
-                             ClientError{sqlstate::kConnectionFailure,
-                                         "the server sent a malformed message", "", ""},
-                             Death{EvictionReason::server_error, "malformed message from server",
-                                   Clock::now()}};
-    }
-    co_await stream_->write_all(buffer.first(size), ec);
-    if (ec) co_return RelayOutcome{RelayEnd::client_quit, std::nullopt, std::nullopt};
-    if (route_->metrics) route_->metrics->bytes_to_client(size);
-    if ((transaction_mode || shutdown_requested_) && server_scanner_.at_boundary() &&
-        tracker_.idle_and_answered(client_scanner_.at_boundary())) {
-      release_requested_ = true;
-      co_return RelayOutcome{RelayEnd::released, std::nullopt, std::nullopt};
-    }
-  }
+awaitable<void> ClientSession::return_after_cancels() {
+  co_await wait_for_cancels();
+  --io_in_flight_;
+  returning_server_ = false;
+  if (stop_) co_return continue_ending();
+  give_server_back();
 }
 
 // --- endings --------------------------------------------------------------------------------
@@ -531,6 +342,19 @@ awaitable<void> ClientSession::finish_for_shutdown() {
   fail(shutdown_error());
 }
 
+awaitable<void> ClientSession::end_relay_with_error() {
+  if (server_) {
+    co_await wait_for_cancels();
+    if (stop_->ending == Ending::client_violation) {
+      return_server(
+          Death{EvictionReason::dirty_return, "client broke the protocol mid-request", Clock::now()});
+    } else if (stop_->death) {
+      return_server(stop_->death);
+    }
+  }
+  fail(std::move(*stop_->error));
+}
+
 void ClientSession::fail(ClientError error) {
   if (!error.sqlstate.empty()) {
     if (route_ != nullptr && route_->metrics) route_->metrics->client_error(error.sqlstate);
@@ -571,11 +395,9 @@ void ClientSession::request_shutdown(bool forced) {
   asio::post(stream_->get_executor(), [self = shared_from_this(), forced] {
     self->shutdown_requested_ = true;
     self->shutdown_forced_ = self->shutdown_forced_ || forced;
-    const bool between_requests = self->server_scanner_.at_boundary() &&
-                                  self->tracker_.idle_and_answered(self->client_scanner_.at_boundary());
-    // An idle client (parked, or a session-mode relay waiting for the client) ends now; a
-    // transaction in flight ends when the server pump sees its last ReadyForQuery.
-    if (self->parked_ || between_requests || forced) self->stream_->cancel();
+    // An idle client (parked, lingering, or a session-mode relay waiting for the client) ends
+    // now; a transaction in flight ends when the server's last ReadyForQuery is relayed.
+    if (self->parked_ || self->between_requests() || forced) self->stream_->cancel();
     if (forced && self->server_) self->server_->detach();
   });
 }

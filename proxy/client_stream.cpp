@@ -23,23 +23,12 @@ asio::awaitable<std::size_t> ClientStream::read_some(std::span<char> buffer,
 
 asio::awaitable<void> ClientStream::write_all(std::span<const char> bytes,
                                               boost::system::error_code& ec) {
-  ec.clear();
-  while (!bytes.empty()) {
-    if (!descriptor_.is_open()) {
-      ec = asio::error::bad_descriptor;
-      co_return;
-    }
-    const auto n = ::send(descriptor_.native_handle(), bytes.data(), bytes.size(),
-                          MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      bytes = bytes.subspan(static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      ec = boost::system::error_code(errno, boost::system::system_category());
-      co_return;
-    }
+  while (true) {
+    const auto n = try_write(bytes, ec);
+    if (ec) co_return;
+    bytes = bytes.subspan(n);
+    if (bytes.empty()) co_return;
+    if (n > 0) continue;
     // A slow client: wait for room. Only this session's server connection waits with it.
     auto [wait_ec] = co_await descriptor_.async_wait(asio::posix::descriptor_base::wait_write,
                                                      asio::as_tuple(asio::use_awaitable));
@@ -47,6 +36,24 @@ asio::awaitable<void> ClientStream::write_all(std::span<const char> bytes,
       ec = wait_ec;
       co_return;
     }
+  }
+}
+
+std::size_t ClientStream::try_write(std::span<const char> bytes, boost::system::error_code& ec) {
+  ec.clear();
+  if (!descriptor_.is_open()) {
+    ec = asio::error::bad_descriptor;
+    return 0;
+  }
+  while (true) {
+    const auto n = ::send(descriptor_.native_handle(), bytes.data(), bytes.size(),
+                          MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      ec = boost::system::error_code(errno, boost::system::system_category());
+    }
+    return 0;
   }
 }
 

@@ -28,6 +28,24 @@ class ClientStream {
     return write_all(std::span<const char>(bytes.data(), bytes.size()), ec);
   }
 
+  // Callback forms for the relay's hot path (no coroutine frame per operation).
+  // handler(error_code, std::size_t). Tries the socket at once (Asio's speculative read) and
+  // waits only when it has nothing.
+  template <typename Handler>
+  void async_read_some(std::span<char> buffer, Handler&& handler) {
+    descriptor_.async_read_some(boost::asio::buffer(buffer.data(), buffer.size()),
+                                std::forward<Handler>(handler));
+  }
+  // One non-blocking send: what was written (maybe less than asked, maybe 0 when the socket
+  // buffer is full); ec set on a real error.
+  std::size_t try_write(std::span<const char> bytes, boost::system::error_code& ec);
+  // handler(error_code) once there is room to write.
+  template <typename Handler>
+  void async_wait_writable(Handler&& handler) {
+    descriptor_.async_wait(boost::asio::posix::descriptor_base::wait_write,
+                           std::forward<Handler>(handler));
+  }
+
   // Calls handler(error_code) once the client sent something (or closed). A plain handler, not
   // a coroutine, so that an idle client holds no coroutine frame.
   template <typename Handler>

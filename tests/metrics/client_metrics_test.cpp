@@ -67,11 +67,8 @@ TEST(ClientMetrics, CountsLandOnTheirLabels) {
   app->client_error("53300");
   app->client_error("0A000");
   app->client_error("3D000");
-  app->transactions(5);
-  app->queries(12);
-  app->queries(3);
-  app->bytes_to_server(1000);
-  app->bytes_to_client(250000);
+  app->relayed({.bytes_to_server = 1000, .bytes_to_client = 0, .queries = 12, .transactions = 5});
+  app->relayed({.bytes_to_server = 0, .bytes_to_client = 250000, .queries = 3, .transactions = 0});
   reports->client_connected();
   reports->client_error("57P01");
 
@@ -126,7 +123,7 @@ TEST(ClientMetrics, LowerCaseSqlstateKeepsItsClass) {
 TEST(ClientMetrics, AddingAClientPoolAgainReturnsTheSameSeries) {
   Registry registry("test");
   const auto first = registry.add_client_pool("app");
-  first->queries(4);
+  first->relayed({.queries = 4});
   const auto second = registry.add_client_pool("app");
   EXPECT_EQ(first, second);
   EXPECT_TRUE(contains(registry.serialize(), "pgvigil_queries_total{pool=\"app\"} 4\n"));
@@ -144,10 +141,7 @@ TEST(ClientMetrics, RemovePoolRemovesClientSeriesToo) {
   app->client_connected();
   app->client_disconnected();
   app->client_error("28P01");
-  app->transactions(1);
-  app->queries(1);
-  app->bytes_to_server(1);
-  app->bytes_to_client(1);
+  app->relayed({.bytes_to_server = 1, .bytes_to_client = 1, .queries = 1, .transactions = 1});
 
   const std::string page = registry.serialize();
   EXPECT_FALSE(contains(page, "pool=\"app\"")) << page;
@@ -165,11 +159,11 @@ TEST(ClientMetrics, RemovePoolWithOnlyClientSeries) {
 
 TEST(ClientMetrics, ReAddingARemovedPoolStartsFromZero) {
   Registry registry("test");
-  registry.add_client_pool("app")->transactions(7);
+  registry.add_client_pool("app")->relayed({.transactions = 7});
   registry.remove_pool("app");
   const auto again = registry.add_client_pool("app");
   EXPECT_TRUE(contains(registry.serialize(), "pgvigil_transactions_total{pool=\"app\"} 0\n"));
-  again->transactions(1);
+  again->relayed({.transactions = 1});
   EXPECT_TRUE(contains(registry.serialize(), "pgvigil_transactions_total{pool=\"app\"} 1\n"));
 }
 
@@ -181,7 +175,7 @@ TEST(ClientMetrics, HandlesOutliveTheRegistry) {
   }
   app->client_connected();  // Must be a no-op, not a use after free.
   app->client_error("53300");
-  app->bytes_to_client(10);
+  app->relayed({.bytes_to_client = 10});
 }
 
 TEST(ClientMetrics, ConcurrentUseIsSafe) {
@@ -192,7 +186,7 @@ TEST(ClientMetrics, ConcurrentUseIsSafe) {
   for (int t = 0; t < 3; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < kPerThread; ++i) {
-        app->queries(1);
+        app->relayed({.queries = 1});
         app->client_error("08006");
       }
     });

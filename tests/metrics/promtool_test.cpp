@@ -71,10 +71,8 @@ void populate(Registry& registry) {
     clients->client_connected();
     clients->client_error("28P01");
     clients->client_error("42P01");  // Counted as class "other".
-    clients->transactions(3);
-    clients->queries(7);
-    clients->bytes_to_server(512);
-    clients->bytes_to_client(4096);
+    clients->relayed(
+        {.bytes_to_server = 512, .bytes_to_client = 4096, .queries = 7, .transactions = 3});
   }
   registry.add_pool("gone", labels);
   registry.add_client_pool("gone");

@@ -1,0 +1,44 @@
+#include "proxy/linger_sweep.hpp"
+
+#include "proxy/client_session.hpp"
+
+namespace pgvigil::proxy {
+namespace asio = boost::asio;
+
+LingerSweep::LingerSweep(asio::execution_context& context)
+    : asio::execution_context::service(context) {}
+
+void LingerSweep::add(const std::shared_ptr<ClientSession>& session) {
+  auto executor = session->stream_->get_executor();
+  auto& sweep = asio::use_service<LingerSweep>(executor.context());
+  if (!sweep.timer_) sweep.timer_ = std::make_unique<asio::steady_timer>(executor);
+  sweep.sessions_.push_back(session);
+  sweep.arm();
+}
+
+void LingerSweep::arm() {
+  if (armed_ || sessions_.empty()) return;
+  armed_ = true;
+  timer_->expires_after(kSweepPeriod);
+  timer_->async_wait([this](boost::system::error_code ec) {
+    armed_ = false;
+    if (!ec) sweep();
+  });
+}
+
+void LingerSweep::sweep() {
+  // sweep_linger() may end in a cancel whose completion runs later, never inline, so the
+  // vector is not touched while it is walked.
+  std::erase_if(sessions_, [](const std::weak_ptr<ClientSession>& weak) {
+    auto session = weak.lock();
+    return !session || !session->sweep_linger();
+  });
+  arm();
+}
+
+void LingerSweep::shutdown() {
+  timer_.reset();
+  sessions_.clear();
+}
+
+}  // namespace pgvigil::proxy

@@ -1,0 +1,41 @@
+#pragma once
+// Parks the sessions of one worker that stopped relaying.
+//
+// A session that finished a transaction keeps its client buffer and a pending read for a
+// moment (it lingers): most clients send their next query within microseconds, and parking
+// (a buffer-less readability wait) costs an epoll re-arm per transaction. Every kSweepPeriod
+// this sweep parks the lingering sessions that were quiet for a whole period, so a quiet client
+// holds no buffer after at most two periods. One per io_context (an Asio service), so it dies
+// with its worker's event loop.
+
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+namespace pgvigil::proxy {
+
+class ClientSession;
+
+class LingerSweep : public boost::asio::execution_context::service {
+ public:
+  static inline boost::asio::execution_context::id id;
+  static constexpr auto kSweepPeriod = std::chrono::milliseconds(10);
+
+  explicit LingerSweep(boost::asio::execution_context& context);
+
+  // Watches `session` until it parks or ends. On the session's worker.
+  static void add(const std::shared_ptr<ClientSession>& session);
+
+ private:
+  void shutdown() override;
+  void arm();
+  void sweep();
+
+  std::vector<std::weak_ptr<ClientSession>> sessions_;
+  std::unique_ptr<boost::asio::steady_timer> timer_;
+  bool armed_ = false;
+};
+
+}  // namespace pgvigil::proxy
