@@ -120,6 +120,14 @@ void PoolSeries::observe_checkout_wait(Seconds wait) {
   if (!detached_) checkout_wait_.Observe(clamped_seconds(wait));
 }
 
+void PoolSeries::observe_instant_checkouts(std::uint64_t count) {
+  if (count == 0) return;
+  std::vector<double> increments(buckets::kCheckoutWait.size() + 1, 0.0);
+  increments.front() = static_cast<double>(count);
+  std::shared_lock lock(mutex_);
+  if (!detached_) checkout_wait_.ObserveMultiple(increments, 0.0);
+}
+
 void PoolSeries::record_checkout_timeout() {
   std::shared_lock lock(mutex_);
   if (!detached_) checkout_timeouts_.Increment();

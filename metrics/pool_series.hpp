@@ -32,6 +32,7 @@ class PoolSeries final : public PoolMetrics {
   void record_keepalive_mismatch() override;
   void observe_server_rtt(Seconds rtt) override;
   void observe_checkout_wait(Seconds wait) override;
+  void observe_instant_checkouts(std::uint64_t count) override;
   void record_checkout_timeout() override;
 
  private:

@@ -40,6 +40,9 @@ class PoolMetrics {
   virtual void record_keepalive_mismatch() = 0;
   virtual void observe_server_rtt(Seconds rtt) = 0;
   virtual void observe_checkout_wait(Seconds wait) = 0;
+  // `count` checkouts served at once from an idle connection: the histogram's first bucket.
+  // Pools add them up and report in batches, since this happens on every transaction.
+  virtual void observe_instant_checkouts(std::uint64_t count) = 0;
   virtual void record_checkout_timeout() = 0;
 };
 

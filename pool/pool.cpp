@@ -54,11 +54,14 @@ struct Pool::Waiter {
 Pool::Pool(asio::any_io_executor executor, PoolConfig config,
            std::shared_ptr<metrics::PoolMetrics> metrics)
     : executor_(executor),
+      // Looked up once: the relay asks on every checkout and return.
+      home_(executor_.target<asio::io_context::executor_type>()),
       name_(config.name),
       config_(std::make_shared<const PoolConfig>(std::move(config))),
       metrics_(std::move(metrics)),
       maintenance_timer_(executor),
       watch_timer_(executor),
+      metrics_timer_(executor),
       backoff_(config_->pool.reconnect) {}
 
 Pool::~Pool() = default;
@@ -77,6 +80,23 @@ void Pool::adjust_count(ConnectionState state, int delta) {
   metrics_->set_connections(to_string(state), counts_[index]);
 }
 
+constexpr auto kMetricsPublishPeriod = std::chrono::milliseconds(10);
+
+void Pool::schedule_metrics_publish() {
+  if (metrics_scheduled_) return;
+  metrics_scheduled_ = true;
+  metrics_timer_.expires_after(kMetricsPublishPeriod);
+  metrics_timer_.async_wait([self = shared_from_this()](boost::system::error_code) {
+    self->metrics_scheduled_ = false;
+    self->publish_metrics();
+  });
+}
+
+void Pool::publish_metrics() {
+  metrics_->observe_instant_checkouts(instant_checkouts_);
+  instant_checkouts_ = 0;
+}
+
 void Pool::transition(ServerConnection& connection, ConnectionState to) {
   const auto from = connection.state();
   if (from == to) return;
@@ -84,10 +104,13 @@ void Pool::transition(ServerConnection& connection, ConnectionState to) {
   adjust_count(to, +1);
   connection.set_state(to);
   if (from == ConnectionState::idle) {
-    std::erase_if(idle_, [&connection](const Lease& idle) { return idle.get() == &connection; });
+    // Checkouts take the most recently used connection, at the back.
+    if (!idle_.empty() && idle_.back().get() == &connection) {
+      idle_.pop_back();
+    } else {
+      std::erase_if(idle_, [&connection](const Lease& idle) { return idle.get() == &connection; });
+    }
   }
-  spdlog::trace("pool {}: connection {} {} -> {}", name_, connection.id(), to_string(from),
-                to_string(to));
 }
 
 void Pool::forget(const Lease& connection) {
@@ -206,7 +229,8 @@ Lease Pool::try_checkout_now() {
     }
     transition(*connection, ConnectionState::checked_out);
     if (connection->watched) connection->detach();
-    metrics_->observe_checkout_wait(Clock::duration::zero());
+    ++instant_checkouts_;
+    schedule_metrics_publish();
     return connection;
   }
   return nullptr;
@@ -267,13 +291,7 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
     if (Clock::now() >= deadline) break;
 
     auto waiter = std::make_shared<Waiter>(executor_, deadline);
-    waiters_.push_back(waiter);
-    // A waiting client shortens the reconnect back-off (max_delay_while_clients_wait).
-    if (backoff_.failures() > 0) {
-      next_connect_at_ = std::min(
-          next_connect_at_, last_failure_at_ + config_->pool.reconnect.max_delay_while_clients_wait);
-    }
-    wake_maintenance();
+    enqueue(waiter);
     co_await waiter->timer.async_wait(asio::as_tuple(asio::use_awaitable));
     waiter->done = true;
     if (waiter->granted) {
@@ -282,12 +300,16 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
     }
     std::erase(waiters_, waiter);
   }
+  co_return checkout_failure(timeout);
+}
+
+CheckoutError Pool::checkout_failure(Milliseconds timeout) {
   metrics_->record_checkout_timeout();
   std::lock_guard lock(failure_mutex_);
   if (!last_connect_failure_.empty()) {
-    co_return CheckoutError{CheckoutError::Kind::server_unreachable,
-                            "server " + config_->server.describe() +
-                                " is unreachable: " + last_connect_failure_};
+    return CheckoutError{CheckoutError::Kind::server_unreachable,
+                         "server " + config_->server.describe() +
+                             " is unreachable: " + last_connect_failure_};
   }
   // Nothing healthy and connects still pending: the server (or the path) does not answer, which
   // is not the same as a pool whose connections are all busy.
@@ -295,19 +317,47 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
     return counts_[static_cast<std::size_t>(state)];
   };
   if (count(ConnectionState::checked_out) == 0 && count(ConnectionState::connecting) > 0) {
-    co_return CheckoutError{CheckoutError::Kind::server_unreachable,
-                            "server " + config_->server.describe() +
-                                " is not answering: connection attempts still pending after " +
-                                std::to_string(timeout.count()) + " ms"};
+    return CheckoutError{CheckoutError::Kind::server_unreachable,
+                         "server " + config_->server.describe() +
+                             " is not answering: connection attempts still pending after " +
+                             std::to_string(timeout.count()) + " ms"};
   }
-  co_return CheckoutError{CheckoutError::Kind::timeout,
-                          "no server connection became free within " +
-                              std::to_string(timeout.count()) + " ms"};
+  return CheckoutError{CheckoutError::Kind::timeout, "no server connection became free within " +
+                                                         std::to_string(timeout.count()) + " ms"};
+}
+
+void Pool::wait_for_connection(Milliseconds timeout, std::function<void(CheckoutResult)> done) {
+  const auto started = Clock::now();
+  auto waiter = std::make_shared<Waiter>(executor_, started + timeout);
+  enqueue(waiter);
+  auto on_wake = [self = shared_from_this(), waiter, timeout, started,
+                  done = std::move(done)](boost::system::error_code) {
+    waiter->done = true;
+    if (waiter->granted) {
+      self->metrics_->observe_checkout_wait(Clock::now() - started);
+      return done(waiter->granted);
+    }
+    std::erase(self->waiters_, waiter);
+    if (self->stopping_) {
+      return done(CheckoutError{CheckoutError::Kind::shutting_down, stop_detail(self->stop_reason_)});
+    }
+    done(self->checkout_failure(timeout));
+  };
+  waiter->timer.async_wait(std::move(on_wake));
+}
+
+void Pool::enqueue(const std::shared_ptr<Waiter>& waiter) {
+  waiters_.push_back(waiter);
+  // A waiting client shortens the reconnect back-off (max_delay_while_clients_wait).
+  if (backoff_.failures() > 0) {
+    next_connect_at_ = std::min(
+        next_connect_at_, last_failure_at_ + config_->pool.reconnect.max_delay_while_clients_wait);
+  }
+  wake_maintenance();
 }
 
 bool Pool::on_own_thread() const {
-  const auto* context = executor_.target<asio::io_context::executor_type>();
-  return context != nullptr && context->running_in_this_thread();
+  return home_ != nullptr && home_->running_in_this_thread();
 }
 
 awaitable<CheckoutResult> Pool::checkout(Milliseconds timeout) {

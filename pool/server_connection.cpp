@@ -197,6 +197,7 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(Clock::time_p
   }
   PQsetNoticeReceiver(conn_, &ServerConnection::on_notice, this);
   backend_pid_ = PQbackendPID(conn_);
+  tls_ = static_cast<SSL*>(PQsslStruct(conn_, "OpenSSL"));  // looked up once: the relay asks often
   if (is_tcp()) {
     if (auto peer = peer_address(PQsocket(conn_)); !peer.empty()) server_address_ = peer;
   }
@@ -353,6 +354,18 @@ awaitable<std::optional<Death>> ServerConnection::run_statement(const std::strin
   }
 }
 
+const ServerConnection::Settings& ServerConnection::applied_settings() const {
+  static const Settings none;
+  return applied_settings_ ? *applied_settings_ : none;
+}
+
+bool ServerConnection::carries(const std::shared_ptr<const Settings>& wanted) {
+  if (applied_settings_ == wanted) return true;
+  if (applied_settings() != *wanted) return false;
+  applied_settings_ = wanted;  // the same values: next time the pointers match
+  return true;
+}
+
 std::string ServerConnection::parameter_status(const char* name) const {
   const char* value = conn_ ? PQparameterStatus(conn_, name) : nullptr;
   return value ? value : "";
@@ -417,9 +430,7 @@ boost::system::error_code last_errno_or(boost::system::error_code fallback) {
 
 }  // namespace
 
-SSL* ServerConnection::tls() const {
-  return static_cast<SSL*>(conn_ ? PQsslStruct(conn_, "OpenSSL") : nullptr);
-}
+SSL* ServerConnection::tls() const { return tls_; }
 
 std::size_t ServerConnection::try_tls_read(std::span<char> buffer, boost::system::error_code& ec,
                                            bool& needs_write) {
@@ -467,7 +478,8 @@ std::size_t ServerConnection::try_relay_write(std::span<const char> bytes,
     return 0;
   }
   while (true) {
-    const auto n = ::send(PQsocket(conn_), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    const int fd = descriptor_.is_open() ? descriptor_.native_handle() : PQsocket(conn_);
+    const auto n = ::send(fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0) return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) ec = last_errno_or(asio::error::connection_reset);
@@ -504,6 +516,7 @@ void ServerConnection::detach() {
 void ServerConnection::close() {
   timer_.cancel();
   unregister_descriptor();
+  tls_ = nullptr;
   if (conn_ != nullptr) {
     PQfinish(conn_);
     conn_ = nullptr;

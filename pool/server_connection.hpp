@@ -124,8 +124,15 @@ class ServerConnection {
   PGcancel* cancel_handle() const { return conn_ ? PQgetCancel(conn_) : nullptr; }
 
   // Settings pgvigil applied for clients (SET name TO value), so the next lease knows what to
-  // change. Cleared by a reset query that discards session state.
-  std::map<std::string, std::string>& applied_settings() { return applied_settings_; }
+  // change. Shared and immutable: clients with the same settings share one copy, so the check
+  // on every lease is usually a pointer comparison. Null after a reset that discards them.
+  using Settings = std::map<std::string, std::string>;
+  const Settings& applied_settings() const;
+  void set_applied_settings(std::shared_ptr<const Settings> settings) {
+    applied_settings_ = std::move(settings);
+  }
+  // True when the connection carries exactly `wanted`.
+  bool carries(const std::shared_ptr<const Settings>& wanted);
   // The server's ParameterStatus values (server_version, DateStyle, ...), as libpq saw them.
   std::string parameter_status(const char* name) const;
 
@@ -187,12 +194,13 @@ class ServerConnection {
   std::shared_ptr<const PoolConfig> config_;
   std::uint64_t id_;
   PGconn* conn_ = nullptr;
+  SSL* tls_ = nullptr;  // libpq's OpenSSL object when the link is TLS
   boost::asio::posix::stream_descriptor descriptor_;
   boost::asio::steady_timer timer_;
   ConnectionState state_ = ConnectionState::connecting;
   std::string server_address_;
   int backend_pid_ = 0;
-  std::map<std::string, std::string> applied_settings_;
+  std::shared_ptr<const Settings> applied_settings_;
   std::optional<std::string> server_fatal_;  // a FATAL the server sent before closing
   Clock::time_point created_at_ = Clock::now();
   Clock::time_point expires_at_ = Clock::time_point::max();

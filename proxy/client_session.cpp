@@ -234,7 +234,7 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
   if (statements.empty()) co_return std::nullopt;
   auto failure = co_await server_->execute(statements, Clock::now() + route_->checkout_timeout);
   if (!failure) {
-    server_->applied_settings() = *settings_;
+    server_->set_applied_settings(settings_);
     co_return std::nullopt;
   }
   // A setting the server refuses (a bad DateStyle) is the client's error; the connection
@@ -246,6 +246,32 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
 
 // --- the relay's slow paths (the relay itself is in client_session_relay.cpp) ----------------
 // Each was counted in io_in_flight_ by its caller and comes back to the relay when done.
+
+void ClientSession::wait_for_server(std::size_t size) {
+  ++io_in_flight_;
+  route_->pool->wait_for_connection(
+      route_->checkout_timeout, [self = shared_from_this(), size](pool::CheckoutResult result) {
+        --self->io_in_flight_;
+        self->on_checkout(std::move(result), size);
+      });
+}
+
+void ClientSession::on_checkout(pool::CheckoutResult result, std::size_t size) {
+  if (auto* lease = std::get_if<pool::Lease>(&result)) server_ = std::move(*lease);
+  if (stop_) return continue_ending();
+  if (const auto* error = std::get_if<pool::CheckoutError>(&result)) {
+    return end_after_io({Ending::failure,
+                         checkout_error(*error, route_->settings.database, route_->checkout_timeout),
+                         std::nullopt});
+  }
+  if (!server_->carries(settings_)) {
+    ++io_in_flight_;
+    auto task = [self = shared_from_this(), size] { return self->acquire_then_forward(size); };
+    asio::co_spawn(stream_->get_executor(), std::move(task), asio::detached);
+    return;
+  }
+  forward_to_server(size);
+}
 
 awaitable<void> ClientSession::acquire_then_forward(std::size_t size) {
   auto error = co_await acquire_server();
@@ -323,7 +349,7 @@ awaitable<void> ClientSession::give_back_at_end() {
                                              Clock::now()});
       } else {
         // The reset returns every setting to its default (DISCARD ALL, RESET ALL).
-        server_->applied_settings().clear();
+        server_->set_applied_settings(nullptr);
         return_server(std::nullopt);
       }
     } else {

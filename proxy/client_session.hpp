@@ -77,6 +77,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void on_client_read(boost::system::error_code ec, std::size_t size);
   void on_client_bytes(std::size_t size);
   bool server_ready_now();
+  void wait_for_server(std::size_t size);
+  void on_checkout(pool::CheckoutResult result, std::size_t size);
   void forward_to_server(std::size_t size);
   void after_forward_to_server();
   void read_server();

@@ -70,7 +70,9 @@ void ClientSession::park() {
 
 void ClientSession::start_relay() {
   client_buffer_.take();
-  if (!lingering_) {
+  // Session pooling keeps its reads (and buffers) for the whole session, as it keeps its server
+  // connection: nothing to sweep.
+  if (!lingering_ && transaction_pooling()) {
     lingering_ = true;
     LingerSweep::add(shared_from_this());
   }
@@ -107,6 +109,7 @@ void ClientSession::on_client_read(boost::system::error_code ec, std::size_t siz
     }
   }
   if (ec) return end_after_io({Ending::quit, {}, {}});
+  park_requested_ = false;  // the client spoke before the sweep's cancel landed
   on_client_bytes(size);
 }
 
@@ -122,6 +125,7 @@ void ClientSession::on_client_bytes(std::size_t size) {
       return end_after_io({Ending::quit, {}, {}});
     }
     if (!server_ready_now()) {
+      if (!server_ && route_->pool->nothing_idle()) return wait_for_server(size);
       ++io_in_flight_;
       auto task = [self = shared_from_this(), size] { return self->acquire_then_forward(size); };
       asio::co_spawn(stream_->get_executor(), std::move(task), asio::detached);
@@ -135,7 +139,7 @@ bool ClientSession::server_ready_now() {
   if (route_->server_parameters.empty()) return false;
   server_ = route_->pool->try_checkout_now();
   // A connection that carries other settings gets them in acquire_server().
-  return server_ && server_->applied_settings() == *settings_;
+  return server_ && server_->carries(settings_);
 }
 
 void ClientSession::forward_to_server(std::size_t size) {
