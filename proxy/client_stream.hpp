@@ -39,12 +39,6 @@ class ClientStream {
   // One non-blocking send: what was written (maybe less than asked, maybe 0 when the socket
   // buffer is full); ec set on a real error.
   std::size_t try_write(std::span<const char> bytes, boost::system::error_code& ec);
-  // handler(error_code) once there is room to write.
-  template <typename Handler>
-  void async_wait_writable(Handler&& handler) {
-    descriptor_.async_wait(boost::asio::posix::descriptor_base::wait_write,
-                           std::forward<Handler>(handler));
-  }
 
   // Calls handler(error_code) once the client sent something (or closed). A plain handler, not
   // a coroutine, so that an idle client holds no coroutine frame.
