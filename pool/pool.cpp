@@ -30,6 +30,14 @@ metrics::PoolLabelSets pool_label_sets() {
 
 namespace {
 
+// A connection a client gives back is usually lent again within microseconds. Watching it at
+// once would cost a coroutine, a timer and an epoll re-arm per transaction, so a watcher starts
+// only once it has stayed idle for kWatchDelay; until then the peek at checkout covers it.
+constexpr auto kWatchDelay = std::chrono::milliseconds(20);
+
+// Instant checkouts reach the checkout-wait histogram in batches (see Pool::metrics_publish_).
+constexpr auto kMetricsPublishPeriod = std::chrono::milliseconds(10);
+
 // Every setting that decides which server, as whom, a connection reaches.
 bool same_endpoint(const ServerEndpoint& a, const ServerEndpoint& b) {
   return a.host == b.host && a.port == b.port && a.dbname == b.dbname && a.user == b.user &&
@@ -60,8 +68,8 @@ Pool::Pool(asio::any_io_executor executor, PoolConfig config,
       config_(std::make_shared<const PoolConfig>(std::move(config))),
       metrics_(std::move(metrics)),
       maintenance_timer_(executor),
-      watch_timer_(executor),
-      metrics_timer_(executor),
+      watch_start_(executor),
+      metrics_publish_(executor),
       backoff_(config_->pool.reconnect) {}
 
 Pool::~Pool() = default;
@@ -80,15 +88,13 @@ void Pool::adjust_count(ConnectionState state, int delta) {
   metrics_->set_connections(to_string(state), counts_[index]);
 }
 
-constexpr auto kMetricsPublishPeriod = std::chrono::milliseconds(10);
-
-void Pool::schedule_metrics_publish() {
-  if (metrics_scheduled_) return;
-  metrics_scheduled_ = true;
-  metrics_timer_.expires_after(kMetricsPublishPeriod);
-  metrics_timer_.async_wait([self = shared_from_this()](boost::system::error_code) {
-    self->metrics_scheduled_ = false;
-    self->publish_metrics();
+void Pool::run_once_after(Deferred& deferred, Clock::duration delay, void (Pool::*task)()) {
+  if (deferred.scheduled) return;
+  deferred.scheduled = true;
+  deferred.timer.expires_after(delay);
+  deferred.timer.async_wait([self = shared_from_this(), &deferred, task](boost::system::error_code) {
+    deferred.scheduled = false;
+    (self.get()->*task)();
   });
 }
 
@@ -174,22 +180,7 @@ void Pool::make_available(const Lease& connection) {
   }
   transition(*connection, ConnectionState::idle);
   idle_.push_back(connection);
-  if (!connection->watched) schedule_watch();
-}
-
-// A connection a client gives back is usually lent again within microseconds. Watching it at
-// once would cost a coroutine, a timer and an epoll re-arm per transaction, so a watcher starts
-// only once it has stayed idle for kWatchDelay; until then the peek at checkout covers it.
-constexpr auto kWatchDelay = std::chrono::milliseconds(20);
-
-void Pool::schedule_watch() {
-  if (watch_scheduled_) return;
-  watch_scheduled_ = true;
-  watch_timer_.expires_after(kWatchDelay);
-  watch_timer_.async_wait([self = shared_from_this()](boost::system::error_code) {
-    self->watch_scheduled_ = false;
-    self->start_due_watchers();
-  });
+  if (!connection->watched) run_once_after(watch_start_, kWatchDelay, &Pool::start_due_watchers);
 }
 
 void Pool::start_due_watchers() {
@@ -212,7 +203,7 @@ void Pool::start_due_watchers() {
         executor_, [self = shared_from_this(), connection] { return self->watch_idle(connection); },
         asio::detached);
   }
-  if (later) schedule_watch();
+  if (later) run_once_after(watch_start_, kWatchDelay, &Pool::start_due_watchers);
 }
 
 Lease Pool::try_checkout_now() {
@@ -230,7 +221,7 @@ Lease Pool::try_checkout_now() {
     transition(*connection, ConnectionState::checked_out);
     if (connection->watched) connection->detach();
     ++instant_checkouts_;
-    schedule_metrics_publish();
+    run_once_after(metrics_publish_, kMetricsPublishPeriod, &Pool::publish_metrics);
     return connection;
   }
   return nullptr;

@@ -121,8 +121,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void adjust_count(ConnectionState state, int delta);
   void forget(const Lease& connection);  // closes a connection in state closing and drops it
   void make_available(const Lease& connection);
-  void schedule_watch();
-  void schedule_metrics_publish();
+  struct Deferred;
+  // Runs task once, delay from now, however often it is asked for until then.
+  void run_once_after(Deferred& deferred, Clock::duration delay, void (Pool::*task)());
   void publish_metrics();
   void start_due_watchers();
   void evict(const Lease& connection, const Death& death);
@@ -145,12 +146,15 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::shared_ptr<const PoolConfig> config_;
   std::shared_ptr<metrics::PoolMetrics> metrics_;
   boost::asio::steady_timer maintenance_timer_;
-  boost::asio::steady_timer watch_timer_;  // starts watchers on connections idle long enough
-  bool watch_scheduled_ = false;
+  struct Deferred {
+    explicit Deferred(boost::asio::any_io_executor executor) : timer(executor) {}
+    boost::asio::steady_timer timer;
+    bool scheduled = false;
+  };
+  Deferred watch_start_;  // starts watchers on connections idle long enough
   // Instant checkouts happen on every transaction; they reach the checkout-wait histogram at
   // most every kMetricsPublishPeriod, which saves a lock on the relay's path.
-  boost::asio::steady_timer metrics_timer_;
-  bool metrics_scheduled_ = false;
+  Deferred metrics_publish_;
   std::uint64_t instant_checkouts_ = 0;
   std::unordered_map<std::uint64_t, Lease> connections_;  // every connection not yet closed
   std::deque<Lease> idle_;                                 // most recently used at the back

@@ -264,13 +264,14 @@ void ClientSession::on_checkout(pool::CheckoutResult result, std::size_t size) {
                          checkout_error(*error, route_->settings.database, route_->checkout_timeout),
                          std::nullopt});
   }
-  if (!server_->carries(settings_)) {
-    ++io_in_flight_;
-    auto task = [self = shared_from_this(), size] { return self->acquire_then_forward(size); };
-    asio::co_spawn(stream_->get_executor(), std::move(task), asio::detached);
-    return;
-  }
+  if (!server_->carries(settings_)) return start_acquire(size);
   forward_to_server(size);
+}
+
+void ClientSession::start_acquire(std::size_t size) {
+  ++io_in_flight_;
+  auto task = [self = shared_from_this(), size] { return self->acquire_then_forward(size); };
+  asio::co_spawn(stream_->get_executor(), std::move(task), asio::detached);
 }
 
 awaitable<void> ClientSession::acquire_then_forward(std::size_t size) {

@@ -79,6 +79,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   bool server_ready_now();
   void wait_for_server(std::size_t size);
   void on_checkout(pool::CheckoutResult result, std::size_t size);
+  // The coroutine path of a checkout: a ping before lending, or settings to apply.
+  void start_acquire(std::size_t size);
   void forward_to_server(std::size_t size);
   void after_forward_to_server();
   void read_server();

@@ -56,6 +56,9 @@ void ClientSession::spawn(Coroutine coroutine) {
 // --- client to server -----------------------------------------------------------------------
 
 void ClientSession::park() {
+  // A drain that began while the session was busy (say, writing its startup reply) cancelled
+  // nothing: end now rather than wait for a client that may stay silent.
+  if (shutdown_requested_) return spawn(&ClientSession::finish_for_shutdown);
   parked_ = true;
   client_buffer_.give_back();
   stream_->async_wait_readable([self = shared_from_this()](boost::system::error_code ec) {
@@ -126,10 +129,7 @@ void ClientSession::on_client_bytes(std::size_t size) {
     }
     if (!server_ready_now()) {
       if (!server_ && route_->pool->nothing_idle()) return wait_for_server(size);
-      ++io_in_flight_;
-      auto task = [self = shared_from_this(), size] { return self->acquire_then_forward(size); };
-      asio::co_spawn(stream_->get_executor(), std::move(task), asio::detached);
-      return;
+      return start_acquire(size);
     }
   }
   forward_to_server(size);
