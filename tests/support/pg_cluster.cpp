@@ -299,7 +299,12 @@ std::vector<pid_t> PgCluster::child_pids() const {
     const std::string name = entry.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     std::ifstream in(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string stat;
+    try {
+      stat.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    } catch (const std::ios_base::failure&) {
+      continue;  // it exited between the listing and the read (ESRCH): not a child any more
+    }
     // Format: "pid (comm) state ppid ...": comm may contain spaces and ')', so parse after the
     // last ')'.
     const auto close = stat.rfind(')');
