@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <chrono>
 #include <filesystem>
@@ -854,6 +855,45 @@ TEST_F(ClientsPgTest, ClientConnectionLimitRefusesTheFourth) {
   EXPECT_EQ(pq_value(admitted[0], "SELECT 'fine'"), "fine");
   admitted.pop_back();
   EXPECT_TRUE(wait_until([&] { return pq_ok(pq_connect(conninfo("tx"))); }, seconds(3)));
+}
+
+// The daemon's resident memory, in KiB.
+std::int64_t resident_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+TEST_F(ClientsPgTest, QuietClientsGiveTheirRelayBuffersBack) {
+  // After a transaction a session keeps its 32 KiB client buffer for a moment (the next query
+  // usually follows at once); the worker's linger sweep takes it back after 10-20 ms of quiet.
+  // Clients that each ran a query and then went quiet must therefore cost far less than a
+  // buffer each. They are opened one after another, so only a few linger at any moment, and
+  // the cost is measured over a second batch, after the worker's spare buffers are in place.
+  start_daemon({.databases = {{.name = "tx"}}});
+  constexpr int kBatch = 300;
+  std::vector<PgConn> clients;
+  const auto open_batch = [&] {
+    for (int i = 0; i < kBatch; ++i) {
+      clients.push_back(pq_connect(conninfo("tx")));
+      ASSERT_TRUE(pq_ok(clients.back())) << PQerrorMessage(clients.back().get());
+      ASSERT_EQ(pq_value(clients.back(), "SELECT 1"), "1");
+    }
+    std::this_thread::sleep_for(milliseconds(300));  // many sweep periods
+  };
+  open_batch();
+  const auto first = resident_kib(daemon_->pid());
+  open_batch();
+  const auto per_client = (resident_kib(daemon_->pid()) - first) * 1024 / kBatch;
+  ASSERT_GT(first, 0);
+  std::printf("quiet clients after one query each: %lld bytes of pgvigil memory per client\n",
+              static_cast<long long>(per_client));
+  EXPECT_LT(per_client, 8 * 1024) << "quiet clients seem to keep their 32 KiB relay buffers";
+  // Parked clients are served again as soon as they speak.
+  for (auto& client : clients) ASSERT_EQ(pq_value(client, "SELECT 2"), "2");
 }
 
 TEST_F(ClientsPgTest, SilentClientIsDroppedAfterStartupTimeout) {
