@@ -297,6 +297,7 @@ awaitable<void> ClientSession::write_rest_to_client(std::size_t from, std::size_
   boost::system::error_code ec;
   co_await stream_->write_all(server_buffer_.span().subspan(from, to - from), ec);
   --io_in_flight_;
+  writing_to_client_ = false;
   if (stop_) co_return continue_ending();
   if (ec) co_return end_after_io({shutdown_requested_ ? Ending::shutdown : Ending::quit, {}, {}});
   after_forward_to_client();

@@ -141,6 +141,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   bool shutdown_forced_ : 1 = false;    // the drain timed out: end now
   bool counted_in_route_ : 1 = false;
   bool server_input_lost_ : 1 = false;  // a server read completed after the relay stopped
+  bool writing_to_client_ : 1 = false;  // write_rest_to_client sends from the server buffer
 };
 
 }  // namespace pgvigil::proxy

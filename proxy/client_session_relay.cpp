@@ -201,7 +201,9 @@ void ClientSession::after_forward_to_server() {
     return end_after_io(std::move(stop));
   }
   if (relayed_to_server_ >= kMetricsFlushBytes) flush_relay_metrics();
-  if (!server_reading_) read_server();
+  // Not while the server buffer is still being sent to a slow client: that write re-arms the
+  // server read when it is done (after_forward_to_client), so results never interleave.
+  if (!server_reading_ && !writing_to_client_) read_server();
   read_client();
 }
 
@@ -245,6 +247,7 @@ void ClientSession::on_server_read(boost::system::error_code ec, std::size_t siz
   const auto written = stream_->try_write(bytes, ec);
   if (ec) return end_after_io({shutdown_requested_ ? Ending::shutdown : Ending::quit, {}, {}});
   if (written < size) {
+    writing_to_client_ = true;
     ++io_in_flight_;
     auto task = [self = shared_from_this(), written, size] {
       return self->write_rest_to_client(written, size);

@@ -31,6 +31,7 @@
 
 #include "tests/metrics/http_client.hpp"
 #include "tests/proxy/pq_client.hpp"
+#include "tests/proxy/raw_pg_connection.hpp"
 #include "tests/support/admin_metrics.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/free_port.hpp"
@@ -323,6 +324,50 @@ TEST_F(ClientsPgTest, LargeResultArrivesWhole) {
 
 // --- 2. pgbench ---------------------------------------------------------------------------
 
+
+TEST_F(ClientsPgTest, QuerySentDuringASlowLargeResultLeavesBothResultsWhole) {
+  // The client does not read while a 20 MB result comes back, so pgvigil's send to it stalls;
+  // meanwhile the client sends its next query. That query must go to the server without the
+  // rest of the first result being read into the buffer pgvigil is still sending from, and the
+  // second result must follow the first, not interleave with it.
+  start_daemon({.databases = {{.name = "tx"}}});
+  RawPgConnection client(port_, 64 * 1024);
+  std::string failure;
+  ASSERT_TRUE(client.login("postgres", "tx", seconds(5), &failure)) << failure;
+  constexpr int kRows = 20000;
+  constexpr int kWidth = 1000;
+  // Numbered rows, so that a lost, repeated or overwritten piece of the stream shows.
+  ASSERT_TRUE(client.send(typed_message(
+      'Q', "SELECT g, repeat('x', " + std::to_string(kWidth) + ") FROM generate_series(1, " +
+               std::to_string(kRows) + ") g" + std::string(1, '\0'))));
+  std::this_thread::sleep_for(milliseconds(300));  // the socket buffers fill up
+  ASSERT_TRUE(client.send(typed_message('Q', std::string("SELECT 'second'") + '\0')));
+  std::this_thread::sleep_for(milliseconds(200));  // pgvigil takes it in while still stalled
+
+  const auto row_payload = [&](int number) {
+    const auto text = std::to_string(number);
+    return std::string("\0\2", 2) + be32(static_cast<std::uint32_t>(text.size())) + text +
+           be32(kWidth) + std::string(kWidth, 'x');
+  };
+  BackendMessage message;
+  int rows = 0;
+  int bad_rows = 0;
+  std::string types;  // every message that is not a row of the first result, in order
+  while (client.read_message(message, seconds(10)) == RawPgConnection::ReadEnd::message) {
+    if (message.type == 'D' && rows < kRows && types.size() == 1) {
+      ++rows;
+      if (message.payload != row_payload(rows)) ++bad_rows;
+      continue;
+    }
+    types += message.type;
+    if (message.type == 'D') EXPECT_EQ(message.payload, std::string("\0\1", 2) + be32(6) + "second");
+    if (types == "TCZTDCZ") break;
+  }
+  EXPECT_EQ(rows, kRows);
+  EXPECT_EQ(bad_rows, 0);
+  // RowDescription, the rows, CommandComplete, ReadyForQuery; then the second query's.
+  EXPECT_EQ(types, "TCZTDCZ");
+}
 
 TEST_F(ClientsPgTest, PgbenchSelectOnlyRunsInEveryProtocolModeThePoolAllows) {
   ensure_bench_database();

@@ -54,9 +54,12 @@ std::map<char, std::string> error_fields(std::string_view payload) {
   return fields;
 }
 
-RawPgConnection::RawPgConnection(std::uint16_t port) {
+RawPgConnection::RawPgConnection(std::uint16_t port, int receive_buffer) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "socket");
+  if (receive_buffer > 0) {
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  }
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(port);

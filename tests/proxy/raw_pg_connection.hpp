@@ -35,8 +35,10 @@ class RawPgConnection {
  public:
   enum class ReadEnd { message, closed, timeout };
 
-  // Connects to 127.0.0.1:port. Throws std::system_error on failure.
-  explicit RawPgConnection(std::uint16_t port);
+  // Connects to 127.0.0.1:port. Throws std::system_error on failure. receive_buffer > 0 fixes
+  // the socket's receive buffer (no autotuning), so a client that does not read stalls its
+  // sender soon: loopback autotuning here grows to 32 MB.
+  explicit RawPgConnection(std::uint16_t port, int receive_buffer = 0);
   ~RawPgConnection();
   RawPgConnection(const RawPgConnection&) = delete;
   RawPgConnection& operator=(const RawPgConnection&) = delete;
