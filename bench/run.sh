@@ -13,6 +13,7 @@ Environment (defaults in brackets):
   BENCH_CLIENTS="1 8 32"  client counts
   BENCH_MODES="simple extended"  pgbench query modes (-M)
   BENCH_POOL_SIZE=20      server connections of each pooler (pgvigil min_idle=max_size, PgBouncer default_pool_size)
+  BENCH_PGVIGIL_SHARDS=<cores>  pgvigil pool.shards: the pool split over this many workers
   BENCH_SCALE=10          pgbench -i scale
   BENCH_IDLE_CLIENTS=10000  idle client sessions for the memory test (0 skips it)
   BENCH_WARMUP_SECONDS=2  warm-up run per target before measuring
@@ -40,6 +41,7 @@ BENCH_SECONDS="${BENCH_SECONDS:-10}"
 BENCH_CLIENTS="${BENCH_CLIENTS:-1 8 32}"
 BENCH_MODES="${BENCH_MODES:-simple extended}"
 BENCH_POOL_SIZE="${BENCH_POOL_SIZE:-20}"
+BENCH_PGVIGIL_SHARDS="${BENCH_PGVIGIL_SHARDS:-$(nproc)}"
 BENCH_SCALE="${BENCH_SCALE:-10}"
 BENCH_IDLE_CLIENTS="${BENCH_IDLE_CLIENTS:-10000}"
 BENCH_WARMUP_SECONDS="${BENCH_WARMUP_SECONDS:-2}"
@@ -51,12 +53,14 @@ PGBENCH="$PG_BIN/pgbench"
 [[ -x "$PGBENCH" ]] || PGBENCH="$(command -v pgbench)"
 DB=bench
 RESULTS="$BENCH_DIR/results/latest.md"
-COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS bench/run.sh${*:+ $*}"
+COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS bench/run.sh${*:+ $*}"
 
-for v in BENCH_SECONDS BENCH_POOL_SIZE BENCH_SCALE BENCH_IDLE_CLIENTS BENCH_WARMUP_SECONDS; do
+for v in BENCH_SECONDS BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS BENCH_SCALE BENCH_IDLE_CLIENTS BENCH_WARMUP_SECONDS; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a non-negative integer" >&2; exit 64; }
 done
 (( BENCH_SECONDS > 0 && BENCH_POOL_SIZE > 0 )) || { echo "run.sh: BENCH_SECONDS and BENCH_POOL_SIZE must be above 0" >&2; exit 64; }
+(( BENCH_PGVIGIL_SHARDS >= 1 )) || BENCH_PGVIGIL_SHARDS=1
+(( BENCH_PGVIGIL_SHARDS <= BENCH_POOL_SIZE )) || BENCH_PGVIGIL_SHARDS=$BENCH_POOL_SIZE
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -242,11 +246,11 @@ start_pgvigil() {
 admin: {listen: "127.0.0.1:$PV_ADMIN_PORT"}
 listen: {address: "127.0.0.1:$PV_PORT", max_client_connections: $((BENCH_IDLE_CLIENTS + 100))}
 log: {level: warn}
-pool: {min_idle: $BENCH_POOL_SIZE, max_size: $BENCH_POOL_SIZE}
+pool: {min_idle: $BENCH_POOL_SIZE, max_size: $BENCH_POOL_SIZE, shards: $BENCH_PGVIGIL_SHARDS}
 databases:
   $DB: {host: 127.0.0.1, port: $PG_PORT, dbname: $DB, user: postgres, pool_mode: transaction}
 EOF
-  log "pgvigil: port $PV_PORT, admin $PV_ADMIN_PORT (min_idle=max_size=$BENCH_POOL_SIZE)"
+  log "pgvigil: port $PV_PORT, admin $PV_ADMIN_PORT (min_idle=max_size=$BENCH_POOL_SIZE, shards=$BENCH_PGVIGIL_SHARDS)"
   "$PGVIGIL" --config "$TMP/pgvigil.yaml" >"$TMP/pgvigil.log" 2>&1 &
   PGVIGIL_PID=$!
   local i
@@ -386,7 +390,7 @@ MISSED=()
   echo "- pgvigil: $PV_VERSION, $PV_STATUS; git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
   echo "- Workload: \`pgbench -S -n -T $BENCH_SECONDS\` (select-only), scale $BENCH_SCALE, \`-j min(clients,2)\`, TCP on 127.0.0.1, sslmode=disable; all processes on the same machine."
   echo "- PostgreSQL settings: max_connections=200, shared_buffers=256MB, **fsync=off, synchronous_commit=off, full_page_writes=off** (no durability; irrelevant for a read-only proxy benchmark)."
-  echo "- Poolers: transaction mode, $BENCH_POOL_SIZE server connections each (PgBouncer default_pool_size=min_pool_size=max_db_connections; pgvigil min_idle=max_size)."
+  echo "- Poolers: transaction mode, $BENCH_POOL_SIZE server connections each (PgBouncer default_pool_size=min_pool_size=max_db_connections; pgvigil min_idle=max_size, split into pool.shards=$BENCH_PGVIGIL_SHARDS pools on as many of its $(nproc) default workers; PgBouncer is one process, one thread)."
   echo "- TPS is pgbench's \"without initial connection time\" figure; ratios are pgvigil TPS divided by the other target's."
   echo
   echo "## Throughput (TPS)"

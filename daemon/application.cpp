@@ -16,6 +16,7 @@
 #include "daemon/config_diff.hpp"
 #include "daemon/config_loader.hpp"
 #include "daemon/version.hpp"
+#include "pool/shard_config.hpp"
 
 namespace pgvigil::daemon {
 namespace asio = boost::asio;
@@ -41,7 +42,7 @@ const char* signal_name(int signal) { return signal == SIGTERM ? "SIGTERM" : "SI
 Application::Application(Config config)
     : config_(std::move(config)), workers_(config_.workers), registry_(kVersion) {
   // Pools are spread over the workers; each pool lives on one worker's loop.
-  for (const auto& database : config_.databases) pools_.push_back(make_pool(database));
+  for (const auto& database : config_.databases) pools_.push_back(make_pools(database));
   metrics::AdminServerOptions admin_options;
   admin_options.host = config_.admin.host;
   admin_options.port = config_.admin.port;
@@ -50,21 +51,35 @@ Application::Application(Config config)
   build_proxy();
 }
 
-std::shared_ptr<pool::Pool> Application::make_pool(const pool::PoolConfig& database) {
-  auto& context = workers_.context(next_worker_++ % workers_.size());
+Application::Shards Application::make_pools(const pool::PoolConfig& database) {
   auto metrics = registry_.add_pool(database.name, pool::pool_label_sets());
-  return std::make_shared<pool::Pool>(context.get_executor(), database, metrics);
+  Shards shards;
+  for (int index = 0; index < database.pool.shards; ++index) {
+    auto& context = workers_.context(next_worker_++ % workers_.size());
+    shards.push_back(std::make_shared<pool::Pool>(context.get_executor(),
+                                                  pool::shard_config(database, index), metrics));
+  }
+  return shards;
+}
+
+std::vector<std::shared_ptr<pool::Pool>> Application::all_pools() const {
+  std::vector<std::shared_ptr<pool::Pool>> pools;
+  for (const auto& shards : pools_) pools.insert(pools.end(), shards.begin(), shards.end());
+  return pools;
 }
 
 std::vector<proxy::Route> Application::make_routes() {
+  // A sharded database has one route per shard; the proxy hands its clients out in turn.
   std::vector<proxy::Route> routes;
   for (std::size_t i = 0; i < config_.routes.size(); ++i) {
-    proxy::Route route;
-    route.settings = config_.routes[i];
-    route.pool = pools_[i];
-    route.metrics = registry_.add_client_pool(config_.databases[i].name);
-    route.checkout_timeout = config_.databases[i].pool.checkout_timeout;
-    routes.push_back(std::move(route));
+    for (const auto& shard : pools_[i]) {
+      proxy::Route route;
+      route.settings = config_.routes[i];
+      route.pool = shard;
+      route.metrics = registry_.add_client_pool(config_.databases[i].name);
+      route.checkout_timeout = config_.databases[i].pool.checkout_timeout;
+      routes.push_back(std::move(route));
+    }
   }
   return routes;
 }
@@ -85,7 +100,7 @@ Application::~Application() = default;
 metrics::ReadyState Application::readiness() const {
   if (proxy_ && proxy_->draining()) return {false, "draining: pgvigil is shutting down\n"};
   metrics::ReadyState state{true, {}};
-  for (const auto& pool : pools_) {
+  for (const auto& pool : all_pools()) {
     const auto status = pool->status();
     const bool healthy = status.healthy() > 0;
     state.ready = state.ready && healthy;
@@ -145,7 +160,7 @@ asio::awaitable<void> Application::shut_down() {
     co_await wait_for_clients(std::chrono::seconds(2));
   }
   admin_->stop();
-  auto pools = pools_;
+  auto pools = all_pools();
   pools.insert(pools.end(), retiring_.begin(), retiring_.end());
   for (auto& pool : pools) {
     auto closing = pool->shutdown();
@@ -219,24 +234,44 @@ asio::awaitable<void> Application::reload_once(const char* trigger) {
   }
 
   std::vector<std::string> summary;
-  std::vector<std::shared_ptr<pool::Pool>> next_pools;
+  std::vector<Shards> next_pools;
+  const auto retire = [this](const Shards& shards) {
+    for (const auto& pool : shards) {
+      retiring_.push_back(pool);
+      asio::co_spawn(workers_.context(0), retire_pool(pool), asio::detached);
+    }
+  };
   for (std::size_t i = 0; i < next.databases.size(); ++i) {
     const auto& database = next.databases[i];
     const auto found = std::find_if(config_.databases.begin(), config_.databases.end(),
                                     [&](const auto& old) { return old.name == database.name; });
     if (found == config_.databases.end()) {
-      next_pools.push_back(make_pool(database));
-      next_pools.back()->start();
+      next_pools.push_back(make_pools(database));
+      for (const auto& pool : next_pools.back()) pool->start();
       summary.push_back("database " + database.name + " added (server " +
                         database.server.describe() + ")");
       continue;
     }
     const auto index = static_cast<std::size_t>(found - config_.databases.begin());
-    auto pool = pools_[index];
+    if (found->pool.shards != database.pool.shards) {
+      // Other shard counts are other pools: the old ones drain, new ones start empty.
+      retire(pools_[index]);
+      next_pools.push_back(make_pools(database));
+      for (const auto& pool : next_pools.back()) pool->start();
+      summary.push_back("database " + database.name + ": pool.shards " +
+                        std::to_string(found->pool.shards) + " -> " +
+                        std::to_string(database.pool.shards) +
+                        " (the old pools drain; new ones open)");
+      continue;
+    }
+    auto shards = pools_[index];
     const auto changes = database_changes(*found, config_.routes[index], database, next.routes[i]);
     if (!changes.empty()) {
-      auto update = pool->update_config(database);
-      co_await std::move(update);
+      for (std::size_t shard = 0; shard < shards.size(); ++shard) {
+        auto update = shards[shard]->update_config(
+            pool::shard_config(database, static_cast<int>(shard)));
+        co_await std::move(update);
+      }
       std::string line = "database " + database.name + ": " + join(changes, ", ") + " changed";
       if (std::find(changes.begin(), changes.end(), "keepalive") != changes.end()) {
         const auto& k = database.keepalive;
@@ -250,15 +285,14 @@ asio::awaitable<void> Application::reload_once(const char* trigger) {
       }
       summary.push_back(std::move(line));
     }
-    next_pools.push_back(std::move(pool));
+    next_pools.push_back(std::move(shards));
   }
   for (std::size_t i = 0; i < config_.databases.size(); ++i) {
     const auto& name = config_.databases[i].name;
     const bool kept = std::any_of(next.databases.begin(), next.databases.end(),
                                   [&](const auto& database) { return database.name == name; });
     if (kept) continue;
-    retiring_.push_back(pools_[i]);
-    asio::co_spawn(workers_.context(0), retire_pool(pools_[i]), asio::detached);
+    retire(pools_[i]);
     summary.push_back("database " + name + " removed (draining)");
   }
 
@@ -284,8 +318,12 @@ asio::awaitable<void> Application::retire_pool(std::shared_ptr<pool::Pool> pool)
   if (shutting_down_) co_return;
   std::erase(retiring_, pool);
   // The same name may have come back meanwhile; its series are then the new pool's.
-  const bool reused = std::any_of(pools_.begin(), pools_.end(),
-                                  [&](const auto& active) { return active->name() == pool->name(); });
+  const auto active = all_pools();
+  const bool reused = std::any_of(active.begin(), active.end(), [&](const auto& other) {
+    return other->name() == pool->name();
+  }) || std::any_of(retiring_.begin(), retiring_.end(), [&](const auto& other) {
+    return other->name() == pool->name();  // a sibling shard still draining
+  });
   if (!reused) registry_.remove_pool(pool->name());
   spdlog::info("pool {}: removed, every server connection closed", pool->name());
 }
@@ -314,13 +352,14 @@ asio::awaitable<void> Application::watch_config_file() {
 // --- systemd --------------------------------------------------------------------------------
 
 bool Application::pools_healthy() const {
-  return std::all_of(pools_.begin(), pools_.end(),
+  const auto pools = all_pools();
+  return std::all_of(pools.begin(), pools.end(),
                      [](const auto& pool) { return pool->status().healthy() > 0; });
 }
 
 std::string Application::status_line() const {
   std::vector<std::string> parts;
-  for (const auto& pool : pools_) {
+  for (const auto& pool : all_pools()) {
     const auto status = pool->status();
     std::string part = fmt::format("{}: {} idle {} busy", pool->name(), status.idle + status.probing,
                                    status.checked_out);
@@ -389,7 +428,7 @@ int Application::run() {
   listener_->start();
   const auto& listen = config_.proxy.listen;
   spdlog::info("pgvigil {} serving metrics on http://{}:{}/metrics with {} worker(s), {} pool(s)",
-               kVersion, config_.admin.host, admin_->port(), workers_.size(), pools_.size());
+               kVersion, config_.admin.host, admin_->port(), workers_.size(), all_pools().size());
   if (!listen.host.empty()) {
     spdlog::info("accepting PostgreSQL clients on {}:{}", listen.host, listener_->tcp_port());
   }
@@ -399,9 +438,18 @@ int Application::run() {
   }
   for (std::size_t i = 0; i < pools_.size(); ++i) {
     const auto& database = config_.databases[i];
-    spdlog::info("pool {}: server {}, min_idle={} max_size={}", database.name,
-                 database.server.describe(), database.pool.min_idle, database.pool.max_size);
-    pools_[i]->start();
+    spdlog::info("pool {}: server {}, min_idle={} max_size={}{}", database.name,
+                 database.server.describe(), database.pool.min_idle, database.pool.max_size,
+                 database.pool.shards > 1
+                     ? fmt::format(" split into {} shards on {} worker(s)", database.pool.shards,
+                                   std::min<std::size_t>(database.pool.shards, workers_.size()))
+                     : std::string());
+    if (database.pool.shards > static_cast<int>(workers_.size())) {
+      spdlog::warn("pool {}: pool.shards={} exceeds workers={}: shards share workers, which only "
+                   "splits the pool without using more cores",
+                   database.name, database.pool.shards, workers_.size());
+    }
+    for (const auto& pool : pools_[i]) pool->start();
   }
   // Installed before any loop runs, so an early signal is not lost to the default action
   // (SIGHUP's would end the process).

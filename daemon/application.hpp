@@ -1,5 +1,6 @@
 #pragma once
-// Wiring: builds the worker loops, the metrics registry, one pool per configured database, the
+// Wiring: builds the worker loops, the metrics registry, the pools of each configured database
+// (one per shard, pool.shards), the
 // admin endpoint and the signal handling, runs them until a signal, then shuts down in order.
 //
 // Signals: SIGTERM or SIGINT starts a clean shutdown (exit code 0): listeners close, idle server
@@ -56,7 +57,11 @@ class Application {
   boost::asio::awaitable<void> watch_config_file();
   boost::asio::awaitable<void> report_status();
   boost::asio::awaitable<void> feed_watchdog();
-  std::shared_ptr<pool::Pool> make_pool(const pool::PoolConfig& database);
+  // One pool per shard of a database, on consecutive workers; all shards share the database's
+  // metric series (their gauges add up).
+  using Shards = std::vector<std::shared_ptr<pool::Pool>>;
+  Shards make_pools(const pool::PoolConfig& database);
+  std::vector<std::shared_ptr<pool::Pool>> all_pools() const;
   std::vector<proxy::Route> make_routes();
   std::string status_line() const;
   bool pools_healthy() const;
@@ -68,7 +73,7 @@ class Application {
   WorkerGroup workers_;
   metrics::Registry registry_;
   ServiceNotifier notifier_;
-  std::vector<std::shared_ptr<pool::Pool>> pools_;     // same order as config_.databases
+  std::vector<Shards> pools_;                          // same order as config_.databases
   std::vector<std::shared_ptr<pool::Pool>> retiring_;  // removed by a reload, still draining
   int next_worker_ = 0;
   std::unique_ptr<metrics::AdminServer> admin_;

@@ -181,6 +181,14 @@ pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base) {
   if (r.read("max_size", base.max_size) && base.max_size < 1) {
     r.fail("max_size", "must be at least 1");
   }
+  if (r.read("shards", base.shards) && base.shards < 1) {
+    r.fail("shards", "must be at least 1");
+  }
+  if (base.shards > base.max_size) {
+    r.fail(r.has("shards") ? "shards" : "max_size",
+           "shards (" + std::to_string(base.shards) + ") must not exceed max_size (" +
+               std::to_string(base.max_size) + "): every shard needs a connection");
+  }
   if (base.min_idle > base.max_size) {
     r.fail(r.has("min_idle") ? "min_idle" : "max_size",
            "min_idle (" + std::to_string(base.min_idle) + ") must not exceed max_size (" +

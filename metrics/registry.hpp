@@ -36,7 +36,9 @@ class PoolMetrics {
   virtual void observe_ping(Seconds latency) = 0;
   virtual void observe_connect(Seconds latency) = 0;
   virtual void record_connect_failure(std::string_view cause) = 0;
-  virtual void set_connections(std::string_view state, std::int64_t count) = 0;
+  // Connections entering (+) or leaving (-) a state. Deltas, not totals: the shards of a
+  // database share one series, and their changes add up.
+  virtual void change_connections(std::string_view state, std::int64_t delta) = 0;
   virtual void record_keepalive_mismatch() = 0;
   virtual void observe_server_rtt(Seconds rtt) = 0;
   virtual void observe_checkout_wait(Seconds wait) = 0;

@@ -85,7 +85,7 @@ void Pool::adjust_count(ConnectionState state, int delta) {
   const auto index = static_cast<std::size_t>(state);
   counts_[index] += delta;
   shared_counts_[index].store(counts_[index], std::memory_order_relaxed);
-  metrics_->set_connections(to_string(state), counts_[index]);
+  metrics_->change_connections(to_string(state), delta);
 }
 
 void Pool::run_once_after(Deferred& deferred, Clock::duration delay, void (Pool::*task)()) {

@@ -36,6 +36,9 @@ struct ReconnectSettings {
 struct PoolSettings {
   int min_idle = 2;                           // idle connections kept warm
   int max_size = 10;                          // all server connections of the pool
+  // Pools the database is split into, each on its own worker with its share of min_idle and
+  // max_size (1: one pool, one worker). Read by the daemon, not by Pool.
+  int shards = 1;
   Milliseconds connect_timeout{5000};
   Milliseconds checkout_timeout{5000};
   Milliseconds max_lifetime{30 * 60 * 1000};  // 0: unlimited

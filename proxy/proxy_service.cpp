@@ -14,18 +14,29 @@ ProxyService::~ProxyService() { blocking_.join(); }
 
 Route* ProxyService::find_route(const std::string& database) {
   std::lock_guard lock(routes_mutex_);
-  for (auto& route : routes_) {
-    if (route->settings.database == database) return route.get();
-  }
-  return nullptr;
+  // A database split into shards (pool.shards) has one route per shard, in a row: clients are
+  // dealt to them in turn.
+  const auto first = std::find_if(routes_.begin(), routes_.end(), [&](const auto& route) {
+    return route->settings.database == database;
+  });
+  if (first == routes_.end()) return nullptr;
+  const auto end = std::find_if(first, routes_.end(), [&](const auto& route) {
+    return route->settings.database != database;
+  });
+  const auto shards = static_cast<std::size_t>(end - first);
+  if (shards == 1) return first->get();
+  return first[static_cast<std::ptrdiff_t>(next_shard_++ % shards)].get();
 }
 
 std::string ProxyService::route_names() const {
   std::lock_guard lock(routes_mutex_);
   std::string names;
+  const std::string* previous = nullptr;
   for (const auto& route : routes_) {
+    if (previous && *previous == route->settings.database) continue;  // another shard
     if (!names.empty()) names += ", ";
     names += route->settings.database;
+    previous = &route->settings.database;
   }
   return names;
 }

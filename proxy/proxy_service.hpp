@@ -50,6 +50,7 @@ class ProxyService {
   ProxySettings settings_;
   mutable std::mutex routes_mutex_;
   std::vector<std::shared_ptr<Route>> routes_;
+  std::size_t next_shard_ = 0;  // turns among a sharded database's routes; under routes_mutex_
   // Replaced and removed routes: sessions may still point at them.
   std::vector<std::shared_ptr<Route>> retired_routes_;
   std::shared_ptr<const auth::UsersFile> users_;

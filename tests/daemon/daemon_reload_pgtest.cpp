@@ -194,6 +194,38 @@ TEST_F(ReloadPgTest, DatabaseAddedThenRemoved) {
   EXPECT_EQ(run(client.get(), "SELECT 1"), "");
 }
 
+TEST_F(ReloadPgTest, ShardCountChangeReplacesThePoolsAndKeepsTheGaugesTrue) {
+  const auto with_shards = [&](int shards) {
+    auto text = config(*pg_, ports_, "idle: 5s");
+    const std::string pool_line = "pool: {min_idle: 2}\n";
+    text.replace(text.find(pool_line), pool_line.size(),
+                 "pool: {min_idle: 2, shards: " + std::to_string(shards) + "}\n");
+    return text;
+  };
+  auto daemon = start_warm(with_shards(1));
+  const auto before = pg_->backend_pids("pgvigil-reload");
+  ASSERT_EQ(before.size(), 2u);
+
+  daemon->write_config(with_shards(2));
+  ASSERT_TRUE(daemon->send_signal(SIGHUP));
+  ASSERT_TRUE(daemon->wait_for_log("pool.shards 1 -> 2", seconds(10))) << daemon->log_text();
+  // The old pool drains and closes; the two shards open one idle connection each.
+  ASSERT_TRUE(wait_until([&] {
+    const auto now = pg_->backend_pids("pgvigil-reload");
+    return now.size() == 2 && std::none_of(now.begin(), now.end(), [&](pid_t pid) {
+      return std::find(before.begin(), before.end(), pid) != before.end();
+    });
+  }, seconds(10))) << daemon->log_text();
+  EXPECT_TRUE(wait_until([&] { return idle_is(ports_, "app", 2); }, seconds(5)))
+      << metrics_page(ports_.admin);
+  EXPECT_EQ(metric(ports_.admin, "pgvigil_server_connections", {{"pool", "app"}, {"state", "closing"}})
+                .value_or(-1), 0);
+  EXPECT_EQ(reloads(ports_, "success"), 1.0);
+  auto client = connect_client(ports_.listen, "app");
+  ASSERT_EQ(PQstatus(client.get()), CONNECTION_OK) << PQerrorMessage(client.get());
+  EXPECT_EQ(run(client.get(), "SELECT 1"), "");
+}
+
 TEST_F(ReloadPgTest, WatchedFileChangeOfServerDrainsOldConnections) {
   auto daemon = start_warm(config(*pg_, ports_, "idle: 5s") + "reload: {watch_file: true}\n");
   ASSERT_EQ(pg_->backend_pids("pgvigil-reload").size(), 2u);

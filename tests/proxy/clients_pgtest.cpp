@@ -1002,5 +1002,79 @@ TEST_F(ClientsPgTest, CheckoutTimesOutWhenThePoolIsBusy) {
   EXPECT_EQ(pq_value(later, "SELECT 'served'"), "served");
 }
 
+// --- pool.shards ---------------------------------------------------------------------------
+
+TEST_F(ClientsPgTest, ShardedPoolSplitsItsConnectionsAndDealsClientsInTurn) {
+  // Two shards of one connection each, on the daemon's two workers.
+  start_daemon({.databases = {{.name = "tx",
+                               .pool = "{max_size: 2, min_idle: 2, shards: 2, "
+                                       "checkout_timeout: 500ms}"}}});
+  const auto connections = [&](const char* state) {
+    return metric("pgvigil_server_connections", {{"pool", "tx"}, {"state", state}});
+  };
+  ASSERT_TRUE(wait_until([&] { return connections("idle") == 2; }, seconds(10))) << metrics_page();
+  EXPECT_EQ(daemon_backends().size(), 2u);
+
+  // Clients are dealt to the shards in turn: first, third and fifth to one, second and fourth
+  // to the other. Each shard has its own single connection.
+  auto first = pq_connect(conninfo("tx"));
+  auto second = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(first)) << PQerrorMessage(first.get());
+  ASSERT_TRUE(pq_ok(second)) << PQerrorMessage(second.get());
+  ASSERT_EQ(pq_run(first, "BEGIN"), "");
+  const auto first_pid = pq_value(first, "SELECT pg_backend_pid()");
+  const auto second_pid = pq_value(second, "SELECT pg_backend_pid()");  // and gives it back
+  ASSERT_TRUE(first_pid && second_pid);
+  EXPECT_NE(*first_pid, *second_pid);
+  // The shards' gauges add up to the database's.
+  EXPECT_EQ(connections("checked_out"), 1);
+  EXPECT_EQ(connections("idle"), 1);
+
+  // The third client shares the first's shard. Shards do not lend to each other: although the
+  // other shard's connection is idle, it waits for its own and times out. (One pool of two
+  // would have served it: this is what sharding costs, and why it is off by default.)
+  auto third = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(third)) << PQerrorMessage(third.get());
+  const auto refused = pq_first_result(third, PQsendQuery(third.get(), "SELECT 1") == 1);
+  EXPECT_EQ(result_sqlstate(refused), "53300") << PQerrorMessage(third.get());
+  EXPECT_EQ(connections("idle"), 1);
+
+  // Each shard keeps serving its own clients on its own backend.
+  ASSERT_EQ(pq_run(first, "COMMIT"), "");
+  auto fourth = pq_connect(conninfo("tx"));
+  auto fifth = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(fourth)) << PQerrorMessage(fourth.get());
+  ASSERT_TRUE(pq_ok(fifth)) << PQerrorMessage(fifth.get());
+  EXPECT_EQ(pq_value(fourth, "SELECT pg_backend_pid()"), second_pid);
+  EXPECT_EQ(pq_value(fifth, "SELECT pg_backend_pid()"), first_pid);
+  EXPECT_EQ(daemon_backends().size(), 2u) << "the shards together keep max_size connections";
+}
+
+TEST_F(ClientsPgTest, ShardedPoolRunsPgbenchWithoutErrors) {
+  ensure_bench_database();
+  start_daemon({.databases = {{.name = "bench_tx", .dbname = "bench",
+                               .pool = "{max_size: 4, min_idle: 4, shards: 2}"}}});
+  const double before = metric("pgvigil_transactions_total", {{"pool", "bench_tx"}});
+  const auto ran = run_shell(pgbench("bench_tx", "-S -T 3 -c 8 -j 2 -M extended"), seconds(30));
+  EXPECT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_FALSE(contains(ran.output, "aborted")) << ran.output;
+  std::smatch processed;
+  ASSERT_TRUE(std::regex_search(ran.output, processed,
+                                std::regex(R"(actually processed: ([0-9]+))")))
+      << ran.output;
+  const double transactions = std::stod(processed[1]);
+  EXPECT_GT(transactions, 0);
+  double after = 0;
+  wait_until([&] {
+    after = metric("pgvigil_transactions_total", {{"pool", "bench_tx"}});
+    return after - before >= transactions;
+  }, seconds(3));
+  EXPECT_GE(after - before, transactions) << "both shards count into the database's series";
+  EXPECT_LE(daemon_backends().size(), 4u);
+  EXPECT_EQ(metric("pgvigil_server_connections", {{"pool", "bench_tx"}, {"state", "idle"}}) +
+                metric("pgvigil_server_connections", {{"pool", "bench_tx"}, {"state", "checked_out"}}),
+            4);
+}
+
 }  // namespace
 }  // namespace pgvigil::testing
