@@ -69,6 +69,7 @@ ServerConnection::ServerConnection(asio::any_io_executor executor,
       config_(std::move(config)),
       id_(id),
       descriptor_(executor),
+      reader_(asio::query(executor, asio::execution::context)),
       timer_(executor) {
   const auto& server = config_->server;
   server_address_ = server.is_unix_socket()
@@ -310,6 +311,7 @@ std::optional<Death> ServerConnection::quick_check(bool thorough) {
                                 Clock::now()};
   if (peeked > 0) return absorb_idle_input();
   if (errno != EAGAIN && errno != EWOULDBLOCK) return diagnose_failure(false, "checking socket");
+  drain_claim_unchecked_ = false;  // checked: no bytes and no FIN wait on the socket
   return std::nullopt;
 }
 

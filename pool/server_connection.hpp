@@ -8,6 +8,8 @@
 // released before every PQconnectPoll, which may close or replace the socket, so a reused
 // descriptor number can never be unregistered by mistake.
 
+#include "pool/server_reader.hpp"
+
 #include <libpq-fe.h>
 #include <openssl/types.h>
 
@@ -97,7 +99,8 @@ class ServerConnection {
 
   // The relay's hot path is callbacks, not coroutines (no frame per operation).
   // Reads what the server sent: handler(error_code, std::size_t). Tries the socket at once
-  // (Asio's speculative read; over TLS, SSL_read), and waits only when it has nothing.
+  // (over TLS, SSL_read first), unless the last read ended the server's answer and the socket
+  // was checked since (server_reader.hpp); waits when it has nothing.
   template <typename Handler>
   void async_relay_read(std::span<char> buffer, Handler&& handler);
   // One non-blocking write attempt: the bytes written (0 when the socket buffer is full); ec set
@@ -196,6 +199,10 @@ class ServerConnection {
   PGconn* conn_ = nullptr;
   SSL* tls_ = nullptr;  // libpq's OpenSSL object when the link is TLS
   boost::asio::posix::stream_descriptor descriptor_;
+  ServerReader reader_;
+  // The last relay read claimed the socket drained and nothing has checked it since
+  // (server_reader.hpp); quick_check's peek clears it.
+  bool drain_claim_unchecked_ = false;
   boost::asio::steady_timer timer_;
   ConnectionState state_ = ConnectionState::connecting;
   std::string server_address_;
@@ -219,8 +226,8 @@ void ServerConnection::async_relay_read(std::span<char> buffer, Handler&& handle
   }
   boost::system::error_code ec;
   if (tls() == nullptr) {
-    descriptor_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
-                                std::forward<Handler>(handler));
+    reader_.async_read(descriptor_, buffer, drain_claim_unchecked_,
+                       std::forward<Handler>(handler));
     return;
   }
   // TLS: OpenSSL may hold decrypted bytes already, so SSL_read comes first; the socket is
