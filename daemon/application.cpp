@@ -68,6 +68,20 @@ std::vector<std::shared_ptr<pool::Pool>> Application::all_pools() const {
   return pools;
 }
 
+std::vector<Application::NamedPool> Application::named_pools() const {
+  std::vector<NamedPool> named;
+  for (const auto& shards : pools_) {
+    for (std::size_t index = 0; index < shards.size(); ++index) {
+      const auto& pool = shards[index];
+      named.push_back({shards.size() == 1 ? pool->name()
+                                          : fmt::format("{} (shard {}/{})", pool->name(), index + 1,
+                                                        shards.size()),
+                       pool});
+    }
+  }
+  return named;
+}
+
 std::vector<proxy::Route> Application::make_routes() {
   // A sharded database has one route per shard; the proxy hands its clients out in turn.
   std::vector<proxy::Route> routes;
@@ -100,11 +114,11 @@ Application::~Application() = default;
 metrics::ReadyState Application::readiness() const {
   if (proxy_ && proxy_->draining()) return {false, "draining: pgvigil is shutting down\n"};
   metrics::ReadyState state{true, {}};
-  for (const auto& pool : all_pools()) {
+  for (const auto& [name, pool] : named_pools()) {
     const auto status = pool->status();
     const bool healthy = status.healthy() > 0;
     state.ready = state.ready && healthy;
-    state.detail += "pool " + pool->name() + ": " + std::to_string(status.healthy()) +
+    state.detail += "pool " + name + ": " + std::to_string(status.healthy()) +
                     " healthy (" + std::to_string(status.idle) + " idle, " +
                     std::to_string(status.checked_out) + " in use, " +
                     std::to_string(status.connecting) + " connecting)";
@@ -359,9 +373,9 @@ bool Application::pools_healthy() const {
 
 std::string Application::status_line() const {
   std::vector<std::string> parts;
-  for (const auto& pool : all_pools()) {
+  for (const auto& [name, pool] : named_pools()) {
     const auto status = pool->status();
-    std::string part = fmt::format("{}: {} idle {} busy", pool->name(), status.idle + status.probing,
+    std::string part = fmt::format("{}: {} idle {} busy", name, status.idle + status.probing,
                                    status.checked_out);
     if (status.healthy() == 0) {
       if (!status.last_connect_failure.empty()) {

@@ -62,6 +62,12 @@ class Application {
   using Shards = std::vector<std::shared_ptr<pool::Pool>>;
   Shards make_pools(const pool::PoolConfig& database);
   std::vector<std::shared_ptr<pool::Pool>> all_pools() const;
+  // Every pool with the name operators see: the database's, plus "(shard i/n)" when split.
+  struct NamedPool {
+    std::string name;
+    std::shared_ptr<pool::Pool> pool;
+  };
+  std::vector<NamedPool> named_pools() const;
   std::vector<proxy::Route> make_routes();
   std::string status_line() const;
   bool pools_healthy() const;

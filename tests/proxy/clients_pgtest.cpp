@@ -1014,6 +1014,9 @@ TEST_F(ClientsPgTest, ShardedPoolSplitsItsConnectionsAndDealsClientsInTurn) {
   };
   ASSERT_TRUE(wait_until([&] { return connections("idle") == 2; }, seconds(10))) << metrics_page();
   EXPECT_EQ(daemon_backends().size(), 2u);
+  const auto ready = test::http_get(kHost, admin_port_, "/readyz", seconds(2)).body;
+  EXPECT_TRUE(contains(ready, "pool tx (shard 1/2): 1 healthy")) << ready;
+  EXPECT_TRUE(contains(ready, "pool tx (shard 2/2): 1 healthy")) << ready;
 
   // Clients are dealt to the shards in turn: first, third and fifth to one, second and fourth
   // to the other. Each shard has its own single connection.
