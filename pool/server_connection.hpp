@@ -8,7 +8,7 @@
 // released before every PQconnectPoll, which may close or replace the socket, so a reused
 // descriptor number can never be unregistered by mistake.
 
-#include "pool/server_reader.hpp"
+#include "pool/turn_reader.hpp"
 
 #include <libpq-fe.h>
 #include <openssl/types.h>
@@ -25,7 +25,10 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <algorithm>
+#include <iterator>
 #include <span>
+#include <utility>
 #include <string>
 #include <variant>
 
@@ -49,6 +52,22 @@ struct Death {
   EvictionReason reason;
   std::string detail;
   Clock::time_point last_sign_of_life;
+};
+
+// The server's turn ends with ReadyForQuery reporting an idle session ('Z', length 5, 'I'): a
+// TurnReader rule that records its claim.
+struct AnswerEndedIdle {
+  bool* claim;
+  bool operator()(std::span<const char> bytes) const {
+    static constexpr char kReadyIdle[] = {'Z', 0, 0, 0, 5, 'I'};
+    if (bytes.size() < sizeof kReadyIdle ||
+        !std::equal(std::begin(kReadyIdle), std::end(kReadyIdle),
+                    bytes.end() - static_cast<std::ptrdiff_t>(sizeof kReadyIdle))) {
+      return false;
+    }
+    *claim = true;
+    return true;
+  }
 };
 
 class ServerConnection {
@@ -100,7 +119,7 @@ class ServerConnection {
   // The relay's hot path is callbacks, not coroutines (no frame per operation).
   // Reads what the server sent: handler(error_code, std::size_t). Tries the socket at once
   // (over TLS, SSL_read first), unless the last read ended the server's answer and the socket
-  // was checked since (server_reader.hpp); waits when it has nothing.
+  // was checked since (turn_reader.hpp); waits when it has nothing.
   template <typename Handler>
   void async_relay_read(std::span<char> buffer, Handler&& handler);
   // One non-blocking write attempt: the bytes written (0 when the socket buffer is full); ec set
@@ -199,9 +218,11 @@ class ServerConnection {
   PGconn* conn_ = nullptr;
   SSL* tls_ = nullptr;  // libpq's OpenSSL object when the link is TLS
   boost::asio::posix::stream_descriptor descriptor_;
-  ServerReader reader_;
-  // The last relay read claimed the socket drained and nothing has checked it since
-  // (server_reader.hpp); quick_check's peek clears it.
+  TurnReader reader_;
+  // The last relay read ended the server's answer and claimed the socket drained
+  // (turn_reader.hpp), and nothing has checked the socket since: the next read tries first.
+  // quick_check's peek, which would see a FIN that came with the answer, clears it. Transaction
+  // pooling peeks before every lending, so only there is the system call saved.
   bool drain_claim_unchecked_ = false;
   boost::asio::steady_timer timer_;
   ConnectionState state_ = ConnectionState::connecting;
@@ -226,8 +247,8 @@ void ServerConnection::async_relay_read(std::span<char> buffer, Handler&& handle
   }
   boost::system::error_code ec;
   if (tls() == nullptr) {
-    reader_.async_read(descriptor_, buffer, drain_claim_unchecked_,
-                       std::forward<Handler>(handler));
+    reader_.async_read(descriptor_, buffer, std::exchange(drain_claim_unchecked_, false),
+                       AnswerEndedIdle{&drain_claim_unchecked_}, std::forward<Handler>(handler));
     return;
   }
   // TLS: OpenSSL may hold decrypted bytes already, so SSL_read comes first; the socket is

@@ -20,6 +20,7 @@
 #include "proxy/client_settings.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/proxy_service.hpp"
+#include "proxy/relay/request_ended.hpp"
 #include "proxy/relay/transaction_tracker.hpp"
 
 namespace pgvigil::proxy {
@@ -104,6 +105,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::string startup_reply() const;
   bool transaction_pooling() const;
   bool between_requests() const;
+  bool client_left_unnoticed();
 
   ProxyService& service_;
   std::unique_ptr<ClientStream> stream_;
@@ -129,6 +131,9 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::uint32_t held_client_bytes_ = 0;  // read while the server connection was going back
   std::uint16_t cancels_in_flight_ = 0;
   std::uint8_t io_in_flight_ = 0;  // pending reads, slow-path writes and checkouts
+  // The last client read ended a request and claimed the socket drained (pool/turn_reader.hpp),
+  // and nothing has looked at the socket since. Not a bit-field: the read's rule sets it.
+  bool client_claim_unchecked_ = false;
   bool client_reading_ : 1 = false;
   bool server_reading_ : 1 = false;
   bool returning_server_ : 1 = false;   // waiting for a cancel before the connection goes back

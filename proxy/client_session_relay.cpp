@@ -60,6 +60,7 @@ void ClientSession::park() {
   // nothing: end now rather than wait for a client that may stay silent.
   if (shutdown_requested_) return spawn(&ClientSession::finish_for_shutdown);
   parked_ = true;
+  client_claim_unchecked_ = false;  // the wait below looks at the socket
   client_buffer_.give_back();
   stream_->async_wait_readable([self = shared_from_this()](boost::system::error_code ec) {
     self->parked_ = false;
@@ -94,7 +95,14 @@ void ClientSession::start_relay() {
 void ClientSession::read_client() {
   client_reading_ = true;
   ++io_in_flight_;
-  stream_->async_read_some(client_buffer_.span(), [self = shared_from_this()](
+  // A read that ends a request claims the socket drained, so the next read
+  // (started right after forwarding) waits without a system call that would fail. What finds a
+  // FIN that came with that request, which raises no further event: writing the answer to a
+  // client that closed its socket (the reset does raise one), parking the session after its
+  // transaction (a new wait looks at the socket), or client_left_unnoticed() when the session
+  // keeps its server connection after an answer.
+  const relay::RequestEnded turn_ended{client_scanner_, &client_claim_unchecked_};
+  stream_->async_read_some(client_buffer_.span(), turn_ended, [self = shared_from_this()](
                                                       boost::system::error_code ec, std::size_t size) {
     self->client_reading_ = false;
     --self->io_in_flight_;
@@ -262,8 +270,20 @@ void ClientSession::after_forward_to_client() {
   if ((transaction_pooling() || shutdown_requested_) && between_requests()) {
     return transaction_done();
   }
+  if (client_claim_unchecked_ && server_scanner_.at_boundary() && tracker_.pending_ready() == 0 &&
+      client_left_unnoticed()) {
+    return end_after_io({Ending::quit, {}, {}});
+  }
   if (relayed_to_client_ >= kMetricsFlushBytes) flush_relay_metrics();
   read_server();
+}
+
+// Every request is answered and the server connection stays with this client (session pooling,
+// or a transaction still open). If the client's last request came with its FIN, the pending
+// read will never report it, and the connection would stay leased: look once.
+bool ClientSession::client_left_unnoticed() {
+  client_claim_unchecked_ = false;
+  return stream_->peer_closed();
 }
 
 bool ClientSession::between_requests() const {

@@ -9,7 +9,15 @@
 namespace pgvigil::proxy {
 namespace asio = boost::asio;
 
-ClientStream::ClientStream(Executor executor, int fd) : descriptor_(executor, fd) {}
+ClientStream::ClientStream(Executor executor, int fd)
+    : descriptor_(executor, fd), reader_(executor.context()) {}
+
+bool ClientStream::peer_closed() {
+  char byte;
+  const auto peeked = ::recv(descriptor_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (peeked >= 0) return peeked == 0;
+  return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
 
 asio::awaitable<std::size_t> ClientStream::read_some(std::span<char> buffer,
                                                      boost::system::error_code& ec) {

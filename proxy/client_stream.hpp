@@ -2,6 +2,8 @@
 // A client's socket (TCP or Unix: both are plain descriptors to us). Reads and writes try the
 // non-blocking system call first and only then wait on the event loop. Owns the descriptor.
 
+#include "pool/turn_reader.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -29,13 +31,15 @@ class ClientStream {
   }
 
   // Callback forms for the relay's hot path (no coroutine frame per operation).
-  // handler(error_code, std::size_t). Tries the socket at once (Asio's speculative read) and
-  // waits only when it has nothing.
-  template <typename Handler>
-  void async_read_some(std::span<char> buffer, Handler&& handler) {
-    descriptor_.async_read_some(boost::asio::buffer(buffer.data(), buffer.size()),
-                                std::forward<Handler>(handler));
+  // handler(error_code, std::size_t). Tries the socket at once and waits when it has nothing,
+  // except after a read that turn_ended claimed drained (pool/turn_reader.hpp): then it waits.
+  template <typename Rule, typename Handler>
+  void async_read_some(std::span<char> buffer, Rule turn_ended, Handler&& handler) {
+    reader_.async_read(descriptor_, buffer, /*try_first=*/false, std::move(turn_ended),
+                       std::forward<Handler>(handler));
   }
+  // The client closed its end (a FIN waits on the socket) or the socket failed. One peek.
+  bool peer_closed();
   // One non-blocking send: what was written (maybe less than asked, maybe 0 when the socket
   // buffer is full); ec set on a real error.
   std::size_t try_write(std::span<const char> bytes, boost::system::error_code& ec);
@@ -58,6 +62,7 @@ class ClientStream {
 
  private:
   boost::asio::posix::basic_stream_descriptor<Executor> descriptor_;
+  pool::TurnReader reader_;
 };
 
 }  // namespace pgvigil::proxy

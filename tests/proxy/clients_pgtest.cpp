@@ -1002,6 +1002,35 @@ TEST_F(ClientsPgTest, CheckoutTimesOutWhenThePoolIsBusy) {
   EXPECT_EQ(pq_value(later, "SELECT 'served'"), "served");
 }
 
+TEST_F(ClientsPgTest, ARequestThatCameWithTheClientsFinIsNoticedInEveryPoolingMode) {
+  // The relay's next client read waits without trying the socket after a complete request
+  // (pool/turn_reader.hpp), so a FIN that arrived together with the request raises no event of
+  // its own. Each case must still end the session, and leave no server connection leased.
+  start_daemon({.databases = {{.name = "tx"}, {.name = "sess", .pool_mode = "session"}}});
+  struct Case {
+    std::string database;
+    std::string sql;
+  };
+  for (const auto& [database, sql] : {Case{"tx", "SELECT 1"}, Case{"tx", "BEGIN"},
+                                      Case{"sess", "SELECT 1"}, Case{"sess", "BEGIN"}}) {
+    SCOPED_TRACE(database + ": " + sql);
+    RawPgConnection client(port_);
+    std::string failure;
+    ASSERT_TRUE(client.login("postgres", database, seconds(5), &failure)) << failure;
+    ASSERT_TRUE(client.send_then_finish(typed_message('Q', sql + std::string(1, '\0'))));
+    const auto ready = client.read_until('Z', seconds(5));
+    ASSERT_TRUE(ready) << "no answer";
+    EXPECT_TRUE(client.closed_by_server_within(seconds(2)))
+        << "the session outlived its client's FIN";
+  }
+  for (const std::string pool : {"tx", "sess"}) {
+    EXPECT_TRUE(wait_until([&] { return metric("pgvigil_server_connections",
+                                               {{"pool", pool}, {"state", "checked_out"}}) == 0; },
+                           seconds(3)))
+        << pool << "\n" << metrics_page();
+  }
+}
+
 // --- pool.shards ---------------------------------------------------------------------------
 
 TEST_F(ClientsPgTest, ShardedPoolSplitsItsConnectionsAndDealsClientsInTurn) {

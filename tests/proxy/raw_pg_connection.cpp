@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -88,6 +89,16 @@ bool RawPgConnection::send(std::string_view bytes) {
 }
 
 void RawPgConnection::finish_sending() { ::shutdown(fd_, SHUT_WR); }
+
+bool RawPgConnection::send_then_finish(std::string_view bytes) {
+  const int on = 1;
+  if (::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on) != 0) {
+    throw std::system_error(errno, std::generic_category(), "setsockopt(TCP_CORK)");
+  }
+  const bool sent = send(bytes);
+  finish_sending();
+  return sent;
+}
 
 bool RawPgConnection::fill(Clock::time_point deadline) {
   if (closed_) return false;

@@ -48,6 +48,10 @@ class RawPgConnection {
   bool send(std::string_view bytes);
   // shutdown(SHUT_WR): the server reads end-of-file after what was sent.
   void finish_sending();
+  // Sends the bytes and shuts down sending so that both leave in one TCP segment (TCP_CORK
+  // holds the data until the FIN joins it): the server's first read of them also has the FIN
+  // queued behind, as when a client sends its last request and exits. false as send() does.
+  bool send_then_finish(std::string_view bytes);
 
   // One byte (the answer to SSLRequest / GSSENCRequest) within timeout.
   ReadEnd read_byte(char& byte, std::chrono::milliseconds timeout);

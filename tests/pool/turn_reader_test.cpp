@@ -1,6 +1,9 @@
-// ServerReader on real sockets (a Unix socketpair; no server needed): what a read that ends with
-// ReadyForQuery claims, and that an unchecked claim never hides a FIN that came with the data.
-#include "pool/server_reader.hpp"
+// TurnReader with the server's rule, as ServerConnection uses it, on real sockets (a Unix
+// socketpair; no server needed): what a read that ends with ReadyForQuery claims, and that an
+// unchecked claim never hides a FIN that came with the data.
+#include "pool/turn_reader.hpp"
+
+#include "pool/server_connection.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -12,6 +15,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace pgvigil::pool {
 namespace {
@@ -27,7 +31,7 @@ struct Outcome {
   std::string bytes;
 };
 
-class ServerReaderTest : public ::testing::Test {
+class TurnReaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
     int fds[2];
@@ -47,13 +51,19 @@ class ServerReaderTest : public ::testing::Test {
     peer_ = -1;
   }
 
+  // A read as ServerConnection::async_relay_read starts it.
+  template <typename Handler>
+  void start_read(Handler handler) {
+    reader_.async_read(descriptor_, buffer_, std::exchange(drain_claim_, false),
+                       AnswerEndedIdle{&drain_claim_}, std::move(handler));
+  }
+
   // One read, run until it completes or `patience` passes (nullopt then).
   std::optional<Outcome> read_once(std::chrono::milliseconds patience = 1s) {
     std::optional<Outcome> outcome;
-    reader_.async_read(descriptor_, buffer_, drain_claim_,
-                       [&](boost::system::error_code ec, std::size_t n) {
-                         outcome = Outcome{ec, std::string(buffer_.data(), n)};
-                       });
+    start_read([&](boost::system::error_code ec, std::size_t n) {
+      outcome = Outcome{ec, std::string(buffer_.data(), n)};
+    });
     context_.restart();
     context_.run_for(patience);
     if (!outcome) {
@@ -67,13 +77,13 @@ class ServerReaderTest : public ::testing::Test {
 
   boost::asio::io_context context_;
   boost::asio::posix::stream_descriptor descriptor_{context_};
-  ServerReader reader_{context_};
+  TurnReader reader_{context_};
   std::array<char, 1024> buffer_{};
   bool drain_claim_ = false;
   int peer_ = -1;
 };
 
-TEST_F(ServerReaderTest, ReadyForQueryIdleClaimsTheSocketDrained) {
+TEST_F(TurnReaderTest, ReadyForQueryIdleClaimsTheSocketDrained) {
   peer_sends("C\0\0\0\x0DSELECT 1\0"s + kReadyIdle);
   const auto first = read_once();
   ASSERT_TRUE(first);
@@ -82,7 +92,7 @@ TEST_F(ServerReaderTest, ReadyForQueryIdleClaimsTheSocketDrained) {
   EXPECT_TRUE(drain_claim_);
 }
 
-TEST_F(ServerReaderTest, OtherEndingsClaimNothing) {
+TEST_F(TurnReaderTest, OtherEndingsClaimNothing) {
   peer_sends(kReadyInTransaction);
   ASSERT_TRUE(read_once());
   EXPECT_FALSE(drain_claim_);
@@ -91,14 +101,13 @@ TEST_F(ServerReaderTest, OtherEndingsClaimNothing) {
   EXPECT_FALSE(drain_claim_);
 }
 
-TEST_F(ServerReaderTest, AnUncheckedClaimStillFindsAFinThatCameWithTheAnswer) {
+TEST_F(TurnReaderTest, AnUncheckedClaimStillFindsAFinThatCameWithTheAnswer) {
   // The read waits first, then the server answers and closes at once: the event loop sees one
   // edge for both, and the read takes the answer, leaving the FIN queued behind it.
   std::optional<Outcome> answer;
-  reader_.async_read(descriptor_, buffer_, drain_claim_,
-                     [&](boost::system::error_code ec, std::size_t n) {
-                       answer = Outcome{ec, std::string(buffer_.data(), n)};
-                     });
+  start_read([&](boost::system::error_code ec, std::size_t n) {
+    answer = Outcome{ec, std::string(buffer_.data(), n)};
+  });
   context_.run_for(20ms);
   ASSERT_FALSE(answer);
   peer_sends(kReadyIdle);
@@ -116,7 +125,7 @@ TEST_F(ServerReaderTest, AnUncheckedClaimStillFindsAFinThatCameWithTheAnswer) {
   EXPECT_FALSE(drain_claim_);
 }
 
-TEST_F(ServerReaderTest, ACheckedClaimWaitsAndStillSeesWhatArrivesLater) {
+TEST_F(TurnReaderTest, ACheckedClaimWaitsAndStillSeesWhatArrivesLater) {
   peer_sends(kReadyIdle);
   ASSERT_TRUE(read_once());
   ASSERT_TRUE(drain_claim_);
@@ -124,10 +133,9 @@ TEST_F(ServerReaderTest, ACheckedClaimWaitsAndStillSeesWhatArrivesLater) {
   // Nothing is there, so the read waits. (That it was queued without a first try, the system
   // call the claim saves, shows in strace, not here.)
   std::optional<Outcome> later;
-  reader_.async_read(descriptor_, buffer_, drain_claim_,
-                     [&](boost::system::error_code ec, std::size_t n) {
-                       later = Outcome{ec, std::string(buffer_.data(), n)};
-                     });
+  start_read([&](boost::system::error_code ec, std::size_t n) {
+    later = Outcome{ec, std::string(buffer_.data(), n)};
+  });
   context_.restart();
   context_.run_for(50ms);
   EXPECT_FALSE(later);

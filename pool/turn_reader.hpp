@@ -1,23 +1,22 @@
 #pragma once
-// ServerReader: the relay's read of a server socket. Asio's async_read_some, except that a read
-// ending the server's answer (ReadyForQuery, idle) tells the reactor the socket is drained.
+// TurnReader: the relay's reads. Asio's async_read_some, except that a read which the caller's
+// rule says ended the peer's turn (the server's ReadyForQuery, a client's complete request)
+// tells the reactor the socket is drained, so the next read waits without trying first.
 //
 // Why: Asio 1.81's epoll reactor tries a read as soon as one is started, unless the previous
 // read on that descriptor reported the socket drained, which for reads it does only at end of
-// file. In transaction pooling every transaction starts a server read right after forwarding
-// the client's query, before the server can have answered, so that try failed with EAGAIN: one
-// wasted system call per transaction. (Waiting with async_wait instead costs an EPOLL_CTL_MOD.)
+// file. The relay starts its next read right after forwarding, before the peer can have
+// answered, so that try failed with EAGAIN: about one wasted system call per transaction on
+// each side (strace, pgbench at 32 clients). Waiting with async_wait instead costs an
+// EPOLL_CTL_MOD each time.
 //
-// Why only after ReadyForQuery idle, and why the claim must be checked: a short read means
-// nothing more was queued except possibly the peer's FIN, which recv reports only on the next
-// call; the edge-triggered registration reports every later arrival, but a FIN that came with
-// the data was already reported. So the read records its claim in a flag of the caller's, and
-// the next read tries the socket first anyway unless something checked it in between: the peek
-// before a pooled connection is lent again (ServerConnection::quick_check) clears the flag. In
-// transaction pooling that peek always comes between, which is where the system call is saved;
-// in session pooling, or after bytes that only looked like ReadyForQuery, the next read tries
-// first as before. (Claiming every short read as drained was tried: a client that sent half a
-// message and closed was never noticed.)
+// What a claim risks: a short read means nothing more was queued except possibly the peer's
+// FIN, which recv reports only on the next call. The edge-triggered registration reports every
+// later arrival, but a FIN that came with the data was already reported. So a rule records its
+// claim in a flag of the caller's, and the caller makes sure something finds such a FIN before
+// it could matter (ServerConnection and ClientSession say how). A read that filled the buffer
+// never claims. Claiming every short read was tried: a client that sent half a message and
+// closed was never noticed.
 //
 // This reaches into Asio's reactor (boost::asio::detail), so it is pinned to the Boost version it
 // was written against; the static_assert below turns an upgrade into a compile error to revisit.
@@ -32,17 +31,16 @@
 #include <boost/version.hpp>
 #include <algorithm>
 #include <cerrno>
-#include <iterator>
 #include <memory>
 #include <span>
 #include <sys/socket.h>
 #include <utility>
 
 static_assert(BOOST_VERSION == 108100,
-              "pool/server_reader.hpp uses Boost 1.81's reactor internals: check them again");
+              "pool/turn_reader.hpp uses Boost 1.81's reactor internals: check them again");
 
 namespace pgvigil::pool {
-namespace server_reader_detail {
+namespace turn_reader_detail {
 
 namespace asio_detail = boost::asio::detail;
 using DescriptorImpl = asio_detail::reactive_descriptor_service::implementation_type;
@@ -70,37 +68,29 @@ struct DescriptorAccess : boost::asio::posix::basic_stream_descriptor<Executor> 
   }
 };
 
-template <typename Handler>
-class ServerReadOp : public asio_detail::reactor_op {
+template <typename Rule, typename Handler>
+class TurnReadOp : public asio_detail::reactor_op {
  public:
   template <typename H>
-  ServerReadOp(int fd, std::span<char> buffer, bool& drain_claim, H&& handler)
+  TurnReadOp(int fd, std::span<char> buffer, Rule rule, H&& handler)
       : reactor_op(boost::system::error_code(), &do_perform, &do_complete),
         fd_(fd),
         buffer_(buffer),
-        drain_claim_(&drain_claim),
+        rule_(std::move(rule)),
         handler_(std::forward<H>(handler)) {}
 
-  // The bytes end with ReadyForQuery reporting an idle session: 'Z', length 5, 'I'.
-  static bool ends_idle(std::span<const char> bytes) {
-    static constexpr char kReadyIdle[] = {'Z', 0, 0, 0, 5, 'I'};
-    return bytes.size() >= sizeof kReadyIdle &&
-           std::equal(std::begin(kReadyIdle), std::end(kReadyIdle),
-                      bytes.end() - static_cast<std::ptrdiff_t>(sizeof kReadyIdle));
-  }
-
  private:
-  // Runs while the descriptor is registered, so the caller's flag is alive.
   static status do_perform(reactor_op* base) {
-    auto* op = static_cast<ServerReadOp*>(base);
+    auto* op = static_cast<TurnReadOp*>(base);
     for (;;) {
       // recv, not read: it skips the VFS layer (about 0.1 µs a call, measured with perf).
       const auto n = ::recv(op->fd_, op->buffer_.data(), op->buffer_.size(), 0);
       if (n > 0) {
         op->bytes_transferred_ = static_cast<std::size_t>(n);
-        if (!ends_idle(op->buffer_.first(op->bytes_transferred_))) return done;
-        *op->drain_claim_ = true;
-        return done_and_exhausted;
+        const bool short_read = op->bytes_transferred_ < op->buffer_.size();
+        return short_read && op->rule_(op->buffer_.first(op->bytes_transferred_))
+                   ? done_and_exhausted
+                   : done;
       }
       if (n == 0) {
         op->ec_ = boost::asio::error::eof;
@@ -115,8 +105,8 @@ class ServerReadOp : public asio_detail::reactor_op {
 
   // owner is null when the io_context is destroyed with the read still pending: free, no call.
   static void do_complete(void* owner, asio_detail::scheduler_operation* base,
-                       const boost::system::error_code&, std::size_t) {
-    std::unique_ptr<ServerReadOp> op(static_cast<ServerReadOp*>(base));
+                          const boost::system::error_code&, std::size_t) {
+    std::unique_ptr<TurnReadOp> op(static_cast<TurnReadOp*>(base));
     if (owner == nullptr) return;
     Handler handler = std::move(op->handler_);
     const auto ec = op->ec_;
@@ -127,36 +117,34 @@ class ServerReadOp : public asio_detail::reactor_op {
 
   int fd_;
   std::span<char> buffer_;
-  bool* drain_claim_;
+  Rule rule_;  // runs inside the reactor's perform, while the descriptor is registered
   Handler handler_;
 };
 
-}  // namespace server_reader_detail
+}  // namespace turn_reader_detail
 
-// Reads server sockets of one io_context. Holds that context's reactor, looked up once:
-// use_service takes a lock and searches a list, which showed in profiles when done per read.
-class ServerReader {
+// The relay's reads on descriptors of one io_context. Holds that context's reactor, looked up
+// once: use_service takes a lock and searches a list, which showed in profiles when done per read.
+class TurnReader {
  public:
-  explicit ServerReader(boost::asio::execution_context& context)
-      : reactor_(&boost::asio::use_service<server_reader_detail::asio_detail::reactor>(context)) {}
+  explicit TurnReader(boost::asio::execution_context& context)
+      : reactor_(&boost::asio::use_service<turn_reader_detail::asio_detail::reactor>(context)) {}
 
   // Calls handler(error_code, std::size_t) with at least one byte read, or with an error (eof,
   // operation_aborted when the descriptor is cancelled or closed): descriptor.async_read_some's
   // contract. The descriptor must be an open stream socket of this reader's io_context and the
   // buffer not empty. The handler runs from the io_context, never inside this call.
   //
-  // drain_claim is the caller's flag for this socket (see the top of this file): set when a
-  // read claims the socket drained; while set, the next read tries the socket first. Whoever
-  // checks the socket for pending bytes and a FIN may clear it.
-  template <typename Executor, typename Handler>
+  // turn_ended(std::span<const char> bytes) -> bool is asked about a read that did not fill the
+  // buffer; true claims the socket drained. try_first makes this read try the socket before
+  // waiting even after such a claim.
+  template <typename Executor, typename Rule, typename Handler>
   void async_read(boost::asio::posix::basic_stream_descriptor<Executor>& descriptor,
-                  std::span<char> buffer, bool& drain_claim, Handler&& handler) {
-    namespace d = server_reader_detail;
+                  std::span<char> buffer, bool try_first, Rule turn_ended, Handler&& handler) {
+    namespace d = turn_reader_detail;
     if (!descriptor.native_non_blocking()) descriptor.native_non_blocking(true);
-    auto* op = new d::ServerReadOp<std::decay_t<Handler>>(descriptor.native_handle(), buffer,
-                                                          drain_claim,
-                                                          std::forward<Handler>(handler));
-    const bool try_first = std::exchange(drain_claim, false);
+    auto* op = new d::TurnReadOp<Rule, std::decay_t<Handler>>(
+        descriptor.native_handle(), buffer, std::move(turn_ended), std::forward<Handler>(handler));
     if (try_first && op->perform() != d::asio_detail::reactor_op::not_done) {
       reactor_->post_immediate_completion(op, /*is_continuation=*/false);
       return;
@@ -168,7 +156,7 @@ class ServerReader {
   }
 
  private:
-  server_reader_detail::asio_detail::reactor* reactor_;
+  turn_reader_detail::asio_detail::reactor* reactor_;
 };
 
 }  // namespace pgvigil::pool

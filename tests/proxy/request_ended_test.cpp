@@ -1,0 +1,60 @@
+// The client read's TurnReader rule (proxy/relay/request_ended.hpp): which bytes end a client's
+// turn, seen from the relay scanner's state before the read.
+#include "proxy/relay/request_ended.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace pgvigil::proxy::relay {
+namespace {
+
+using namespace std::string_literals;
+
+constexpr std::uint32_t kMaxBody = 1 << 20;
+
+const std::string kQuery = "Q\0\0\0\x0DSELECT 1\0"s;
+const std::string kSync = "S\0\0\0\x04"s;
+const std::string kExecute = "E\0\0\0\x09\0\0\0\0\0"s;
+const std::string kCopyData = "d\0\0\0\x07abc"s;
+
+bool claims(const std::string& bytes, MessageScanner scanner = MessageScanner(kMaxBody)) {
+  bool claim = false;
+  RequestEnded rule{scanner, &claim};
+  const bool ended = rule(bytes);
+  EXPECT_EQ(ended, claim) << "the claim flag follows the answer";
+  return ended;
+}
+
+TEST(RequestEnded, ACompleteQueryOrSyncEndsTheTurn) {
+  EXPECT_TRUE(claims(kQuery));
+  EXPECT_TRUE(claims(kExecute + kSync));
+  EXPECT_TRUE(claims(kQuery + kQuery));  // pipelined: the last one counts
+}
+
+TEST(RequestEnded, AnythingElseDoesNot) {
+  EXPECT_FALSE(claims(kExecute));                        // no Sync yet: more follows
+  EXPECT_FALSE(claims(kCopyData));                       // COPY data streams on
+  EXPECT_FALSE(claims(kQuery.substr(0, 7)));             // half a message
+  EXPECT_FALSE(claims(kQuery + kSync.substr(0, 3)));     // a complete Query, then half a Sync
+  EXPECT_FALSE(claims("Q\0\0\0\x02"s));                  // a bad length is not an ending
+}
+
+TEST(RequestEnded, ItContinuesFromTheRelaysScannerState) {
+  // The relay already saw the first 7 bytes of a Query; the read brings the rest and a Sync.
+  MessageScanner scanner(kMaxBody);
+  ASSERT_EQ(scanner.scan(std::string_view(kQuery).substr(0, 7),
+                         [](const MessageHeader&) { return true; }),
+            MessageScanner::Verdict::ok);
+  const std::string rest = kQuery.substr(7) + kSync;
+  EXPECT_TRUE(claims(rest, scanner));
+  EXPECT_FALSE(claims(rest)) << "read from a fresh scanner, the same bytes are not a request";
+  // The rule scans a copy: the relay's own scanner is where it was.
+  EXPECT_FALSE(scanner.at_boundary());
+  // Only the end of a message whose header came earlier: its type is not known here, so no
+  // claim (the next read tries the socket first, as Asio's own read would).
+  EXPECT_FALSE(claims(kQuery.substr(7), scanner));
+}
+
+}  // namespace
+}  // namespace pgvigil::proxy::relay
