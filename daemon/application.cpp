@@ -16,6 +16,7 @@
 #include "daemon/config_diff.hpp"
 #include "daemon/config_loader.hpp"
 #include "daemon/version.hpp"
+#include "pool/connection_gauges.hpp"
 #include "pool/shard_config.hpp"
 
 namespace pgvigil::daemon {
@@ -46,6 +47,12 @@ Application::Application(Config config)
   metrics::AdminServerOptions admin_options;
   admin_options.host = config_.admin.host;
   admin_options.port = config_.admin.port;
+  // /metrics is served on worker 0, where pools_ and retiring_ change: no lock needed.
+  registry_.on_scrape([this] {
+    auto pools = all_pools();
+    pools.insert(pools.end(), retiring_.begin(), retiring_.end());
+    pool::publish_connection_gauges(pools);
+  });
   admin_ = std::make_unique<metrics::AdminServer>(workers_.context(0), admin_options, registry_,
                                                   [this] { return readiness(); });
   build_proxy();

@@ -98,11 +98,11 @@ void PoolSeries::record_connect_failure(std::string_view cause) {
   if (found != connect_failures_.end()) found->second->Increment();
 }
 
-void PoolSeries::change_connections(std::string_view state, std::int64_t delta) {
+void PoolSeries::set_connections(std::string_view state, std::int64_t count) {
   std::shared_lock lock(mutex_);
   if (detached_) return;
   const auto found = connections_.find(state);
-  if (found != connections_.end()) found->second->Increment(static_cast<double>(delta));
+  if (found != connections_.end()) found->second->Set(static_cast<double>(count));
 }
 
 void PoolSeries::record_keepalive_mismatch() {

@@ -28,7 +28,7 @@ class PoolSeries final : public PoolMetrics {
   void observe_ping(Seconds latency) override;
   void observe_connect(Seconds latency) override;
   void record_connect_failure(std::string_view cause) override;
-  void change_connections(std::string_view state, std::int64_t delta) override;
+  void set_connections(std::string_view state, std::int64_t count) override;
   void record_keepalive_mismatch() override;
   void observe_server_rtt(Seconds rtt) override;
   void observe_checkout_wait(Seconds wait) override;

@@ -77,7 +77,10 @@ void Registry::record_config_reload(bool success) {
   (success ? families_->reloads_succeeded : families_->reloads_failed).Increment();
 }
 
+void Registry::on_scrape(std::function<void()> refresh) { refresh_ = std::move(refresh); }
+
 std::string Registry::serialize() const {
+  if (refresh_) refresh_();
   return prometheus::TextSerializer{}.Serialize(registry_->Collect());
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -36,9 +37,10 @@ class PoolMetrics {
   virtual void observe_ping(Seconds latency) = 0;
   virtual void observe_connect(Seconds latency) = 0;
   virtual void record_connect_failure(std::string_view cause) = 0;
-  // Connections entering (+) or leaving (-) a state. Deltas, not totals: the shards of a
-  // database share one series, and their changes add up.
-  virtual void change_connections(std::string_view state, std::int64_t delta) = 0;
+  // Connections in a state now. Set when metrics are read (Registry::on_scrape), from the
+  // pools' own counts, so the relay's path touches no shared gauge and the shards of a database
+  // add up.
+  virtual void set_connections(std::string_view state, std::int64_t count) = 0;
   virtual void record_keepalive_mismatch() = 0;
   virtual void observe_server_rtt(Seconds rtt) = 0;
   virtual void observe_checkout_wait(Seconds wait) = 0;
@@ -66,6 +68,10 @@ class Registry {
   // Config reloads by result ("success" or "error").
   void record_config_reload(bool success);
 
+  // Runs at the start of every serialize(), to set values kept elsewhere (the connection
+  // gauges). One hook; a later call replaces it. Runs on the thread that serializes.
+  void on_scrape(std::function<void()> refresh);
+
   // The Prometheus text exposition format of everything registered.
   std::string serialize() const;
 
@@ -76,6 +82,7 @@ class Registry {
   struct Families;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Families> families_;
+  std::function<void()> refresh_;
 };
 
 }  // namespace pgvigil::metrics

@@ -84,8 +84,8 @@ void Pool::start() {
 void Pool::adjust_count(ConnectionState state, int delta) {
   const auto index = static_cast<std::size_t>(state);
   counts_[index] += delta;
+  // The gauges are set from these counts when metrics are read (connection_gauges.hpp).
   shared_counts_[index].store(counts_[index], std::memory_order_relaxed);
-  metrics_->change_connections(to_string(state), delta);
 }
 
 void Pool::run_once_after(Deferred& deferred, Clock::duration delay, void (Pool::*task)()) {

@@ -101,6 +101,11 @@ class Pool : public std::enable_shared_from_this<Pool> {
   boost::asio::awaitable<void> retire();
 
   PoolStatus status() const;
+  // Connections in `state` now. Thread-safe.
+  int count(ConnectionState state) const {
+    return shared_counts_[static_cast<std::size_t>(state)].load(std::memory_order_relaxed);
+  }
+  const std::shared_ptr<metrics::PoolMetrics>& metrics() const { return metrics_; }
   const std::string& name() const { return name_; }
   boost::asio::any_io_executor executor() const { return executor_; }
 

@@ -62,7 +62,7 @@ void populate(Registry& registry) {
     pool->observe_ping(400us);
     pool->observe_connect(15ms);
     pool->record_connect_failure("refused");
-    pool->change_connections("idle", 2);
+    pool->set_connections("idle", 2);
     pool->record_keepalive_mismatch();
     pool->observe_server_rtt(250us);
     pool->observe_checkout_wait(1ms);

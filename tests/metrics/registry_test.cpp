@@ -89,7 +89,7 @@ TEST(Registry, RecordsLandInTheirChildren) {
   pool->observe_ping(300us);
   pool->observe_connect(20ms);
   pool->record_connect_failure("refused");
-  pool->change_connections("idle", 3);
+  pool->set_connections("idle", 3);
   pool->record_keepalive_mismatch();
   pool->observe_server_rtt(1500us);
   pool->observe_checkout_wait(2ms);
@@ -128,7 +128,7 @@ TEST(Registry, LabelsOutsideTheSetsAreIgnored) {
   const std::string before = registry.serialize();
   pool->record_eviction("made_up_reason", 1s);
   pool->record_connect_failure("made_up_cause");
-  pool->change_connections("made_up_state", 7);
+  pool->set_connections("made_up_state", 7);
   const std::string after = registry.serialize();
   EXPECT_FALSE(contains(after, "made_up")) << after;
   EXPECT_EQ(before, after);
@@ -142,7 +142,7 @@ TEST(Registry, RemovePoolRemovesItsSeriesOnly) {
   // A handle the pool still holds must be harmless and must not bring series back.
   app->record_eviction("ping_timeout", 1s);
   app->observe_ping(1ms);
-  app->change_connections("idle", 1);
+  app->set_connections("idle", 1);
 
   const std::string page = registry.serialize();
   EXPECT_FALSE(contains(page, "pool=\"app\"")) << page;
