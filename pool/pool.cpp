@@ -52,11 +52,13 @@ std::string stop_detail(EvictionReason reason) {
 }  // namespace
 
 struct Pool::Waiter {
-  explicit Waiter(asio::any_io_executor executor, Clock::time_point deadline)
-      : timer(executor, deadline) {}
-  asio::steady_timer timer;  // expires at the deadline; cancelled when a connection is granted
+  Clock::time_point deadline;
   Lease granted;
-  bool done = false;
+  bool done = false;  // granted, timed out or woken by a stopping pool
+  // Wakes whoever waits, once (Pool::wake): a coroutine checkout's own timer is cancelled; a
+  // callback waiter's completion is posted.
+  std::function<void()> on_wake;
+  std::optional<asio::steady_timer> timer;  // coroutine checkouts: expires at the deadline
 };
 
 Pool::Pool(asio::any_io_executor executor, PoolConfig config,
@@ -68,6 +70,7 @@ Pool::Pool(asio::any_io_executor executor, PoolConfig config,
       config_(std::make_shared<const PoolConfig>(std::move(config))),
       metrics_(std::move(metrics)),
       maintenance_timer_(executor),
+      waiter_deadline_timer_(executor),
       watch_start_(executor),
       metrics_publish_(executor),
       backoff_(config_->pool.reconnect) {}
@@ -171,11 +174,10 @@ void Pool::make_available(const Lease& connection) {
     auto waiter = waiters_.front();
     waiters_.pop_front();
     if (waiter->done) continue;
-    waiter->done = true;
     waiter->granted = connection;
     transition(*connection, ConnectionState::checked_out);
     connection->detach();
-    waiter->timer.cancel();
+    wake(waiter);
     return;
   }
   transition(*connection, ConnectionState::idle);
@@ -281,9 +283,12 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
     }
     if (Clock::now() >= deadline) break;
 
-    auto waiter = std::make_shared<Waiter>(executor_, deadline);
+    auto waiter = std::make_shared<Waiter>();
+    waiter->deadline = deadline;
+    waiter->timer.emplace(executor_, deadline);
+    waiter->on_wake = [timer = &*waiter->timer] { timer->cancel(); };
     enqueue(waiter);
-    co_await waiter->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await waiter->timer->async_wait(asio::as_tuple(asio::use_awaitable));
     waiter->done = true;
     if (waiter->granted) {
       metrics_->observe_checkout_wait(Clock::now() - started);
@@ -319,22 +324,60 @@ CheckoutError Pool::checkout_failure(Milliseconds timeout) {
 
 void Pool::wait_for_connection(Milliseconds timeout, std::function<void(CheckoutResult)> done) {
   const auto started = Clock::now();
-  auto waiter = std::make_shared<Waiter>(executor_, started + timeout);
-  enqueue(waiter);
-  auto on_wake = [self = shared_from_this(), waiter, timeout, started,
-                  done = std::move(done)](boost::system::error_code) {
-    waiter->done = true;
-    if (waiter->granted) {
-      self->metrics_->observe_checkout_wait(Clock::now() - started);
-      return done(waiter->granted);
-    }
-    std::erase(self->waiters_, waiter);
-    if (self->stopping_) {
-      return done(CheckoutError{CheckoutError::Kind::shutting_down, stop_detail(self->stop_reason_)});
-    }
-    done(self->checkout_failure(timeout));
+  auto waiter = std::make_shared<Waiter>();
+  waiter->deadline = started + timeout;
+  // Posted, so that a connection given back inside another session's handler does not run this
+  // session's relay inside it.
+  waiter->on_wake = [self = shared_from_this(), waiter = waiter.get(), timeout, started,
+                     done = std::move(done)]() mutable {
+    auto result = waiter->granted ? CheckoutResult(waiter->granted)
+                  : self->stopping_
+                      ? CheckoutResult(CheckoutError{CheckoutError::Kind::shutting_down,
+                                                     stop_detail(self->stop_reason_)})
+                      : CheckoutResult(self->checkout_failure(timeout));
+    if (waiter->granted) self->metrics_->observe_checkout_wait(Clock::now() - started);
+    asio::post(self->executor_, [done = std::move(done), result = std::move(result)]() mutable {
+      done(std::move(result));
+    });
   };
-  waiter->timer.async_wait(std::move(on_wake));
+  enqueue(waiter);
+  if (waiter->deadline < waiter_deadline_at_) arm_waiter_deadline(waiter->deadline);
+}
+
+void Pool::arm_waiter_deadline(Clock::time_point at) {
+  waiter_deadline_at_ = at;
+  waiter_deadline_timer_.expires_at(at);  // replaces a later wait, if any
+  waiter_deadline_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec) return;  // replaced by an earlier deadline, or the pool stopped
+    self->waiter_deadline_at_ = Clock::time_point::max();
+    self->expire_waiters();
+  });
+}
+
+void Pool::wake(const std::shared_ptr<Waiter>& waiter) {
+  waiter->done = true;
+  // Moved out first: the callback's captures may be what keeps the waiter's last owner alive.
+  auto on_wake = std::move(waiter->on_wake);
+  waiter->on_wake = nullptr;
+  if (on_wake) on_wake();
+}
+
+void Pool::expire_waiters() {
+  const auto now = Clock::now();
+  auto next = Clock::time_point::max();
+  std::vector<std::shared_ptr<Waiter>> expired;
+  std::erase_if(waiters_, [&](const std::shared_ptr<Waiter>& waiter) {
+    if (waiter->done) return true;
+    if (waiter->timer) return false;  // a coroutine checkout times out on its own timer
+    if (waiter->deadline <= now) {
+      expired.push_back(waiter);
+      return true;
+    }
+    next = std::min(next, waiter->deadline);
+    return false;
+  });
+  for (const auto& waiter : expired) wake(waiter);
+  if (next != Clock::time_point::max()) arm_waiter_deadline(next);
 }
 
 void Pool::enqueue(const std::shared_ptr<Waiter>& waiter) {
@@ -580,7 +623,11 @@ awaitable<void> Pool::open_connection() {
 awaitable<void> Pool::shutdown_here() {
   stopping_ = true;
   maintenance_timer_.cancel();
-  for (auto& waiter : waiters_) waiter->timer.cancel();
+  waiter_deadline_timer_.cancel();
+  waiter_deadline_at_ = Clock::time_point::max();
+  for (const auto& waiter : std::exchange(waiters_, {})) {
+    if (!waiter->done) wake(waiter);
+  }
   std::vector<Lease> pooled;
   for (const auto& [id, connection] : connections_) {
     const auto state = connection->state();

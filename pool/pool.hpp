@@ -135,6 +135,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void on_return(const Lease& connection, std::optional<Death> death);
   std::optional<Death> check_before_lending(ServerConnection& connection);
   void enqueue(const std::shared_ptr<Waiter>& waiter);
+  void wake(const std::shared_ptr<Waiter>& waiter);
+  void expire_waiters();  // times out the callback waiters whose deadline passed
+  void arm_waiter_deadline(Clock::time_point at);
   CheckoutError checkout_failure(Milliseconds timeout);  // counts the timeout, says why
   void verify_keepalive(ServerConnection& connection);
   void close_expired_idle(Clock::time_point now);
@@ -164,6 +167,10 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::unordered_map<std::uint64_t, Lease> connections_;  // every connection not yet closed
   std::deque<Lease> idle_;                                 // most recently used at the back
   std::deque<std::shared_ptr<Waiter>> waiters_;
+  // One timer for the deadlines of all callback waiters (wait_for_connection), armed at the
+  // earliest: a timer per waiter cost a timer-queue insert and removal on every waited checkout.
+  boost::asio::steady_timer waiter_deadline_timer_;
+  Clock::time_point waiter_deadline_at_ = Clock::time_point::max();
   std::array<int, kAllConnectionStates.size()> counts_{};
   Backoff backoff_;
   Clock::time_point next_connect_at_{};

@@ -5,6 +5,9 @@
 #include <libpq-fe.h>
 #include <signal.h>
 
+#include <boost/asio/post.hpp>
+#include <future>
+
 #include "probes/socket_options.hpp"
 #include "tests/pool/pool_fixture.hpp"
 #include "tests/support/wait_until.hpp"
@@ -173,6 +176,56 @@ TEST_F(PoolPgTest, CheckoutTimesOutWhenThePoolIsExhausted) {
   EXPECT_EQ(handed_on.get(), first.get());
   pool_->give_back(handed_on, std::nullopt);
   pool_->give_back(second, std::nullopt);
+}
+
+TEST_F(PoolPgTest, CallbackWaitersTimeOutEachAtItsOwnDeadlineAndTheRestAreServed) {
+  // The relay's waiters share one deadline timer (armed at the earliest); a later waiter with an
+  // earlier deadline must still time out on time.
+  auto config = fast_config(*shared_server_);
+  config.pool.max_size = 1;
+  start_pool(config);
+  const auto held = expect_lease(checkout(2000ms));
+  ASSERT_TRUE(held);
+
+  struct Waited {
+    std::promise<CheckoutResult> result;
+    std::promise<double> after;
+  };
+  Waited patient, hasty, middling;
+  const auto started = Stopwatch::now();
+  const auto wait = [&](Milliseconds timeout, Waited& waited) {
+    pool_->wait_for_connection(timeout, [&waited, started](CheckoutResult result) {
+      waited.after.set_value(seconds_since(started));
+      waited.result.set_value(std::move(result));
+    });
+  };
+  boost::asio::post(io_, [&] {
+    wait(5000ms, patient);
+    wait(300ms, hasty);
+    wait(700ms, middling);
+  });
+  const double hasty_after = hasty.after.get_future().get();
+  auto hasty_result = hasty.result.get_future().get();
+  const double middling_after = middling.after.get_future().get();
+  auto middling_result = middling.result.get_future().get();
+  ASSERT_TRUE(std::holds_alternative<CheckoutError>(hasty_result));
+  EXPECT_EQ(std::get<CheckoutError>(hasty_result).kind, CheckoutError::Kind::timeout);
+  EXPECT_GE(hasty_after, 0.29);
+  EXPECT_LT(hasty_after, 0.6);
+  ASSERT_TRUE(std::holds_alternative<CheckoutError>(middling_result));
+  EXPECT_GE(middling_after, 0.69);
+  EXPECT_LT(middling_after, 1.0);
+
+  // The first waiter still waits, and gets the connection once it is given back.
+  auto patient_future = patient.result.get_future();
+  EXPECT_EQ(patient_future.wait_for(100ms), std::future_status::timeout);
+  pool_->give_back(held, std::nullopt);
+  ASSERT_EQ(patient_future.wait_for(2s), std::future_status::ready);
+  const auto served = expect_lease(patient_future.get());
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served.get(), held.get());
+  EXPECT_LT(patient.after.get_future().get(), 3.0);
+  pool_->give_back(served, std::nullopt);
 }
 
 TEST_F(PoolPgTest, ConnectionReturnedInAnUnknownStateIsEvictedNotReused) {
