@@ -212,6 +212,36 @@ class ClientsPgTest : public ::testing::Test {
            " -U postgres " + database + " 2>&1";
   }
 
+  // Runs pgbench through pgvigil and checks that it succeeded and that pgvigil counted at
+  // least the transactions pgbench processed.
+  void expect_pgbench_runs_and_is_counted(const std::string& database, const std::string& args) {
+    const double before = metric("pgvigil_transactions_total", {{"pool", database}});
+    const auto ran = run_shell(pgbench(database, args), seconds(30));
+    EXPECT_EQ(ran.exit_code, 0) << args << ":\n" << ran.output;
+    EXPECT_FALSE(contains(ran.output, "aborted")) << args << ":\n" << ran.output;
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(ran.output, match, std::regex(R"(tps = ([0-9.]+))")))
+        << args << ":\n" << ran.output;
+    EXPECT_GT(std::stod(match[1]), 0.0) << args;
+    std::smatch processed;
+    ASSERT_TRUE(std::regex_search(ran.output, processed,
+                                  std::regex(R"(actually processed: ([0-9]+))")))
+        << ran.output;
+    const double transactions = std::stod(processed[1]);
+    EXPECT_GT(transactions, 0);
+    // A session's counts are published when its relay ends: in session mode, when pgbench's
+    // connections close, which may be a moment after pgbench exits.
+    double after = 0;
+    wait_until(
+        [&] {
+          after = metric("pgvigil_transactions_total", {{"pool", database}});
+          return after - before >= transactions;
+        },
+        seconds(3));
+    EXPECT_GE(after - before, transactions) << args << ": pgbench processed " << transactions
+                                            << ", pgvigil counted " << after - before;
+  }
+
   static std::unique_ptr<PgCluster> pg_;
   std::unique_ptr<TempDir> work_;
   std::unique_ptr<DaemonProcess> daemon_;
@@ -379,33 +409,7 @@ TEST_F(ClientsPgTest, PgbenchSelectOnlyRunsInEveryProtocolModeThePoolAllows) {
   };
   for (const auto& run : {Run{"simple", "bench_tx"}, Run{"extended", "bench_tx"},
                           Run{"prepared", "bench_sess"}}) {
-    const double before = metric("pgvigil_transactions_total", {{"pool", run.database}});
-    const auto ran =
-        run_shell(pgbench(run.database, "-S -T 3 -c 4 -j 2 -M " + run.protocol), seconds(30));
-    EXPECT_EQ(ran.exit_code, 0) << run.protocol << ":\n" << ran.output;
-    EXPECT_FALSE(contains(ran.output, "aborted")) << run.protocol << ":\n" << ran.output;
-    std::smatch match;
-    ASSERT_TRUE(std::regex_search(ran.output, match, std::regex(R"(tps = ([0-9.]+))")))
-        << run.protocol << ":\n" << ran.output;
-    EXPECT_GT(std::stod(match[1]), 0.0) << run.protocol;
-    std::smatch processed;
-    ASSERT_TRUE(std::regex_search(ran.output, processed,
-                                  std::regex(R"(actually processed: ([0-9]+))")))
-        << ran.output;
-    const double transactions = std::stod(processed[1]);
-    EXPECT_GT(transactions, 0);
-    // A session's counts are published when its relay ends: in session mode, when pgbench's
-    // connections close, which may be a moment after pgbench exits.
-    double after = 0;
-    wait_until(
-        [&] {
-          after = metric("pgvigil_transactions_total", {{"pool", run.database}});
-          return after - before >= transactions;
-        },
-        seconds(3));
-    EXPECT_GE(after - before, transactions) << run.protocol << ": pgbench processed "
-                                            << transactions << ", pgvigil counted "
-                                            << after - before;
+    expect_pgbench_runs_and_is_counted(run.database, "-S -T 3 -c 4 -j 2 -M " + run.protocol);
   }
 }
 
@@ -1086,22 +1090,8 @@ TEST_F(ClientsPgTest, ShardedPoolRunsPgbenchWithoutErrors) {
   ensure_bench_database();
   start_daemon({.databases = {{.name = "bench_tx", .dbname = "bench",
                                .pool = "{max_size: 4, min_idle: 4, shards: 2}"}}});
-  const double before = metric("pgvigil_transactions_total", {{"pool", "bench_tx"}});
-  const auto ran = run_shell(pgbench("bench_tx", "-S -T 3 -c 8 -j 2 -M extended"), seconds(30));
-  EXPECT_EQ(ran.exit_code, 0) << ran.output;
-  EXPECT_FALSE(contains(ran.output, "aborted")) << ran.output;
-  std::smatch processed;
-  ASSERT_TRUE(std::regex_search(ran.output, processed,
-                                std::regex(R"(actually processed: ([0-9]+))")))
-      << ran.output;
-  const double transactions = std::stod(processed[1]);
-  EXPECT_GT(transactions, 0);
-  double after = 0;
-  wait_until([&] {
-    after = metric("pgvigil_transactions_total", {{"pool", "bench_tx"}});
-    return after - before >= transactions;
-  }, seconds(3));
-  EXPECT_GE(after - before, transactions) << "both shards count into the database's series";
+  // Both shards count into the database's series.
+  expect_pgbench_runs_and_is_counted("bench_tx", "-S -T 3 -c 8 -j 2 -M extended");
   EXPECT_LE(daemon_backends().size(), 4u);
   EXPECT_EQ(metric("pgvigil_server_connections", {{"pool", "bench_tx"}, {"state", "idle"}}) +
                 metric("pgvigil_server_connections", {{"pool", "bench_tx"}, {"state", "checked_out"}}),
