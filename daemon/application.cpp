@@ -52,6 +52,7 @@ Application::Application(Config config)
     auto pools = all_pools();
     pools.insert(pools.end(), retiring_.begin(), retiring_.end());
     pool::publish_connection_gauges(pools);
+    if (proxy_) proxy_->publish_relayed();
   });
   admin_ = std::make_unique<metrics::AdminServer>(workers_.context(0), admin_options, registry_,
                                                   [this] { return readiness(); });

@@ -27,7 +27,8 @@ class ClientMetrics {
   // pgvigil_client_errors_total{pool,class}: class is the SQLSTATE's first two characters
   // ("28", "53", "08", "3D", "57", "0A", ...), a closed set: unknown classes count as "other".
   virtual void client_error(std::string_view sqlstate) = 0;
-  // One call (one lock) for the four relay counters: it runs on every transaction.
+  // One call (one lock) for the four relay counters. The proxy calls it when metrics are read,
+  // with what its routes relayed since the last time (proxy/relay_tally.hpp).
   virtual void relayed(const RelayCounts& counts) = 0;
 };
 

@@ -316,13 +316,11 @@ void ClientSession::give_server_back() {
 }
 
 void ClientSession::flush_relay_metrics() {
-  if (route_->metrics) {
-    const auto counts = tracker_.take_counts();
-    route_->metrics->relayed({.bytes_to_server = relayed_to_server_,
-                              .bytes_to_client = relayed_to_client_,
-                              .queries = counts.queries,
-                              .transactions = counts.transactions});
-  }
+  const auto counts = tracker_.take_counts();
+  route_->relayed->add({.bytes_to_server = relayed_to_server_,
+                        .bytes_to_client = relayed_to_client_,
+                        .queries = counts.queries,
+                        .transactions = counts.transactions});
   relayed_to_server_ = relayed_to_client_ = 0;
 }
 

@@ -70,6 +70,15 @@ void ProxyService::replace_routes(std::vector<Route> routes) {
   routes_ = std::move(next);
 }
 
+void ProxyService::publish_relayed() {
+  std::lock_guard lock(routes_mutex_);
+  for (const auto* routes : {&routes_, &retired_routes_}) {
+    for (const auto& route : *routes) {
+      if (route->metrics) route->metrics->relayed(route->relayed->take_new());
+    }
+  }
+}
+
 bool ProxyService::admit_client() {
   if (clients_.fetch_add(1, std::memory_order_relaxed) >= settings_.max_client_connections) {
     clients_.fetch_sub(1, std::memory_order_relaxed);

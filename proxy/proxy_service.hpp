@@ -31,6 +31,9 @@ class ProxyService {
   // pool and checkout timeout are unchanged keeps its Route object (and what it learned of its
   // server); the others are replaced, and removed databases are no longer found. Thread-safe.
   void replace_routes(std::vector<Route> routes);
+  // Adds what every route (retired ones too) relayed since the last call to its database's
+  // counters. Runs when metrics are read (metrics::Registry::on_scrape).
+  void publish_relayed();
   const auth::UsersFile* users() const { return users_.get(); }
   CancelRegistry& cancels() { return cancels_; }
   boost::asio::thread_pool& blocking() { return blocking_; }

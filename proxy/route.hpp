@@ -11,6 +11,7 @@
 #include "pool/pool.hpp"
 #include "proxy/client_settings.hpp"
 #include "proxy/proxy_settings.hpp"
+#include "proxy/relay_tally.hpp"
 
 namespace pgvigil::proxy {
 
@@ -18,6 +19,8 @@ struct Route {
   RouteSettings settings;
   std::shared_ptr<pool::Pool> pool;
   std::shared_ptr<metrics::ClientMetrics> metrics;
+  // Relay counts of this route's sessions, until /metrics is read (relay_tally.hpp).
+  std::unique_ptr<RelayTally> relayed = std::make_unique<RelayTally>();
   pool::Milliseconds checkout_timeout{5000};
   // The server's ParameterStatus values (server_version, DateStyle, ...), learned from the
   // first connection lent to a client. Read and written only on the pool's worker.
