@@ -49,9 +49,7 @@ Application::Application(Config config)
   admin_options.port = config_.admin.port;
   // /metrics is served on worker 0, where pools_ and retiring_ change: no lock needed.
   registry_.on_scrape([this] {
-    auto pools = all_pools();
-    pools.insert(pools.end(), retiring_.begin(), retiring_.end());
-    pool::publish_connection_gauges(pools);
+    pool::publish_connection_gauges(every_pool());
     if (proxy_) proxy_->publish_relayed();
   });
   admin_ = std::make_unique<metrics::AdminServer>(workers_.context(0), admin_options, registry_,
@@ -73,6 +71,12 @@ Application::Shards Application::make_pools(const pool::PoolConfig& database) {
 std::vector<std::shared_ptr<pool::Pool>> Application::all_pools() const {
   std::vector<std::shared_ptr<pool::Pool>> pools;
   for (const auto& shards : pools_) pools.insert(pools.end(), shards.begin(), shards.end());
+  return pools;
+}
+
+std::vector<std::shared_ptr<pool::Pool>> Application::every_pool() const {
+  auto pools = all_pools();
+  pools.insert(pools.end(), retiring_.begin(), retiring_.end());
   return pools;
 }
 
@@ -182,9 +186,8 @@ asio::awaitable<void> Application::shut_down() {
     co_await wait_for_clients(std::chrono::seconds(2));
   }
   admin_->stop();
-  auto pools = all_pools();
-  pools.insert(pools.end(), retiring_.begin(), retiring_.end());
-  for (auto& pool : pools) {
+  const auto pools = every_pool();
+  for (const auto& pool : pools) {
     auto closing = pool->shutdown();
     co_await std::move(closing);
   }
@@ -339,12 +342,11 @@ asio::awaitable<void> Application::retire_pool(std::shared_ptr<pool::Pool> pool)
   co_await std::move(retiring);
   if (shutting_down_) co_return;
   std::erase(retiring_, pool);
-  // The same name may have come back meanwhile; its series are then the new pool's.
-  const auto active = all_pools();
-  const bool reused = std::any_of(active.begin(), active.end(), [&](const auto& other) {
+  // The same name may have come back meanwhile (its series are then the new pool's), or a
+  // sibling shard may still be draining.
+  const auto others = every_pool();
+  const bool reused = std::any_of(others.begin(), others.end(), [&](const auto& other) {
     return other->name() == pool->name();
-  }) || std::any_of(retiring_.begin(), retiring_.end(), [&](const auto& other) {
-    return other->name() == pool->name();  // a sibling shard still draining
   });
   if (!reused) registry_.remove_pool(pool->name());
   spdlog::info("pool {}: removed, every server connection closed", pool->name());

@@ -1,7 +1,7 @@
 #pragma once
 // Wiring: builds the worker loops, the metrics registry, the pools of each configured database
-// (one per shard, pool.shards), the
-// admin endpoint and the signal handling, runs them until a signal, then shuts down in order.
+// (one per shard, pool.shards), the admin endpoint and the signal handling, runs them until a
+// signal, then shuts down in order.
 //
 // Signals: SIGTERM or SIGINT starts a clean shutdown (exit code 0): listeners close, idle server
 // connections close, connections leased to clients close as they come back (up to 10 s). A second SIGTERM or SIGINT
@@ -61,7 +61,8 @@ class Application {
   // metric series (their gauges add up).
   using Shards = std::vector<std::shared_ptr<pool::Pool>>;
   Shards make_pools(const pool::PoolConfig& database);
-  std::vector<std::shared_ptr<pool::Pool>> all_pools() const;
+  std::vector<std::shared_ptr<pool::Pool>> all_pools() const;   // of the configured databases
+  std::vector<std::shared_ptr<pool::Pool>> every_pool() const;  // and those still draining
   // Every pool with the name operators see: the database's, plus "(shard i/n)" when split.
   struct NamedPool {
     std::string name;

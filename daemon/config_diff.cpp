@@ -70,8 +70,8 @@ std::vector<std::string> database_changes(const pool::PoolConfig& current,
     return std::tie(s.host, s.port, s.dbname, s.user, s.password, s.tls, s.application_name);
   };
   const auto sizing = [](const pool::PoolSettings& p) {
-    return std::tie(p.min_idle, p.max_size, p.shards, p.connect_timeout, p.checkout_timeout, p.max_lifetime,
-                    p.lifetime_jitter, p.idle_timeout, p.validate_after_idle,
+    return std::tie(p.min_idle, p.max_size, p.shards, p.connect_timeout, p.checkout_timeout,
+                    p.max_lifetime, p.lifetime_jitter, p.idle_timeout, p.validate_after_idle,
                     p.reconnect.initial_delay, p.reconnect.max_delay,
                     p.reconnect.max_delay_while_clients_wait);
   };

@@ -68,8 +68,9 @@ class Registry {
   // Config reloads by result ("success" or "error").
   void record_config_reload(bool success);
 
-  // Runs at the start of every serialize(), to set values kept elsewhere (the connection
-  // gauges). One hook; a later call replaces it. Runs on the thread that serializes.
+  // Runs at the start of every serialize(), to bring in values kept elsewhere (the connection
+  // gauges, the relay counters). One hook; a later call replaces it. Runs on the thread that
+  // serializes.
   void on_scrape(std::function<void()> refresh);
 
   // The Prometheus text exposition format of everything registered.

@@ -210,23 +210,28 @@ void Pool::start_due_watchers() {
 
 Lease Pool::try_checkout_now() {
   if (stopping_ || !on_own_thread()) return nullptr;
+  auto connection = newest_healthy_idle();
+  // Quiet for longer than validate_after_idle: checkout() pings it first.
+  if (!connection || long_idle(*connection, Clock::now())) return nullptr;
+  transition(*connection, ConnectionState::checked_out);
+  if (connection->watched) connection->detach();
+  ++instant_checkouts_;
+  run_once_after(metrics_publish_, kMetricsPublishPeriod, &Pool::publish_metrics);
+  return connection;
+}
+
+Lease Pool::newest_healthy_idle() {
   while (!idle_.empty()) {
     auto connection = idle_.back();
-    if (auto death = check_before_lending(*connection)) {
-      evict(connection, *death);
-      continue;
-    }
-    // Quiet for longer than validate_after_idle: checkout() pings it first.
-    if (Clock::now() - connection->last_alive() >= config_->pool.validate_after_idle) {
-      return nullptr;
-    }
-    transition(*connection, ConnectionState::checked_out);
-    if (connection->watched) connection->detach();
-    ++instant_checkouts_;
-    run_once_after(metrics_publish_, kMetricsPublishPeriod, &Pool::publish_metrics);
-    return connection;
+    const auto death = check_before_lending(*connection);
+    if (!death) return connection;
+    evict(connection, *death);
   }
   return nullptr;
+}
+
+bool Pool::long_idle(const ServerConnection& connection, Clock::time_point now) const {
+  return now - connection.last_alive() >= config_->pool.validate_after_idle;
 }
 
 std::optional<Death> Pool::check_before_lending(ServerConnection& connection) {
@@ -237,8 +242,7 @@ std::optional<Death> Pool::check_before_lending(ServerConnection& connection) {
   // The cheap check is one peek and no round trip, so every lending gets it: a backend
   // terminated a moment ago has left its FATAL and FIN on the socket. A connection idle past
   // validate_after_idle also has its kernel TCP state read (and is pinged by the caller).
-  const bool long_idle = now - connection.last_alive() >= config_->pool.validate_after_idle;
-  if (auto death = connection.quick_check(long_idle)) {
+  if (auto death = connection.quick_check(long_idle(connection, now))) {
     auto failed = *death;
     failed.detail = "checkout check: " + failed.detail;
     // A probe-level reason (server_error, keepalive_timeout) says more than the generic one.
@@ -254,14 +258,9 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
   const auto started = Clock::now();
   const auto deadline = started + timeout;
   while (true) {
-    while (!idle_.empty()) {
-      auto connection = idle_.back();
-      if (auto death = check_before_lending(*connection)) {
-        evict(connection, *death);
-        continue;
-      }
+    while (auto connection = newest_healthy_idle()) {
       // Silent for longer than validate_after_idle: prove the server answers before lending.
-      if (Clock::now() - connection->last_alive() >= config_->pool.validate_after_idle) {
+      if (long_idle(*connection, Clock::now())) {
         connection->detach();  // the idle watcher stops; the ping waits on the socket instead
         transition(*connection, ConnectionState::probing);
         const auto outcome =
@@ -356,10 +355,8 @@ void Pool::arm_waiter_deadline(Clock::time_point at) {
 
 void Pool::wake(const std::shared_ptr<Waiter>& waiter) {
   waiter->done = true;
-  // Moved out first: the callback's captures may be what keeps the waiter's last owner alive.
-  auto on_wake = std::move(waiter->on_wake);
-  waiter->on_wake = nullptr;
-  if (on_wake) on_wake();
+  // Taken out first: the callback's captures may be what keeps the waiter's last owner alive.
+  if (auto on_wake = std::exchange(waiter->on_wake, nullptr)) on_wake();
 }
 
 void Pool::expire_waiters() {

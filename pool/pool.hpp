@@ -134,6 +134,11 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void evict(const Lease& connection, const Death& death);
   void on_return(const Lease& connection, std::optional<Death> death);
   std::optional<Death> check_before_lending(ServerConnection& connection);
+  // The most recently used idle connection that passes check_before_lending (those that fail
+  // are evicted on the way); it stays idle for the caller to lend or ping. Null when none.
+  Lease newest_healthy_idle();
+  // Silent for longer than validate_after_idle: pinged before it is lent.
+  bool long_idle(const ServerConnection& connection, Clock::time_point now) const;
   void enqueue(const std::shared_ptr<Waiter>& waiter);
   void wake(const std::shared_ptr<Waiter>& waiter);
   void expire_waiters();  // times out the callback waiters whose deadline passed

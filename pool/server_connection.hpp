@@ -19,17 +19,17 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
-#include <algorithm>
-#include <iterator>
 #include <span>
-#include <utility>
 #include <string>
+#include <utility>
 #include <variant>
 
 #include "pool/connect_failure.hpp"

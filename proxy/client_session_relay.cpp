@@ -95,12 +95,12 @@ void ClientSession::start_relay() {
 void ClientSession::read_client() {
   client_reading_ = true;
   ++io_in_flight_;
-  // A read that ends a request claims the socket drained, so the next read
-  // (started right after forwarding) waits without a system call that would fail. What finds a
-  // FIN that came with that request, which raises no further event: writing the answer to a
-  // client that closed its socket (the reset does raise one), parking the session after its
-  // transaction (a new wait looks at the socket), or client_left_unnoticed() when the session
-  // keeps its server connection after an answer.
+  // A read that ends a request claims the socket drained, so the next read (started right after
+  // forwarding) waits without a system call that would fail. What finds a FIN that came with
+  // that request, which raises no further event: writing the answer to a client that closed its
+  // socket (the reset does raise one), parking the session after its transaction (a new wait
+  // looks at the socket), or client_left_unnoticed() when the session keeps its server
+  // connection after an answer.
   const relay::RequestEnded turn_ended{client_scanner_, &client_claim_unchecked_};
   stream_->async_read_some(client_buffer_.span(), turn_ended, [self = shared_from_this()](
                                                       boost::system::error_code ec, std::size_t size) {

@@ -1,6 +1,7 @@
 #pragma once
 // A client's socket (TCP or Unix: both are plain descriptors to us). Reads and writes try the
-// non-blocking system call first and only then wait on the event loop. Owns the descriptor.
+// non-blocking system call first and only then wait on the event loop (a read right after a
+// complete request waits at once: pool/turn_reader.hpp). Owns the descriptor.
 
 #include "pool/turn_reader.hpp"
 

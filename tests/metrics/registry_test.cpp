@@ -122,6 +122,17 @@ TEST(Registry, RecordsLandInTheirChildren) {
   }
 }
 
+TEST(Registry, TheScrapeHookRunsBeforeEverySerialization) {
+  Registry registry("test");
+  const auto pool = registry.add_pool("app", app_labels());
+  int idle = 0;
+  registry.on_scrape([&] { pool->set_connections("idle", ++idle); });
+  EXPECT_TRUE(contains(registry.serialize(),
+                       "pgvigil_server_connections{pool=\"app\",state=\"idle\"} 1\n"));
+  EXPECT_TRUE(contains(registry.serialize(),
+                       "pgvigil_server_connections{pool=\"app\",state=\"idle\"} 2\n"));
+}
+
 TEST(Registry, LabelsOutsideTheSetsAreIgnored) {
   Registry registry("test");
   const auto pool = registry.add_pool("app", app_labels());
