@@ -17,6 +17,7 @@ Environment (defaults in brackets):
   BENCH_SCALE=10          pgbench -i scale
   BENCH_IDLE_CLIENTS=10000  idle client sessions for the memory test (0 skips it)
   BENCH_WARMUP_SECONDS=2  warm-up run per target before measuring
+  BENCH_ROUNDS=3          rounds of the whole pgbench matrix; each figure is the median
   PGVIGIL=build/daemon/pgvigil  pgvigil binary
   PGBOUNCER=/usr/sbin/pgbouncer  PgBouncer binary
   PG_BIN=/usr/lib/postgresql/15/bin  PostgreSQL server binaries
@@ -45,6 +46,7 @@ BENCH_PGVIGIL_SHARDS="${BENCH_PGVIGIL_SHARDS:-$(nproc)}"
 BENCH_SCALE="${BENCH_SCALE:-10}"
 BENCH_IDLE_CLIENTS="${BENCH_IDLE_CLIENTS:-10000}"
 BENCH_WARMUP_SECONDS="${BENCH_WARMUP_SECONDS:-2}"
+BENCH_ROUNDS="${BENCH_ROUNDS:-3}"
 BENCH_KEEP_TMP="${BENCH_KEEP_TMP:-0}"
 PGVIGIL="${PGVIGIL:-$ROOT/build/daemon/pgvigil}"
 PGBOUNCER="${PGBOUNCER:-/usr/sbin/pgbouncer}"
@@ -53,12 +55,12 @@ PGBENCH="$PG_BIN/pgbench"
 [[ -x "$PGBENCH" ]] || PGBENCH="$(command -v pgbench)"
 DB=bench
 RESULTS="$BENCH_DIR/results/latest.md"
-COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS bench/run.sh${*:+ $*}"
+COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS bench/run.sh${*:+ $*}"
 
-for v in BENCH_SECONDS BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS BENCH_SCALE BENCH_IDLE_CLIENTS BENCH_WARMUP_SECONDS; do
+for v in BENCH_SECONDS BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS BENCH_SCALE BENCH_IDLE_CLIENTS BENCH_WARMUP_SECONDS BENCH_ROUNDS; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a non-negative integer" >&2; exit 64; }
 done
-(( BENCH_SECONDS > 0 && BENCH_POOL_SIZE > 0 )) || { echo "run.sh: BENCH_SECONDS and BENCH_POOL_SIZE must be above 0" >&2; exit 64; }
+(( BENCH_SECONDS > 0 && BENCH_POOL_SIZE > 0 && BENCH_ROUNDS > 0 )) || { echo "run.sh: BENCH_SECONDS, BENCH_POOL_SIZE and BENCH_ROUNDS must be above 0" >&2; exit 64; }
 (( BENCH_PGVIGIL_SHARDS >= 1 )) || BENCH_PGVIGIL_SHARDS=1
 (( BENCH_PGVIGIL_SHARDS <= BENCH_POOL_SIZE )) || BENCH_PGVIGIL_SHARDS=$BENCH_POOL_SIZE
 
@@ -251,7 +253,11 @@ databases:
   $DB: {host: 127.0.0.1, port: $PG_PORT, dbname: $DB, user: postgres, pool_mode: transaction}
 EOF
   log "pgvigil: port $PV_PORT, admin $PV_ADMIN_PORT (min_idle=max_size=$BENCH_POOL_SIZE, shards=$BENCH_PGVIGIL_SHARDS)"
-  "$PGVIGIL" --config "$TMP/pgvigil.yaml" >"$TMP/pgvigil.log" 2>&1 &
+  # In a session of its own, as PgBouncer (-d) and PostgreSQL (pg_ctl) are: with the kernel's
+  # autogroup scheduling each session shares one CPU weight, so a pooler left in this script's
+  # session would share pgbench's. setsid execs in place (this shell has no job control, so the
+  # child is not a process group leader): $! is pgvigil's pid.
+  setsid "$PGVIGIL" --config "$TMP/pgvigil.yaml" >"$TMP/pgvigil.log" 2>&1 &
   PGVIGIL_PID=$!
   local i
   for ((i = 0; i < 200; i++)); do
@@ -295,21 +301,43 @@ if (( BENCH_WARMUP_SECONDS > 0 )); then
   done
 fi
 
+# Each round runs the whole matrix; TPS and LAT keep the median over the rounds (the middle one of
+# the sorted values; "error" when any round failed), ROUND_TPS every round's figure.
+declare -A ROUND_TPS ROUND_LAT
+for ((round = 1; round <= BENCH_ROUNDS; round++)); do
+  for mode in $BENCH_MODES; do
+    for c in $BENCH_CLIENTS; do
+      for t in "${TARGETS[@]}"; do
+        out="$TMP/pgbench-$t-$mode-$c-round$round.log"
+        log "round $round/$BENCH_ROUNDS: pgbench -S -M $mode -c $c -T $BENCH_SECONDS -> $t"
+        key="$t,$mode,$c,$round"
+        if run_pgbench "$t" "$mode" "$c" "$BENCH_SECONDS" "$out"; then
+          ROUND_TPS[$key]="$(awk '/^tps = .*(without initial connection time|excluding connections establishing)/ {print $3}' "$out")"
+          ROUND_LAT[$key]="$(awk '/^latency average = / {print $4}' "$out")"
+        fi
+        if [[ -z "${ROUND_TPS[$key]:-}" ]]; then
+          ROUND_TPS[$key]=error
+          ROUND_LAT[$key]=error
+          FAILURES+=("round $round: pgbench -M $mode -c $c against $t failed: $(grep -m1 -iE 'error|fatal|abort' "$out" || tail -1 "$out")")
+          log "${FAILURES[-1]}"
+        fi
+      done
+    done
+  done
+done
+median() {  # values... -> the middle of the sorted values, or "error" if any is not a number
+  printf '%s\n' "$@" | sort -g | awk '!/^[0-9.]+$/ {bad = 1} {v[NR] = $1} END { if (bad || NR == 0) print "error"; else print v[int((NR + 1) / 2)] }'
+}
 for mode in $BENCH_MODES; do
   for c in $BENCH_CLIENTS; do
     for t in "${TARGETS[@]}"; do
-      out="$TMP/pgbench-$t-$mode-$c.log"
-      log "pgbench -S -M $mode -c $c -T $BENCH_SECONDS -> $t"
-      if run_pgbench "$t" "$mode" "$c" "$BENCH_SECONDS" "$out"; then
-        TPS[$t,$mode,$c]="$(awk '/^tps = .*(without initial connection time|excluding connections establishing)/ {print $3}' "$out")"
-        LAT[$t,$mode,$c]="$(awk '/^latency average = / {print $4}' "$out")"
-      fi
-      if [[ -z "${TPS[$t,$mode,$c]:-}" ]]; then
-        TPS[$t,$mode,$c]=error
-        LAT[$t,$mode,$c]=error
-        FAILURES+=("pgbench -M $mode -c $c against $t failed: $(grep -m1 -iE 'error|fatal|abort' "$out" || tail -1 "$out")")
-        log "${FAILURES[-1]}"
-      fi
+      tps=() lat=()
+      for ((round = 1; round <= BENCH_ROUNDS; round++)); do
+        tps+=("${ROUND_TPS[$t,$mode,$c,$round]}")
+        lat+=("${ROUND_LAT[$t,$mode,$c,$round]}")
+      done
+      TPS[$t,$mode,$c]="$(median "${tps[@]}")"
+      LAT[$t,$mode,$c]="$(median "${lat[@]}")"
     done
   done
 done
@@ -378,6 +406,14 @@ cell() {  # array-name target mode clients
   if [[ "$2" == pgvigil && "$PV_STATUS" != ok ]]; then echo "n/a"; else echo "${arr[$2,$3,$4]:-n/a}"; fi
 }
 
+session_of() { ps -o sid= -p "$1" 2>/dev/null | tr -d ' ' || true; }
+scheduling_line() {
+  local autogroup pg_pid
+  autogroup="$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo n/a)"
+  pg_pid="$(head -1 "$TMP/pgdata/postmaster.pid" 2>/dev/null || true)"
+  echo "kernel.sched_autogroup_enabled=$autogroup; sessions (autogroups): PostgreSQL $(session_of "$pg_pid"), PgBouncer $(session_of "$PGB_PID"), pgvigil $( [[ -n "$PGVIGIL_PID" ]] && session_of "$PGVIGIL_PID" || echo n/a), pgbench (this script) $(session_of $$). Each server runs in a session of its own, so none shares a CPU weight with pgbench or with another."
+}
+
 MISSED=()
 {
   echo "# pgvigil benchmark results"
@@ -391,7 +427,8 @@ MISSED=()
   echo "- Workload: \`pgbench -S -n -T $BENCH_SECONDS\` (select-only), scale $BENCH_SCALE, \`-j min(clients,2)\`, TCP on 127.0.0.1, sslmode=disable; all processes on the same machine."
   echo "- PostgreSQL settings: max_connections=200, shared_buffers=256MB, **fsync=off, synchronous_commit=off, full_page_writes=off** (no durability; irrelevant for a read-only proxy benchmark)."
   echo "- Poolers: transaction mode, $BENCH_POOL_SIZE server connections each (PgBouncer default_pool_size=min_pool_size=max_db_connections; pgvigil min_idle=max_size, split into pool.shards=$BENCH_PGVIGIL_SHARDS pools on as many of its $(nproc) default workers; PgBouncer is one process, one thread)."
-  echo "- TPS is pgbench's \"without initial connection time\" figure; ratios are pgvigil TPS divided by the other target's."
+  echo "- TPS is pgbench's \"without initial connection time\" figure, the median of $BENCH_ROUNDS rounds (the lower middle one for an even count); each round runs the whole matrix, the three targets one after the other per configuration. Ratios are pgvigil's median TPS divided by the other target's; the ratio of every round is listed below the table."
+  echo "- Scheduling: $(scheduling_line)"
   echo
   echo "## Throughput (TPS)"
   echo
@@ -405,6 +442,24 @@ MISSED=()
       if [[ "$PV_STATUS" == ok ]] && { [[ "$rb" == n/a ]] || awk -v r="$rb" 'BEGIN { exit !(r < 1.0) }'; }; then
         MISSED+=("TARGET MISSED: pgvigil/pgbouncer = $rb for -M $mode -c $c (pgvigil $(fmt "$v") TPS, pgbouncer $(fmt "$b") TPS; target >= 1.0)")
       fi
+    done
+  done
+  echo
+  echo "pgvigil/pgbouncer in each round:"
+  echo
+  echo "| mode | clients | $(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf 'round %d | ' "$r"; done)"
+  echo "|---|---:|$(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf -- '---:|'; done)"
+  for mode in $BENCH_MODES; do
+    for c in $BENCH_CLIENTS; do
+      row="| $mode | $c |"
+      for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+        if [[ "$PV_STATUS" == ok ]]; then
+          row+=" $(ratio "${ROUND_TPS[pgvigil,$mode,$c,$r]}" "${ROUND_TPS[pgbouncer,$mode,$c,$r]}") |"
+        else
+          row+=" n/a |"
+        fi
+      done
+      echo "$row"
     done
   done
   echo
