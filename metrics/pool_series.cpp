@@ -115,17 +115,10 @@ void PoolSeries::observe_server_rtt(Seconds rtt) {
   if (!detached_) server_rtt_.Set(clamped_seconds(rtt));
 }
 
-void PoolSeries::observe_checkout_wait(Seconds wait) {
+void PoolSeries::observe_checkout_waits(const std::vector<double>& bucket_increments,
+                                        double sum_seconds) {
   std::shared_lock lock(mutex_);
-  if (!detached_) checkout_wait_.Observe(clamped_seconds(wait));
-}
-
-void PoolSeries::observe_instant_checkouts(std::uint64_t count) {
-  if (count == 0) return;
-  std::vector<double> increments(buckets::kCheckoutWait.size() + 1, 0.0);
-  increments.front() = static_cast<double>(count);
-  std::shared_lock lock(mutex_);
-  if (!detached_) checkout_wait_.ObserveMultiple(increments, 0.0);
+  if (!detached_) checkout_wait_.ObserveMultiple(bucket_increments, std::max(sum_seconds, 0.0));
 }
 
 void PoolSeries::record_checkout_timeout() {

@@ -31,8 +31,8 @@ class PoolSeries final : public PoolMetrics {
   void set_connections(std::string_view state, std::int64_t count) override;
   void record_keepalive_mismatch() override;
   void observe_server_rtt(Seconds rtt) override;
-  void observe_checkout_wait(Seconds wait) override;
-  void observe_instant_checkouts(std::uint64_t count) override;
+  void observe_checkout_waits(const std::vector<double>& bucket_increments,
+                              double sum_seconds) override;
   void record_checkout_timeout() override;
 
  private:

@@ -43,10 +43,11 @@ class PoolMetrics {
   virtual void set_connections(std::string_view state, std::int64_t count) = 0;
   virtual void record_keepalive_mismatch() = 0;
   virtual void observe_server_rtt(Seconds rtt) = 0;
-  virtual void observe_checkout_wait(Seconds wait) = 0;
-  // `count` checkouts served at once from an idle connection: the histogram's first bucket.
-  // Pools add them up and report in batches, since this happens on every transaction.
-  virtual void observe_instant_checkouts(std::uint64_t count) = 0;
+  // A batch of checkout waits: how many fell in each bucket of buckets::kCheckoutWait (then
+  // +Inf, not cumulative) and the sum of their waits. Pools count their checkouts and report
+  // them this way, since every transaction checks out a connection (pool/checkout_wait_tally).
+  virtual void observe_checkout_waits(const std::vector<double>& bucket_increments,
+                                      double sum_seconds) = 0;
   virtual void record_checkout_timeout() = 0;
 };
 

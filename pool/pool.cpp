@@ -35,7 +35,7 @@ namespace {
 // only once it has stayed idle for kWatchDelay; until then the peek at checkout covers it.
 constexpr auto kWatchDelay = std::chrono::milliseconds(20);
 
-// Instant checkouts reach the checkout-wait histogram in batches (see Pool::metrics_publish_).
+// Checkout waits reach their histogram in batches (see Pool::metrics_publish_).
 constexpr auto kMetricsPublishPeriod = std::chrono::milliseconds(10);
 
 // Every setting that decides which server, as whom, a connection reaches.
@@ -55,10 +55,13 @@ struct Pool::Waiter {
   Clock::time_point deadline;
   Lease granted;
   bool done = false;  // granted, timed out or woken by a stopping pool
-  // Wakes whoever waits, once (Pool::wake): a coroutine checkout's own timer is cancelled; a
-  // callback waiter's completion is posted.
-  std::function<void()> on_wake;
-  std::optional<asio::steady_timer> timer;  // coroutine checkouts: expires at the deadline
+  // How Pool::wake wakes it, once. A coroutine checkout waits on its own timer, which expires
+  // at the deadline and is cancelled to wake it early.
+  std::optional<asio::steady_timer> timer;
+  // A callback waiter (wait_for_connection) has its completion posted.
+  std::function<void(CheckoutResult)> on_checkout;
+  Clock::time_point started;
+  Milliseconds timeout{};
 };
 
 Pool::Pool(asio::any_io_executor executor, PoolConfig config,
@@ -70,9 +73,9 @@ Pool::Pool(asio::any_io_executor executor, PoolConfig config,
       config_(std::make_shared<const PoolConfig>(std::move(config))),
       metrics_(std::move(metrics)),
       maintenance_timer_(executor),
-      waiter_deadline_timer_(executor),
       watch_start_(executor),
       metrics_publish_(executor),
+      waiter_deadline_timer_(executor),
       backoff_(config_->pool.reconnect) {}
 
 Pool::~Pool() = default;
@@ -101,9 +104,11 @@ void Pool::run_once_after(Deferred& deferred, Clock::duration delay, void (Pool:
   });
 }
 
-void Pool::publish_metrics() {
-  metrics_->observe_instant_checkouts(instant_checkouts_);
-  instant_checkouts_ = 0;
+void Pool::publish_metrics() { checkout_waits_.publish_to(*metrics_); }
+
+void Pool::count_checkout_wait(Clock::duration wait) {
+  checkout_waits_.add(wait);
+  run_once_after(metrics_publish_, kMetricsPublishPeriod, &Pool::publish_metrics);
 }
 
 void Pool::transition(ServerConnection& connection, ConnectionState to) {
@@ -215,8 +220,7 @@ Lease Pool::try_checkout_now() {
   if (!connection || long_idle(*connection, Clock::now())) return nullptr;
   transition(*connection, ConnectionState::checked_out);
   if (connection->watched) connection->detach();
-  ++instant_checkouts_;
-  run_once_after(metrics_publish_, kMetricsPublishPeriod, &Pool::publish_metrics);
+  count_checkout_wait(Clock::duration::zero());
   return connection;
 }
 
@@ -274,7 +278,7 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
       }
       transition(*connection, ConnectionState::checked_out);
       connection->detach();
-      metrics_->observe_checkout_wait(Clock::now() - started);
+      count_checkout_wait(Clock::now() - started);
       co_return connection;
     }
     if (stopping_) {
@@ -285,12 +289,11 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
     auto waiter = std::make_shared<Waiter>();
     waiter->deadline = deadline;
     waiter->timer.emplace(executor_, deadline);
-    waiter->on_wake = [timer = &*waiter->timer] { timer->cancel(); };
     enqueue(waiter);
     co_await waiter->timer->async_wait(asio::as_tuple(asio::use_awaitable));
     waiter->done = true;
     if (waiter->granted) {
-      metrics_->observe_checkout_wait(Clock::now() - started);
+      count_checkout_wait(Clock::now() - started);
       co_return waiter->granted;
     }
     std::erase(waiters_, waiter);
@@ -322,23 +325,11 @@ CheckoutError Pool::checkout_failure(Milliseconds timeout) {
 }
 
 void Pool::wait_for_connection(Milliseconds timeout, std::function<void(CheckoutResult)> done) {
-  const auto started = Clock::now();
   auto waiter = std::make_shared<Waiter>();
-  waiter->deadline = started + timeout;
-  // Posted, so that a connection given back inside another session's handler does not run this
-  // session's relay inside it.
-  waiter->on_wake = [self = shared_from_this(), waiter = waiter.get(), timeout, started,
-                     done = std::move(done)]() mutable {
-    auto result = waiter->granted ? CheckoutResult(waiter->granted)
-                  : self->stopping_
-                      ? CheckoutResult(CheckoutError{CheckoutError::Kind::shutting_down,
-                                                     stop_detail(self->stop_reason_)})
-                      : CheckoutResult(self->checkout_failure(timeout));
-    if (waiter->granted) self->metrics_->observe_checkout_wait(Clock::now() - started);
-    asio::post(self->executor_, [done = std::move(done), result = std::move(result)]() mutable {
-      done(std::move(result));
-    });
-  };
+  waiter->started = Clock::now();
+  waiter->timeout = timeout;
+  waiter->deadline = waiter->started + timeout;
+  waiter->on_checkout = std::move(done);
   enqueue(waiter);
   if (waiter->deadline < waiter_deadline_at_) arm_waiter_deadline(waiter->deadline);
 }
@@ -354,9 +345,22 @@ void Pool::arm_waiter_deadline(Clock::time_point at) {
 }
 
 void Pool::wake(const std::shared_ptr<Waiter>& waiter) {
+  if (waiter->done) return;
   waiter->done = true;
-  // Taken out first: the callback's captures may be what keeps the waiter's last owner alive.
-  if (auto on_wake = std::exchange(waiter->on_wake, nullptr)) on_wake();
+  if (waiter->timer) {
+    waiter->timer->cancel();
+    return;
+  }
+  auto result = waiter->granted ? CheckoutResult(waiter->granted)
+                : stopping_     ? CheckoutResult(CheckoutError{CheckoutError::Kind::shutting_down,
+                                                               stop_detail(stop_reason_)})
+                                : CheckoutResult(checkout_failure(waiter->timeout));
+  if (waiter->granted) count_checkout_wait(Clock::now() - waiter->started);
+  // Posted, so that a connection given back inside another session's handler does not run this
+  // session's relay inside it.
+  asio::post(executor_, [done = std::move(waiter->on_checkout), result = std::move(result)]() mutable {
+    done(std::move(result));
+  });
 }
 
 void Pool::expire_waiters() {

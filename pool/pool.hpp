@@ -26,6 +26,7 @@
 
 #include "metrics/registry.hpp"
 #include "pool/backoff.hpp"
+#include "pool/checkout_wait_tally.hpp"
 #include "pool/log_throttle.hpp"
 #include "pool/server_connection.hpp"
 
@@ -130,6 +131,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // Runs task once, delay from now, however often it is asked for until then.
   void run_once_after(Deferred& deferred, Clock::duration delay, void (Pool::*task)());
   void publish_metrics();
+  void count_checkout_wait(Clock::duration wait);
   void start_due_watchers();
   void evict(const Lease& connection, const Death& death);
   void on_return(const Lease& connection, std::optional<Death> death);
@@ -165,10 +167,10 @@ class Pool : public std::enable_shared_from_this<Pool> {
     bool scheduled = false;
   };
   Deferred watch_start_;  // starts watchers on connections idle long enough
-  // Instant checkouts happen on every transaction; they reach the checkout-wait histogram at
-  // most every kMetricsPublishPeriod, which saves a lock on the relay's path.
+  // Checkouts happen on every transaction; their waits reach the histogram at most every
+  // kMetricsPublishPeriod, which keeps the histogram's locks off the relay's path.
   Deferred metrics_publish_;
-  std::uint64_t instant_checkouts_ = 0;
+  CheckoutWaitTally checkout_waits_;
   std::unordered_map<std::uint64_t, Lease> connections_;  // every connection not yet closed
   std::deque<Lease> idle_;                                 // most recently used at the back
   std::deque<std::shared_ptr<Waiter>> waiters_;

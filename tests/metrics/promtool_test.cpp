@@ -11,12 +11,14 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <gtest/gtest.h>
 
 #include "metrics/admin_server.hpp"
+#include "metrics/buckets.hpp"
 #include "tests/metrics/http_client.hpp"
 
 namespace pgvigil::metrics {
@@ -65,7 +67,9 @@ void populate(Registry& registry) {
     pool->set_connections("idle", 2);
     pool->record_keepalive_mismatch();
     pool->observe_server_rtt(250us);
-    pool->observe_checkout_wait(1ms);
+    std::vector<double> checkout_waits(buckets::kCheckoutWait.size() + 1, 0.0);
+    checkout_waits[3] = 1;  // one wait of 1 ms (le="0.001")
+    pool->observe_checkout_waits(checkout_waits, 0.001);
     pool->record_checkout_timeout();
     const auto clients = registry.add_client_pool(name);
     clients->client_connected();

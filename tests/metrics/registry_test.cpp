@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "metrics/buckets.hpp"
+
 namespace pgvigil::metrics {
 namespace {
 
@@ -92,7 +94,9 @@ TEST(Registry, RecordsLandInTheirChildren) {
   pool->set_connections("idle", 3);
   pool->record_keepalive_mismatch();
   pool->observe_server_rtt(1500us);
-  pool->observe_checkout_wait(2ms);
+  std::vector<double> checkout_waits(buckets::kCheckoutWait.size() + 1, 0.0);
+  checkout_waits[4] = 1;  // one wait of 2 ms (le="0.0025")
+  pool->observe_checkout_waits(checkout_waits, 0.002);
   pool->record_checkout_timeout();
   registry.record_config_reload(true);
   registry.record_config_reload(false);
@@ -113,6 +117,9 @@ TEST(Registry, RecordsLandInTheirChildren) {
            "pgvigil_server_connections{pool=\"app\",state=\"idle\"} 3\n",
            "pgvigil_keepalive_mismatches_total{pool=\"app\"} 1\n",
            "pgvigil_server_rtt_seconds{pool=\"app\"} 0.0015\n",
+           "pgvigil_checkout_wait_seconds_bucket{pool=\"app\",le=\"0.001\"} 0\n",
+           "pgvigil_checkout_wait_seconds_bucket{pool=\"app\",le=\"0.0025\"} 1\n",
+           "pgvigil_checkout_wait_seconds_sum{pool=\"app\"} 0.002\n",
            "pgvigil_checkout_wait_seconds_count{pool=\"app\"} 1\n",
            "pgvigil_checkout_timeouts_total{pool=\"app\"} 1\n",
            "pgvigil_config_reloads_total{result=\"success\"} 1\n",
