@@ -15,7 +15,8 @@ CheckoutWaitTally::CheckoutWaitTally() : bucket_increments_(bounds().size() + 1,
 void CheckoutWaitTally::add(std::chrono::steady_clock::duration wait) {
   const double seconds = std::max(std::chrono::duration<double>(wait).count(), 0.0);
   // The bucket whose bound is the first at or above the value, as Histogram::Observe places it.
-  const auto bucket = std::lower_bound(bounds().begin(), bounds().end(), seconds) - bounds().begin();
+  const auto bucket =
+      std::lower_bound(bounds().begin(), bounds().end(), seconds) - bounds().begin();
   bucket_increments_[static_cast<std::size_t>(bucket)] += 1;
   sum_seconds_ += seconds;
   ++count_;

@@ -17,7 +17,6 @@ class CheckoutWaitTally {
   CheckoutWaitTally();
 
   void add(std::chrono::steady_clock::duration wait);
-  bool empty() const { return count_ == 0; }
   // Hands what was counted to `metrics` (one ObserveMultiple) and starts again from zero.
   void publish_to(metrics::PoolMetrics& metrics);
 

@@ -358,9 +358,10 @@ void Pool::wake(const std::shared_ptr<Waiter>& waiter) {
   if (waiter->granted) count_checkout_wait(Clock::now() - waiter->started);
   // Posted, so that a connection given back inside another session's handler does not run this
   // session's relay inside it.
-  asio::post(executor_, [done = std::move(waiter->on_checkout), result = std::move(result)]() mutable {
-    done(std::move(result));
-  });
+  asio::post(executor_,
+             [done = std::move(waiter->on_checkout), result = std::move(result)]() mutable {
+               done(std::move(result));
+             });
 }
 
 void Pool::expire_waiters() {

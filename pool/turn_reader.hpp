@@ -92,7 +92,9 @@ class TurnReadOp : public asio_detail::reactor_op {
         asio_detail::thread_context::top_of_thread_call_stack(), op, block_size());
   }
   // Both relay reads (about 112 bytes) fit in one block size.
-  static constexpr std::size_t block_size() { return std::max<std::size_t>(sizeof(TurnReadOp), 128); }
+  static constexpr std::size_t block_size() {
+    return std::max<std::size_t>(sizeof(TurnReadOp), 128);
+  }
 
  private:
   template <typename H>
