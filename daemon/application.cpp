@@ -117,7 +117,7 @@ void Application::build_proxy() {
     if (!loaded) throw std::runtime_error(loaded.error());
     users = std::make_shared<const proxy::auth::UsersFile>(std::move(loaded).value());
   }
-  proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, make_routes(), users);
+  proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, make_routes(), users, registry_);
   listener_ = std::make_unique<proxy::Listener>(workers_.context(0), *proxy_);
 }
 

@@ -37,10 +37,10 @@ class ClientSeries final : public ClientMetrics {
 
   // The error-class label `sqlstate` is counted under: one of kErrorClasses or "other".
   static std::string_view error_class(std::string_view sqlstate);
+  // That of the class in kErrorClasses, or kErrorClasses.size() for "other".
+  static std::size_t error_class_index(std::string_view sqlstate);
 
  private:
-  // Index into errors_: that of the class in kErrorClasses, or kErrorClasses.size() for "other".
-  static std::size_t error_class_index(std::string_view sqlstate);
 
   const MetricFamilies families_;
   const std::string pool_;

@@ -56,6 +56,13 @@ MetricFamilies build_families(prometheus::Registry& registry) {
               .Name("pgvigil_client_errors_total")
               .Help("Errors sent to clients, by SQLSTATE class (first two characters).")
               .Register(registry),
+      .client_startup_errors =
+          prometheus::BuildCounter()
+              .Name("pgvigil_client_startup_errors_total")
+              .Help("Errors sent to clients before they reached a database's pool (unknown "
+                    "database, malformed startup packet, too many client connections), by "
+                    "SQLSTATE class.")
+              .Register(registry),
       .transactions = prometheus::BuildCounter()
                           .Name("pgvigil_transactions_total")
                           .Help("Transactions completed by clients of the pool.")

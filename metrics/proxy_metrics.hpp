@@ -32,4 +32,13 @@ class ClientMetrics {
   virtual void relayed(const RelayCounts& counts) = 0;
 };
 
+// pgvigil_client_startup_errors_total{class}: errors sent to clients before they reached a
+// database's pool (an unknown database, a malformed startup packet, too many client
+// connections), by the same SQLSTATE classes as client_error. Thread-safe.
+class StartupErrorMetrics {
+ public:
+  virtual ~StartupErrorMetrics() = default;
+  virtual void startup_error(std::string_view sqlstate) = 0;
+};
+
 }  // namespace pgvigil::metrics

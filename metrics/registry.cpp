@@ -1,5 +1,6 @@
 #include "metrics/registry.hpp"
 
+#include <array>
 #include <map>
 #include <mutex>
 
@@ -17,11 +18,20 @@ struct Registry::Families {
       : metric(build_families(registry)),
         // Both results exist from the start so "no error yet" shows as 0, not as absence.
         reloads_succeeded(metric.config_reloads.Add({{"result", "success"}})),
-        reloads_failed(metric.config_reloads.Add({{"result", "error"}})) {}
+        reloads_failed(metric.config_reloads.Add({{"result", "error"}})) {
+    for (std::size_t i = 0; i < ClientSeries::kErrorClasses.size(); ++i) {
+      startup_errors[i] = &metric.client_startup_errors.Add(
+          {{"class", std::string(ClientSeries::kErrorClasses[i])}});
+    }
+    startup_errors.back() = &metric.client_startup_errors.Add(
+        {{"class", std::string(ClientSeries::kOtherErrorClass)}});
+  }
 
   MetricFamilies metric;
   prometheus::Counter& reloads_succeeded;
   prometheus::Counter& reloads_failed;
+  // Indexed like ClientSeries::kErrorClasses, then "other"; every class from the start.
+  std::array<prometheus::Counter*, ClientSeries::kErrorClasses.size() + 1> startup_errors{};
   // Guards the map only; each PoolSeries guards its own children.
   std::mutex pools_mutex;
   std::map<std::string, std::shared_ptr<PoolSeries>, std::less<>> pools;
@@ -75,6 +85,10 @@ void Registry::remove_pool(const std::string& pool) {
 
 void Registry::record_config_reload(bool success) {
   (success ? families_->reloads_succeeded : families_->reloads_failed).Increment();
+}
+
+void Registry::startup_error(std::string_view sqlstate) {
+  families_->startup_errors[ClientSeries::error_class_index(sqlstate)]->Increment();
 }
 
 void Registry::on_scrape(std::function<void()> refresh) { refresh_ = std::move(refresh); }

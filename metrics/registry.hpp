@@ -51,10 +51,10 @@ class PoolMetrics {
   virtual void record_checkout_timeout() = 0;
 };
 
-class Registry {
+class Registry final : public StartupErrorMetrics {
  public:
   explicit Registry(std::string_view version);
-  ~Registry();
+  ~Registry() override;
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
@@ -68,6 +68,7 @@ class Registry {
 
   // Config reloads by result ("success" or "error").
   void record_config_reload(bool success);
+  void startup_error(std::string_view sqlstate) override;
 
   // Runs at the start of every serialize(), to bring in values kept elsewhere (the connection
   // gauges, the relay counters). One hook; a later call replaces it. Runs on the thread that

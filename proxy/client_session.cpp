@@ -385,7 +385,11 @@ awaitable<void> ClientSession::end_relay_with_error() {
 
 void ClientSession::fail(ClientError error) {
   if (!error.sqlstate.empty()) {
-    if (route_ != nullptr && route_->metrics) route_->metrics->client_error(error.sqlstate);
+    if (route_ == nullptr) {
+      service_.count_startup_error(error.sqlstate);
+    } else if (route_->metrics) {
+      route_->metrics->client_error(error.sqlstate);
+    }
     spdlog::info("client session{}: {} {}{}", route_ ? " for " + route_->settings.database : "",
                  error.sqlstate, error.message, error.detail.empty() ? "" : ": " + error.detail);
   }

@@ -99,6 +99,7 @@ void Listener::admit(int fd) {
          "", ""});
     [[maybe_unused]] auto sent = ::send(fd, refusal.data(), refusal.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     ::close(fd);
+    service_.count_startup_error(sqlstate::kTooManyConnections);
     return;
   }
   ClientSession::start(service_, context_.get_executor(), fd);

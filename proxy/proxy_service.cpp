@@ -5,8 +5,9 @@
 namespace pgvigil::proxy {
 
 ProxyService::ProxyService(ProxySettings settings, std::vector<Route> routes,
-                           std::shared_ptr<const auth::UsersFile> users)
-    : settings_(std::move(settings)), users_(std::move(users)) {
+                           std::shared_ptr<const auth::UsersFile> users,
+                           metrics::StartupErrorMetrics& startup_errors)
+    : settings_(std::move(settings)), users_(std::move(users)), startup_errors_(startup_errors) {
   for (auto& route : routes) routes_.push_back(std::make_shared<Route>(std::move(route)));
 }
 

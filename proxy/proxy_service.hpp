@@ -7,8 +7,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "metrics/proxy_metrics.hpp"
 #include "proxy/auth/users_file.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/proxy_settings.hpp"
@@ -18,8 +20,11 @@ namespace pgvigil::proxy {
 
 class ProxyService {
  public:
+  // startup_errors counts what clients are told before they reach a route; it must outlive the
+  // service.
   ProxyService(ProxySettings settings, std::vector<Route> routes,
-               std::shared_ptr<const auth::UsersFile> users);
+               std::shared_ptr<const auth::UsersFile> users,
+               metrics::StartupErrorMetrics& startup_errors);
   ~ProxyService();
 
   const ProxySettings& settings() const { return settings_; }
@@ -40,6 +45,8 @@ class ProxyService {
 
   // Counts a client in; false when max_client_connections are already connected.
   bool admit_client();
+  // An error sent to a client that has no route yet (its database is unknown or not yet named).
+  void count_startup_error(std::string_view sqlstate) { startup_errors_.startup_error(sqlstate); }
 
   // Graceful shutdown: sessions end at the end of their current transaction (begin_drain), or
   // at once (force_close); both answer the client 57P01. Thread-safe.
@@ -57,6 +64,7 @@ class ProxyService {
   // Replaced and removed routes: sessions may still point at them.
   std::vector<std::shared_ptr<Route>> retired_routes_;
   std::shared_ptr<const auth::UsersFile> users_;
+  metrics::StartupErrorMetrics& startup_errors_;
   CancelRegistry cancels_;
   std::atomic<int> clients_{0};
   std::atomic<bool> draining_{false};

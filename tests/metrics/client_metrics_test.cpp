@@ -19,11 +19,16 @@ bool contains(const std::string& page, const std::string& text) {
   return page.find(text) != std::string::npos;
 }
 
-TEST(ClientMetrics, NoFamilyShowsBeforeAnyClientPool) {
+TEST(ClientMetrics, NoPoolFamilyShowsBeforeAnyClientPool) {
   const Registry registry("test");
   const std::string page = registry.serialize();
-  EXPECT_FALSE(contains(page, "pgvigil_client_")) << page;
-  EXPECT_FALSE(contains(page, "pgvigil_relayed_bytes_total")) << page;
+  for (const char* family : {"pgvigil_client_connections", "pgvigil_client_errors_total",
+                             "pgvigil_transactions_total", "pgvigil_queries_total",
+                             "pgvigil_relayed_bytes_total"}) {
+    EXPECT_FALSE(contains(page, family)) << family << "\n" << page;
+  }
+  // Errors before a client reaches any pool have a family of their own, there from the start.
+  EXPECT_TRUE(contains(page, "pgvigil_client_startup_errors_total{class=\"3D\"} 0\n")) << page;
 }
 
 TEST(ClientMetrics, AddClientPoolCreatesEveryChildAtZero) {

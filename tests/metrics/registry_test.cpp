@@ -39,6 +39,27 @@ TEST(Registry, GlobalSeriesExistFromTheStart) {
   EXPECT_TRUE(contains(page, "pgvigil_config_reloads_total{result=\"error\"} 0\n")) << page;
 }
 
+TEST(Registry, StartupErrorsCountByClassFromZero) {
+  Registry registry("test");
+  const auto series = [](const char* error_class, int count) {
+    return std::string("pgvigil_client_startup_errors_total{class=\"") + error_class + "\"} " +
+           std::to_string(count) + "\n";
+  };
+  const std::string before = registry.serialize();
+  for (const char* error_class : {"08", "0A", "28", "3D", "53", "57", "XX", "other"}) {
+    EXPECT_TRUE(contains(before, series(error_class, 0))) << error_class << "\n" << before;
+  }
+  registry.startup_error("3D000");
+  registry.startup_error("53300");
+  registry.startup_error("53300");
+  registry.startup_error("22P02");  // not a class of its own
+  const std::string after = registry.serialize();
+  for (const auto& expected : {series("3D", 1), series("53", 2), series("other", 1),
+                               series("08", 0)}) {
+    EXPECT_TRUE(contains(after, expected)) << expected << after;
+  }
+}
+
 TEST(Registry, AddPoolCreatesEveryFamilyAndChildAtZero) {
   Registry registry("test");
   registry.add_pool("app", app_labels());

@@ -597,6 +597,12 @@ TEST_F(ClientsPgTest, LoginsWithTrustMd5AndScram) {
   EXPECT_TRUE(contains(message, "md5db") && contains(message, "scramdb") &&
               contains(message, "open"))
       << message;
+  // It reached no pool, so it counts among the startup errors, not any database's.
+  EXPECT_EQ(metric("pgvigil_client_startup_errors_total", {{"class", "3D"}}), 1);
+  EXPECT_EQ(metric("pgvigil_client_startup_errors_total", {{"class", "28"}}), 0);
+  for (const char* pool : {"md5db", "scramdb", "open"}) {
+    EXPECT_EQ(metric("pgvigil_client_errors_total", {{"pool", pool}, {"class", "3D"}}), 0) << pool;
+  }
   pg_->execute("DROP ROLE clients_scram_source");
 }
 
@@ -900,6 +906,7 @@ TEST_F(ClientsPgTest, ClientConnectionLimitRefusesTheFourth) {
   EXPECT_FALSE(pq_ok(fourth));
   EXPECT_TRUE(contains(PQerrorMessage(fourth.get()), "too many client connections"))
       << PQerrorMessage(fourth.get());
+  EXPECT_EQ(metric("pgvigil_client_startup_errors_total", {{"class", "53"}}), 1);
   // The admitted ones are unaffected; a slot freed is a slot taken.
   EXPECT_EQ(pq_value(admitted[0], "SELECT 'fine'"), "fine");
   admitted.pop_back();
