@@ -41,7 +41,6 @@ class ClientSeries final : public ClientMetrics {
   static std::size_t error_class_index(std::string_view sqlstate);
 
  private:
-
   const MetricFamilies families_;
   const std::string pool_;
   // Shared for recording (children are atomic themselves); exclusive for detach, which
