@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -150,6 +151,29 @@ TEST_F(TurnReaderTest, ACheckedClaimWaitsAndStillSeesWhatArrivesLater) {
   const auto end = read_once();
   ASSERT_TRUE(end);
   EXPECT_EQ(end->ec, boost::asio::error::eof);
+}
+
+// A read still pending when its io_context goes away is freed without its handler being called
+// (TurnReadOp's memory comes from Asio's per-thread cache, so this is its own path).
+TEST(TurnReaderLifetime, APendingReadIsFreedWithItsContextAndItsHandlerNeverRuns) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  auto witness = std::make_shared<int>(0);
+  bool called = false;
+  {
+    boost::asio::io_context context;
+    boost::asio::posix::stream_descriptor descriptor(context, fds[0]);
+    TurnReader reader(context);
+    std::array<char, 64> buffer{};
+    bool claim = false;
+    reader.async_read(descriptor, buffer, /*try_first=*/true, AnswerEndedIdle{&claim},
+                      [&called, witness](boost::system::error_code, std::size_t) { called = true; });
+    context.run_for(50ms);  // nothing to read: the read stays pending
+    EXPECT_EQ(witness.use_count(), 2) << "the pending read holds its handler";
+  }
+  EXPECT_FALSE(called);
+  EXPECT_EQ(witness.use_count(), 1) << "the handler (and the read) were not freed";
+  ::close(fds[1]);
 }
 
 }  // namespace
