@@ -18,9 +18,9 @@ Environment (defaults in brackets):
   BENCH_IDLE_CLIENTS=10000  idle client sessions for the memory test (0 skips it)
   BENCH_WARMUP_SECONDS=2  warm-up run per target before measuring
   BENCH_ROUNDS=3          rounds of the whole pgbench matrix; each figure is the median
-  PGVIGIL=build/daemon/pgvigil  pgvigil binary
+  PGVIGIL_BINARY=build/daemon/pgvigil  pgvigil binary
   PGBOUNCER=/usr/sbin/pgbouncer  PgBouncer binary
-  PG_BIN=/usr/lib/postgresql/15/bin  PostgreSQL server binaries
+  PGVIGIL_PG_BINDIR=/usr/lib/postgresql/15/bin  PostgreSQL server binaries (the first Debian has)
   BENCH_KEEP_TMP=0        1 keeps the temporary directory (data, configs, logs)
 EOF
 }
@@ -48,9 +48,10 @@ BENCH_IDLE_CLIENTS="${BENCH_IDLE_CLIENTS:-10000}"
 BENCH_WARMUP_SECONDS="${BENCH_WARMUP_SECONDS:-2}"
 BENCH_ROUNDS="${BENCH_ROUNDS:-3}"
 BENCH_KEEP_TMP="${BENCH_KEEP_TMP:-0}"
-PGVIGIL="${PGVIGIL:-$ROOT/build/daemon/pgvigil}"
+source "$ROOT/scripts/lib/paths.sh"
+PGVIGIL="$PGVIGIL_BINARY"
 PGBOUNCER="${PGBOUNCER:-/usr/sbin/pgbouncer}"
-PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+PG_BIN="$PGVIGIL_PG_BINDIR"
 PGBENCH="$PG_BIN/pgbench"
 [[ -x "$PGBENCH" ]] || PGBENCH="$(command -v pgbench)"
 DB=bench

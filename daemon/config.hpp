@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ struct Config {
   // One per database, same order as `databases`; RouteSettings::database is the entry's name and
   // auth_method is already the effective one (auth.method unless the database overrides it).
   std::vector<proxy::RouteSettings> routes;
+  // Every top-level key's value after parsing, in canonical text, by its table path (the
+  // section reader's EffectiveValues). The reload compares the restart-only keys with these.
+  std::map<std::string, std::string, std::less<>> effective_values;
 };
 
 }  // namespace pgvigil::daemon

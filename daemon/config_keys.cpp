@@ -77,7 +77,8 @@ std::vector<ConfigKey> make_keys() {
       {"ping.timeout", duration, "1s", kReloads,
        "A ping unanswered this long evicts the connection; above 0 and below ping.interval."},
       {"ping.jitter", number, "0.1", kReloads,
-       "Spreads each ping interval by up to this share either way, from 0 to 0.5."},
+       "Pings come early by a random share of ping.interval up to this, never late, so pings of "
+       "many connections spread out and the detection bound holds; from 0 to 0.5."},
       {"ping.query", string, "\"\"", kReloads,
        "SQL sent as the ping; empty sends the empty query, the cheapest round trip."},
 

@@ -300,7 +300,8 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
 
   Config config;
   config.source_path = source_name;
-  SectionReader top(root, YAML::Mark{}, "", "", source_name);
+  // Database entries' readers record nothing: their keys reach the pools as PoolConfig.
+  SectionReader top(root, YAML::Mark{}, "", "", source_name, &config.effective_values);
   if (top.read("workers", config.workers) && config.workers < 0) {
     top.fail("workers", "must not be negative (0 starts one per CPU core)");
   }

@@ -127,11 +127,12 @@ void throw_config_error(const std::string& source, const YAML::Mark& mark, const
 
 SectionReader::SectionReader(const std::optional<YAML::Node>& map, YAML::Mark where,
                              std::string table_prefix, std::string display_prefix,
-                             std::string source)
+                             std::string source, EffectiveValues* values)
     : where_(where),
       table_prefix_(std::move(table_prefix)),
       display_prefix_(std::move(display_prefix)),
-      source_(std::move(source)) {
+      source_(std::move(source)),
+      values_(values) {
   const std::string scope = table_prefix_.empty() ? "" : table_prefix_ + ".";
   for (const ConfigKey& key : config_keys()) {
     if (!key.path.starts_with(scope) || key.path.size() == scope.size()) continue;
@@ -214,64 +215,80 @@ std::optional<std::string> SectionReader::scalar(std::string_view key, KeyType e
   return entry->value.Scalar();
 }
 
+void SectionReader::note(std::string_view key, std::string canonical) {
+  if (values_ != nullptr) (*values_)[table_path(key)] = std::move(canonical);
+}
+
 bool SectionReader::read(std::string_view key, int& value) {
   const auto text = scalar(key, KeyType::integer);
-  if (!text) return false;
-  const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (error == std::errc::result_out_of_range) fail(key, "integer out of range");
-  if (error != std::errc{} || end != text->data() + text->size()) {
-    fail(key, "expected an integer, got '" + *text + "'");
+  if (text) {
+    const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (error == std::errc::result_out_of_range) fail(key, "integer out of range");
+    if (error != std::errc{} || end != text->data() + text->size()) {
+      fail(key, "expected an integer, got '" + *text + "'");
+    }
   }
-  return true;
+  note(key, std::to_string(value));
+  return text.has_value();
 }
 
 bool SectionReader::read(std::string_view key, bool& value) {
   const auto text = scalar(key, KeyType::boolean);
-  if (!text) return false;
-  if (*text == "true") {
-    value = true;
-  } else if (*text == "false") {
-    value = false;
-  } else {
-    fail(key, "expected true or false, got '" + *text + "'");
+  if (text) {
+    if (*text == "true") {
+      value = true;
+    } else if (*text == "false") {
+      value = false;
+    } else {
+      fail(key, "expected true or false, got '" + *text + "'");
+    }
   }
-  return true;
+  note(key, value ? "true" : "false");
+  return text.has_value();
 }
 
 bool SectionReader::read(std::string_view key, double& value) {
   const auto text = scalar(key, KeyType::number);
-  if (!text) return false;
-  const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (error != std::errc{} || end != text->data() + text->size() || !std::isfinite(value)) {
-    fail(key, "expected a number, got '" + *text + "'");
+  if (text) {
+    const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (error != std::errc{} || end != text->data() + text->size() || !std::isfinite(value)) {
+      fail(key, "expected a number, got '" + *text + "'");
+    }
   }
-  return true;
+  char shortest[32];
+  const auto written = std::to_chars(shortest, shortest + sizeof shortest, value);
+  note(key, std::string(shortest, written.ptr));
+  return text.has_value();
 }
 
 bool SectionReader::read(std::string_view key, std::chrono::milliseconds& value) {
   const auto text = scalar(key, KeyType::duration);
-  if (!text) return false;
-  try {
-    value = parse_duration(*text);
-  } catch (const std::invalid_argument& e) {
-    fail(key, e.what());
+  if (text) {
+    try {
+      value = parse_duration(*text);
+    } catch (const std::invalid_argument& e) {
+      fail(key, e.what());
+    }
   }
-  return true;
+  note(key, format_duration(value));
+  return text.has_value();
 }
 
 bool SectionReader::read(std::string_view key, std::chrono::seconds& value) {
   const auto text = scalar(key, KeyType::whole_seconds);
-  if (!text) return false;
-  std::chrono::milliseconds parsed{};
-  try {
-    parsed = parse_duration(*text);
-  } catch (const std::invalid_argument& e) {
-    fail(key, e.what());
+  if (text) {
+    std::chrono::milliseconds parsed{};
+    try {
+      parsed = parse_duration(*text);
+    } catch (const std::invalid_argument& e) {
+      fail(key, e.what());
+    }
+    // The kernel's keep-alive options count whole seconds; rounding silently would lie.
+    if (parsed.count() % 1000 != 0) fail(key, "must be whole seconds, got " + *text);
+    value = std::chrono::duration_cast<std::chrono::seconds>(parsed);
   }
-  // The kernel's keep-alive options count whole seconds; rounding silently would lie.
-  if (parsed.count() % 1000 != 0) fail(key, "must be whole seconds, got " + *text);
-  value = std::chrono::duration_cast<std::chrono::seconds>(parsed);
-  return true;
+  note(key, format_duration(value));
+  return text.has_value();
 }
 
 bool SectionReader::read(std::string_view key, std::string& value) {
@@ -279,41 +296,46 @@ bool SectionReader::read(std::string_view key, std::string& value) {
   const KeyType type = row != nullptr ? row->type : KeyType::string;
   const auto text =
       scalar(key, type == KeyType::enumeration ? KeyType::enumeration : KeyType::string);
-  if (!text) return false;
-  if (type == KeyType::enumeration &&
-      std::find(row->choices.begin(), row->choices.end(), *text) == row->choices.end()) {
-    std::string list;
-    for (std::string_view choice : row->choices)
-      list += (list.empty() ? "" : ", ") + std::string(choice);
-    fail(key, "unknown value '" + *text + "' (expected one of: " + list + ")");
+  if (text) {
+    if (type == KeyType::enumeration &&
+        std::find(row->choices.begin(), row->choices.end(), *text) == row->choices.end()) {
+      std::string list;
+      for (std::string_view choice : row->choices)
+        list += (list.empty() ? "" : ", ") + std::string(choice);
+      fail(key, "unknown value '" + *text + "' (expected one of: " + list + ")");
+    }
+    value = *text;
   }
-  value = *text;
-  return true;
+  note(key, value);
+  return text.has_value();
 }
 
 bool SectionReader::read(std::string_view key, std::uint16_t& value) {
   const auto text = scalar(key, KeyType::port);
-  if (!text) return false;
-  const auto port = parse_port(*text);
-  if (!port) fail(key, "expected a port number from 1 to 65535, got '" + *text + "'");
-  value = *port;
-  return true;
+  if (text) {
+    const auto port = parse_port(*text);
+    if (!port) fail(key, "expected a port number from 1 to 65535, got '" + *text + "'");
+    value = *port;
+  }
+  note(key, std::to_string(value));
+  return text.has_value();
 }
 
 bool SectionReader::read_listen(std::string_view key, std::string& host, std::uint16_t& port,
                                 bool allow_empty) {
   const auto text = scalar(key, KeyType::listen);
-  if (!text) return false;
-  if (allow_empty && text->empty()) {
+  if (text && allow_empty && text->empty()) {
     host.clear();
-    return true;
+  } else if (text) {
+    try {
+      std::tie(host, port) = parse_listen(*text);
+    } catch (const std::invalid_argument& e) {
+      fail(key, "invalid address '" + *text + "': " + e.what());
+    }
   }
-  try {
-    std::tie(host, port) = parse_listen(*text);
-  } catch (const std::invalid_argument& e) {
-    fail(key, "invalid address '" + *text + "': " + e.what());
-  }
-  return true;
+  const bool v6 = host.find(':') != std::string::npos;
+  note(key, host.empty() ? "" : (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port));
+  return text.has_value();
 }
 
 SectionReader SectionReader::section(std::string_view key,
@@ -327,7 +349,8 @@ SectionReader SectionReader::section(std::string_view key,
   std::optional<YAML::Node> node;
   if (entry != nullptr) node = entry->value;
   return SectionReader(node, entry != nullptr ? entry->key_node.Mark() : where_,
-                       std::move(table_prefix).value_or(table_path(key)), path(key), source_);
+                       std::move(table_prefix).value_or(table_path(key)), path(key), source_,
+                       values_);
 }
 
 std::vector<MapEntry> SectionReader::entries(std::string_view key) {

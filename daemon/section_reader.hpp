@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,6 +17,12 @@
 #include "daemon/config_keys.hpp"
 
 namespace pgvigil::daemon::detail {
+
+// What every key holds after parsing (from the file, or its default), in one canonical text per
+// type ("10s" and "10000ms" read the same), by the key's table path. The reload's restart-only
+// check compares these for every key the table marks restart-only, so a new such key is guarded
+// without a list to extend.
+using EffectiveValues = std::map<std::string, std::string, std::less<>>;
 
 struct MapEntry {
   std::string key;
@@ -33,12 +40,15 @@ class SectionReader {
   // an empty section. `where` is reported for keys that are missing. `table_prefix` names the
   // section in the table ("pool.reconnect", "databases.<name>"), `display_prefix` in messages
   // ("databases.app.pool.reconnect"); both are empty for the document's root.
+  // `values`, when given, receives the effective value of every key read through this reader
+  // and its nested sections (see EffectiveValues); it must outlive them.
   SectionReader(const std::optional<YAML::Node>& map, YAML::Mark where, std::string table_prefix,
-                std::string display_prefix, std::string source);
+                std::string display_prefix, std::string source, EffectiveValues* values = nullptr);
 
   bool has(std::string_view key) const;
 
-  // Each read leaves `value` untouched when the key is absent and says whether it was present.
+  // Each read leaves `value` untouched when the key is absent and says whether it was present;
+  // either way `value` is what the key holds now, and that is recorded as its effective value.
   bool read(std::string_view key, int& value);                        // integer
   bool read(std::string_view key, double& value);                     // number
   bool read(std::string_view key, std::chrono::milliseconds& value);  // duration
@@ -74,12 +84,15 @@ class SectionReader {
   const ConfigKey& expect(std::string_view key, KeyType type);
   // The key's value as a scalar string, or fail naming what was expected.
   std::optional<std::string> scalar(std::string_view key, KeyType expected);
+  // Records the key's effective value, in canonical text, when this reader records values.
+  void note(std::string_view key, std::string canonical);
 
   std::vector<MapEntry> entries_;
   YAML::Mark where_;
   std::string table_prefix_;
   std::string display_prefix_;
   std::string source_;
+  EffectiveValues* values_;
   std::set<std::string, std::less<>> children_;   // keys the table allows here
   std::set<std::string, std::less<>> requested_;  // keys a parser asked for
 };

@@ -1,5 +1,6 @@
 #pragma once
-// The one vocabulary of eviction reasons (DESIGN.md), used in logs and metrics alike.
+// The one vocabulary of eviction reasons, used in logs and metrics alike (the README lists it, and
+// the metrics' label sets are made from kAllEvictionReasons).
 
 #include <array>
 #include <string_view>

@@ -38,12 +38,6 @@ constexpr auto kWatchDelay = std::chrono::milliseconds(20);
 // Checkout waits reach their histogram in batches (see Pool::metrics_publish_).
 constexpr auto kMetricsPublishPeriod = std::chrono::milliseconds(10);
 
-// Every setting that decides which server, as whom, a connection reaches.
-bool same_endpoint(const ServerEndpoint& a, const ServerEndpoint& b) {
-  return a.host == b.host && a.port == b.port && a.dbname == b.dbname && a.user == b.user &&
-         a.password == b.password && a.tls == b.tls && a.application_name == b.application_name;
-}
-
 std::string stop_detail(EvictionReason reason) {
   return reason == EvictionReason::reload ? "the database was removed from the configuration"
                                           : "pgvigil is stopping";
@@ -652,7 +646,7 @@ awaitable<void> Pool::update_config_here(PoolConfig config) {
   config_ = std::make_shared<const PoolConfig>(std::move(config));
   backoff_.update(config_->pool.reconnect);
   const auto now = Clock::now();
-  if (!same_endpoint(old->server, config_->server)) {
+  if (old->server != config_->server) {
     // Drain: nothing of the old server is lent again. Leased and connecting ones are evicted
     // by make_available when they would become idle.
     ++endpoint_generation_;

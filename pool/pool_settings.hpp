@@ -25,12 +25,16 @@ struct ServerEndpoint {
   bool is_unix_socket() const { return !host.empty() && host.front() == '/'; }
   // host:port/dbname as user, for logs (no password).
   std::string describe() const;
+  // Every field decides which server, as whom, a connection reaches: a reload that changes any
+  // of them replaces the pool's connections.
+  friend bool operator==(const ServerEndpoint&, const ServerEndpoint&) = default;
 };
 
 struct ReconnectSettings {
   Milliseconds initial_delay{250};  // first back-off after a failed connect
   Milliseconds max_delay{10000};    // cap while nobody waits for a connection
   Milliseconds max_delay_while_clients_wait{1000};  // cap while a checkout is waiting
+  friend bool operator==(const ReconnectSettings&, const ReconnectSettings&) = default;
 };
 
 struct PoolSettings {
@@ -46,6 +50,7 @@ struct PoolSettings {
   Milliseconds idle_timeout{10 * 60 * 1000};  // closes idle connections above min_idle; 0: never
   Milliseconds validate_after_idle{1000};     // silent longer than this: pinged before lending
   ReconnectSettings reconnect;
+  friend bool operator==(const PoolSettings&, const PoolSettings&) = default;
 };
 
 struct PoolConfig {

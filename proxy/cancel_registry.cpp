@@ -1,16 +1,30 @@
 #include "proxy/cancel_registry.hpp"
 
+#include <openssl/rand.h>
+
+#include <array>
+#include <cstring>
 #include <vector>
 
 namespace pgvigil::proxy {
 
-CancelKey CancelRegistry::add(std::weak_ptr<CancelTarget> target) {
-  std::lock_guard lock(mutex_);
+std::optional<CancelKey> random_cancel_key() {
+  std::array<unsigned char, 8> bytes{};
+  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) return std::nullopt;
+  CancelKey key;
+  std::memcpy(&key.process_id, bytes.data(), 4);
+  std::memcpy(&key.secret, bytes.data() + 4, 4);
+  // Positive and never 0, like a real backend's pid; the secret keeps all 32 bits.
+  key.process_id = (key.process_id & 0x7fffffffu) | 1u;
+  return key;
+}
+
+std::optional<CancelKey> CancelRegistry::add(std::weak_ptr<CancelTarget> target) {
   while (true) {
-    const auto bits = random_();
-    // Positive 31-bit process ids, like a real backend's; the secret is what protects it.
-    CancelKey key{static_cast<std::uint32_t>(bits >> 33) | 1u, static_cast<std::uint32_t>(bits)};
-    if (sessions_.emplace(key.packed(), target).second) return key;
+    const auto key = random_cancel_key();
+    if (!key) return std::nullopt;
+    std::lock_guard lock(mutex_);
+    if (sessions_.emplace(key->packed(), target).second) return key;
   }
 }
 

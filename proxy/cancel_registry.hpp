@@ -3,11 +3,16 @@
 // (which arrives on a new connection, possibly on another worker) reaches the right session and
 // no other. Thread-safe; the only state shared between workers, touched once per connect,
 // disconnect and cancel.
+//
+// A key is all a CancelRequest needs, so keys must be impossible to predict from the ones a
+// client has seen: both halves come from OpenSSL's CSPRNG (RAND_bytes), as PostgreSQL draws its
+// own (pg_strong_random). A seeded general-purpose generator would not do: its output reveals
+// its state.
 
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <random>
+#include <optional>
 #include <unordered_map>
 
 namespace pgvigil::proxy {
@@ -31,8 +36,9 @@ class CancelTarget {
 class CancelRegistry {
  public:
   // A fresh key no live session has, bound to `target`. (A weak pointer, not a callback: an
-  // idle client's registry entry is one small node.)
-  CancelKey add(std::weak_ptr<CancelTarget> target);
+  // idle client's registry entry is one small node.) nullopt only when the system has no
+  // randomness to give (RAND_bytes failed), which the caller reports to its client.
+  std::optional<CancelKey> add(std::weak_ptr<CancelTarget> target);
   void remove(CancelKey key);
   // Asks the session holding `key` to cancel; false when no session does (a stale or forged
   // key, which is ignored as PostgreSQL ignores it).
@@ -43,7 +49,10 @@ class CancelRegistry {
  private:
   std::mutex mutex_;
   std::unordered_map<std::uint64_t, std::weak_ptr<CancelTarget>> sessions_;
-  std::mt19937_64 random_{std::random_device{}()};
 };
+
+// A key drawn from the CSPRNG: a positive 31-bit process id (what a client expects of a
+// backend's) and a 32-bit secret. nullopt when RAND_bytes fails.
+std::optional<CancelKey> random_cancel_key();
 
 }  // namespace pgvigil::proxy

@@ -207,6 +207,10 @@ awaitable<void> ClientSession::begin() {
   }
   settings_ = intern_settings(*route_, *settings_);
   cancel_key_ = service_.cancels().add(weak_from_this());
+  if (!cancel_key_) {
+    co_return fail({sqlstate::kInternalError,
+                    "cannot create a cancel key: the system's random source failed", "", ""});
+  }
   if (route_->metrics) route_->metrics->client_connected();
   counted_in_route_ = true;
   const auto reply = startup_reply();

@@ -45,11 +45,8 @@ std::string ProxyService::route_names() const {
 namespace {
 
 bool same_route(const Route& a, const Route& b) {
-  return a.settings.database == b.settings.database &&
-         a.settings.pool_mode == b.settings.pool_mode &&
-         a.settings.reset_query == b.settings.reset_query &&
-         a.settings.auth_method == b.settings.auth_method && a.pool == b.pool &&
-         a.metrics == b.metrics && a.checkout_timeout == b.checkout_timeout;
+  return a.settings == b.settings && a.pool == b.pool && a.metrics == b.metrics &&
+         a.checkout_timeout == b.checkout_timeout;
 }
 
 }  // namespace

@@ -35,6 +35,7 @@ struct RouteSettings {
   PoolMode pool_mode = PoolMode::transaction;
   std::string reset_query = "DISCARD ALL";  // run before a session-mode connection is reused
   AuthMethod auth_method = AuthMethod::trust;  // the global auth.method unless overridden
+  friend bool operator==(const RouteSettings&, const RouteSettings&) = default;
 };
 
 }  // namespace pgvigil::proxy

@@ -9,12 +9,13 @@
 #   docker    every library the binary links directly comes from a package the runtime stage
 #             installs (the image itself cannot be built without a Docker engine)
 # Runs every check, prints each failure, exits non-zero if any failed. Needs a built binary:
-# build/daemon/pgvigil (scripts/build.sh), or PGVIGIL_BIN=/path/to/pgvigil. No root needed.
+# build/daemon/pgvigil (scripts/build.sh), or PGVIGIL_BINARY=/path/to/pgvigil. No root needed.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 repo=$PWD
-bin=${PGVIGIL_BIN:-$repo/build/daemon/pgvigil}
+source scripts/lib/paths.sh
+bin=$PGVIGIL_BINARY
 bin=$(readlink -f "$bin" 2>/dev/null || echo "$bin")
 
 work=$(mktemp -d)
@@ -35,7 +36,7 @@ need() {
 
 have_bin=1
 if [[ ! -x $bin ]]; then
-  fail "no pgvigil binary at $bin (run scripts/build.sh or set PGVIGIL_BIN)"
+  fail "no pgvigil binary at $bin (run scripts/build.sh or set PGVIGIL_BINARY)"
   have_bin=0
 fi
 

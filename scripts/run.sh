@@ -14,19 +14,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo_root=$(pwd)
 scripts/build.sh </dev/null
 
-daemon=build/daemon/pgvigil
+source scripts/lib/paths.sh
+daemon=$PGVIGIL_BINARY
 if [[ ! -x $daemon ]]; then
   echo "run: $daemon was not built (is the daemon target in place?)" >&2
   exit 1
 fi
 
-pg_bin=${PGVIGIL_PG_BINDIR:-}
-if [[ -z $pg_bin ]]; then
-  for candidate in /usr/lib/postgresql/{15,16,17}/bin; do
-    if [[ -x $candidate/initdb ]]; then pg_bin=$candidate; break; fi
-  done
-fi
-if [[ -z $pg_bin || ! -x $pg_bin/initdb ]]; then
+pg_bin=$PGVIGIL_PG_BINDIR
+if [[ ! -x $pg_bin/initdb ]]; then
   echo "run: PostgreSQL server binaries not found (set PGVIGIL_PG_BINDIR)" >&2
   exit 1
 fi

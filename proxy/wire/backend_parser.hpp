@@ -1,6 +1,8 @@
 #pragma once
-// Readers for the few server messages the relay acts on. Each takes Frame::payload of a frame of
-// the matching type and returns nullopt when the payload is malformed. Views point into it.
+// Readers for server messages, used by the tests to check what pgvigil sends its clients (the
+// relay itself reads only message headers: proxy/relay/message_scanner.hpp). Each takes
+// Frame::payload of a frame of the matching type and returns nullopt when the payload is
+// malformed. Views point into it.
 
 #include <cstdint>
 #include <optional>

@@ -1,6 +1,6 @@
 #pragma once
-// Builders for frontend messages: what the proxy sends to a server outside libpq (pings, cancel)
-// and what tests send to the proxy's decoders.
+// Builders for frontend messages, used by the tests to play a client against the proxy and its
+// decoders. (pgvigil talks to servers through libpq, which builds its own.)
 
 #include <cstdint>
 #include <span>

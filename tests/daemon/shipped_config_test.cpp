@@ -24,7 +24,9 @@ TEST(ShippedConfigTest, ParsesAndPointsAtLocalPostgres) {
   EXPECT_EQ(db.server.dbname, "postgres");
   EXPECT_EQ(db.server.user, "postgres");
   EXPECT_EQ(db.server.password, "");
-  // Keep-alive agrees with TCP_USER_TIMEOUT, as DESIGN.md advises.
+  // Keep-alive agrees with TCP_USER_TIMEOUT: Linux ends a keep-alive sequence at the first probe
+  // after user_timeout of silence, so user_timeout = idle + interval * count makes both timers
+  // give the same answer (README, "How a dead connection is found").
   EXPECT_EQ(db.keepalive.user_timeout, db.keepalive.idle_detection_bound());
 }
 
