@@ -22,6 +22,9 @@ Environment (defaults in brackets):
   PGBOUNCER=/usr/sbin/pgbouncer  PgBouncer binary
   PGVIGIL_PG_BINDIR=/usr/lib/postgresql/15/bin  PostgreSQL server binaries (the first Debian has)
   BENCH_KEEP_TMP=0        1 keeps the temporary directory (data, configs, logs)
+  BENCH_BASELINE_BINARY=  another pgvigil binary (say, the build before a change) measured as a
+                          fourth target, interleaved with the others; the report adds
+                          pgvigil/baseline for every figure
 EOF
 }
 
@@ -48,6 +51,7 @@ BENCH_IDLE_CLIENTS="${BENCH_IDLE_CLIENTS:-10000}"
 BENCH_WARMUP_SECONDS="${BENCH_WARMUP_SECONDS:-2}"
 BENCH_ROUNDS="${BENCH_ROUNDS:-3}"
 BENCH_KEEP_TMP="${BENCH_KEEP_TMP:-0}"
+BENCH_BASELINE_BINARY="${BENCH_BASELINE_BINARY:-}"
 source "$ROOT/scripts/lib/paths.sh"
 PGVIGIL="$PGVIGIL_BINARY"
 PGBOUNCER="${PGBOUNCER:-/usr/sbin/pgbouncer}"
@@ -56,7 +60,7 @@ PGBENCH="$PG_BIN/pgbench"
 [[ -x "$PGBENCH" ]] || PGBENCH="$(command -v pgbench)"
 DB=bench
 RESULTS="$BENCH_DIR/results/latest.md"
-COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS bench/run.sh${*:+ $*}"
+COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS${BENCH_BASELINE_BINARY:+ BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY} bench/run.sh${*:+ $*}"
 
 for v in BENCH_SECONDS BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS BENCH_SCALE BENCH_IDLE_CLIENTS BENCH_WARMUP_SECONDS BENCH_ROUNDS; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a non-negative integer" >&2; exit 64; }
@@ -92,6 +96,7 @@ TMP=""
 PG_STARTED=0
 PGB_PIDFILE=""
 PGVIGIL_PID=""
+BASELINE_PID=""
 IDLE_PID=""
 CHILD_PID=""
 cleanup() {
@@ -100,11 +105,13 @@ cleanup() {
   set +e
   [[ -n "$CHILD_PID" ]] && kill -TERM "$CHILD_PID" 2>/dev/null && wait "$CHILD_PID" 2>/dev/null
   [[ -n "$IDLE_PID" ]] && kill -TERM "$IDLE_PID" 2>/dev/null
-  if [[ -n "$PGVIGIL_PID" ]]; then
-    kill -TERM "$PGVIGIL_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$PGVIGIL_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$PGVIGIL_PID" 2>/dev/null
-  fi
+  local pid
+  for pid in "$PGVIGIL_PID" "$BASELINE_PID"; do
+    [[ -n "$pid" ]] || continue
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  done
   if [[ -n "$PGB_PIDFILE" && -s "$PGB_PIDFILE" ]]; then
     local pid; pid="$(cat "$PGB_PIDFILE")"
     kill -TERM "$pid" 2>/dev/null
@@ -139,10 +146,10 @@ chmod 755 "$TMP"
 [[ $EUID -eq 0 ]] && chown postgres: "$TMP"
 
 # Free loopback ports, bound together so they are distinct.
-read -r PG_PORT PGB_PORT PV_PORT PV_ADMIN_PORT < <(python3 - <<'EOF'
+read -r PG_PORT PGB_PORT PV_PORT PV_ADMIN_PORT BL_PORT BL_ADMIN_PORT < <(python3 - <<'EOF'
 import socket
 socks = []
-for _ in range(4):
+for _ in range(6):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
 print(*(s.getsockname()[1] for s in socks))
 EOF
@@ -235,6 +242,16 @@ pgvigil_unavailable() {
   fi
   die "pgvigil: $1 (pass --allow-missing-pgvigil to benchmark PgBouncer and direct only)"
 }
+write_pgvigil_config() {  # file port admin_port
+  cat >"$1" <<EOF
+admin: {listen: "127.0.0.1:$3"}
+listen: {address: "127.0.0.1:$2", max_client_connections: $((BENCH_IDLE_CLIENTS + 100))}
+log: {level: warn}
+pool: {min_idle: $BENCH_POOL_SIZE, max_size: $BENCH_POOL_SIZE, shards: $BENCH_PGVIGIL_SHARDS}
+databases:
+  $DB: {host: 127.0.0.1, port: $PG_PORT, dbname: $DB, user: postgres, pool_mode: transaction}
+EOF
+}
 start_pgvigil() {
   if [[ ! -x "$PGVIGIL" ]]; then
     log "pgvigil binary missing at $PGVIGIL: building with scripts/build.sh"
@@ -245,14 +262,7 @@ start_pgvigil() {
     fi
   fi
   PV_VERSION="$("$PGVIGIL" --version 2>/dev/null | head -1 || echo unknown)"
-  cat >"$TMP/pgvigil.yaml" <<EOF
-admin: {listen: "127.0.0.1:$PV_ADMIN_PORT"}
-listen: {address: "127.0.0.1:$PV_PORT", max_client_connections: $((BENCH_IDLE_CLIENTS + 100))}
-log: {level: warn}
-pool: {min_idle: $BENCH_POOL_SIZE, max_size: $BENCH_POOL_SIZE, shards: $BENCH_PGVIGIL_SHARDS}
-databases:
-  $DB: {host: 127.0.0.1, port: $PG_PORT, dbname: $DB, user: postgres, pool_mode: transaction}
-EOF
+  write_pgvigil_config "$TMP/pgvigil.yaml" "$PV_PORT" "$PV_ADMIN_PORT"
   log "pgvigil: port $PV_PORT, admin $PV_ADMIN_PORT (min_idle=max_size=$BENCH_POOL_SIZE, shards=$BENCH_PGVIGIL_SHARDS)"
   # In a session of its own, as PgBouncer (-d) and PostgreSQL (pg_ctl) are: with the kernel's
   # autogroup scheduling each session shares one CPU weight, so a pooler left in this script's
@@ -277,10 +287,27 @@ EOF
 }
 start_pgvigil
 
+# The baseline: the same configuration on another binary, in a session of its own too.
+BL_VERSION=""
+start_baseline() {
+  [[ -x "$BENCH_BASELINE_BINARY" ]] || die "BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY is not an executable"
+  BL_VERSION="$("$BENCH_BASELINE_BINARY" --version 2>/dev/null | head -1 || echo unknown)"
+  write_pgvigil_config "$TMP/baseline.yaml" "$BL_PORT" "$BL_ADMIN_PORT"
+  log "baseline pgvigil ($BENCH_BASELINE_BINARY): port $BL_PORT"
+  setsid "$BENCH_BASELINE_BINARY" --config "$TMP/baseline.yaml" >"$TMP/baseline.log" 2>&1 &
+  BASELINE_PID=$!
+  wait_port "$BL_PORT" 20 || { tail -15 "$TMP/baseline.log" >&2; die "the baseline pgvigil is not listening"; }
+}
+[[ -n "$BENCH_BASELINE_BINARY" ]] && start_baseline
+
 TARGETS=(direct pgbouncer)
 [[ "$PV_STATUS" == ok ]] && TARGETS+=(pgvigil)
+[[ -n "$BASELINE_PID" ]] && TARGETS+=(baseline)
 target_port() {
-  case "$1" in direct) echo "$PG_PORT" ;; pgbouncer) echo "$PGB_PORT" ;; pgvigil) echo "$PV_PORT" ;; esac
+  case "$1" in
+    direct) echo "$PG_PORT" ;; pgbouncer) echo "$PGB_PORT" ;; pgvigil) echo "$PV_PORT" ;;
+    baseline) echo "$BL_PORT" ;;
+  esac
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -391,6 +418,7 @@ idle_memory() {  # target pid
 if (( BENCH_IDLE_CLIENTS > 0 )); then
   idle_memory pgbouncer "$PGB_PID"
   [[ "$PV_STATUS" == ok ]] && idle_memory pgvigil "$PGVIGIL_PID"
+  [[ -n "$BASELINE_PID" ]] && idle_memory baseline "$BASELINE_PID"
   if [[ "$PV_STATUS" == ok ]] && ! kill -0 "$PGVIGIL_PID" 2>/dev/null; then
     FAILURES+=("pgvigil exited during the benchmark; last log lines: $(tail -3 "$TMP/pgvigil.log" | tr '\n' ' ')")
   fi
@@ -463,6 +491,24 @@ MISSED=()
       echo "$row"
     done
   done
+  if [[ -n "$BASELINE_PID" ]]; then
+    echo
+    echo "## This build against the baseline"
+    echo
+    echo "Baseline: \`$BENCH_BASELINE_BINARY\` ($BL_VERSION), the same configuration, in a session of its own, interleaved with the other targets in every round."
+    echo
+    echo "| mode | clients | baseline TPS | pgvigil TPS | pgvigil/baseline | $(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf 'round %d | ' "$r"; done)"
+    echo "|---|---:|---:|---:|---:|$(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf -- '---:|'; done)"
+    for mode in $BENCH_MODES; do
+      for c in $BENCH_CLIENTS; do
+        row="| $mode | $c | $(fmt "${TPS[baseline,$mode,$c]}") | $(fmt "$(cell TPS pgvigil "$mode" "$c")") | $(ratio "$(cell TPS pgvigil "$mode" "$c")" "${TPS[baseline,$mode,$c]}") |"
+        for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+          row+=" $(ratio "${ROUND_TPS[pgvigil,$mode,$c,$r]}" "${ROUND_TPS[baseline,$mode,$c,$r]}") |"
+        done
+        echo "$row"
+      done
+    done
+  fi
   echo
   echo "## Average latency (ms)"
   echo
@@ -483,7 +529,9 @@ MISSED=()
     echo
     echo "| pooler | RSS before (kB) | RSS after (kB) | idle clients (opened/alive at end) | bytes per idle client |"
     echo "|---|---:|---:|---:|---:|"
-    for t in pgbouncer pgvigil; do
+    memory_targets=(pgbouncer pgvigil)
+    [[ -n "$BASELINE_PID" ]] && memory_targets+=(baseline)
+    for t in "${memory_targets[@]}"; do
       if [[ "$t" == pgvigil && "$PV_STATUS" != ok ]]; then
         echo "| pgvigil | n/a | n/a | n/a | n/a |"
         continue

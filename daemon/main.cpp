@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <iostream>
 
 #include "daemon/application.hpp"
@@ -38,6 +39,9 @@ int main(int argc, char** argv) {
               << (config.databases.size() == 1 ? "" : "s") << ")\n";
     return 0;
   }
+  // A peer that went away must be an error code on the write, never a signal that kills the
+  // daemon: plain sends say MSG_NOSIGNAL, but OpenSSL's socket BIO writes with write(2).
+  std::signal(SIGPIPE, SIG_IGN);
   setup_logging(log_level.empty() ? config.log.level : log_level,
                 log_format.empty() ? config.log.format : log_format);
   try {

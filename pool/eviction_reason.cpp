@@ -10,6 +10,7 @@ std::string_view to_string(EvictionReason reason) {
     case EvictionReason::user_timeout: return "user_timeout";
     case EvictionReason::ping_timeout: return "ping_timeout";
     case EvictionReason::ping_failed: return "ping_failed";
+    case EvictionReason::statement_timeout: return "statement_timeout";
     case EvictionReason::checkout_check_failed: return "checkout_check_failed";
     case EvictionReason::max_lifetime: return "max_lifetime";
     case EvictionReason::idle_timeout: return "idle_timeout";

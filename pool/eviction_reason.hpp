@@ -14,6 +14,8 @@ enum class EvictionReason {
   user_timeout,           // data stayed unacknowledged for TCP_USER_TIMEOUT
   ping_timeout,           // the application ping got no answer in time
   ping_failed,            // the ping was answered with an error or an unhealthy value
+  statement_timeout,      // a statement of pgvigil's own (a client's settings, the reset query)
+                          // got no answer in time
   checkout_check_failed,  // the check before handing the connection out failed
   max_lifetime,           // planned: the connection reached its lifetime
   idle_timeout,           // planned: idle above min_idle for too long
@@ -26,6 +28,7 @@ inline constexpr std::array kAllEvictionReasons = {
     EvictionReason::server_closed,     EvictionReason::server_error,
     EvictionReason::keepalive_timeout, EvictionReason::user_timeout,
     EvictionReason::ping_timeout,      EvictionReason::ping_failed,
+    EvictionReason::statement_timeout,
     EvictionReason::checkout_check_failed, EvictionReason::max_lifetime,
     EvictionReason::idle_timeout,      EvictionReason::dirty_return,
     EvictionReason::reload,            EvictionReason::shutdown,

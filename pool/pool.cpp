@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "pool/server_connection.hpp"
 #include "probes/socket_options.hpp"
 
 namespace pgvigil::pool {
@@ -58,11 +59,10 @@ struct Pool::Waiter {
   Milliseconds timeout{};
 };
 
-Pool::Pool(asio::any_io_executor executor, PoolConfig config,
+Pool::Pool(asio::io_context::executor_type executor, PoolConfig config,
            std::shared_ptr<metrics::PoolMetrics> metrics)
-    : executor_(executor),
-      // Looked up once: the relay asks on every checkout and return.
-      home_(executor_.target<asio::io_context::executor_type>()),
+    : home_(executor),
+      executor_(executor),
       name_(config.name),
       config_(std::make_shared<const PoolConfig>(std::move(config))),
       metrics_(std::move(metrics)),
@@ -387,7 +387,7 @@ void Pool::enqueue(const std::shared_ptr<Waiter>& waiter) {
 }
 
 bool Pool::on_own_thread() const {
-  return home_ != nullptr && home_->running_in_this_thread();
+  return home_.running_in_this_thread();
 }
 
 awaitable<CheckoutResult> Pool::checkout(Milliseconds timeout) {
@@ -429,7 +429,8 @@ awaitable<void> Pool::watch_idle(Lease connection) {
       evict(connection, {EvictionReason::server_closed, "socket gone", connection->last_alive()});
       break;
     }
-    const auto result = co_await connection->wait_readable(jittered_ping_due(*connection));
+    const auto result = co_await connection->wait_ready(ServerConnection::Ready::read,
+                                                        jittered_ping_due(*connection));
     if (connection->state() != ConnectionState::idle) break;
     // Aborted: it was lent and has come back meanwhile; keep watching.
     if (result == ServerConnection::WaitResult::aborted) continue;
@@ -545,7 +546,7 @@ void Pool::verify_keepalive(ServerConnection& connection) {
 }
 
 awaitable<void> Pool::open_connection() {
-  auto connection = std::make_shared<ServerConnection>(executor_, config_, ++next_id_);
+  auto connection = std::make_shared<ServerConnection>(home_, config_, ++next_id_);
   connection->endpoint_generation = endpoint_generation_;
   connections_.emplace(connection->id(), connection);
   adjust_count(ConnectionState::connecting, +1);

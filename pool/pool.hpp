@@ -27,10 +27,14 @@
 #include "metrics/registry.hpp"
 #include "pool/backoff.hpp"
 #include "pool/checkout_wait_tally.hpp"
+#include "pool/connection_state.hpp"
+#include "pool/failure_diagnosis.hpp"
 #include "pool/log_throttle.hpp"
-#include "pool/server_connection.hpp"
+#include "pool/pool_settings.hpp"
 
 namespace pgvigil::pool {
+
+class ServerConnection;  // server_connection.hpp: what a lease holder uses
 
 struct CheckoutError {
   enum class Kind { timeout, server_unreachable, shutting_down };
@@ -56,7 +60,8 @@ metrics::PoolLabelSets pool_label_sets();
 
 class Pool : public std::enable_shared_from_this<Pool> {
  public:
-  Pool(boost::asio::any_io_executor executor, PoolConfig config,
+  // executor: the io_context of the pool's home worker.
+  Pool(boost::asio::io_context::executor_type executor, PoolConfig config,
        std::shared_ptr<metrics::PoolMetrics> metrics);
   ~Pool();
 
@@ -108,7 +113,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   }
   const std::shared_ptr<metrics::PoolMetrics>& metrics() const { return metrics_; }
   const std::string& name() const { return name_; }
-  boost::asio::any_io_executor executor() const { return executor_; }
+  // The home worker's executor, where leases are used.
+  boost::asio::io_context::executor_type executor() const { return home_; }
 
  private:
   struct Waiter;
@@ -155,8 +161,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void wake_maintenance();
   bool on_own_thread() const;
 
-  boost::asio::any_io_executor executor_;
-  const boost::asio::io_context::executor_type* home_;  // executor_'s own (null if not an io_context's)
+  boost::asio::io_context::executor_type home_;
+  boost::asio::any_io_executor executor_;  // home_, for Asio's interfaces that take any
   std::string name_;
   std::shared_ptr<const PoolConfig> config_;
   std::shared_ptr<metrics::PoolMetrics> metrics_;

@@ -12,6 +12,7 @@ std::optional<TcpSnapshot> read_tcp_info(int fd) {
   if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return std::nullopt;
   TcpSnapshot snapshot;
   snapshot.established = info.tcpi_state == TCP_ESTABLISHED;
+  snapshot.closed = info.tcpi_state == TCP_CLOSE;
   snapshot.rtt = std::chrono::microseconds(info.tcpi_rtt);
   snapshot.rtt_variance = std::chrono::microseconds(info.tcpi_rttvar);
   snapshot.unacked_segments = info.tcpi_unacked;

@@ -19,7 +19,7 @@ ClientError password_failed(const std::string& user) {
 }
 
 // Sends `bytes`, then reads the client's password-type ('p') answer.
-asio::awaitable<std::variant<std::string, ClientError>> exchange(ClientStream& stream,
+asio::awaitable<std::variant<std::string, ClientError>> exchange(stream::SocketStream& stream,
                                                                  FrameReader& reader,
                                                                  const std::string& bytes) {
   boost::system::error_code ec;
@@ -37,7 +37,7 @@ asio::awaitable<std::variant<std::string, ClientError>> exchange(ClientStream& s
   co_return std::move(answer.payload);
 }
 
-asio::awaitable<Outcome> authenticate_md5(ClientStream& stream, FrameReader& reader,
+asio::awaitable<Outcome> authenticate_md5(stream::SocketStream& stream, FrameReader& reader,
                                           const std::string& user, const auth::UsersFile& users) {
   auth::Md5Salt salt;
   RAND_bytes(salt.data(), static_cast<int>(salt.size()));
@@ -59,7 +59,7 @@ asio::awaitable<Outcome> authenticate_md5(ClientStream& stream, FrameReader& rea
   co_return std::nullopt;
 }
 
-asio::awaitable<Outcome> authenticate_scram(ClientStream& stream, FrameReader& reader,
+asio::awaitable<Outcome> authenticate_scram(stream::SocketStream& stream, FrameReader& reader,
                                             const std::string& user,
                                             const auth::UsersFile& users) {
   const auto* entry = users.find(user);
@@ -105,7 +105,7 @@ asio::awaitable<Outcome> authenticate_scram(ClientStream& stream, FrameReader& r
 
 }  // namespace
 
-asio::awaitable<Outcome> authenticate(ClientStream& stream, FrameReader& reader,
+asio::awaitable<Outcome> authenticate(stream::SocketStream& stream, FrameReader& reader,
                                       AuthMethod method, const std::string& user,
                                       const auth::UsersFile* users) {
   if (method != AuthMethod::trust) {

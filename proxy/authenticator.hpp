@@ -15,7 +15,7 @@
 namespace pgvigil::proxy {
 
 // users may be null only for trust. Returns nullopt once AuthenticationOk has been sent.
-boost::asio::awaitable<std::optional<ClientError>> authenticate(ClientStream& stream,
+boost::asio::awaitable<std::optional<ClientError>> authenticate(stream::SocketStream& stream,
                                                                 FrameReader& reader,
                                                                 AuthMethod method,
                                                                 const std::string& user,

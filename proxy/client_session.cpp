@@ -1,3 +1,5 @@
+// ClientSession: its phases, its startup and move to the pool's worker, the coroutine slow paths
+// of the relay, and its endings. The relay's callbacks are in client_session_relay.cpp.
 #include "proxy/client_session.hpp"
 
 #include <spdlog/spdlog.h>
@@ -8,14 +10,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "proxy/authenticator.hpp"
-#include "proxy/buffer_pool.hpp"
-#include "proxy/frame_reader.hpp"
+#include "proxy/client_startup.hpp"
+#include "proxy/relay/server_side.hpp"
 #include "proxy/wire/backend_messages.hpp"
-#include "proxy/wire/frame_decoder.hpp"
-#include "proxy/wire/frontend_parser.hpp"
 #include "proxy/wire/protocol.hpp"
-#include "proxy/wire/startup_message.hpp"
 
 namespace pgvigil::proxy {
 namespace asio = boost::asio;
@@ -27,19 +25,30 @@ using pool::EvictionReason;
 namespace {
 
 // The settings PostgreSQL reports with ParameterStatus (GUC_REPORT), in its spelling.
-constexpr const char* kReportedParameters[] = {
-    "application_name", "client_encoding",   "DateStyle",       "default_transaction_read_only",
-    "in_hot_standby",   "integer_datetimes", "IntervalStyle",   "is_superuser",
-    "server_encoding",  "server_version",    "session_authorization",
-    "standard_conforming_strings",           "TimeZone"};
+constexpr const char* kReportedParameters[] = {"application_name",
+                                               "client_encoding",
+                                               "DateStyle",
+                                               "default_transaction_read_only",
+                                               "in_hot_standby",
+                                               "integer_datetimes",
+                                               "IntervalStyle",
+                                               "is_superuser",
+                                               "server_encoding",
+                                               "server_version",
+                                               "session_authorization",
+                                               "standard_conforming_strings",
+                                               "TimeZone"};
 
 std::string lower(std::string text) {
   for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return text;
 }
 
-ClientError checkout_error(const pool::CheckoutError& error, const std::string& database,
-                           pool::Milliseconds timeout) {
+}  // namespace
+
+ClientError ClientSession::checkout_failure(const pool::CheckoutError& error) const {
+  const auto& database = route_->settings.database;
+  const auto timeout = route_->checkout_timeout;
   switch (error.kind) {
     case pool::CheckoutError::Kind::timeout:
       return {sqlstate::kTooManyConnections,
@@ -49,14 +58,17 @@ ClientError checkout_error(const pool::CheckoutError& error, const std::string& 
               "Every connection of the pool is in use: raise pool.max_size or "
               "pool.checkout_timeout, or look for long transactions."};
     case pool::CheckoutError::Kind::server_unreachable:
-      return {sqlstate::kConnectionFailure,
-              "pgvigil cannot reach the server for database \"" + database + "\"", error.detail,
-              "pgvigil keeps retrying with back-off; see its log and pgvigil_connect_failures_total."};
+      return {
+          sqlstate::kConnectionFailure,
+          "pgvigil cannot reach the server for database \"" + database + "\"", error.detail,
+          "pgvigil keeps retrying with back-off; see its log and pgvigil_connect_failures_total."};
     case pool::CheckoutError::Kind::shutting_down:
       return {sqlstate::kAdminShutdown, "pgvigil is shutting down", "", ""};
   }
   return {sqlstate::kConnectionFailure, error.detail, "", ""};
 }
+
+namespace {
 
 ClientError shutdown_error() {
   return {sqlstate::kAdminShutdown, "terminating connection: pgvigil is shutting down", "",
@@ -65,24 +77,68 @@ ClientError shutdown_error() {
 
 }  // namespace
 
-ClientSession::ClientSession(ProxyService& service, ClientStream::Executor executor, int fd)
+std::string_view to_string(ClientSession::Phase phase) {
+  switch (phase) {
+    case ClientSession::Phase::startup:
+      return "startup";
+    case ClientSession::Phase::authenticating:
+      return "authenticating";
+    case ClientSession::Phase::idle:
+      return "idle";
+    case ClientSession::Phase::waiting_for_server:
+      return "waiting_for_server";
+    case ClientSession::Phase::relaying:
+      return "relaying";
+    case ClientSession::Phase::pinned:
+      return "pinned";
+    case ClientSession::Phase::ending:
+      return "ending";
+  }
+  return "unknown";
+}
+
+ClientSession::ClientSession(ProxyService& service, stream::Executor executor, int fd)
     : service_(service),
-      stream_(std::make_unique<ClientStream>(executor, fd)),
-      timer_(std::make_unique<asio::steady_timer>(executor)),
       client_scanner_(service.settings().max_message_bytes),
       // What a server sends is bounded by PostgreSQL itself (1 GiB); a larger length is garbage.
-      server_scanner_(wire::kMaxLargeMessageSize) {}
+      server_scanner_(wire::kMaxLargeMessageSize) {
+  stream_.emplace(executor);
+  stream_->attach(fd, stream::Ownership::owned);
+}
 
 ClientSession::~ClientSession() {
-  if (cancel_key_) service_.cancels().remove(*cancel_key_);
-  if (counted_in_route_ && route_->metrics) route_->metrics->client_disconnected();
+  if (cancel_key_) {
+    service_.cancels().remove(*cancel_key_);
+    if (route_->metrics) route_->metrics->client_disconnected();
+  }
   service_.client_left();
 }
 
-void ClientSession::start(ProxyService& service, ClientStream::Executor executor, int fd) {
+void ClientSession::start(ProxyService& service, stream::Executor executor, int fd) {
   auto session = std::make_shared<ClientSession>(service, executor, fd);
   asio::co_spawn(
       executor, [session] { return session->handshake(); }, asio::detached);
+}
+
+void ClientSession::enter(Phase next, const char* why) {
+  if (phase_ == next) return;
+  // Trace level: it happens twice per transaction. Off, it costs one comparison.
+  if (spdlog::should_log(spdlog::level::trace)) {
+    spdlog::trace("client session{}: {} -> {}: {}",
+                  route_ ? " for " + route_->settings.database : "", to_string(phase_),
+                  to_string(next), why);
+  }
+  phase_ = next;
+}
+
+void ClientSession::absorb_after_stop(Io io, boost::system::error_code ec, std::size_t size) {
+  // Bytes nobody will relay: the server connection's state is unknown now.
+  if (io == Io::server_read && !ec && size > 0) server_input_lost_ = true;
+}
+
+void ClientSession::absorb_after_stop(Io, pool::CheckoutResult& result) {
+  // A connection granted as the session stopped still goes back through the ending.
+  if (auto* lease = std::get_if<pool::Lease>(&result)) server_ = std::move(*lease);
 }
 
 bool ClientSession::transaction_pooling() const {
@@ -92,92 +148,37 @@ bool ClientSession::transaction_pooling() const {
 // --- startup, on the accepting worker ----------------------------------------------------------
 
 awaitable<void> ClientSession::handshake() {
-  // A client that connects and says nothing is dropped after startup_timeout.
-  timer_->expires_after(service_.settings().startup_timeout);
-  timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-    if (auto self = weak.lock(); self && !ec) self->stream_->cancel();
+  // A client that connects and says nothing is dropped after startup_timeout. The flag, not the
+  // error code, tells the handler the startup is over: an expiry already queued when the timer
+  // is cancelled still runs with success, and by then the stream may be on another worker.
+  auto over = std::make_shared<bool>(false);
+  asio::steady_timer deadline(stream_->get_executor(), service_.settings().startup_timeout);
+  deadline.async_wait([weak = weak_from_this(), over](boost::system::error_code ec) {
+    if (ec || *over) return;
+    if (auto self = weak.lock()) self->stream_->cancel();
   });
 
-  wire::DecoderLimits limits;
-  limits.max_message_size = service_.settings().max_message_bytes;
-  FrameReader reader(*stream_, limits);
-  wire::StartupMessage startup;
-  while (true) {
-    auto next = co_await reader.next();
-    if (auto* error = std::get_if<ClientError>(&next)) co_return fail(*error);
-    const auto& frame = std::get<OwnedFrame>(next);
-    if (frame.startup_code == wire::kSslRequestCode || frame.startup_code == wire::kGssEncRequestCode) {
-      // TLS to clients is not offered (yet): 'N' tells the client to go on in the clear.
-      std::string refusal;
-      wire::append_encryption_refusal(refusal);
-      boost::system::error_code ec;
-      co_await stream_->write_all(refusal, ec);
-      if (ec) co_return close();
-      continue;
-    }
-    if (frame.startup_code == wire::kCancelRequestCode) {
-      if (auto key = wire::parse_cancel_request(frame.payload)) {
-        service_.cancels().cancel({key->process_id, key->secret_key});
-      }
-      co_return close();  // a cancel connection gets no answer, as in PostgreSQL
-    }
-    if ((frame.startup_code >> 16) != wire::kProtocolMajor3) {
-      co_return fail({sqlstate::kFeatureNotSupported,
-                               "unsupported frontend protocol " +
-                                   std::to_string(frame.startup_code >> 16) + "." +
-                                   std::to_string(frame.startup_code & 0xffff) +
-                                   ": pgvigil speaks protocol 3.0",
-                               "", ""});
-    }
-    auto parsed = wire::parse_startup_message(frame.payload, frame.startup_code);
-    if (!parsed) co_return fail({sqlstate::kProtocolViolation, parsed.error(), "", ""});
-    startup = std::move(parsed).value();
-    break;
-  }
+  ClientStartup startup(service_, *stream_);
+  auto error = co_await startup.read_startup();
+  route_ = startup.route();
+  if (error) co_return fail(std::move(*error));
+  enter(Phase::authenticating, "startup packet read");
+  error = co_await startup.authenticate();
+  if (error) co_return fail(std::move(*error));
+  *over = true;
+  deadline.cancel();
 
-  route_ = service_.find_route(startup.database);
-  if (route_ == nullptr) {
-    co_return fail({sqlstate::kInvalidCatalogName,
-                             "database \"" + startup.database + "\" does not exist in pgvigil",
-                             "", "pgvigil serves: " + service_.route_names()});
+  // Move to the pool's worker: hand the socket off here, adopt it there.
+  auto admitted = std::move(startup).admitted();
+  settings_ = std::make_shared<const SettingMap>(std::move(admitted.settings));
+  if (!admitted.leftover.empty()) {
+    pending_input_ = std::make_unique<std::string>(std::move(admitted.leftover));
   }
-  if (!startup.replication.empty()) {
-    co_return fail({sqlstate::kFeatureNotSupported,
-                             "replication connections are not supported through pgvigil", "",
-                             "Connect to the server directly for replication."});
-  }
-  auto settings = settings_from_startup(startup);
-  if (!settings) co_return fail({sqlstate::kProtocolViolation, settings.error(), "", ""});
-  settings_ = std::make_shared<const SettingMap>(std::move(settings).value());
-
-  std::vector<std::string> unsupported;
-  for (const auto& parameter : startup.others) {
-    if (parameter.name.starts_with("_pq_.")) unsupported.push_back(parameter.name);
-  }
-  if (startup.minor_version > 0 || !unsupported.empty()) {
-    std::string negotiate;
-    wire::append_negotiate_protocol_version(negotiate, 0, unsupported);
-    boost::system::error_code ec;
-    co_await stream_->write_all(negotiate, ec);
-    if (ec) co_return close();
-  }
-
-  reader.enter_normal_phase();
-  if (auto error = co_await authenticate(*stream_, reader, route_->settings.auth_method,
-                                         startup.user, service_.users())) {
-    co_return fail(*error);
-  }
-  timer_.reset();  // cancels the startup deadline; an idle session keeps no timer
-
-  // Move to the pool's worker: release the socket here, adopt it there.
-  auto leftover = reader.take_leftover();
-  // Every executor in pgvigil is an io_context's (one per worker).
-  const auto home = *route_->pool->executor().target<ClientStream::Executor>();
-  const int fd = stream_->release();
+  const auto home = route_->pool->executor();
+  const auto handed = stream_->hand_off();
   stream_.reset();
-  if (!leftover.empty()) pending_input_ = std::make_unique<std::string>(std::move(leftover));
-  auto task = [self = shared_from_this(), home, fd] {
-    self->stream_ = std::make_unique<ClientStream>(home, fd);
+  auto task = [self = shared_from_this(), home, handed] {
+    self->stream_.emplace(home, handed);
     return self->begin();
   };
   asio::co_spawn(home, std::move(task), asio::detached);
@@ -202,6 +203,7 @@ awaitable<void> ClientSession::begin() {
   // Session pooling takes its server connection now; transaction pooling only needs one when
   // nothing is known yet about the server (its version, encoding) to tell the client.
   if (!transaction_pooling() || route_->server_parameters.empty()) {
+    enter(Phase::waiting_for_server, "the session needs its server connection");
     if (auto error = co_await acquire_server()) co_return fail(*error);
     if (transaction_pooling()) return_server(std::nullopt);
   }
@@ -212,11 +214,11 @@ awaitable<void> ClientSession::begin() {
                     "cannot create a cancel key: the system's random source failed", "", ""});
   }
   if (route_->metrics) route_->metrics->client_connected();
-  counted_in_route_ = true;
   const auto reply = startup_reply();
   boost::system::error_code ec;
   co_await stream_->write_all(reply, ec);
   if (ec) co_return co_await end_session();
+  enter(server_ ? Phase::pinned : Phase::idle, "ready for queries");
   if (pending_input_) co_return start_relay();
   park();
 }
@@ -225,7 +227,7 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
   if (!server_) {  // the relay may already hold one that needs settings applied
     auto result = co_await route_->pool->checkout(route_->checkout_timeout);
     if (auto* error = std::get_if<pool::CheckoutError>(&result)) {
-      co_return checkout_error(*error, route_->settings.database, route_->checkout_timeout);
+      co_return checkout_failure(*error);
     }
     server_ = std::get<pool::Lease>(std::move(result));
   }
@@ -234,11 +236,15 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
       route_->server_parameters.emplace_back(name, server_->parameter_status(name));
     }
   }
-  const auto statements = settings_statements(*settings_, server_->applied_settings());
+  co_return co_await acquire_settings();
+}
+
+awaitable<std::optional<ClientError>> ClientSession::acquire_settings() {
+  const auto statements = settings_statements(*settings_, relay::applied_settings(*server_));
   if (statements.empty()) co_return std::nullopt;
   auto failure = co_await server_->execute(statements, Clock::now() + route_->checkout_timeout);
   if (!failure) {
-    server_->set_applied_settings(settings_);
+    relay::server_side(*server_).applied_settings = settings_;
     co_return std::nullopt;
   }
   // A setting the server refuses (a bad DateStyle) is the client's error; the connection
@@ -249,82 +255,34 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
 }
 
 // --- the relay's slow paths (the relay itself is in client_session_relay.cpp) ----------------
-// Each was counted in io_in_flight_ by its caller and comes back to the relay when done.
+// Each runs under a completion() of its caller's, which comes back to the relay when it is done.
 
-void ClientSession::wait_for_server(std::size_t size) {
-  ++io_in_flight_;
-  route_->pool->wait_for_connection(
-      route_->checkout_timeout, [self = shared_from_this(), size](pool::CheckoutResult result) {
-        --self->io_in_flight_;
-        self->on_checkout(std::move(result), size);
-      });
-}
-
-void ClientSession::on_checkout(pool::CheckoutResult result, std::size_t size) {
-  if (auto* lease = std::get_if<pool::Lease>(&result)) server_ = std::move(*lease);
-  if (stop_) return continue_ending();
-  if (const auto* error = std::get_if<pool::CheckoutError>(&result)) {
-    return end_after_io({Ending::failure,
-                         checkout_error(*error, route_->settings.database, route_->checkout_timeout),
-                         std::nullopt});
-  }
-  if (!server_->carries(settings_)) return start_acquire(size);
-  forward_to_server(size);
-}
-
-void ClientSession::start_acquire(std::size_t size) {
-  ++io_in_flight_;
-  auto task = [self = shared_from_this(), size] { return self->acquire_then_forward(size); };
-  asio::co_spawn(stream_->get_executor(), std::move(task), asio::detached);
-}
-
-awaitable<void> ClientSession::acquire_then_forward(std::size_t size) {
-  auto error = co_await acquire_server();
-  --io_in_flight_;
-  if (stop_) co_return continue_ending();
-  if (error) co_return end_after_io({Ending::failure, std::move(*error), std::nullopt});
-  forward_to_server(size);
-}
-
-awaitable<void> ClientSession::write_rest_to_server(std::size_t from, std::size_t to) {
+awaitable<boost::system::error_code> ClientSession::write_rest_to_server(std::size_t from,
+                                                                         std::size_t to) {
   boost::system::error_code ec;
-  co_await server_->write_all(client_buffer_.span().subspan(from, to - from), ec);
-  --io_in_flight_;
-  if (stop_) co_return continue_ending();
-  if (ec) {
-    co_return end_after_io(server_lost(server_->diagnose_failure(true, "writing to server")));
-  }
-  after_forward_to_server();
+  co_await server_->stream().write_all(client_buffer_.span().subspan(from, to - from), ec);
+  co_return ec;
 }
 
-awaitable<void> ClientSession::write_rest_to_client(std::size_t from, std::size_t to) {
+awaitable<boost::system::error_code> ClientSession::write_rest_to_client(std::size_t from,
+                                                                         std::size_t to) {
   boost::system::error_code ec;
   co_await stream_->write_all(server_buffer_.span().subspan(from, to - from), ec);
-  --io_in_flight_;
-  writing_to_client_ = false;
-  if (stop_) co_return continue_ending();
-  if (ec) co_return end_after_io({shutdown_requested_ ? Ending::shutdown : Ending::quit, {}, {}});
-  after_forward_to_client();
+  co_return ec;
 }
-
-awaitable<void> ClientSession::return_after_cancels() {
-  co_await wait_for_cancels();
-  --io_in_flight_;
-  returning_server_ = false;
-  if (stop_) co_return continue_ending();
-  give_server_back();
-}
-
-// --- endings --------------------------------------------------------------------------------
 
 awaitable<void> ClientSession::wait_for_cancels() {
   // A cancel being sent for this connection must land before anyone else may use it.
   while (cancels_in_flight_ > 0) {
-    if (!timer_) timer_ = std::make_unique<asio::steady_timer>(stream_->get_executor());
-    timer_->expires_at(Clock::time_point::max());
-    co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!cancel_timer_) {
+      cancel_timer_ = std::make_unique<asio::steady_timer>(stream_->get_executor());
+    }
+    cancel_timer_->expires_at(Clock::time_point::max());
+    co_await cancel_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
+
+// --- endings --------------------------------------------------------------------------------
 
 void ClientSession::return_server(std::optional<Death> death) {
   if (!server_) return;
@@ -334,34 +292,32 @@ void ClientSession::return_server(std::optional<Death> death) {
 
 awaitable<void> ClientSession::give_back_at_end() {
   if (server_) co_await wait_for_cancels();
-  if (server_) {
-    const bool clean =
-        server_scanner_.at_boundary() && tracker_.idle_and_answered(client_scanner_.at_boundary());
-    if (!clean) {
-      return_server(shutdown_forced_
-                        ? Death{EvictionReason::shutdown, "pgvigil stopped mid-transaction",
-                                Clock::now()}
-                        : Death{EvictionReason::dirty_return,
-                                tracker_.status() != 'I' ? "client left inside a transaction"
-                                                         : "client left with a request unanswered",
-                                Clock::now()});
-    } else if (!transaction_pooling() && !route_->settings.reset_query.empty()) {
-      auto failure = co_await server_->execute(route_->settings.reset_query,
-                                               Clock::now() + route_->checkout_timeout);
-      if (failure) {
-        return_server(failure->death ? failure->death
-                                     : Death{EvictionReason::dirty_return,
-                                             "reset query failed: " + failure->message,
-                                             Clock::now()});
-      } else {
-        // The reset returns every setting to its default (DISCARD ALL, RESET ALL).
-        server_->set_applied_settings(nullptr);
-        return_server(std::nullopt);
-      }
-    } else {
-      return_server(std::nullopt);
-    }
+  if (!server_) co_return;
+  const bool clean =
+      server_scanner_.at_boundary() && tracker_.idle_and_answered(client_scanner_.at_boundary());
+  if (!clean) {
+    co_return return_server(
+        drain_ == Drain::now
+            ? Death{EvictionReason::shutdown, "pgvigil stopped mid-transaction", Clock::now()}
+            : Death{EvictionReason::dirty_return,
+                    tracker_.status() != 'I' ? "client left inside a transaction"
+                                             : "client left with a request unanswered",
+                    Clock::now()});
   }
+  if (transaction_pooling() || route_->settings.reset_query.empty()) {
+    co_return return_server(std::nullopt);
+  }
+  auto failure = co_await server_->execute(route_->settings.reset_query,
+                                           Clock::now() + route_->checkout_timeout);
+  if (failure) {
+    co_return return_server(failure->death
+                                ? failure->death
+                                : Death{EvictionReason::dirty_return,
+                                        "reset query failed: " + failure->message, Clock::now()});
+  }
+  // The reset returns every setting to its default (DISCARD ALL, RESET ALL).
+  relay::server_side(*server_).applied_settings = nullptr;
+  return_server(std::nullopt);
 }
 
 awaitable<void> ClientSession::end_session() {
@@ -374,12 +330,12 @@ awaitable<void> ClientSession::finish_for_shutdown() {
   fail(shutdown_error());
 }
 
-awaitable<void> ClientSession::end_relay_with_error() {
+awaitable<void> ClientSession::end_with_error() {
   if (server_) {
     co_await wait_for_cancels();
     if (stop_->ending == Ending::client_violation) {
-      return_server(
-          Death{EvictionReason::dirty_return, "client broke the protocol mid-request", Clock::now()});
+      return_server(Death{EvictionReason::dirty_return, "client broke the protocol mid-request",
+                          Clock::now()});
     } else if (stop_->death) {
       return_server(stop_->death);
     }
@@ -397,15 +353,21 @@ void ClientSession::fail(ClientError error) {
     spdlog::info("client session{}: {} {}{}", route_ ? " for " + route_->settings.database : "",
                  error.sqlstate, error.message, error.detail.empty() ? "" : ": " + error.detail);
   }
-  failure_ = std::make_unique<ClientError>(std::move(error));
-  asio::co_spawn(
-      stream_->get_executor(), [self = shared_from_this()] { return self->send_failure(); },
-      asio::detached);
+  enter(Phase::ending, error.sqlstate.empty() ? "the client is gone" : "telling the client why");
+  // The error travels in stop_, which the ending reads; a relay stop already has one.
+  if (!stop_) {
+    stop_ = std::make_unique<Stop>(Stop{Ending::failure, std::move(error), std::nullopt});
+  } else {
+    stop_->error = std::move(error);
+  }
+  ending_started_ = true;
+  spawn(&ClientSession::send_failure);
 }
 
 awaitable<void> ClientSession::send_failure() {
-  if (!failure_->sqlstate.empty() && stream_->is_open()) {
-    const auto bytes = fatal_error_bytes(*failure_);
+  const auto& error = *stop_->error;
+  if (!error.sqlstate.empty() && stream_->is_open()) {
+    const auto bytes = fatal_error_bytes(error);
     boost::system::error_code ec;
     co_await stream_->write_all(bytes, ec);
   }
@@ -417,23 +379,25 @@ awaitable<void> ClientSession::send_failure() {
 }
 
 void ClientSession::close() {
-  if (timer_) timer_->cancel();
+  if (cancel_timer_) cancel_timer_->cancel();
   if (stream_) stream_->close();
 }
 
 void ClientSession::request_cancel() {
   // stream_ is fixed once the session has moved to its worker, which is before it is
   // registered for cancels.
-  asio::post(stream_->get_executor(), [self = shared_from_this()] { self->cancel_running_query(); });
+  asio::post(stream_->get_executor(),
+             [self = shared_from_this()] { self->cancel_running_query(); });
 }
 
 void ClientSession::request_shutdown(bool forced) {
   asio::post(stream_->get_executor(), [self = shared_from_this(), forced] {
-    self->shutdown_requested_ = true;
-    self->shutdown_forced_ = self->shutdown_forced_ || forced;
+    self->drain_ = forced ? Drain::now : std::max(self->drain_, Drain::after_transaction);
     // An idle client (parked, lingering, or a session-mode relay waiting for the client) ends
     // now; a transaction in flight ends when the server's last ReadyForQuery is relayed.
-    if (self->parked_ || self->between_requests() || forced) self->stream_->cancel();
+    if (self->pending(Io::client_wait) || self->between_requests() || forced) {
+      self->stream_->cancel();
+    }
     if (forced && self->server_) self->server_->detach();
   });
 }
@@ -453,7 +417,9 @@ void ClientSession::cancel_running_query() {
                }
                PQfreeCancel(handle);
                asio::post(home, [self] {
-                 if (--self->cancels_in_flight_ == 0 && self->timer_) self->timer_->cancel();
+                 if (--self->cancels_in_flight_ == 0 && self->cancel_timer_) {
+                   self->cancel_timer_->cancel();
+                 }
                });
              });
 }

@@ -1,37 +1,63 @@
 #pragma once
-// One client connection, from its startup packet to its goodbye.
+// One client connection, from its first byte to its goodbye.
 //
-// The startup (SSL refusal, cancel requests, StartupMessage, routing, authentication) runs on
-// the accepting worker; then the session moves to its pool's worker and stays there, so that a
-// lent server connection is only ever touched by one thread. The relay is plain callbacks on
-// that worker. A client quiet for more than a moment holds no coroutine frame and no buffer:
-// only a pending readability wait.
+// Its life is a sequence of phases, changed only by enter(), which logs why:
+//   startup, authenticating  on the accepting worker; ClientStartup does the talking.
+//   idle                     from then on on its pool's worker, so that a lent server connection
+//                            is only ever touched by one thread: no server connection, nothing
+//                            unanswered. For a moment after a transaction the client read stays
+//                            pending with its buffer (lingering); a client that stays quiet is
+//                            parked: it holds only a readability wait, no buffer, no frame.
+//   waiting_for_server       a request is in hand; a checkout (or the client's settings being
+//                            applied to the connection it got) is pending.
+//   relaying                 a server connection is lent and a request is unanswered.
+//   pinned                   a server connection stays lent with nothing unanswered: inside a
+//                            transaction, or for the whole session in session pooling.
+//   ending                   the session stops; it ends once its pending I/O has completed.
+// Every asynchronous operation of the session goes through one guard (completion()): the
+// operation counts as pending until its completion runs, and a completion that arrives once the
+// session is ending goes to the ending instead of the relay.
+//
+// The relay itself (client_session_relay.cpp) is plain callbacks; coroutines are kept for the
+// slow paths (a peer that cannot take everything at once, a checkout that must ping or apply
+// settings, the endings).
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "pool/pool.hpp"
+#include "pool/server_connection.hpp"
 #include "proxy/buffer_pool.hpp"
 #include "proxy/client_error.hpp"
 #include "proxy/client_settings.hpp"
-#include "proxy/client_stream.hpp"
 #include "proxy/proxy_service.hpp"
-#include "proxy/relay/request_ended.hpp"
+#include "proxy/relay/message_scanner.hpp"
 #include "proxy/relay/transaction_tracker.hpp"
+#include "stream/socket_stream.hpp"
 
 namespace pgvigil::proxy {
 
 class ClientSession : public CancelTarget, public std::enable_shared_from_this<ClientSession> {
  public:
+  enum class Phase : std::uint8_t {
+    startup,
+    authenticating,
+    idle,
+    waiting_for_server,
+    relaying,
+    pinned,
+    ending,
+  };
+
   // Takes ownership of an accepted client socket; the session runs on `executor` until it knows
   // its database. The caller has already counted the client in (ProxyService::admit_client).
-  static void start(ProxyService& service, ClientStream::Executor executor, int fd);
+  static void start(ProxyService& service, stream::Executor executor, int fd);
 
-  ClientSession(ProxyService& service, ClientStream::Executor executor, int fd);
+  ClientSession(ProxyService& service, stream::Executor executor, int fd);
   ~ClientSession() override;
 
   // From any thread (the cancel registry): cancels this client's running query, if any.
@@ -42,13 +68,38 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
  private:
   friend class LingerSweep;
 
-  // How a relay ends, once none of its I/O is pending any more (see end_after_io).
-  enum class Ending { quit, shutdown, client_violation, server_lost, failure };
+  // The session's operations that may be pending; at most one of each at a time.
+  enum Io : std::uint8_t {
+    client_read = 1 << 0,   // the relay's read from the client
+    client_wait = 1 << 1,   // parked: a readability wait on the client, without a buffer
+    server_read = 1 << 2,   // the relay's read from the server
+    server_write = 1 << 3,  // the rest of the client's bytes, to a server slow to take them
+    client_write = 1 << 4,  // the rest of the server's bytes, to a client slow to take them
+    checkout = 1 << 5,      // a server connection (or its settings) on the way
+    cancel_wait = 1 << 6,   // a cancel must land before the server connection goes back
+  };
+  // How a session ends, once none of its I/O is pending any more (see end_after_io).
+  enum class Ending : std::uint8_t { quit, shutdown, client_violation, server_lost, failure };
   struct Stop {
     Ending ending;
     std::optional<ClientError> error;  // what to tell the client
     std::optional<pool::Death> death;  // what happened to the server connection
   };
+  // pgvigil's drain (SIGTERM): none, end after the current transaction, or end now.
+  enum class Drain : std::uint8_t { none, after_transaction, now };
+
+  void enter(Phase next, const char* why);
+  // Marks `io` pending and returns its completion handler, which clears it and then calls
+  // Member(results..., bound...) on this session, or, once the session is ending, hands the
+  // results to the ending (absorb_after_stop) and goes on ending. Keeps the session alive.
+  template <auto Member, typename... Bound>
+  auto completion(Io io, Bound... bound);
+  bool pending(Io io) const { return (pending_ & io) != 0; }
+  // What a completion that arrives while ending still matters for.
+  void absorb_after_stop(Io io, boost::system::error_code ec, std::size_t size);  // server read
+  void absorb_after_stop(Io io, pool::CheckoutResult& result);  // a lease to give back
+  template <typename... Results>
+  void absorb_after_stop(Io, Results&...) {}
 
   // --- startup and the slow paths (client_session.cpp); coroutines
   boost::asio::awaitable<void> handshake();
@@ -56,23 +107,24 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   boost::asio::awaitable<std::optional<ClientError>> acquire_server();
   // GCC 12 destroys twice a by-value argument of a coroutine called inside co_await, so the
   // coroutines here take no class-type arguments and the functions that do are plain ones.
-  boost::asio::awaitable<void> acquire_then_forward(std::size_t size);
-  boost::asio::awaitable<void> write_rest_to_server(std::size_t from, std::size_t to);
-  boost::asio::awaitable<void> write_rest_to_client(std::size_t from, std::size_t to);
-  boost::asio::awaitable<void> return_after_cancels();
+  boost::asio::awaitable<std::optional<ClientError>> acquire_settings();
+  boost::asio::awaitable<boost::system::error_code> write_rest_to_server(std::size_t from,
+                                                                         std::size_t to);
+  boost::asio::awaitable<boost::system::error_code> write_rest_to_client(std::size_t from,
+                                                                         std::size_t to);
   boost::asio::awaitable<void> wait_for_cancels();
   boost::asio::awaitable<void> end_session();
   // Gives the server connection back as the session ends: reset (session mode) when clean,
   // evicted when the client left it mid-request.
   boost::asio::awaitable<void> give_back_at_end();
   boost::asio::awaitable<void> finish_for_shutdown();
-  boost::asio::awaitable<void> end_relay_with_error();
-  boost::asio::awaitable<void> send_failure();
+  boost::asio::awaitable<void> end_with_error();
   template <typename Coroutine>
   void spawn(Coroutine coroutine);
 
   // --- the relay (client_session_relay.cpp): plain callbacks, one pending read per direction
   void park();
+  void on_parked_wake(boost::system::error_code ec);
   void start_relay();
   void read_client();
   void on_client_read(boost::system::error_code ec, std::size_t size);
@@ -82,12 +134,16 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void on_checkout(pool::CheckoutResult result, std::size_t size);
   // The coroutine path of a checkout: a ping before lending, or settings to apply.
   void start_acquire(std::size_t size);
+  void on_acquired(std::exception_ptr, std::optional<ClientError> error, std::size_t size);
   void forward_to_server(std::size_t size);
+  void on_server_written(std::exception_ptr, boost::system::error_code ec);
   void after_forward_to_server();
   void read_server();
   void on_server_read(boost::system::error_code ec, std::size_t size);
+  void on_client_written(std::exception_ptr, boost::system::error_code ec);
   void after_forward_to_client();
   void transaction_done();
+  void on_cancels_landed(std::exception_ptr);
   void give_server_back();
   void flush_relay_metrics();
   // The idle sweep (LingerSweep): false once the session no longer lingers with a buffer.
@@ -100,29 +156,31 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void return_server(std::optional<pool::Death> death);
   // Tells the client why (ErrorResponse, FATAL), gives the server connection back and closes.
   void fail(ClientError error);
+  boost::asio::awaitable<void> send_failure();
   void close();
   void cancel_running_query();
   std::string startup_reply() const;
+  ClientError checkout_failure(const pool::CheckoutError& error) const;
   bool transaction_pooling() const;
   bool between_requests() const;
   bool client_left_unnoticed();
 
   ProxyService& service_;
-  std::unique_ptr<ClientStream> stream_;
+  // The client's socket, owned. Replaced once, when the session moves to its pool's worker.
+  std::optional<stream::SocketStream> stream_;
   // Members are kept few and small: an idle client is this object plus its socket.
-  std::unique_ptr<boost::asio::steady_timer> timer_;  // startup deadline; waits for cancels
   Route* route_ = nullptr;
   std::shared_ptr<const SettingMap> settings_;
-  std::optional<CancelKey> cancel_key_;
+  std::optional<CancelKey> cancel_key_;  // set once the session has reached its pool's worker
   pool::Lease server_;
+  std::unique_ptr<boost::asio::steady_timer> cancel_timer_;  // made when a cancel must land
   relay::TransactionTracker tracker_;
   relay::MessageScanner client_scanner_;
   relay::MessageScanner server_scanner_;
   std::unique_ptr<std::string> pending_input_;  // read during authentication, relayed first
-  std::unique_ptr<ClientError> failure_;
-  std::unique_ptr<Stop> stop_;  // why the relay ends (set once)
-  std::unique_ptr<Stop> stop_after_forward_;  // a refused client message, once what came
-                                              // before it has reached the server
+  std::unique_ptr<Stop> stop_;                  // why the session ends (set once)
+  std::unique_ptr<Stop> stop_after_forward_;    // a refused client message, once what came
+                                                // before it has reached the server
   // Held while the session relays, and for a moment after (lingering): see LingerSweep.
   BufferLease client_buffer_;
   BufferLease server_buffer_;
@@ -130,23 +188,29 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::uint32_t relayed_to_client_ = 0;
   std::uint32_t held_client_bytes_ = 0;  // read while the server connection was going back
   std::uint16_t cancels_in_flight_ = 0;
-  std::uint8_t io_in_flight_ = 0;  // pending reads, slow-path writes and checkouts
-  // The last client read ended a request and claimed the socket drained (pool/turn_reader.hpp),
-  // and nothing has looked at the socket since. Not a bit-field: the read's rule sets it.
-  bool client_claim_unchecked_ = false;
-  bool client_reading_ : 1 = false;
-  bool server_reading_ : 1 = false;
-  bool returning_server_ : 1 = false;   // waiting for a cancel before the connection goes back
-  bool ending_started_ : 1 = false;     // the ending coroutine runs: later completions are dropped
-  bool parked_ : 1 = false;             // idle, waiting for the client without a buffer
+  Phase phase_ = Phase::startup;
+  std::uint8_t pending_ = 0;  // Io bits
+  Drain drain_ = Drain::none;
+  bool ending_started_ : 1 = false;     // the ending coroutine runs
   bool park_requested_ : 1 = false;     // the idle sweep cancelled the read to park
   bool recently_active_ : 1 = false;    // a transaction ended since the last idle sweep
   bool lingering_ : 1 = false;          // listed with the worker's LingerSweep
-  bool shutdown_requested_ : 1 = false; // pgvigil is draining: end after this transaction
-  bool shutdown_forced_ : 1 = false;    // the drain timed out: end now
-  bool counted_in_route_ : 1 = false;
   bool server_input_lost_ : 1 = false;  // a server read completed after the relay stopped
-  bool writing_to_client_ : 1 = false;  // write_rest_to_client sends from the server buffer
 };
+
+std::string_view to_string(ClientSession::Phase phase);
+
+template <auto Member, typename... Bound>
+auto ClientSession::completion(Io io, Bound... bound) {
+  pending_ |= io;
+  return [self = shared_from_this(), io, bound...](auto... results) mutable {
+    self->pending_ &= static_cast<std::uint8_t>(~io);
+    if (self->stop_) {
+      self->absorb_after_stop(io, results...);
+      return self->continue_ending();
+    }
+    (self.get()->*Member)(std::move(results)..., bound...);
+  };
+}
 
 }  // namespace pgvigil::proxy

@@ -20,6 +20,8 @@
 
 #include "proxy/client_session.hpp"
 #include "proxy/linger_sweep.hpp"
+#include "proxy/relay/server_side.hpp"
+#include "proxy/relay/turn_rules.hpp"
 #include "proxy/wire/frame_decoder.hpp"
 #include "proxy/wire/protocol.hpp"
 
@@ -28,6 +30,7 @@ namespace asio = boost::asio;
 using pool::Clock;
 using pool::Death;
 using pool::EvictionReason;
+using AfterClaim = stream::SocketStream::AfterClaim;
 
 namespace {
 
@@ -44,6 +47,19 @@ ClientError named_statement_refusal(const std::string& database) {
           "this database."};
 }
 
+// A slow path's coroutine failed with an exception (out of memory): nothing more can be done
+// for this session.
+ClientError internal_failure(std::exception_ptr error) {
+  std::string what = "unknown error";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  return {sqlstate::kInternalError, "pgvigil failed relaying this session: " + what, "", ""};
+}
+
 }  // namespace
 
 template <typename Coroutine>
@@ -58,18 +74,19 @@ void ClientSession::spawn(Coroutine coroutine) {
 void ClientSession::park() {
   // A drain that began while the session was busy (say, writing its startup reply) cancelled
   // nothing: end now rather than wait for a client that may stay silent.
-  if (shutdown_requested_) return spawn(&ClientSession::finish_for_shutdown);
-  parked_ = true;
-  client_claim_unchecked_ = false;  // the wait below looks at the socket
+  if (drain_ != Drain::none) return spawn(&ClientSession::finish_for_shutdown);
   client_buffer_.give_back();
-  stream_->async_wait_readable([self = shared_from_this()](boost::system::error_code ec) {
-    self->parked_ = false;
-    if (ec && self->shutdown_requested_) return self->spawn(&ClientSession::finish_for_shutdown);
-    if (ec) return self->close();
-    // Bytes that arrived while nobody waited are reported by the wait itself: Asio re-arms the
-    // edge-triggered epoll registration (EPOLL_CTL_MOD) when a wait starts.
-    self->start_relay();
-  });
+  // Bytes that arrived while nobody waited are reported by the wait itself: Asio re-arms the
+  // edge-triggered epoll registration (EPOLL_CTL_MOD) when a wait starts. A plain handler,
+  // not a coroutine, so that an idle client holds no coroutine frame.
+  stream_->async_wait(stream::SocketStream::Ready::read,
+                      completion<&ClientSession::on_parked_wake>(Io::client_wait));
+}
+
+void ClientSession::on_parked_wake(boost::system::error_code ec) {
+  if (ec && drain_ != Drain::none) return spawn(&ClientSession::finish_for_shutdown);
+  if (ec) return close();
+  start_relay();
 }
 
 void ClientSession::start_relay() {
@@ -93,27 +110,20 @@ void ClientSession::start_relay() {
 }
 
 void ClientSession::read_client() {
-  client_reading_ = true;
-  ++io_in_flight_;
   // A read that ends a request claims the socket drained, so the next read (started right after
   // forwarding) waits without a system call that would fail. What finds a FIN that came with
   // that request, which raises no further event: writing the answer to a client that closed its
   // socket (the reset does raise one), parking the session after its transaction (a new wait
   // looks at the socket), or client_left_unnoticed() when the session keeps its server
   // connection after an answer.
-  const relay::RequestEnded turn_ended{client_scanner_, &client_claim_unchecked_};
-  stream_->async_read_some(client_buffer_.span(), turn_ended, [self = shared_from_this()](
-                                                      boost::system::error_code ec, std::size_t size) {
-    self->client_reading_ = false;
-    --self->io_in_flight_;
-    self->on_client_read(ec, size);
-  });
+  stream_->async_read_some(client_buffer_.span(), AfterClaim::wait,
+                           relay::RequestEnded{client_scanner_},
+                           completion<&ClientSession::on_client_read>(Io::client_read));
 }
 
 void ClientSession::on_client_read(boost::system::error_code ec, std::size_t size) {
-  if (stop_) return continue_ending();
   if (ec == asio::error::operation_aborted) {
-    if (shutdown_requested_) return end_after_io({Ending::shutdown, {}, {}});
+    if (drain_ != Drain::none) return end_after_io({Ending::shutdown, {}, {}});
     if (park_requested_) {
       park_requested_ = false;
       return park();
@@ -125,7 +135,7 @@ void ClientSession::on_client_read(boost::system::error_code ec, std::size_t siz
 }
 
 void ClientSession::on_client_bytes(std::size_t size) {
-  if (returning_server_) {
+  if (pending(Io::cancel_wait)) {
     // The connection is on its way back (a cancel is still being sent): hold the bytes.
     held_client_bytes_ = static_cast<std::uint32_t>(size);
     return;
@@ -136,6 +146,7 @@ void ClientSession::on_client_bytes(std::size_t size) {
       return end_after_io({Ending::quit, {}, {}});
     }
     if (!server_ready_now()) {
+      enter(Phase::waiting_for_server, "a request arrived");
       if (!server_ && route_->pool->nothing_idle()) return wait_for_server(size);
       return start_acquire(size);
     }
@@ -147,10 +158,38 @@ bool ClientSession::server_ready_now() {
   if (route_->server_parameters.empty()) return false;
   server_ = route_->pool->try_checkout_now();
   // A connection that carries other settings gets them in acquire_server().
-  return server_ && server_->carries(settings_);
+  return server_ && relay::carries(*server_, settings_);
+}
+
+void ClientSession::wait_for_server(std::size_t size) {
+  route_->pool->wait_for_connection(route_->checkout_timeout,
+                                    completion<&ClientSession::on_checkout>(Io::checkout, size));
+}
+
+void ClientSession::on_checkout(pool::CheckoutResult result, std::size_t size) {
+  if (const auto* error = std::get_if<pool::CheckoutError>(&result)) {
+    return end_after_io({Ending::failure, checkout_failure(*error), std::nullopt});
+  }
+  server_ = std::get<pool::Lease>(std::move(result));
+  if (!relay::carries(*server_, settings_)) return start_acquire(size);
+  forward_to_server(size);
+}
+
+void ClientSession::start_acquire(std::size_t size) {
+  auto task = [self = shared_from_this()] { return self->acquire_server(); };
+  asio::co_spawn(stream_->get_executor(), std::move(task),
+                 completion<&ClientSession::on_acquired>(Io::checkout, size));
+}
+
+void ClientSession::on_acquired(std::exception_ptr exception, std::optional<ClientError> error,
+                                std::size_t size) {
+  if (exception) return end_after_io({Ending::failure, internal_failure(exception), {}});
+  if (error) return end_after_io({Ending::failure, std::move(*error), std::nullopt});
+  forward_to_server(size);
 }
 
 void ClientSession::forward_to_server(std::size_t size) {
+  enter(Phase::relaying, "forwarding the client's request");
   const auto bytes = client_buffer_.span().first(size);
   const bool transaction_mode = transaction_pooling();
   std::size_t forward = size;
@@ -166,8 +205,8 @@ void ClientSession::forward_to_server(std::size_t size) {
     } else if (!tracker_.on_client_message(header, transaction_mode)) {
       stop = tracker_.refusal() == relay::TransactionTracker::Refusal::terminate
                  ? Stop{Ending::quit, std::nullopt, std::nullopt}
-                 : Stop{Ending::client_violation, named_statement_refusal(route_->settings.database),
-                        std::nullopt};
+                 : Stop{Ending::client_violation,
+                        named_statement_refusal(route_->settings.database), std::nullopt};
     } else {
       return true;
     }
@@ -187,17 +226,25 @@ void ClientSession::forward_to_server(std::size_t size) {
   relayed_to_server_ += static_cast<std::uint32_t>(forward);
   boost::system::error_code ec;
   bool needs_read = false;
-  const auto written = server_->try_relay_write(bytes.first(forward), ec, needs_read);
+  const auto written = server_->stream().try_write(bytes.first(forward), ec, needs_read);
   if (ec) {
     return end_after_io(server_lost(server_->diagnose_failure(true, "writing to server")));
   }
   if (written < forward) {
-    ++io_in_flight_;
     auto task = [self = shared_from_this(), written, forward] {
       return self->write_rest_to_server(written, forward);
     };
-    asio::co_spawn(stream_->get_executor(), std::move(task), asio::detached);
+    asio::co_spawn(stream_->get_executor(), std::move(task),
+                   completion<&ClientSession::on_server_written>(Io::server_write));
     return;
+  }
+  after_forward_to_server();
+}
+
+void ClientSession::on_server_written(std::exception_ptr exception, boost::system::error_code ec) {
+  if (exception) return end_after_io({Ending::failure, internal_failure(exception), {}});
+  if (ec) {
+    return end_after_io(server_lost(server_->diagnose_failure(true, "writing to server")));
   }
   after_forward_to_server();
 }
@@ -211,7 +258,7 @@ void ClientSession::after_forward_to_server() {
   if (relayed_to_server_ >= kMetricsFlushBytes) flush_relay_metrics();
   // Not while the server buffer is still being sent to a slow client: that write re-arms the
   // server read when it is done (after_forward_to_client), so results never interleave.
-  if (!server_reading_ && !writing_to_client_) read_server();
+  if (!pending(Io::server_read) && !pending(Io::client_write)) read_server();
   read_client();
 }
 
@@ -219,28 +266,21 @@ void ClientSession::after_forward_to_server() {
 
 void ClientSession::read_server() {
   server_buffer_.take();
-  server_reading_ = true;
-  ++io_in_flight_;
-  server_->async_relay_read(
-      server_buffer_.span(),
-      [self = shared_from_this()](boost::system::error_code ec, std::size_t size) {
-        self->server_reading_ = false;
-        --self->io_in_flight_;
-        self->on_server_read(ec, size);
-      });
+  // The server's claim is checked by the peek before every lending in transaction pooling;
+  // otherwise the next read tries first, which finds a FIN that came with the answer.
+  server_->stream().async_read_some(server_buffer_.span(), AfterClaim::try_first,
+                                    relay::AnswerEnded{},
+                                    completion<&ClientSession::on_server_read>(Io::server_read));
 }
 
 void ClientSession::on_server_read(boost::system::error_code ec, std::size_t size) {
-  if (stop_) {
-    // Bytes nobody will relay: the connection's state is unknown now.
-    if (size > 0 && !ec) server_input_lost_ = true;
-    return continue_ending();
-  }
-  if (ec == asio::error::operation_aborted && shutdown_requested_) {
+  if (ec == asio::error::operation_aborted && drain_ != Drain::none) {
     return end_after_io({Ending::shutdown, {}, {}});
   }
-  if (ec) return end_after_io(server_lost(server_->diagnose_failure(tracker_.pending_ready() > 0,
-                                                                     "relaying")));
+  if (ec) {
+    return end_after_io(
+        server_lost(server_->diagnose_failure(tracker_.pending_ready() > 0, "relaying")));
+  }
   server_->mark_alive();
   const auto bytes = server_buffer_.span().first(size);
   const auto verdict = server_scanner_.scan(bytes, [this](const relay::MessageHeader& header) {
@@ -252,27 +292,36 @@ void ClientSession::on_server_read(boost::system::error_code ec, std::size_t siz
         server_lost({EvictionReason::server_error, "malformed message from server", Clock::now()}));
   }
   relayed_to_client_ += static_cast<std::uint32_t>(size);
-  const auto written = stream_->try_write(bytes, ec);
-  if (ec) return end_after_io({shutdown_requested_ ? Ending::shutdown : Ending::quit, {}, {}});
+  bool needs_read = false;
+  const auto written = stream_->try_write(bytes, ec, needs_read);
+  if (ec) return end_after_io({drain_ != Drain::none ? Ending::shutdown : Ending::quit, {}, {}});
   if (written < size) {
-    writing_to_client_ = true;
-    ++io_in_flight_;
     auto task = [self = shared_from_this(), written, size] {
       return self->write_rest_to_client(written, size);
     };
-    asio::co_spawn(stream_->get_executor(), std::move(task), asio::detached);
+    asio::co_spawn(stream_->get_executor(), std::move(task),
+                   completion<&ClientSession::on_client_written>(Io::client_write));
     return;
   }
   after_forward_to_client();
 }
 
+void ClientSession::on_client_written(std::exception_ptr exception, boost::system::error_code ec) {
+  if (exception) return end_after_io({Ending::failure, internal_failure(exception), {}});
+  if (ec) return end_after_io({drain_ != Drain::none ? Ending::shutdown : Ending::quit, {}, {}});
+  after_forward_to_client();
+}
+
 void ClientSession::after_forward_to_client() {
-  if ((transaction_pooling() || shutdown_requested_) && between_requests()) {
+  if ((transaction_pooling() || drain_ != Drain::none) && between_requests()) {
     return transaction_done();
   }
-  if (client_claim_unchecked_ && server_scanner_.at_boundary() && tracker_.pending_ready() == 0 &&
-      client_left_unnoticed()) {
-    return end_after_io({Ending::quit, {}, {}});
+  if (server_scanner_.at_boundary() && tracker_.pending_ready() == 0) {
+    enter(Phase::pinned, tracker_.status() == 'I' ? "session pooling keeps the connection"
+                                                  : "inside a transaction");
+    if (stream_->drain_claimed() && client_left_unnoticed()) {
+      return end_after_io({Ending::quit, {}, {}});
+    }
   }
   if (relayed_to_client_ >= kMetricsFlushBytes) flush_relay_metrics();
   read_server();
@@ -282,32 +331,38 @@ void ClientSession::after_forward_to_client() {
 // or a transaction still open). If the client's last request came with its FIN, the pending
 // read will never report it, and the connection would stay leased: look once.
 bool ClientSession::client_left_unnoticed() {
-  client_claim_unchecked_ = false;
-  return stream_->peer_closed();
+  const auto peeked = stream_->peek();
+  return peeked == stream::SocketStream::Peek::closed ||
+         peeked == stream::SocketStream::Peek::failed;
 }
 
 bool ClientSession::between_requests() const {
-  return server_scanner_.at_boundary() &&
-         tracker_.idle_and_answered(client_scanner_.at_boundary());
+  return server_scanner_.at_boundary() && tracker_.idle_and_answered(client_scanner_.at_boundary());
 }
 
 void ClientSession::transaction_done() {
   flush_relay_metrics();
-  if (shutdown_requested_) return end_after_io({Ending::shutdown, {}, {}});
+  if (drain_ != Drain::none) return end_after_io({Ending::shutdown, {}, {}});
   recently_active_ = true;
   if (cancels_in_flight_ > 0) {
     // A cancel being sent for this connection must land before anyone else may use it.
-    returning_server_ = true;
-    ++io_in_flight_;
-    spawn(&ClientSession::return_after_cancels);
+    auto task = [self = shared_from_this()] { return self->wait_for_cancels(); };
+    asio::co_spawn(stream_->get_executor(), std::move(task),
+                   completion<&ClientSession::on_cancels_landed>(Io::cancel_wait));
     return;
   }
+  give_server_back();
+}
+
+void ClientSession::on_cancels_landed(std::exception_ptr exception) {
+  if (exception) return end_after_io({Ending::failure, internal_failure(exception), {}});
   give_server_back();
 }
 
 void ClientSession::give_server_back() {
   return_server(std::nullopt);
   server_buffer_.give_back();
+  enter(Phase::idle, "transaction done");
   if (held_client_bytes_ > 0) {
     const auto size = held_client_bytes_;
     held_client_bytes_ = 0;
@@ -325,12 +380,12 @@ void ClientSession::flush_relay_metrics() {
 }
 
 bool ClientSession::sweep_linger() {
-  if (stop_ || parked_) {
+  if (stop_ || pending(Io::client_wait)) {
     lingering_ = false;
     return false;
   }
   // Busy (a transaction runs, or the client was served since the last sweep): look again later.
-  if (server_ || !client_reading_ || recently_active_) {
+  if (server_ || !pending(Io::client_read) || recently_active_) {
     recently_active_ = false;
     return true;
   }
@@ -354,15 +409,16 @@ ClientSession::Stop ClientSession::server_lost(const Death& death) {
 void ClientSession::end_after_io(Stop stop) {
   if (stop_) return;
   stop_ = std::make_unique<Stop>(std::move(stop));
+  enter(Phase::ending, "the relay stops");
   flush_relay_metrics();
   // Each pending operation completes (aborted) and comes back through continue_ending().
-  if (client_reading_) stream_->cancel();
-  if (server_reading_ && server_) server_->detach();
+  if (pending(Io::client_read) || pending(Io::client_wait)) stream_->cancel();
+  if (pending(Io::server_read) && server_) server_->detach();
   continue_ending();
 }
 
 void ClientSession::continue_ending() {
-  if (io_in_flight_ > 0 || ending_started_) return;
+  if (pending_ != 0 || ending_started_) return;
   ending_started_ = true;
   client_buffer_.give_back();
   server_buffer_.give_back();
@@ -378,7 +434,7 @@ void ClientSession::continue_ending() {
     case Ending::client_violation:
     case Ending::server_lost:
     case Ending::failure:
-      return spawn(&ClientSession::end_relay_with_error);
+      return spawn(&ClientSession::end_with_error);
   }
 }
 

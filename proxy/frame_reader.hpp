@@ -7,7 +7,7 @@
 #include <variant>
 
 #include "proxy/client_error.hpp"
-#include "proxy/client_stream.hpp"
+#include "stream/socket_stream.hpp"
 #include "proxy/wire/frame_decoder.hpp"
 
 namespace pgvigil::proxy {
@@ -20,7 +20,7 @@ struct OwnedFrame {
 
 class FrameReader {
  public:
-  FrameReader(ClientStream& stream, wire::DecoderLimits limits)
+  FrameReader(stream::SocketStream& stream, wire::DecoderLimits limits)
       : stream_(stream), decoder_(wire::Phase::startup, limits) {}
 
   // The next frame, or why there is none: a protocol violation (08P01), or the client gone
@@ -33,7 +33,7 @@ class FrameReader {
   std::string take_leftover() { return buffer_.empty() ? std::string() : std::move(buffer_); }
 
  private:
-  ClientStream& stream_;
+  stream::SocketStream& stream_;
   wire::FrameDecoder decoder_;
   std::string buffer_;
 };

@@ -57,16 +57,25 @@ class RestartOnlyKeys : public ::testing::Test {
   // Values of the key's type to try, one of which differs from the default and validates.
   std::vector<std::string> candidates(const ConfigKey& key) const {
     switch (key.type) {
-      case KeyType::integer: return {"3", "4096"};
-      case KeyType::number: return {"0.25"};
+      case KeyType::integer:
+        return {"3", "4096"};
+      case KeyType::number:
+        return {"0.25"};
       case KeyType::duration:
-      case KeyType::whole_seconds: return {"3s", "7s"};
-      case KeyType::string: return {dir_.string(), users_file_.string()};
-      case KeyType::enumeration: return {key.choices.begin(), key.choices.end()};
-      case KeyType::port: return {"1"};
-      case KeyType::listen: return {"127.0.0.1:1"};
-      case KeyType::boolean: return {"true", "false"};
-      case KeyType::map: return {};
+      case KeyType::whole_seconds:
+        return {"3s", "7s"};
+      case KeyType::string:
+        return {dir_.string(), users_file_.string()};
+      case KeyType::enumeration:
+        return {key.choices.begin(), key.choices.end()};
+      case KeyType::port:
+        return {"1"};
+      case KeyType::listen:
+        return {"127.0.0.1:1"};
+      case KeyType::boolean:
+        return {"true", "false"};
+      case KeyType::map:
+        return {};
     }
     return {};
   }
@@ -106,10 +115,9 @@ TEST_F(RestartOnlyKeys, EveryOneTheTableMarksIsRefusedWhenItChanges) {
 
 TEST_F(RestartOnlyKeys, TheSameValueSpelledOtherwiseOrLeftAtItsDefaultIsNoChange) {
   const Config current = parse(kBase);
-  for (const auto& yaml : {with_key("listen.startup_timeout", "10000ms"),
-                           with_key("listen.startup_timeout", "10s"),
-                           with_key("listen.address", "127.0.0.1:6432"),
-                           with_key("workers", "0")}) {
+  for (const auto& yaml :
+       {with_key("listen.startup_timeout", "10000ms"), with_key("listen.startup_timeout", "10s"),
+        with_key("listen.address", "127.0.0.1:6432"), with_key("workers", "0")}) {
     EXPECT_FALSE(restart_only_change(current, parse(yaml)).has_value()) << yaml;
   }
 }
@@ -131,20 +139,21 @@ TEST(DatabaseChanges, EachPartOfADatabaseIsNamedWhenItChanges) {
     std::string yaml;
     std::string part;
   };
-  for (const auto& [yaml, part] : {Case{"    sslmode: require\n", "server"},
-                                   Case{"    application_name: other\n", "server"},
-                                   Case{"    keepalive: {count: 5}\n", "keepalive"},
-                                   Case{"    ping: {query: \"SELECT 1\"}\n", "ping"},
-                                   Case{"    pool: {validate_after_idle: 2s}\n", "pool"},
-                                   Case{"    pool: {reconnect: {max_delay: 20s}}\n", "pool"},
-                                   Case{"    reset_query: \"\"\n", "proxy"}}) {
+  for (const auto& [yaml, part] :
+       {Case{"    sslmode: require\n", "server"}, Case{"    application_name: other\n", "server"},
+        Case{"    keepalive: {count: 5}\n", "keepalive"},
+        Case{"    ping: {query: \"SELECT 1\"}\n", "ping"},
+        Case{"    pool: {validate_after_idle: 2s}\n", "pool"},
+        Case{"    pool: {reconnect: {max_delay: 20s}}\n", "pool"},
+        Case{"    reset_query: \"\"\n", "proxy"}}) {
     const Config next = parse_one(yaml);
-    EXPECT_EQ(database_changes(base.databases[0], base.routes[0], next.databases[0], next.routes[0]),
-              std::vector<std::string>{part})
+    EXPECT_EQ(
+        database_changes(base.databases[0], base.routes[0], next.databases[0], next.routes[0]),
+        std::vector<std::string>{part})
         << yaml;
   }
-  EXPECT_TRUE(
-      database_changes(base.databases[0], base.routes[0], base.databases[0], base.routes[0]).empty());
+  EXPECT_TRUE(database_changes(base.databases[0], base.routes[0], base.databases[0], base.routes[0])
+                  .empty());
 }
 
 }  // namespace

@@ -12,7 +12,7 @@ TEST(EvictionReason, VocabularyIsTheOneInTheDesign) {
   for (auto reason : kAllEvictionReasons) names.insert(to_string(reason));
   const std::set<std::string_view> design = {
       "server_closed", "server_error", "keepalive_timeout", "user_timeout",
-      "ping_timeout",  "ping_failed",  "checkout_check_failed", "max_lifetime",
+      "ping_timeout",  "ping_failed",  "statement_timeout", "checkout_check_failed", "max_lifetime",
       "idle_timeout",  "dirty_return", "reload",       "shutdown"};
   EXPECT_EQ(names, design);
 }

@@ -12,6 +12,7 @@
 
 #include "metrics/registry.hpp"
 #include "pool/pool.hpp"
+#include "pool/server_connection.hpp"
 #include "tests/support/pg_cluster.hpp"
 
 namespace pgvigil::pool {

@@ -1,6 +1,6 @@
-// The client read's TurnReader rule (proxy/relay/request_ended.hpp): which bytes end a client's
-// turn, seen from the relay scanner's state before the read.
-#include "proxy/relay/request_ended.hpp"
+// The relay's turn rules (proxy/relay/turn_rules.hpp): which bytes end a client's turn, seen
+// from the relay scanner's state before the read, and which end the server's.
+#include "proxy/relay/turn_rules.hpp"
 
 #include <gtest/gtest.h>
 
@@ -19,11 +19,8 @@ const std::string kExecute = "E\0\0\0\x09\0\0\0\0\0"s;
 const std::string kCopyData = "d\0\0\0\x07abc"s;
 
 bool claims(const std::string& bytes, MessageScanner scanner = MessageScanner(kMaxBody)) {
-  bool claim = false;
-  RequestEnded rule{scanner, &claim};
-  const bool ended = rule(bytes);
-  EXPECT_EQ(ended, claim) << "the claim flag follows the answer";
-  return ended;
+  RequestEnded rule{scanner};
+  return rule(bytes);
 }
 
 TEST(RequestEnded, ACompleteQueryOrSyncEndsTheTurn) {
@@ -33,11 +30,11 @@ TEST(RequestEnded, ACompleteQueryOrSyncEndsTheTurn) {
 }
 
 TEST(RequestEnded, AnythingElseDoesNot) {
-  EXPECT_FALSE(claims(kExecute));                        // no Sync yet: more follows
-  EXPECT_FALSE(claims(kCopyData));                       // COPY data streams on
-  EXPECT_FALSE(claims(kQuery.substr(0, 7)));             // half a message
-  EXPECT_FALSE(claims(kQuery + kSync.substr(0, 3)));     // a complete Query, then half a Sync
-  EXPECT_FALSE(claims("Q\0\0\0\x02"s));                  // a bad length is not an ending
+  EXPECT_FALSE(claims(kExecute));                     // no Sync yet: more follows
+  EXPECT_FALSE(claims(kCopyData));                    // COPY data streams on
+  EXPECT_FALSE(claims(kQuery.substr(0, 7)));          // half a message
+  EXPECT_FALSE(claims(kQuery + kSync.substr(0, 3)));  // a complete Query, then half a Sync
+  EXPECT_FALSE(claims("Q\0\0\0\x02"s));               // a bad length is not an ending
 }
 
 TEST(RequestEnded, ItContinuesFromTheRelaysScannerState) {
@@ -54,6 +51,19 @@ TEST(RequestEnded, ItContinuesFromTheRelaysScannerState) {
   // Only the end of a message whose header came earlier: its type is not known here, so no
   // claim (the next read tries the socket first, as Asio's own read would).
   EXPECT_FALSE(claims(kQuery.substr(7), scanner));
+}
+
+const std::string kReadyIdle{'Z', 0, 0, 0, 5, 'I'};
+
+TEST(AnswerEnded, OnlyReadyForQueryIdleAtTheEndEndsTheServersTurn) {
+  const AnswerEnded rule;
+  EXPECT_TRUE(rule("C\0\0\0\x0DSELECT 1\0"s + kReadyIdle));
+  EXPECT_TRUE(rule(kReadyIdle));
+  EXPECT_FALSE(rule("Z\0\0\0\x05T"s));  // inside a transaction: the client goes on
+  EXPECT_FALSE(rule("Z\0\0\0\x05E"s));
+  EXPECT_FALSE(rule(kReadyIdle + "N\0\0\0\x04"s));  // something came after it
+  EXPECT_FALSE(rule(kReadyIdle.substr(1)));
+  EXPECT_FALSE(rule(""));
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 #pragma once
-// TurnReader: the relay's reads. Asio's async_read_some, except that a read which the caller's
+// The relay's plain-socket read: Asio's async_read_some, except that a read which the caller's
 // rule says ended the peer's turn (the server's ReadyForQuery, a client's complete request)
 // tells the reactor the socket is drained, so the next read waits without trying first.
 //
@@ -12,16 +12,18 @@
 //
 // What a claim risks: a short read means nothing more was queued except possibly the peer's
 // FIN, which recv reports only on the next call. The edge-triggered registration reports every
-// later arrival, but a FIN that came with the data was already reported. So a rule records its
-// claim in a flag of the caller's, and the caller makes sure something finds such a FIN before
-// it could matter (ServerConnection and ClientSession say how). A read that filled the buffer
-// never claims. Claiming every short read was tried: a client that sent half a message and
-// closed was never noticed.
+// later arrival, but a FIN that came with the data was already reported. So the claim is
+// recorded (SocketStream::drain_claimed) and the stream's owner makes sure something finds such
+// a FIN before it could matter (SocketStream::AfterClaim says how). A read that filled the
+// buffer never claims. Claiming every short read was tried: a client that sent half a message
+// and closed was never noticed.
 //
-// This reaches into Asio's reactor (boost::asio::detail), so it is pinned to the Boost version it
-// was written against; the static_assert below turns an upgrade into a compile error to revisit.
+// Only socket_stream.hpp includes this. It reaches into Asio's reactor (boost::asio::detail), so
+// it is pinned to the Boost version it was written against; the static_assert below turns an
+// upgrade into a compile error to revisit.
 
 // The public headers first: Asio's detail headers assume they were included.
+// clang-format off
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/basic_stream_descriptor.hpp>
@@ -37,12 +39,13 @@
 #include <span>
 #include <sys/socket.h>
 #include <utility>
+// clang-format on
 
-static_assert(BOOST_VERSION == 108100,
-              "pool/turn_reader.hpp uses Boost 1.81's reactor internals: check them again");
+static_assert(
+    BOOST_VERSION == 108100,
+    "stream/detail/turn_read_op.hpp uses Boost 1.81's reactor internals: check them again");
 
-namespace pgvigil::pool {
-namespace turn_reader_detail {
+namespace pgvigil::stream::detail {
 
 namespace asio_detail = boost::asio::detail;
 using DescriptorImpl = asio_detail::reactive_descriptor_service::implementation_type;
@@ -70,6 +73,7 @@ struct DescriptorAccess : boost::asio::posix::basic_stream_descriptor<Executor> 
   }
 };
 
+// rule(std::span<const char> bytes) -> bool: true when a short read ended the peer's turn.
 template <typename Rule, typename Handler>
 class TurnReadOp : public asio_detail::reactor_op {
  public:
@@ -78,11 +82,11 @@ class TurnReadOp : public asio_detail::reactor_op {
   // The cache reuses a block only for a request no larger than it, so the client's and the
   // server's reads (whose rules differ in size) ask for the same size and can share blocks.
   template <typename H>
-  static TurnReadOp* create(int fd, std::span<char> buffer, Rule rule, H&& handler) {
+  static TurnReadOp* create(int fd, std::span<char> buffer, Rule rule, bool* claim, H&& handler) {
     void* memory = asio_detail::thread_info_base::allocate(
         asio_detail::thread_info_base::default_tag(),
         asio_detail::thread_context::top_of_thread_call_stack(), block_size(), alignof(TurnReadOp));
-    return new (memory) TurnReadOp(fd, buffer, std::move(rule), std::forward<H>(handler));
+    return new (memory) TurnReadOp(fd, buffer, std::move(rule), claim, std::forward<H>(handler));
   }
 
   static void destroy(TurnReadOp* op) {
@@ -91,17 +95,18 @@ class TurnReadOp : public asio_detail::reactor_op {
         asio_detail::thread_info_base::default_tag(),
         asio_detail::thread_context::top_of_thread_call_stack(), op, block_size());
   }
-  // Both relay reads (about 112 bytes) fit in one block size.
+  // Both relay reads (about 120 bytes) fit in one block size.
   static constexpr std::size_t block_size() {
     return std::max<std::size_t>(sizeof(TurnReadOp), 128);
   }
 
  private:
   template <typename H>
-  TurnReadOp(int fd, std::span<char> buffer, Rule rule, H&& handler)
+  TurnReadOp(int fd, std::span<char> buffer, Rule rule, bool* claim, H&& handler)
       : reactor_op(boost::system::error_code(), &do_perform, &do_complete),
         fd_(fd),
         buffer_(buffer),
+        claim_(claim),
         rule_(std::move(rule)),
         handler_(std::forward<H>(handler)) {}
 
@@ -113,9 +118,11 @@ class TurnReadOp : public asio_detail::reactor_op {
       if (n > 0) {
         op->bytes_transferred_ = static_cast<std::size_t>(n);
         const bool short_read = op->bytes_transferred_ < op->buffer_.size();
-        return short_read && op->rule_(op->buffer_.first(op->bytes_transferred_))
-                   ? done_and_exhausted
-                   : done;
+        if (short_read && op->rule_(op->buffer_.first(op->bytes_transferred_))) {
+          *op->claim_ = true;
+          return done_and_exhausted;
+        }
+        return done;
       }
       if (n == 0) {
         op->ec_ = boost::asio::error::eof;
@@ -142,46 +149,29 @@ class TurnReadOp : public asio_detail::reactor_op {
 
   int fd_;
   std::span<char> buffer_;
-  Rule rule_;  // runs inside the reactor's perform, while the descriptor is registered
+  bool* claim_;  // the stream's; written only inside perform, while the descriptor is registered
+  Rule rule_;    // runs inside the reactor's perform, while the descriptor is registered
   Handler handler_;
 };
 
-}  // namespace turn_reader_detail
-
-// The relay's reads on descriptors of one io_context. Holds that context's reactor, looked up
-// once: use_service takes a lock and searches a list, which showed in profiles when done per read.
-class TurnReader {
- public:
-  explicit TurnReader(boost::asio::execution_context& context)
-      : reactor_(&boost::asio::use_service<turn_reader_detail::asio_detail::reactor>(context)) {}
-
-  // Calls handler(error_code, std::size_t) with at least one byte read, or with an error (eof,
-  // operation_aborted when the descriptor is cancelled or closed): descriptor.async_read_some's
-  // contract. The descriptor must be an open stream socket of this reader's io_context and the
-  // buffer not empty. The handler runs from the io_context, never inside this call.
-  //
-  // turn_ended(std::span<const char> bytes) -> bool is asked about a read that did not fill the
-  // buffer; true claims the socket drained. try_first makes this read try the socket before
-  // waiting even after such a claim.
-  template <typename Executor, typename Rule, typename Handler>
-  void async_read(boost::asio::posix::basic_stream_descriptor<Executor>& descriptor,
-                  std::span<char> buffer, bool try_first, Rule turn_ended, Handler&& handler) {
-    namespace d = turn_reader_detail;
-    if (!descriptor.native_non_blocking()) descriptor.native_non_blocking(true);
-    auto* op = d::TurnReadOp<Rule, std::decay_t<Handler>>::create(
-        descriptor.native_handle(), buffer, std::move(turn_ended), std::forward<Handler>(handler));
-    if (try_first && op->perform() != d::asio_detail::reactor_op::not_done) {
-      reactor_->post_immediate_completion(op, /*is_continuation=*/false);
-      return;
-    }
-    auto& reactor_data = d::DescriptorAccess<Executor>::implementation(descriptor).*
-                         member_pointer(d::ReactorDataTag{});
-    reactor_->start_op(d::asio_detail::reactor::read_op, descriptor.native_handle(), reactor_data,
-                       op, /*is_continuation=*/false, /*allow_speculative=*/true);
+// Starts a turn read on `descriptor` (open, a stream socket of `reactor`'s io_context).
+// try_first makes it try the socket before waiting even after a claim.
+template <typename Executor, typename Rule, typename Handler>
+void start_turn_read(asio_detail::reactor& reactor,
+                     boost::asio::posix::basic_stream_descriptor<Executor>& descriptor,
+                     std::span<char> buffer, bool try_first, Rule rule, bool* claim,
+                     Handler&& handler) {
+  if (!descriptor.native_non_blocking()) descriptor.native_non_blocking(true);
+  auto* op = TurnReadOp<Rule, std::decay_t<Handler>>::create(
+      descriptor.native_handle(), buffer, std::move(rule), claim, std::forward<Handler>(handler));
+  if (try_first && op->perform() != asio_detail::reactor_op::not_done) {
+    reactor.post_immediate_completion(op, /*is_continuation=*/false);
+    return;
   }
+  auto& reactor_data =
+      DescriptorAccess<Executor>::implementation(descriptor).*member_pointer(ReactorDataTag{});
+  reactor.start_op(asio_detail::reactor::read_op, descriptor.native_handle(), reactor_data, op,
+                   /*is_continuation=*/false, /*allow_speculative=*/true);
+}
 
- private:
-  turn_reader_detail::asio_detail::reactor* reactor_;
-};
-
-}  // namespace pgvigil::pool
+}  // namespace pgvigil::stream::detail

@@ -1,0 +1,115 @@
+// ServerConnection::connect: resolve the host off the event loop, then drive libpq's
+// non-blocking connect state machine, waiting on whichever socket it has at each step.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "pool/connection_parameters.hpp"
+#include "pool/server_connection.hpp"
+
+namespace pgvigil::pool {
+namespace asio = boost::asio;
+using asio::awaitable;
+
+namespace {
+
+std::string peer_address(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return {};
+  char text[INET6_ADDRSTRLEN] = {};
+  if (address.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address);
+    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
+    return std::string(text) + ":" + std::to_string(ntohs(v4->sin_port));
+  }
+  if (address.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address);
+    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
+    return "[" + std::string(text) + "]:" + std::to_string(ntohs(v6->sin6_port));
+  }
+  return {};
+}
+
+}  // namespace
+
+awaitable<std::optional<ConnectFailure>> ServerConnection::resolve(Clock::time_point deadline,
+                                                                   std::string& address) {
+  const auto& server = config_->server;
+  if (server.is_unix_socket()) co_return std::nullopt;
+  boost::system::error_code ec;
+  asio::ip::make_address(server.host, ec);
+  if (!ec) {
+    address = server.host;
+    co_return std::nullopt;
+  }
+  // Asio resolves on a private thread, so getaddrinfo never blocks the event loop. It cannot
+  // interrupt a getaddrinfo already running: the deadline is checked when it returns.
+  auto resolver = std::make_shared<asio::ip::tcp::resolver>(executor_);
+  auto [resolve_ec, results] = co_await resolver->async_resolve(
+      server.host, std::to_string(server.port), asio::as_tuple(asio::use_awaitable));
+  if (resolve_ec) {
+    co_return ConnectFailure{
+        ConnectFailureCause::name_resolution,
+        "could not resolve host \"" + server.host + "\": " + resolve_ec.message()};
+  }
+  if (Clock::now() > deadline) {
+    co_return ConnectFailure{ConnectFailureCause::timeout,
+                             "name resolution of \"" + server.host + "\" took too long"};
+  }
+  address = results.begin()->endpoint().address().to_string();
+  co_return std::nullopt;
+}
+
+awaitable<std::optional<ConnectFailure>> ServerConnection::connect(Clock::time_point deadline) {
+  std::string address;
+  if (auto failure = co_await resolve(deadline, address)) co_return failure;
+
+  const auto failure_from_libpq = [this] {
+    auto message = link_.error_message();
+    return ConnectFailure{classify_connect_failure(message), message};
+  };
+  if (!link_.start_connect(connection_parameters(*config_, address))) {
+    co_return failure_from_libpq();
+  }
+  // Each poll says which direction to wait for next, and the socket may change between polls
+  // (several addresses), so wait_ready() takes up whatever socket libpq has now.
+  auto poll = LibpqLink::Poll::write;
+  while (poll != LibpqLink::Poll::ok) {
+    if (poll == LibpqLink::Poll::failed) co_return failure_from_libpq();
+    const auto ready = poll == LibpqLink::Poll::read ? Ready::read : Ready::write;
+    const auto result = co_await wait_ready(ready, deadline);
+    if (result == WaitResult::timed_out) {
+      co_return ConnectFailure{ConnectFailureCause::timeout,
+                               "connect to " + server_address_ + " timed out after " +
+                                   std::to_string(config_->pool.connect_timeout.count()) + " ms"};
+    }
+    if (result == WaitResult::aborted) {
+      co_return ConnectFailure{ConnectFailureCause::other, "connect aborted"};
+    }
+    // PQconnectPoll may close this socket and open another (next address): release it first.
+    stream_.release();
+    poll = link_.poll_connect();
+  }
+  if (!link_.finish_connect()) {
+    co_return ConnectFailure{ConnectFailureCause::other,
+                             "PQsetnonblocking: " + link_.error_message()};
+  }
+  backend_pid_ = link_.backend_pid();
+  // Registered from now on until close(): the relay and the idle watcher use it.
+  if (!track_socket()) {
+    co_return ConnectFailure{ConnectFailureCause::other, "the event loop refused the socket"};
+  }
+  if (is_tcp()) {
+    if (auto peer = peer_address(socket()); !peer.empty()) server_address_ = peer;
+  }
+  mark_alive();
+  co_return std::nullopt;
+}
+
+}  // namespace pgvigil::pool

@@ -1,0 +1,50 @@
+#pragma once
+// The start of a client connection, before it reaches a pool: from its first byte to
+// AuthenticationOk. It answers encryption requests, forwards cancel requests, reads the
+// StartupMessage, finds the route, negotiates the protocol version and authenticates; what the
+// session needs afterwards comes out as Admitted. No server connection is involved.
+
+#include <boost/asio/awaitable.hpp>
+#include <optional>
+#include <string>
+
+#include "proxy/client_error.hpp"
+#include "proxy/client_settings.hpp"
+#include "proxy/frame_reader.hpp"
+#include "proxy/proxy_service.hpp"
+#include "stream/socket_stream.hpp"
+
+namespace pgvigil::proxy {
+
+// A client that completed its startup.
+struct Admitted {
+  Route* route = nullptr;
+  SettingMap settings;   // what it asked for in its StartupMessage
+  std::string leftover;  // bytes it sent right after authenticating (its first query), or ""
+};
+
+class ClientStartup {
+ public:
+  ClientStartup(ProxyService& service, stream::SocketStream& stream);
+
+  // Reads up to the StartupMessage and finds the client's route. An error is what to tell the
+  // client (an empty sqlstate: nothing, as for a cancel request or a client gone).
+  boost::asio::awaitable<std::optional<ClientError>> read_startup();
+  // The route read_startup() found (null before, or when the database is unknown): an error
+  // after it counts against that database.
+  Route* route() const { return route_; }
+  // Authenticates by the route's method; AuthenticationOk has been sent once this returns
+  // nullopt.
+  boost::asio::awaitable<std::optional<ClientError>> authenticate();
+  Admitted admitted() &&;
+
+ private:
+  ProxyService& service_;
+  stream::SocketStream& stream_;
+  FrameReader reader_;
+  Route* route_ = nullptr;
+  std::string user_;
+  SettingMap settings_;
+};
+
+}  // namespace pgvigil::proxy

@@ -1,0 +1,30 @@
+#pragma once
+// What the relay has set up on one server connection, kept with the connection between leases
+// (pool::LeaseState), so that the next client's lease knows what to change: the client settings
+// applied there.
+
+#include <memory>
+
+#include "pool/server_connection.hpp"
+#include "proxy/client_settings.hpp"
+
+namespace pgvigil::proxy::relay {
+
+struct ServerSide final : pool::LeaseState {
+  // The settings applied for clients (SET name TO value). Shared and immutable: clients with the
+  // same settings share one copy, so the check on every lease is usually a pointer comparison.
+  // Null when none are: a new connection, or after a reset that discards them.
+  std::shared_ptr<const SettingMap> applied_settings;
+};
+
+// The connection's relay state, made on first use. On the connection's executor only.
+ServerSide& server_side(pool::ServerConnection& connection);
+
+// The settings the connection carries (empty when none were applied).
+const SettingMap& applied_settings(const pool::ServerConnection& connection);
+
+// True when the connection carries exactly `wanted` (and then it keeps `wanted`'s pointer, so the
+// next comparison is a pointer comparison).
+bool carries(pool::ServerConnection& connection, const std::shared_ptr<const SettingMap>& wanted);
+
+}  // namespace pgvigil::proxy::relay

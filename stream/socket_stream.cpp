@@ -1,0 +1,192 @@
+#include "stream/socket_stream.hpp"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+
+namespace pgvigil::stream {
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+error_code last_errno_or(error_code fallback) {
+  return errno != 0 ? error_code(errno, boost::system::system_category()) : fallback;
+}
+
+}  // namespace
+
+detail::asio_detail::reactor* SocketStream::reactor_of(Executor executor) {
+  return &asio::use_service<detail::asio_detail::reactor>(executor.context());
+}
+
+SocketStream::SocketStream(Executor executor, HandedOff handed) : SocketStream(executor) {
+  if (handed.fd >= 0) attach(handed.fd, handed.ownership, handed.tls);
+}
+
+bool SocketStream::attach(int fd, Ownership ownership, SSL* tls) {
+  if (is_open()) {
+    if (descriptor_.native_handle() == fd && ownership_ == ownership) {
+      tls_ = tls;
+      return true;
+    }
+    close();
+  }
+  error_code ec;
+  descriptor_.assign(fd, ec);
+  if (ec) {
+    // The event loop refused it; an owned descriptor has no other owner to close it.
+    if (ownership == Ownership::owned) {
+      if (tls != nullptr) SSL_free(tls);
+      ::close(fd);
+    }
+    return false;
+  }
+  ownership_ = ownership;
+  tls_ = tls;
+  drain_claim_ = false;
+  return true;
+}
+
+void SocketStream::release() {
+  // release() hands the descriptor back without closing it, after unregistering it.
+  if (descriptor_.is_open()) descriptor_.release();
+  tls_ = nullptr;
+  drain_claim_ = false;
+}
+
+HandedOff SocketStream::hand_off() {
+  HandedOff handed{native_handle(), tls_, ownership_};
+  release();
+  return handed;
+}
+
+void SocketStream::close() {
+  if (ownership_ == Ownership::borrowed) return release();
+  if (tls_ != nullptr) {
+    SSL_free(tls_);
+    tls_ = nullptr;
+  }
+  error_code ignored;
+  if (descriptor_.is_open()) descriptor_.close(ignored);
+  drain_claim_ = false;
+}
+
+void SocketStream::cancel() {
+  if (descriptor_.is_open()) descriptor_.cancel();
+}
+
+bool SocketStream::tls_has_pending() const { return tls_ != nullptr && SSL_pending(tls_) > 0; }
+
+SocketStream::Peek SocketStream::peek() {
+  if (!is_open()) return Peek::failed;
+  if (tls_has_pending()) {
+    drain_claim_ = false;
+    return Peek::data;
+  }
+  char byte;
+  const auto n = ::recv(descriptor_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return Peek::closed;
+  if (n > 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    drain_claim_ = false;  // looked: nothing hides behind a claim now
+    return n > 0 ? Peek::data : Peek::nothing;
+  }
+  return Peek::failed;
+}
+
+std::size_t SocketStream::try_tls_read(std::span<char> buffer, error_code& ec, bool& needs_write) {
+  ec.clear();
+  needs_write = false;
+  ERR_clear_error();
+  errno = 0;
+  const int n = SSL_read(tls_, buffer.data(), static_cast<int>(buffer.size()));
+  if (n > 0) return static_cast<std::size_t>(n);
+  const int error = SSL_get_error(tls_, n);
+  if (error == SSL_ERROR_ZERO_RETURN) {
+    ec = asio::error::eof;
+  } else if (error == SSL_ERROR_WANT_WRITE) {
+    needs_write = true;
+  } else if (error != SSL_ERROR_WANT_READ) {
+    ec = last_errno_or(asio::error::connection_reset);
+  }
+  return 0;
+}
+
+asio::awaitable<std::size_t> SocketStream::read_some(std::span<char> buffer, error_code& ec) {
+  if (tls_ == nullptr) {
+    // async_read_some reads first and waits only when there is nothing: unlike recv followed
+    // by async_wait, it costs no extra system call and does not re-arm the registration.
+    auto [read_ec, n] = co_await descriptor_.async_read_some(
+        asio::buffer(buffer.data(), buffer.size()), asio::as_tuple(asio::use_awaitable));
+    ec = read_ec;
+    co_return ec ? 0 : n;
+  }
+  while (true) {
+    bool needs_write = false;
+    const auto n = try_tls_read(buffer, ec, needs_write);
+    if (n > 0 || ec) co_return n;
+    auto [wait_ec] = co_await async_wait(needs_write ? Ready::write : Ready::read,
+                                         asio::as_tuple(asio::use_awaitable));
+    if (wait_ec) {
+      ec = wait_ec;
+      co_return 0;
+    }
+  }
+}
+
+std::size_t SocketStream::try_write(std::span<const char> bytes, error_code& ec, bool& needs_read) {
+  ec.clear();
+  needs_read = false;
+  if (!is_open()) {
+    ec = asio::error::bad_descriptor;
+    return 0;
+  }
+  if (tls_ != nullptr) {
+    ERR_clear_error();
+    errno = 0;
+    const int n = SSL_write(tls_, bytes.data(), static_cast<int>(bytes.size()));
+    if (n > 0) return static_cast<std::size_t>(n);
+    const int error = SSL_get_error(tls_, n);
+    if (error == SSL_ERROR_WANT_READ) {
+      needs_read = true;
+    } else if (error != SSL_ERROR_WANT_WRITE) {
+      ec = last_errno_or(asio::error::connection_reset);
+    }
+    return 0;
+  }
+  while (true) {
+    const auto n = ::send(descriptor_.native_handle(), bytes.data(), bytes.size(),
+                          MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      ec = error_code(errno, boost::system::system_category());
+    }
+    return 0;
+  }
+}
+
+asio::awaitable<void> SocketStream::write_all(std::span<const char> bytes, error_code& ec) {
+  ec.clear();
+  while (!bytes.empty()) {
+    bool needs_read = false;
+    const auto n = try_write(bytes, ec, needs_read);
+    if (ec) co_return;
+    bytes = bytes.subspan(n);
+    if (n > 0) continue;
+    // A slow peer: wait for room. Only this stream's relay pair waits with it.
+    auto [wait_ec] = co_await async_wait(needs_read ? Ready::read : Ready::write,
+                                         asio::as_tuple(asio::use_awaitable));
+    if (wait_ec) {
+      ec = wait_ec;
+      co_return;
+    }
+  }
+}
+
+}  // namespace pgvigil::stream
