@@ -19,6 +19,18 @@ error_code last_errno_or(error_code fallback) {
   return errno != 0 ? error_code(errno, boost::system::system_category()) : fallback;
 }
 
+// What an SSL_read or SSL_write that moved nothing (result <= 0) means: ec set for an error
+// (eof for the peer's close_notify), else the way to wait before trying again. Call with errno
+// and OpenSSL's error queue cleared before the call.
+SocketStream::Ready tls_wait_for(SSL* tls, int result, error_code& ec) {
+  const int error = SSL_get_error(tls, result);
+  if (error == SSL_ERROR_WANT_READ) return SocketStream::Ready::read;
+  if (error == SSL_ERROR_WANT_WRITE) return SocketStream::Ready::write;
+  ec = error == SSL_ERROR_ZERO_RETURN ? error_code(asio::error::eof)
+                                      : last_errno_or(asio::error::connection_reset);
+  return SocketStream::Ready::read;
+}
+
 }  // namespace
 
 detail::asio_detail::reactor* SocketStream::reactor_of(Executor executor) {
@@ -106,14 +118,7 @@ std::size_t SocketStream::try_tls_read(std::span<char> buffer, error_code& ec, b
   errno = 0;
   const int n = SSL_read(tls_, buffer.data(), static_cast<int>(buffer.size()));
   if (n > 0) return static_cast<std::size_t>(n);
-  const int error = SSL_get_error(tls_, n);
-  if (error == SSL_ERROR_ZERO_RETURN) {
-    ec = asio::error::eof;
-  } else if (error == SSL_ERROR_WANT_WRITE) {
-    needs_write = true;
-  } else if (error != SSL_ERROR_WANT_READ) {
-    ec = last_errno_or(asio::error::connection_reset);
-  }
+  needs_write = tls_wait_for(tls_, n, ec) == Ready::write;
   return 0;
 }
 
@@ -151,12 +156,7 @@ std::size_t SocketStream::try_write(std::span<const char> bytes, error_code& ec,
     errno = 0;
     const int n = SSL_write(tls_, bytes.data(), static_cast<int>(bytes.size()));
     if (n > 0) return static_cast<std::size_t>(n);
-    const int error = SSL_get_error(tls_, n);
-    if (error == SSL_ERROR_WANT_READ) {
-      needs_read = true;
-    } else if (error != SSL_ERROR_WANT_WRITE) {
-      ec = last_errno_or(asio::error::connection_reset);
-    }
+    needs_read = tls_wait_for(tls_, n, ec) == Ready::read && !ec;
     return 0;
   }
   while (true) {

@@ -1,0 +1,248 @@
+// Pool: the upkeep of its connections. Idle ones are watched (a close or a FATAL is noticed at
+// once) and pinged when quiet; the periodic maintenance refills to min_idle with back-off,
+// closes connections past their lifetime and trims one idle connection above min_idle per run.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "pool/pool_internal.hpp"
+#include "pool/server_connection.hpp"
+#include "probes/socket_options.hpp"
+
+namespace pgvigil::pool {
+namespace asio = boost::asio;
+using asio::awaitable;
+using Seconds = std::chrono::duration<double>;
+
+void Pool::start_due_watchers() {
+  if (stopping_) return;
+  const auto now = Clock::now();
+  std::vector<Lease> due;
+  bool later = false;
+  for (const auto& connection : idle_) {
+    if (connection->watched) continue;
+    if (now - connection->idle_since() >= kWatchDelay) {
+      due.push_back(connection);
+    } else {
+      later = true;
+    }
+  }
+  // Marked before spawning: a watcher may run (and evict) inline.
+  for (const auto& connection : due) connection->watched = true;
+  for (const auto& connection : due) {
+    asio::co_spawn(
+        executor_, [self = shared_from_this(), connection] { return self->watch_idle(connection); },
+        asio::detached);
+  }
+  if (later) run_once_after(watch_start_, kWatchDelay, &Pool::start_due_watchers);
+}
+
+// --- probing idle connections ----------------------------------------------------------------
+
+Clock::time_point Pool::jittered_ping_due(const ServerConnection& connection) {
+  // Pings come early by up to jitter x interval, never late, so that the detection bound
+  // ping.interval + ping.timeout holds while pings of many connections spread out.
+  std::uniform_real_distribution<double> spread(0.0, config_->ping.jitter);
+  const auto interval = config_->ping.interval;
+  const auto early = std::chrono::duration_cast<Clock::duration>(interval * spread(random_));
+  return connection.last_alive() + interval - early;
+}
+
+awaitable<void> Pool::watch_idle(Lease connection) {
+  connection->watched = true;
+  while (connection->state() == ConnectionState::idle) {
+    if (connection->socket() < 0) {
+      evict(connection, {EvictionReason::server_closed, "socket gone", connection->last_alive()});
+      break;
+    }
+    const auto result = co_await connection->wait_ready(ServerConnection::Ready::read,
+                                                        jittered_ping_due(*connection));
+    if (connection->state() != ConnectionState::idle) break;
+    // Aborted: it was lent and has come back meanwhile; keep watching.
+    if (result == ServerConnection::WaitResult::aborted) continue;
+    if (result == ServerConnection::WaitResult::ready) {
+      if (auto death = connection->absorb_idle_input()) {
+        evict(connection, *death);
+        break;
+      }
+      continue;
+    }
+    transition(*connection, ConnectionState::probing);
+    const auto outcome =
+        co_await connection->ping(config_->ping.query, Clock::now() + config_->ping.timeout);
+    if (connection->state() != ConnectionState::probing) break;  // evicted meanwhile (shutdown)
+    if (const auto* death = std::get_if<Death>(&outcome)) {
+      evict(connection, *death);
+      break;
+    }
+    metrics_->observe_ping(std::get<Clock::duration>(outcome));
+    if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
+    make_available(connection);
+  }
+  connection->watched = false;
+}
+
+// --- maintenance ----------------------------------------------------------------------------
+
+void Pool::wake_maintenance() { maintenance_timer_.cancel(); }
+
+int Pool::waiting_clients() const {
+  int waiting = 0;
+  for (const auto& waiter : waiters_) waiting += waiter->done ? 0 : 1;
+  return waiting;
+}
+
+void Pool::close_expired_idle(Clock::time_point now) {
+  std::vector<Lease> expired;
+  for (const auto& connection : idle_) {
+    if (now >= connection->expires_at()) expired.push_back(connection);
+  }
+  for (const auto& connection : expired) {
+    evict(connection, {EvictionReason::max_lifetime, "lifetime reached", now});
+  }
+}
+
+void Pool::trim_one_idle(Clock::time_point now) {
+  // At most one per run, the one unused by clients longest, so a burst's connections drain
+  // slowly instead of all at once. Pings do not count as use.
+  const auto& settings = config_->pool;
+  if (settings.idle_timeout.count() == 0 || static_cast<int>(idle_.size()) <= settings.min_idle) {
+    return;
+  }
+  auto oldest = *std::min_element(idle_.begin(), idle_.end(), [](const Lease& a, const Lease& b) {
+    return a->idle_since() < b->idle_since();
+  });
+  if (now - oldest->idle_since() >= settings.idle_timeout) {
+    evict(oldest, {EvictionReason::idle_timeout, "idle above min_idle", now});
+  }
+}
+
+void Pool::open_missing(Clock::time_point now) {
+  const auto& settings = config_->pool;
+  const auto count = [this](ConnectionState state) {
+    return counts_[static_cast<std::size_t>(state)];
+  };
+  const int connecting = count(ConnectionState::connecting);
+  const int spare = count(ConnectionState::idle) + count(ConnectionState::probing) + connecting;
+  const int live = spare + count(ConnectionState::checked_out);
+  int wanted = std::max(settings.min_idle - spare, waiting_clients() - connecting);
+  wanted = std::min(wanted, settings.max_size - live);
+  if (backoff_.failures() > 0) {
+    // While the server refuses, one attempt at a time, on the back-off schedule: no herd.
+    wanted = now < next_connect_at_ ? 0 : std::min(wanted, 1 - connecting);
+  }
+  for (int i = 0; i < wanted; ++i) {
+    asio::co_spawn(
+        executor_, [self = shared_from_this()] { return self->open_connection(); }, asio::detached);
+  }
+}
+
+awaitable<void> Pool::maintain() {
+  while (!stopping_) {
+    const auto now = Clock::now();
+    close_expired_idle(now);
+    trim_one_idle(now);
+    open_missing(now);
+    auto next = now + std::chrono::seconds(1);
+    if (backoff_.failures() > 0 && next_connect_at_ > now) next = std::min(next, next_connect_at_);
+    maintenance_timer_.expires_at(next);
+    co_await maintenance_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+void Pool::apply_keepalive_to(ServerConnection& connection) {
+  connection.set_config(config_);
+  if (!connection.is_tcp() || connection.socket() < 0) return;
+  // Safe for a leased connection too: the lease is used on this same executor.
+  if (const auto error = probes::apply_keepalive(connection.socket(), config_->keepalive)) {
+    spdlog::warn("pool {}: cannot set keep-alive options on connection {}: {}", name_,
+                 connection.id(), error.message());
+  }
+  verify_keepalive(connection);
+}
+
+void Pool::verify_keepalive(ServerConnection& connection) {
+  if (!connection.is_tcp()) return;
+  auto mismatch = probes::describe_keepalive_mismatch(connection.socket(), config_->keepalive);
+  if (mismatch.empty()) return;
+  metrics_->record_keepalive_mismatch();
+  spdlog::warn("pool {}: keep-alive options on connection {} differ from the config: {}", name_,
+               connection.id(), mismatch);
+}
+
+awaitable<void> Pool::open_connection() {
+  auto connection = std::make_shared<ServerConnection>(home_, config_, ++next_id_);
+  connection->endpoint_generation = endpoint_generation_;
+  connections_.emplace(connection->id(), connection);
+  adjust_count(ConnectionState::connecting, +1);
+
+  const auto started = Clock::now();
+  auto failure = co_await connection->connect(started + config_->pool.connect_timeout);
+  const auto now = Clock::now();
+  if (stopping_ && !failure) failure = ConnectFailure{ConnectFailureCause::other, "stopping"};
+  if (failure) {
+    // Count it as a closed attempt: connecting -> closing -> gone, without an eviction.
+    transition(*connection, ConnectionState::closing);
+    forget(connection);
+    if (stopping_) co_return;
+    metrics_->record_connect_failure(to_string(failure->cause));
+    last_failure_at_ = now;
+    const auto delay = backoff_.next_delay(waiting_clients() > 0);
+    next_connect_at_ = now + delay;
+    {
+      std::lock_guard lock(failure_mutex_);
+      last_connect_failure_ = failure->message;
+    }
+    if (failure_log_.allow(now)) {
+      spdlog::error("pool {}: cannot connect to {}: cause={} attempt={} next_try_in={}ms{}: {}",
+                    name_, config_->server.describe(), to_string(failure->cause),
+                    backoff_.failures(), delay.count(),
+                    failure_log_.suppressed() > 0
+                        ? fmt::format(" ({} similar lines suppressed)", failure_log_.suppressed())
+                        : "",
+                    failure->message);
+    }
+    wake_maintenance();
+    co_return;
+  }
+
+  if (backoff_.failures() > 0) {
+    spdlog::info("pool {}: server {} reachable again after {} failed attempts", name_,
+                 config_->server.describe(), backoff_.failures());
+  }
+  backoff_.reset();
+  failure_log_.reset();
+  {
+    std::lock_guard lock(failure_mutex_);
+    last_connect_failure_.clear();
+  }
+  metrics_->observe_connect(now - started);
+  if (connection->endpoint_generation != endpoint_generation_) {
+    // The server it reached is no longer the configured one; make_available evicts it.
+  } else if (connection->config().keepalive != config_->keepalive) {
+    apply_keepalive_to(*connection);  // a reload changed the options while it was connecting
+  } else {
+    verify_keepalive(*connection);
+  }
+  if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
+  const auto& settings = config_->pool;
+  if (settings.max_lifetime.count() > 0) {
+    std::uniform_real_distribution<double> cut(0.0, settings.lifetime_jitter);
+    const auto lifetime =
+        std::chrono::duration_cast<Clock::duration>(settings.max_lifetime * (1.0 - cut(random_)));
+    connection->set_expires_at(now + lifetime);
+  }
+  connection->set_idle_since(now);
+  spdlog::debug("pool {}: connected {} to {} backend_pid={} in {:.1f} ms", name_, connection->id(),
+                connection->server_address(), connection->backend_pid(),
+                Seconds(now - started).count() * 1000);
+  make_available(connection);
+  wake_maintenance();
+}
+
+}  // namespace pgvigil::pool
