@@ -99,7 +99,7 @@ std::string_view to_string(ClientSession::Phase phase) {
 
 ClientSession::ClientSession(ProxyService& service, stream::Executor executor, int fd)
     : service_(service),
-      client_scanner_(service.settings().max_message_bytes),
+      forwarder_(service.settings().max_message_bytes),
       // What a server sends is bounded by PostgreSQL itself (1 GiB); a larger length is garbage.
       server_scanner_(wire::kMaxLargeMessageSize) {
   stream_.emplace(executor);
@@ -260,7 +260,12 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_settings() {
 awaitable<boost::system::error_code> ClientSession::write_rest_to_server(std::size_t from,
                                                                          std::size_t to) {
   boost::system::error_code ec;
-  co_await server_->stream().write_all(client_buffer_.span().subspan(from, to - from), ec);
+  if (from == to) {
+    co_await server_->stream().write_all(*unsent_, ec);
+    unsent_.reset();
+  } else {
+    co_await server_->stream().write_all(client_buffer_.span().subspan(from, to - from), ec);
+  }
   co_return ec;
 }
 
@@ -294,7 +299,7 @@ awaitable<void> ClientSession::give_back_at_end() {
   if (server_) co_await wait_for_cancels();
   if (!server_) co_return;
   const bool clean =
-      server_scanner_.at_boundary() && tracker_.idle_and_answered(client_scanner_.at_boundary());
+      server_scanner_.at_boundary() && tracker_.idle_and_answered(forwarder_.server_at_boundary());
   if (!clean) {
     co_return return_server(
         drain_ == Drain::now

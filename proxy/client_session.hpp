@@ -36,6 +36,7 @@
 #include "proxy/client_settings.hpp"
 #include "proxy/proxy_service.hpp"
 #include "proxy/relay/message_scanner.hpp"
+#include "proxy/relay/request_forwarder.hpp"
 #include "proxy/relay/transaction_tracker.hpp"
 #include "stream/socket_stream.hpp"
 
@@ -108,6 +109,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // GCC 12 destroys twice a by-value argument of a coroutine called inside co_await, so the
   // coroutines here take no class-type arguments and the functions that do are plain ones.
   boost::asio::awaitable<std::optional<ClientError>> acquire_settings();
+  // The rest of what forward_to_server() planned: client buffer bytes [from, to), or unsent_
+  // when from == to.
   boost::asio::awaitable<boost::system::error_code> write_rest_to_server(std::size_t from,
                                                                          std::size_t to);
   boost::asio::awaitable<boost::system::error_code> write_rest_to_client(std::size_t from,
@@ -136,6 +139,10 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void start_acquire(std::size_t size);
   void on_acquired(std::exception_ptr, std::optional<ClientError> error, std::size_t size);
   void forward_to_server(std::size_t size);
+  // The forwarder's visitor: checks and counts one client message; false refuses it.
+  bool accept_client_message(const relay::MessageHeader& header, std::span<const char> whole);
+  // What of the plan the server has not taken yet goes out on the slow path.
+  void write_rest_of_plan(const relay::ForwardPlan& plan, std::size_t written);
   void on_server_written(std::exception_ptr, boost::system::error_code ec);
   void after_forward_to_server();
   void read_server();
@@ -175,12 +182,13 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   pool::Lease server_;
   std::unique_ptr<boost::asio::steady_timer> cancel_timer_;  // made when a cancel must land
   relay::TransactionTracker tracker_;
-  relay::MessageScanner client_scanner_;
+  relay::RequestForwarder forwarder_;  // what the client sends, message by message
   relay::MessageScanner server_scanner_;
   std::unique_ptr<std::string> pending_input_;  // read during authentication, relayed first
-  std::unique_ptr<Stop> stop_;                  // why the session ends (set once)
-  std::unique_ptr<Stop> stop_after_forward_;    // a refused client message, once what came
-                                                // before it has reached the server
+  std::unique_ptr<std::string> unsent_;  // a plan of several pieces the server did not take whole
+  std::unique_ptr<Stop> stop_;           // why the session ends (set once)
+  std::unique_ptr<Stop> stop_after_forward_;  // a refused client message, once what came
+                                              // before it has reached the server
   // Held while the session relays, and for a moment after (lingering): see LingerSweep.
   BufferLease client_buffer_;
   BufferLease server_buffer_;

@@ -17,6 +17,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <functional>
 
 #include "proxy/client_session.hpp"
 #include "proxy/linger_sweep.hpp"
@@ -117,7 +118,7 @@ void ClientSession::read_client() {
   // looks at the socket), or client_left_unnoticed() when the session keeps its server
   // connection after an answer.
   stream_->async_read_some(client_buffer_.span(), AfterClaim::wait,
-                           relay::RequestEnded{client_scanner_},
+                           relay::RequestEnded{forwarder_.scanner()},
                            completion<&ClientSession::on_client_read>(Io::client_read));
 }
 
@@ -142,7 +143,7 @@ void ClientSession::on_client_bytes(std::size_t size) {
   }
   if (!server_) {
     // A goodbye between transactions needs no server connection.
-    if (client_scanner_.at_boundary() && client_buffer_.span()[0] == 'X') {
+    if (forwarder_.at_boundary() && client_buffer_.span()[0] == 'X') {
       return end_after_io({Ending::quit, {}, {}});
     }
     if (!server_ready_now()) {
@@ -188,32 +189,38 @@ void ClientSession::on_acquired(std::exception_ptr exception, std::optional<Clie
   forward_to_server(size);
 }
 
+bool ClientSession::accept_client_message(const relay::MessageHeader& header,
+                                          std::span<const char>) {
+  if (!wire::is_frontend_message_type(header.type) || header.type == 'p') {
+    stop_after_forward_ = std::make_unique<Stop>(
+        Stop{Ending::client_violation,
+             ClientError{sqlstate::kProtocolViolation,
+                         "invalid frontend message type " +
+                             std::to_string(static_cast<unsigned char>(header.type)),
+                         "", ""},
+             std::nullopt});
+    return false;
+  }
+  if (tracker_.on_client_message(header, transaction_pooling())) return true;
+  stop_after_forward_ = std::make_unique<Stop>(
+      tracker_.refusal() == relay::TransactionTracker::Refusal::terminate
+          ? Stop{Ending::quit, std::nullopt, std::nullopt}
+          : Stop{Ending::client_violation, named_statement_refusal(route_->settings.database),
+                 std::nullopt});
+  return false;
+}
+
 void ClientSession::forward_to_server(std::size_t size) {
   enter(Phase::relaying, "forwarding the client's request");
-  const auto bytes = client_buffer_.span().first(size);
-  const bool transaction_mode = transaction_pooling();
-  std::size_t forward = size;
-  std::optional<Stop> stop;
-  const auto verdict = client_scanner_.scan(bytes, [&](const relay::MessageHeader& header) {
-    if (!wire::is_frontend_message_type(header.type) || header.type == 'p') {
-      stop = Stop{Ending::client_violation,
-                  ClientError{sqlstate::kProtocolViolation,
-                              "invalid frontend message type " +
-                                  std::to_string(static_cast<unsigned char>(header.type)),
-                              "", ""},
-                  std::nullopt};
-    } else if (!tracker_.on_client_message(header, transaction_mode)) {
-      stop = tracker_.refusal() == relay::TransactionTracker::Refusal::terminate
-                 ? Stop{Ending::quit, std::nullopt, std::nullopt}
-                 : Stop{Ending::client_violation,
-                        named_statement_refusal(route_->settings.database), std::nullopt};
-    } else {
-      return true;
-    }
-    forward = header.start;  // nothing of the refused message reaches the server
-    return false;
-  });
-  if (verdict == relay::MessageScanner::Verdict::bad_length) {
+  // Sessions of one worker run one at a time and each sends its plan before it returns (or
+  // copies what is left), so one plan per worker serves them all.
+  thread_local relay::ForwardPlan plan;
+  const auto verdict =
+      forwarder_.take(client_buffer_.span().first(size), plan,
+                      [this](const relay::MessageHeader& header, std::span<const char> whole) {
+                        return accept_client_message(header, whole);
+                      });
+  if (verdict == relay::RequestForwarder::Verdict::bad_length) {
     return end_after_io({Ending::client_violation,
                          ClientError{sqlstate::kProtocolViolation,
                                      "invalid message length (above listen.max_message_bytes or "
@@ -221,24 +228,46 @@ void ClientSession::forward_to_server(std::size_t size) {
                                      "", ""},
                          std::nullopt});
   }
-  if (stop) stop_after_forward_ = std::make_unique<Stop>(std::move(*stop));
-  if (forward == 0) return after_forward_to_server();
-  relayed_to_server_ += static_cast<std::uint32_t>(forward);
+  // A refused message (stop_after_forward_) ends the relay once what came before it is sent.
+  if (plan.empty()) return after_forward_to_server();
+  relayed_to_server_ += static_cast<std::uint32_t>(plan.bytes());
   boost::system::error_code ec;
   bool needs_read = false;
-  const auto written = server_->stream().try_write(bytes.first(forward), ec, needs_read);
+  const auto written = server_->stream().try_write(plan.pieces(), ec, needs_read);
   if (ec) {
     return end_after_io(server_lost(server_->diagnose_failure(true, "writing to server")));
   }
-  if (written < forward) {
-    auto task = [self = shared_from_this(), written, forward] {
-      return self->write_rest_to_server(written, forward);
-    };
-    asio::co_spawn(stream_->get_executor(), std::move(task),
-                   completion<&ClientSession::on_server_written>(Io::server_write));
-    return;
-  }
+  if (written < plan.bytes()) return write_rest_of_plan(plan, written);
   after_forward_to_server();
+}
+
+void ClientSession::write_rest_of_plan(const relay::ForwardPlan& plan, std::size_t written) {
+  // A plan that is one piece of the client buffer (nearly always) is written on from there;
+  // any other is copied, since the worker's plan serves the next session at once.
+  std::size_t from = 0;
+  std::size_t to = 0;
+  const auto buffer = client_buffer_.span();
+  const auto pieces = plan.pieces();
+  const std::less_equal<const char*> not_after;  // a total order, unlike <= on pointers
+  if (pieces.size() == 1 && not_after(buffer.data(), pieces[0].data()) &&
+      not_after(pieces[0].data() + pieces[0].size(), buffer.data() + buffer.size())) {
+    from = static_cast<std::size_t>(pieces[0].data() - buffer.data()) + written;
+    to = from - written + pieces[0].size();
+  } else {
+    unsent_ = std::make_unique<std::string>();
+    unsent_->reserve(plan.bytes() - written);
+    std::size_t skip = written;
+    for (const auto& piece : pieces) {
+      const auto drop = std::min(skip, piece.size());
+      skip -= drop;
+      unsent_->append(piece.data() + drop, piece.size() - drop);
+    }
+  }
+  auto task = [self = shared_from_this(), from, to] {
+    return self->write_rest_to_server(from, to);
+  };
+  asio::co_spawn(stream_->get_executor(), std::move(task),
+                 completion<&ClientSession::on_server_written>(Io::server_write));
 }
 
 void ClientSession::on_server_written(std::exception_ptr exception, boost::system::error_code ec) {
@@ -337,7 +366,8 @@ bool ClientSession::client_left_unnoticed() {
 }
 
 bool ClientSession::between_requests() const {
-  return server_scanner_.at_boundary() && tracker_.idle_and_answered(client_scanner_.at_boundary());
+  return server_scanner_.at_boundary() &&
+         tracker_.idle_and_answered(forwarder_.server_at_boundary());
 }
 
 void ClientSession::transaction_done() {

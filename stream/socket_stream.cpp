@@ -3,8 +3,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
@@ -162,6 +164,44 @@ std::size_t SocketStream::try_write(std::span<const char> bytes, error_code& ec,
   while (true) {
     const auto n = ::send(descriptor_.native_handle(), bytes.data(), bytes.size(),
                           MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      ec = error_code(errno, boost::system::system_category());
+    }
+    return 0;
+  }
+}
+
+std::size_t SocketStream::try_write(std::span<const std::span<const char>> pieces, error_code& ec,
+                                    bool& needs_read) {
+  if (pieces.size() == 1) return try_write(pieces.front(), ec, needs_read);
+  ec.clear();
+  needs_read = false;
+  if (!is_open()) {
+    ec = asio::error::bad_descriptor;
+    return 0;
+  }
+  if (tls_ != nullptr) {
+    // One record per piece; stop at the first the socket does not take whole.
+    std::size_t written = 0;
+    for (const auto& piece : pieces) {
+      const auto n = try_write(piece, ec, needs_read);
+      written += n;
+      if (ec || n < piece.size()) break;
+    }
+    return written;
+  }
+  std::array<iovec, kMaxWritePieces> vectors;
+  const auto count = std::min(pieces.size(), vectors.size());
+  for (std::size_t i = 0; i < count; ++i) {
+    vectors[i] = {const_cast<char*>(pieces[i].data()), pieces[i].size()};
+  }
+  msghdr message{};
+  message.msg_iov = vectors.data();
+  message.msg_iovlen = count;
+  while (true) {
+    const auto n = ::sendmsg(descriptor_.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0) return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {

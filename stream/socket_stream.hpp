@@ -52,6 +52,8 @@ class SocketStream {
     try_first,  // try the socket first, which reports the FIN; costs a system call
   };
   enum class Ready : std::uint8_t { read, write };
+  // The most pieces one try_write sends; the rest waits for the next call.
+  static constexpr std::size_t kMaxWritePieces = 16;
   // What one look at the socket found (peek()).
   enum class Peek : std::uint8_t {
     nothing,  // no bytes, no FIN
@@ -118,6 +120,9 @@ class SocketStream {
   // write (renegotiation); wait for Ready::read then.
   std::size_t try_write(std::span<const char> bytes, boost::system::error_code& ec,
                         bool& needs_read);
+  // The same for several pieces in order, in one system call on a plain socket (sendmsg).
+  std::size_t try_write(std::span<const std::span<const char>> pieces,
+                        boost::system::error_code& ec, bool& needs_read);
   // Writes all of `bytes`, waiting while the socket has no room. The slow path, for a peer that
   // did not take everything at once.
   boost::asio::awaitable<void> write_all(std::span<const char> bytes,

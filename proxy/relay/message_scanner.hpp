@@ -1,10 +1,10 @@
 #pragma once
-// Finds message boundaries in a relayed byte stream without buffering it: bytes are forwarded
-// in bulk, and the scanner only looks at each message's type, length and first body byte (the
-// ReadyForQuery status, whether a Parse names its statement). Pure: no I/O, fuzzable.
+// Finds message boundaries in a relayed byte stream without buffering it: the scanner looks only
+// at each message's type, length and first body byte (the ReadyForQuery status, whether a Parse
+// names its statement) and skips the rest. Pure: no I/O, fuzzable.
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -14,7 +14,12 @@ struct MessageHeader {
   char type;
   std::uint32_t body_length;  // the length word minus its own 4 bytes
   int first_body_byte;        // -1 when the body is empty
-  std::size_t start;          // offset in the scanned span where it began (0: in an earlier span)
+  // Offsets in the scanned span: where the message began (0 when it began in an earlier span,
+  // see begun_earlier) and one past its last byte (beyond the span's size when it goes on in
+  // later spans).
+  std::size_t start;
+  std::size_t end;
+  bool begun_earlier;  // its first bytes came in an earlier span
 };
 
 class MessageScanner {
@@ -31,20 +36,30 @@ class MessageScanner {
 
   // True between messages: nothing of a message is half-read.
   bool at_boundary() const { return header_size_ == 0 && body_remaining_ == 0; }
+  // A message whose header (or first body byte) is not complete yet: it was not visited.
+  bool in_header() const { return header_size_ > 0; }
+  // Where that message began in the last span scanned (valid when in_header() and it began in
+  // that span, which header_begun_earlier() tells).
+  std::size_t header_start() const { return start_; }
+  bool header_begun_earlier() const { return begun_earlier_; }
 
  private:
   static constexpr std::size_t kHeaderSize = 5;  // type + length word
   std::uint32_t max_body_length_;
   char header_[kHeaderSize + 1] = {};
-  std::size_t header_size_ = 0;
+  std::uint8_t header_size_ = 0;
+  bool begun_earlier_ = false;
+  std::uint32_t start_ = 0;
   std::uint64_t body_remaining_ = 0;
-  std::size_t start_ = 0;
 };
 
 template <typename Visitor>
 MessageScanner::Verdict MessageScanner::scan(std::span<const char> bytes, Visitor&& visit) {
   std::size_t position = 0;
-  if (header_size_ > 0) start_ = 0;  // a header split across spans began before this one
+  if (header_size_ > 0) {  // a header split across spans began before this one
+    start_ = 0;
+    begun_earlier_ = true;
+  }
   while (position < bytes.size()) {
     if (body_remaining_ > 0) {
       const auto skip = std::min<std::uint64_t>(body_remaining_, bytes.size() - position);
@@ -52,7 +67,10 @@ MessageScanner::Verdict MessageScanner::scan(std::span<const char> bytes, Visito
       body_remaining_ -= skip;
       continue;
     }
-    if (header_size_ == 0) start_ = position;
+    if (header_size_ == 0) {
+      start_ = static_cast<std::uint32_t>(position);
+      begun_earlier_ = false;
+    }
     header_[header_size_++] = bytes[position++];
     if (header_size_ < kHeaderSize) continue;
     const auto* raw = reinterpret_cast<const unsigned char*>(header_);
@@ -61,11 +79,14 @@ MessageScanner::Verdict MessageScanner::scan(std::span<const char> bytes, Visito
     if (length < 4 || length - 4 > max_body_length_) return Verdict::bad_length;
     const std::uint32_t body = length - 4;
     if (body > 0 && header_size_ == kHeaderSize) continue;  // wait for the first body byte
-    const MessageHeader header{header_[0], body,
-                               body > 0 ? static_cast<unsigned char>(header_[kHeaderSize]) : -1,
-                               start_};
-    header_size_ = 0;
     body_remaining_ = body > 0 ? body - 1 : 0;
+    const MessageHeader header{header_[0],
+                               body,
+                               body > 0 ? static_cast<unsigned char>(header_[kHeaderSize]) : -1,
+                               start_,
+                               position + body_remaining_,
+                               begun_earlier_};
+    header_size_ = 0;
     if (!visit(header)) return Verdict::ok;
   }
   return Verdict::ok;
