@@ -68,15 +68,6 @@ ClientError ClientSession::checkout_failure(const pool::CheckoutError& error) co
   return {sqlstate::kConnectionFailure, error.detail, "", ""};
 }
 
-namespace {
-
-ClientError shutdown_error() {
-  return {sqlstate::kAdminShutdown, "terminating connection: pgvigil is shutting down", "",
-          "Reconnect: another pgvigil instance or the restarted one will serve you."};
-}
-
-}  // namespace
-
 std::string_view to_string(ClientSession::Phase phase) {
   switch (phase) {
     case ClientSession::Phase::startup:
@@ -199,7 +190,7 @@ std::string ClientSession::startup_reply() const {
 }
 
 awaitable<void> ClientSession::begin() {
-  if (service_.draining()) co_return fail(shutdown_error());
+  if (service_.draining()) co_return fail(shutdown_failure());
   // Session pooling takes its server connection now; transaction pooling only needs one when
   // nothing is known yet about the server (its version, encoding) to tell the client.
   if (!transaction_pooling() || route_->server_parameters.empty()) {
@@ -254,7 +245,7 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_settings() {
                         failure->message, "while applying the client's startup settings", ""};
 }
 
-// --- the relay's slow paths (the relay itself is in client_session_relay.cpp) ----------------
+// --- the relay's slow paths (the relay: client_session_requests.cpp, _answers.cpp) ----------
 // Each runs under a completion() of its caller's, which comes back to the relay when it is done.
 
 awaitable<boost::system::error_code> ClientSession::write_rest_to_server(std::size_t from,
@@ -285,107 +276,6 @@ awaitable<void> ClientSession::wait_for_cancels() {
     cancel_timer_->expires_at(Clock::time_point::max());
     co_await cancel_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
   }
-}
-
-// --- endings --------------------------------------------------------------------------------
-
-void ClientSession::return_server(std::optional<Death> death) {
-  if (!server_) return;
-  route_->pool->give_back(std::move(server_), std::move(death));
-  server_.reset();
-}
-
-awaitable<void> ClientSession::give_back_at_end() {
-  if (server_) co_await wait_for_cancels();
-  if (!server_) co_return;
-  const bool clean =
-      server_scanner_.at_boundary() && tracker_.idle_and_answered(forwarder_.server_at_boundary());
-  if (!clean) {
-    co_return return_server(
-        drain_ == Drain::now
-            ? Death{EvictionReason::shutdown, "pgvigil stopped mid-transaction", Clock::now()}
-            : Death{EvictionReason::dirty_return,
-                    tracker_.status() != 'I' ? "client left inside a transaction"
-                                             : "client left with a request unanswered",
-                    Clock::now()});
-  }
-  if (transaction_pooling() || route_->settings.reset_query.empty()) {
-    co_return return_server(std::nullopt);
-  }
-  auto failure = co_await server_->execute(route_->settings.reset_query,
-                                           Clock::now() + route_->checkout_timeout);
-  if (failure) {
-    co_return return_server(failure->death
-                                ? failure->death
-                                : Death{EvictionReason::dirty_return,
-                                        "reset query failed: " + failure->message, Clock::now()});
-  }
-  // The reset returns every setting to its default (DISCARD ALL, RESET ALL).
-  relay::server_side(*server_).applied_settings = nullptr;
-  return_server(std::nullopt);
-}
-
-awaitable<void> ClientSession::end_session() {
-  co_await give_back_at_end();
-  close();
-}
-
-awaitable<void> ClientSession::finish_for_shutdown() {
-  co_await give_back_at_end();
-  fail(shutdown_error());
-}
-
-awaitable<void> ClientSession::end_with_error() {
-  if (server_) {
-    co_await wait_for_cancels();
-    if (stop_->ending == Ending::client_violation) {
-      return_server(Death{EvictionReason::dirty_return, "client broke the protocol mid-request",
-                          Clock::now()});
-    } else if (stop_->death) {
-      return_server(stop_->death);
-    }
-  }
-  fail(std::move(*stop_->error));
-}
-
-void ClientSession::fail(ClientError error) {
-  if (!error.sqlstate.empty()) {
-    if (route_ == nullptr) {
-      service_.count_startup_error(error.sqlstate);
-    } else if (route_->metrics) {
-      route_->metrics->client_error(error.sqlstate);
-    }
-    spdlog::info("client session{}: {} {}{}", route_ ? " for " + route_->settings.database : "",
-                 error.sqlstate, error.message, error.detail.empty() ? "" : ": " + error.detail);
-  }
-  enter(Phase::ending, error.sqlstate.empty() ? "the client is gone" : "telling the client why");
-  // The error travels in stop_, which the ending reads; a relay stop already has one.
-  if (!stop_) {
-    stop_ = std::make_unique<Stop>(Stop{Ending::failure, std::move(error), std::nullopt});
-  } else {
-    stop_->error = std::move(error);
-  }
-  ending_started_ = true;
-  spawn(&ClientSession::send_failure);
-}
-
-awaitable<void> ClientSession::send_failure() {
-  const auto& error = *stop_->error;
-  if (!error.sqlstate.empty() && stream_->is_open()) {
-    const auto bytes = fatal_error_bytes(error);
-    boost::system::error_code ec;
-    co_await stream_->write_all(bytes, ec);
-  }
-  if (server_) {
-    co_await wait_for_cancels();
-    return_server(Death{EvictionReason::dirty_return, "session failed", Clock::now()});
-  }
-  close();
-}
-
-void ClientSession::close() {
-  if (cancel_timer_) cancel_timer_->cancel();
-  if (stream_) stream_->close();
 }
 
 void ClientSession::request_cancel() {

@@ -18,11 +18,13 @@
 // operation counts as pending until its completion runs, and a completion that arrives once the
 // session is ending goes to the ending instead of the relay.
 //
-// The relay itself (client_session_relay.cpp) is plain callbacks; coroutines are kept for the
-// slow paths (a peer that cannot take everything at once, a checkout that must ping or apply
-// settings, the endings).
+// The relay itself is plain callbacks (client_session_requests.cpp, client_session_answers.cpp);
+// coroutines are kept for the slow paths (a peer that cannot take everything at once, a checkout
+// that must ping or apply settings, the endings: client_session_ending.cpp).
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <exception>
 #include <memory>
@@ -168,6 +170,13 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void cancel_running_query();
   std::string startup_reply() const;
   ClientError checkout_failure(const pool::CheckoutError& error) const;
+  static ClientError shutdown_failure();
+  // A slow path's coroutine failed with an exception (out of memory): nothing more can be done
+  // for this session.
+  static ClientError internal_failure(std::exception_ptr error);
+
+  // Relayed byte counts reach the metrics per transaction, or sooner during a long COPY or result.
+  static constexpr std::uint32_t kMetricsFlushBytes = 1 << 20;
   bool transaction_pooling() const;
   bool between_requests() const;
   bool client_left_unnoticed();
@@ -207,6 +216,13 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
 };
 
 std::string_view to_string(ClientSession::Phase phase);
+
+template <typename Coroutine>
+void ClientSession::spawn(Coroutine coroutine) {
+  // A named lambda, not a temporary inside the call: see the GCC 12 note above.
+  auto task = [self = shared_from_this(), coroutine] { return (self.get()->*coroutine)(); };
+  boost::asio::co_spawn(stream_->get_executor(), std::move(task), boost::asio::detached);
+}
 
 template <auto Member, typename... Bound>
 auto ClientSession::completion(Io io, Bound... bound) {
