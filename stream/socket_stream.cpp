@@ -24,6 +24,21 @@ error_code last_errno_or(error_code fallback) {
 // What an SSL_read or SSL_write that moved nothing (result <= 0) means: ec set for an error
 // (eof for the peer's close_notify), else the way to wait before trying again. Call with errno
 // and OpenSSL's error queue cleared before the call.
+// One non-blocking send(2)-like call, retried when a signal interrupts it: the bytes it took,
+// 0 when the socket has no room, or 0 with ec set on an error.
+template <typename Send>
+std::size_t send_once(error_code& ec, Send send) {
+  while (true) {
+    const auto n = send();
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      ec = error_code(errno, boost::system::system_category());
+    }
+    return 0;
+  }
+}
+
 SocketStream::Ready tls_wait_for(SSL* tls, int result, error_code& ec) {
   const int error = SSL_get_error(tls, result);
   if (error == SSL_ERROR_WANT_READ) return SocketStream::Ready::read;
@@ -161,54 +176,37 @@ std::size_t SocketStream::try_write(std::span<const char> bytes, error_code& ec,
     needs_read = tls_wait_for(tls_, n, ec) == Ready::read && !ec;
     return 0;
   }
-  while (true) {
-    const auto n = ::send(descriptor_.native_handle(), bytes.data(), bytes.size(),
-                          MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n >= 0) return static_cast<std::size_t>(n);
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      ec = error_code(errno, boost::system::system_category());
-    }
-    return 0;
-  }
+  return send_once(ec, [&] {
+    return ::send(descriptor_.native_handle(), bytes.data(), bytes.size(),
+                  MSG_DONTWAIT | MSG_NOSIGNAL);
+  });
 }
 
 std::size_t SocketStream::try_write(std::span<const std::span<const char>> pieces, error_code& ec,
                                     bool& needs_read) {
-  if (pieces.size() == 1) return try_write(pieces.front(), ec, needs_read);
-  ec.clear();
-  needs_read = false;
-  if (!is_open()) {
-    ec = asio::error::bad_descriptor;
-    return 0;
-  }
-  if (tls_ != nullptr) {
-    // One record per piece; stop at the first the socket does not take whole.
-    std::size_t written = 0;
-    for (const auto& piece : pieces) {
-      const auto n = try_write(piece, ec, needs_read);
-      written += n;
-      if (ec || n < piece.size()) break;
+  if (pieces.size() > 1 && tls_ == nullptr && is_open()) {
+    std::array<iovec, kMaxWritePieces> vectors;
+    const auto count = std::min(pieces.size(), vectors.size());
+    for (std::size_t i = 0; i < count; ++i) {
+      vectors[i] = {const_cast<char*>(pieces[i].data()), pieces[i].size()};
     }
-    return written;
+    msghdr message{};
+    message.msg_iov = vectors.data();
+    message.msg_iovlen = count;
+    ec.clear();
+    needs_read = false;
+    return send_once(ec, [&] {
+      return ::sendmsg(descriptor_.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    });
   }
-  std::array<iovec, kMaxWritePieces> vectors;
-  const auto count = std::min(pieces.size(), vectors.size());
-  for (std::size_t i = 0; i < count; ++i) {
-    vectors[i] = {const_cast<char*>(pieces[i].data()), pieces[i].size()};
+  // One piece, or TLS (a record per piece): stop at the first piece not taken whole.
+  std::size_t written = 0;
+  for (const auto& piece : pieces) {
+    const auto n = try_write(piece, ec, needs_read);
+    written += n;
+    if (ec || n < piece.size()) break;
   }
-  msghdr message{};
-  message.msg_iov = vectors.data();
-  message.msg_iovlen = count;
-  while (true) {
-    const auto n = ::sendmsg(descriptor_.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n >= 0) return static_cast<std::size_t>(n);
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      ec = error_code(errno, boost::system::system_category());
-    }
-    return 0;
-  }
+  return written;
 }
 
 asio::awaitable<void> SocketStream::write_all(std::span<const char> bytes, error_code& ec) {

@@ -198,6 +198,18 @@ TEST_F(SocketStreamTest, AHandedOffStreamWorksOnItsNewEventLoop) {
   EXPECT_EQ(std::string(answer, 4), "back");
 }
 
+TEST_F(SocketStreamTest, SeveralPiecesGoOutInOrderInOneWrite) {
+  const std::string a = "first,", b = "second,", c = "third";
+  const std::span<const char> pieces[] = {a, b, c};
+  boost::system::error_code ec;
+  bool needs_read = false;
+  EXPECT_EQ(stream_.try_write(pieces, ec, needs_read), a.size() + b.size() + c.size());
+  EXPECT_FALSE(ec);
+  char received[64] = {};
+  EXPECT_EQ(::recv(peer_, received, sizeof received, 0), 18);
+  EXPECT_EQ(std::string(received, 18), "first,second,third");
+}
+
 TEST_F(SocketStreamTest, ABorrowedDescriptorIsReleasedNotClosed) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
@@ -339,6 +351,28 @@ TEST_F(TlsStreamTest, BytesGoThroughTheEncryptedLinkBothWays) {
   context_.restart();
   context_.run_for(2s);
   EXPECT_EQ(echoed, "MORE BYTES");
+}
+
+TEST_F(TlsStreamTest, SeveralPiecesGoOutInOrder) {
+  const std::string a = "ab", b = "cd";
+  const std::span<const char> pieces[] = {a, b};
+  boost::system::error_code ec;
+  bool needs_read = false;
+  ASSERT_EQ(stream_.try_write(pieces, ec, needs_read), 4u);
+  std::string echoed;
+  std::array<char, 16> buffer{};
+  while (echoed.size() < 4) {
+    std::optional<Outcome> outcome;
+    stream_.async_read_some(buffer, AfterClaim::wait, EndsWithReadyIdle{},
+                            [&](boost::system::error_code read_ec, std::size_t n) {
+                              outcome = Outcome{read_ec, std::string(buffer.data(), n)};
+                            });
+    context_.restart();
+    context_.run_for(2s);
+    ASSERT_TRUE(outcome && !outcome->ec);
+    echoed += outcome->bytes;
+  }
+  EXPECT_EQ(echoed, "ABCD");
 }
 
 TEST_F(TlsStreamTest, AReadWaitIsReadyAtOnceWhenOpenSslHoldsDecryptedBytes) {
