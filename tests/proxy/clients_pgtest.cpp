@@ -639,7 +639,9 @@ TEST_F(ClientsPgTest, TransactionPoolingKeepsTransactionsApart) {
         return true;
       };
       const std::string mine = std::to_string(id);
-      const std::string timeout = std::to_string(100 + id) + "ms";
+      // Distinct per client and far longer than any statement here can take on a busy machine.
+      // Not a whole number of seconds, so PostgreSQL shows it in ms, exactly as it was set.
+      const std::string timeout = std::to_string(600000 + id) + "ms";
       for (int round = 0; round < kRounds; ++round) {
         if (auto error = pq_run(conn, "BEGIN"); !error.empty()) return report(error);
         if (auto error = pq_run(conn, "SET LOCAL statement_timeout = '" + timeout + "'");
