@@ -47,7 +47,12 @@ TEST_F(PoolPgTest, WarmsToMinIdleAndEverySocketCarriesTheConfiguredKeepalive) {
   start_pool(config);
   ASSERT_TRUE(wait_until([&] { return backends(*shared_server_).size() == 2; }, 5s));
   ASSERT_TRUE(wait_until([&] { return pool_->status().idle == 2; }, 5s));
-  EXPECT_EQ(metric("pgvigil_server_connections", {{"pool", "app"}, {"state", "idle"}}), 2);
+  // Idle, unless a ping has one of them probing at the moment of the read.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return metric("pgvigil_server_connections", {{"pool", "app"}, {"state", "idle"}}) == 2;
+      },
+      5s));
 
   const auto first = expect_lease(checkout(1000ms));
   const auto second = expect_lease(checkout(1000ms));
@@ -130,7 +135,9 @@ TEST_F(PoolPgTest, StoppedServerEvictsAllBacksOffAndRefillsWhenItReturns) {
 
   server->stop("fast");
   ASSERT_TRUE(wait_until([&] { return pool_->status().healthy() == 0; }, 3s));
-  EXPECT_GE(evictions("server_error") + evictions("server_closed"), 2);
+  // A connection leaves the healthy count a moment before its eviction is counted.
+  EXPECT_TRUE(
+      wait_until([&] { return evictions("server_error") + evictions("server_closed") >= 2; }, 3s));
 
   // Over a 3 s window the attempts follow the back-off (100, 200, 400, 800, 800... ms, each
   // cut by up to half by jitter): a handful, not a busy loop.
