@@ -377,9 +377,28 @@ TEST_F(ClientsPgTest, QuerySentDuringASlowLargeResultLeavesBothResultsWhole) {
   ASSERT_TRUE(client.send(typed_message(
       'Q', "SELECT g, repeat('x', " + std::to_string(kWidth) + ") FROM generate_series(1, " +
                std::to_string(kRows) + ") g" + std::string(1, '\0'))));
-  std::this_thread::sleep_for(milliseconds(300));  // the socket buffers fill up
+  // The stall, seen on our own socket: the kernel's receive queue stops growing at a level that
+  // only a full receive buffer reaches: 64 KiB were asked for, Linux doubles that and lets at
+  // least half of it hold data (112 KiB here). A level short of that is a pause in the stream.
+  constexpr int kFullReceiveBuffer = 64 * 1024;
+  int queued = -1;
+  int stable_polls = 0;
+  const bool stalled = wait_until(
+      [&] {
+        const int now = client.unread_in_kernel();
+        stable_polls = now == queued ? stable_polls + 1 : 0;
+        queued = now;
+        return queued >= kFullReceiveBuffer && stable_polls >= 5;  // unchanged for 100 ms
+      },
+      seconds(10));
+  ASSERT_TRUE(stalled) << "our receive queue did not fill up and stay full: " << queued << " bytes";
+  std::printf("stalled with %d bytes in our receive queue\n", queued);
   ASSERT_TRUE(client.send(typed_message('Q', std::string("SELECT 'second'") + '\0')));
-  std::this_thread::sleep_for(milliseconds(200));  // pgvigil takes it in while still stalled
+  // pgvigil's side has taken the query in (acknowledged every byte) while its send to us is
+  // still stalled: our receive queue is as full as before.
+  const bool taken = wait_until([&] { return client.unacknowledged_sent() == 0; }, seconds(10));
+  ASSERT_TRUE(taken) << client.unacknowledged_sent() << " bytes of the second query unacknowledged";
+  ASSERT_GE(client.unread_in_kernel(), queued) << "we read nothing, yet the queue shrank";
 
   const auto row_payload = [&](int number) {
     const auto text = std::to_string(number);
@@ -967,13 +986,22 @@ TEST_F(ClientsPgTest, QuietClientsGiveTheirRelayBuffersBack) {
       ASSERT_TRUE(pq_ok(clients.back())) << PQerrorMessage(clients.back().get());
       ASSERT_EQ(pq_value(clients.back(), "SELECT 1"), "1");
     }
-    std::this_thread::sleep_for(milliseconds(300));  // many sweep periods
   };
   open_batch();
+  // Only the last few clients of the batch can still linger here; a buffer they give back
+  // stays in the worker's spare buffers, so it is counted in this figure either way.
   const auto first = resident_kib(daemon_->pid());
-  open_batch();
-  const auto per_client = (resident_kib(daemon_->pid()) - first) * 1024 / kBatch;
   ASSERT_GT(first, 0);
+  open_batch();
+  // The sweep takes the second batch's buffers back within a few sweep periods; a buffer kept
+  // by every quiet client never comes back, and the deadline says so.
+  std::int64_t per_client = 0;
+  wait_until(
+      [&] {
+        per_client = (resident_kib(daemon_->pid()) - first) * 1024 / kBatch;
+        return per_client < 8 * 1024;
+      },
+      seconds(5));
   std::printf("quiet clients after one query each: %lld bytes of pgvigil memory per client\n",
               static_cast<long long>(per_client));
   EXPECT_LT(per_client, 8 * 1024) << "quiet clients seem to keep their 32 KiB relay buffers";
