@@ -125,7 +125,8 @@ TEST_F(DrainPgTest, TransactionInFlightCompletesIdleClientsAreToldAndTheExitIsCl
     EXPECT_EQ(unsolicited_error(busy.get(), busy_error, seconds(3)), "57P01");
     EXPECT_EQ(daemon->wait_exit(seconds(10)), 0) << daemon->log_text();
     EXPECT_EQ(pg_->query_value("SELECT count(*) FROM drained"), "2");
-    EXPECT_TRUE(pg_->backend_pids("pgvigil-drain").empty());
+    // Each backend ends when it reads pgvigil's Terminate, a moment after pgvigil has exited.
+    EXPECT_TRUE(wait_until([&] { return pg_->backend_pids("pgvigil-drain").empty(); }, seconds(5)));
   }
 }
 

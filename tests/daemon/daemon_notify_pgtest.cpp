@@ -161,15 +161,45 @@ TEST_F(NotifyPgTest, ReadyStatusWatchdogReloadingStopping) {
   std::filesystem::remove_all(dir);
 }
 
-TEST_F(NotifyPgTest, NoNotifySocketNoNotifications) {
-  auto daemon = DaemonProcess::start(PGVIGIL_BINARY, config("listening"));
-  ASSERT_TRUE(daemon->wait_for_log("accepting PostgreSQL clients", seconds(10)))
-      << daemon->log_text();
-  ASSERT_TRUE(daemon->send_signal(SIGHUP));
-  ASSERT_TRUE(daemon->wait_for_log("config reloaded", seconds(5))) << daemon->log_text();
-  EXPECT_EQ(daemon->log_text().find("sd_notify"), std::string::npos) << daemon->log_text();
-  ASSERT_TRUE(daemon->send_signal(SIGTERM));
-  EXPECT_EQ(daemon->wait_exit(seconds(5)), 0) << daemon->log_text();
+// The watchdog is systemd's to switch on: with WATCHDOG_USEC unset, or with WATCHDOG_PID naming
+// another process (a watchdog meant for a parent or a sibling), pgvigil still notifies READY=1,
+// STATUS= and STOPPING=1 on the socket, but never sends WATCHDOG=1.
+TEST_F(NotifyPgTest, WatchdogPingsOnlyWhenTheWatchdogIsMeantForThisProcess) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("pgvigil-notify-off-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  struct Case {
+    std::string name;
+    std::vector<std::pair<std::string, std::string>> watchdog;
+  };
+  // A pid that is surely not pgvigil's: this test's own.
+  const Case cases[] = {
+      {"WATCHDOG_USEC unset", {}},
+      {"WATCHDOG_PID names another process",
+       {{"WATCHDOG_USEC", "400000"}, {"WATCHDOG_PID", std::to_string(::getpid())}}}};
+  for (const auto& [name, watchdog] : cases) {
+    SCOPED_TRACE(name);
+    std::filesystem::remove(dir / "notify.sock");
+    NotifySocket notify(dir / "notify.sock");
+    auto environment = watchdog;
+    environment.emplace_back("NOTIFY_SOCKET", (dir / "notify.sock").string());
+    auto daemon = DaemonProcess::start(PGVIGIL_BINARY, config("pools_healthy"), {}, environment);
+    ASSERT_TRUE(notify.wait_for("READY=1", 0, seconds(15))) << notify.dump() << daemon->log_text();
+    ASSERT_TRUE(notify.wait_for("STATUS=app: 2 idle 0 busy", 0, seconds(5))) << notify.dump();
+
+    // Five periods of the 400 ms watchdog, which would have brought about ten pings: a window
+    // for something that must not happen, so a fixed one.
+    std::this_thread::sleep_for(seconds(2));
+    EXPECT_EQ(notify.find("WATCHDOG=1"), -1) << notify.dump();
+    EXPECT_EQ(daemon->log_text().find("systemd watchdog"), std::string::npos) << daemon->log_text();
+
+    const std::size_t before_stop = notify.messages().size();
+    ASSERT_TRUE(daemon->send_signal(SIGTERM));
+    EXPECT_TRUE(notify.wait_for("STOPPING=1", before_stop, seconds(5))) << notify.dump();
+    EXPECT_EQ(daemon->wait_exit(seconds(5)), 0) << daemon->log_text();
+    EXPECT_EQ(notify.find("WATCHDOG=1"), -1) << notify.dump();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(NotifyPgTest, SecondSigtermExitsAtOnce) {

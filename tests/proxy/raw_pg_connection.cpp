@@ -1,9 +1,11 @@
 #include "tests/proxy/raw_pg_connection.hpp"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -201,6 +203,16 @@ bool RawPgConnection::login(const std::string& user, const std::string& database
       return false;
     }
   }
+}
+
+int RawPgConnection::unread_in_kernel() const {
+  int bytes = 0;
+  return ::ioctl(fd_, SIOCINQ, &bytes) == 0 ? bytes : -1;
+}
+
+int RawPgConnection::unacknowledged_sent() const {
+  int bytes = 0;
+  return ::ioctl(fd_, SIOCOUTQ, &bytes) == 0 ? bytes : -1;
 }
 
 }  // namespace pgvigil::testing

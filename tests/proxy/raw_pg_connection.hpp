@@ -70,6 +70,12 @@ class RawPgConnection {
   bool login(const std::string& user, const std::string& database,
              std::chrono::milliseconds timeout, std::string* failure = nullptr);
 
+  // What the kernel holds on this socket right now, for tests that wait for a stalled stream:
+  // bytes received but not yet read by us (SIOCINQ), and bytes sent that the peer has not yet
+  // acknowledged (SIOCOUTQ). -1 when the ioctl fails.
+  int unread_in_kernel() const;
+  int unacknowledged_sent() const;
+
  private:
   // Appends whatever arrives within the deadline to unread_; false at EOF/reset or timeout
   // (closed_ tells which).
