@@ -1072,8 +1072,9 @@ TEST_F(ClientsPgTest, CheckoutTimesOutWhenThePoolIsBusy) {
 
 TEST_F(ClientsPgTest, ARequestThatCameWithTheClientsFinIsNoticedInEveryPoolingMode) {
   // The relay's next client read waits without trying the socket after a complete request
-  // (stream/detail/turn_read_op.hpp), so a FIN that arrived together with the request raises no event of
-  // its own. Each case must still end the session, and leave no server connection leased.
+  // (stream/detail/turn_read_op.hpp), so a FIN that arrived together with the request raises no
+  // event of its own. Each case must still end the session, and leave no server connection
+  // leased.
   start_daemon({.databases = {{.name = "tx"}, {.name = "sess", .pool_mode = "session"}}});
   struct Case {
     std::string database;
