@@ -6,27 +6,57 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
+#include <random>
 #include <system_error>
 
 namespace pgvigil::testing {
+namespace {
 
-std::uint16_t free_tcp_port() {
+// Binds 127.0.0.1:port (0: the kernel chooses) and returns the port bound, or 0 when it is taken.
+std::uint16_t try_bind(std::uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "free_tcp_port: socket");
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;  // the kernel chooses
+  address.sin_port = htons(port);
   socklen_t length = sizeof(address);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    const int error = errno;
-    ::close(fd);
-    throw std::system_error(error, std::generic_category(), "free_tcp_port: bind/getsockname");
-  }
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  const int error = errno;
   // Closed without listen(): no TIME_WAIT state, so the caller can bind it right away.
   ::close(fd);
-  return ntohs(address.sin_port);
+  if (!bound && port == 0) {
+    throw std::system_error(error, std::generic_category(), "free_tcp_port: bind/getsockname");
+  }
+  return bound ? ntohs(address.sin_port) : 0;
+}
+
+// The lowest port the kernel hands out as the local port of an outgoing connection.
+int ephemeral_range_start() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  return range >> low ? low : 0;
+}
+
+}  // namespace
+
+std::uint16_t free_tcp_port() {
+  // Below the ephemeral range: any outgoing connection on the machine (a test's clients, libpq,
+  // pgvigil's own server links) may be given a port of that range as its local port, and a
+  // listener can then not bind it. Under load, with hundreds of test connections, that
+  // happened between this pick and the daemon's bind.
+  constexpr int kLowest = 10000;
+  const int ephemeral = ephemeral_range_start();
+  if (ephemeral > kLowest + 1000) {
+    std::mt19937 random(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+    std::uniform_int_distribution<int> pick(kLowest, ephemeral - 1);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      if (const auto port = try_bind(static_cast<std::uint16_t>(pick(random)))) return port;
+    }
+  }
+  return try_bind(0);  // the kernel's choice, from the ephemeral range
 }
 
 }  // namespace pgvigil::testing

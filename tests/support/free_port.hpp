@@ -5,9 +5,11 @@
 
 namespace pgvigil::testing {
 
-// A port on 127.0.0.1 that the kernel just handed out for an ephemeral bind and that is free
-// again on return. Another process may take it before the caller binds it; the window is small
-// because the kernel cycles through the ephemeral range. Throws std::system_error on failure.
+// A port on 127.0.0.1 that was free a moment ago, picked at random below the kernel's ephemeral
+// range, so that no outgoing connection can be given it as its local port before the caller
+// binds it (the kernel's ephemeral choice when that range leaves no room below it). Another
+// test may still pick the same port; among some 20,000 that is rare. Throws std::system_error
+// on failure.
 std::uint16_t free_tcp_port();
 
 }  // namespace pgvigil::testing
