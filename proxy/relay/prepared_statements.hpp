@@ -1,0 +1,107 @@
+#pragma once
+// Named prepared statements in transaction pooling. A client's statement lives, under a name of
+// pgvigil's own, on whichever server connections it has run on; these are the two records that
+// make that work. Pure: no I/O.
+//
+// - StatementText: what the server prepares (the query and its parameter types), shared by
+//   every client and connection that uses the same SQL (interned per route).
+// - ClientStatements: one client's names for its statements.
+// - ServerStatements: what pgvigil has prepared on one server connection, under which name,
+//   least recently used first, so clients that prepare the same SQL share it there and a limit
+//   can close the coldest.
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace pgvigil::proxy::relay {
+
+struct StatementText {
+  std::string query;
+  std::string parameter_types;  // raw, as in Parse: int16 count, int32 OIDs
+  std::size_t hash = 0;
+
+  static std::size_t hash_of(std::string_view query, std::string_view parameter_types);
+  bool same(std::string_view other_query, std::string_view other_types) const {
+    return query == other_query && parameter_types == other_types;
+  }
+};
+using StatementRef = std::shared_ptr<const StatementText>;
+
+// The shared copies of one route's statement texts. On the route's worker only.
+class StatementTexts {
+ public:
+  StatementRef intern(std::string_view query, std::string_view parameter_types);
+
+ private:
+  std::unordered_multimap<std::size_t, std::weak_ptr<const StatementText>> texts_;
+  std::size_t inserts_since_sweep_ = 0;
+};
+
+// One client's named statements.
+class ClientStatements {
+ public:
+  // nullptr when the client has no statement of that name.
+  const StatementRef* find(std::string_view name) const;
+  void add(std::string name, StatementRef text) { by_name_[std::move(name)] = std::move(text); }
+  void remove(std::string_view name);
+  void clear() { by_name_.clear(); }
+  std::size_t size() const { return by_name_.size(); }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const {
+      return std::hash<std::string_view>{}(name);
+    }
+  };
+  std::unordered_map<std::string, StatementRef, Hash, std::equal_to<>> by_name_;
+};
+
+// What pgvigil prepared on one server connection.
+class ServerStatements {
+ public:
+  struct Entry {
+    StatementRef text;
+    std::string name;             // pgvigil's name on the server: "pgv_<n>"
+    bool confirmed = false;       // the server answered its Parse with ParseComplete
+    std::uint64_t in_use_by = 0;  // the batch (ResponseQueue epoch) that last needed it
+  };
+
+  // The entry for this text, moved to the most recently used end; nullptr when not prepared.
+  Entry* use(const StatementText& text, std::uint64_t batch);
+  // A new entry for a Parse pgvigil is about to send, most recently used.
+  Entry& add(StatementRef text, std::uint64_t batch);
+  void confirm(std::string_view name);
+  // The server does not have it after all (its Parse failed, or was skipped after an error).
+  void forget(std::string_view name);
+  // The least recently used entry no batch in flight needs, to be closed to stay within
+  // `limit`, or nullopt while there is room (or nothing can go). It is forgotten here.
+  std::optional<std::string> evict_beyond(std::size_t limit, std::uint64_t oldest_live_batch);
+  void clear() {
+    order_.clear();
+    by_text_.clear();
+  }
+  std::size_t size() const { return order_.size(); }
+
+ private:
+  struct TextKey {
+    const StatementText* text;
+    bool operator==(const TextKey& other) const {
+      return text->same(other.text->query, other.text->parameter_types);
+    }
+  };
+  struct TextKeyHash {
+    std::size_t operator()(const TextKey& key) const { return key.text->hash; }
+  };
+  std::list<Entry> order_;  // least recently used first
+  std::unordered_map<TextKey, std::list<Entry>::iterator, TextKeyHash> by_text_;
+  std::uint64_t next_name_ = 0;
+};
+
+}  // namespace pgvigil::proxy::relay

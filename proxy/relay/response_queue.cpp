@@ -1,0 +1,63 @@
+#include "proxy/relay/response_queue.hpp"
+
+namespace pgvigil::proxy::relay {
+
+void ResponseQueue::expect(Owed owed, std::string statement) {
+  if (skipping_) {
+    // The server skips everything up to the Sync: nothing is owed for it, and nothing of
+    // pgvigil's is made (a direct connection would answer nothing either).
+    if (owed != Owed::sync) return;
+    skipping_ = false;
+  }
+  owed_.push_back(Entry{owed, std::move(statement)});
+}
+
+void ResponseQueue::skip_to_sync(ServerStatements* statements) {
+  while (!owed_.empty() && owed_.front().owed != Owed::sync) {
+    const auto& entry = owed_.front();
+    if ((entry.owed == Owed::parse || entry.owed == Owed::own_parse) && statements &&
+        !entry.statement.empty()) {
+      statements->forget(entry.statement);
+    }
+    owed_.pop_front();
+  }
+  // The error's Sync has not been sent yet: what comes before it is skipped as it is planned.
+  if (owed_.empty()) skipping_ = true;
+}
+
+bool ResponseQueue::terminal(Owed owed, char type) {
+  switch (owed) {
+    case Owed::parse:
+    case Owed::own_parse:
+      return type == '1';
+    case Owed::bind:
+      return type == '2';
+    case Owed::close:
+    case Owed::own_close:
+      return type == '3';
+    case Owed::describe_statement:
+      if (type == 't') {
+        after_parameter_description_ = true;
+        return false;
+      }
+      if ((type == 'T' || type == 'n') && after_parameter_description_) {
+        after_parameter_description_ = false;
+        return true;
+      }
+      return false;
+    case Owed::describe_portal:
+      return type == 'T' || type == 'n';
+    case Owed::execute:
+      return type == 'C' || type == 'I' || type == 's';
+    case Owed::sync:
+    case Owed::query:
+    case Owed::function_call:
+      return type == 'Z';
+    case Owed::made_parse_complete:
+    case Owed::made_close_complete:
+      return false;  // made by take_made, never answered by the server
+  }
+  return false;
+}
+
+}  // namespace pgvigil::proxy::relay
