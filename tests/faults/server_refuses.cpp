@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tests/faults/fault_fixture.hpp"
+#include "tests/support/prometheus_text.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/wait_until.hpp"
 
@@ -17,20 +18,36 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// The connect failures of one cause and of all causes, from one page: read from two pages, a
+// failure counted between the reads would seem to be of another cause.
+struct Failures {
+  double of_cause = 0;
+  double all = 0;
+};
+
+Failures failures_now(DaemonUnderTest& daemon, const std::string& cause) {
+  const auto page = daemon.metrics_page();
+  const Labels pool{{"pool", DaemonUnderTest::database()}};
+  Labels of_cause = pool;
+  of_cause["cause"] = cause;
+  return {sample_value(page, "pgvigil_connect_failures_total", of_cause).value_or(0),
+          sample_value(page, "pgvigil_connect_failures_total", pool).value_or(0)};
+}
+
 // Connect failures and CPU use over a fixed window while the server keeps refusing. With
 // reconnect 100 ms doubling to 1 s (jitter only shortens a wait, by up to half), 5 s hold at
 // most a dozen attempts; a busy loop would show hundreds.
 void expect_backoff(DaemonUnderTest& daemon, const std::string& cause) {
   constexpr auto kWindow = 5s;
-  const double failures_before = daemon.connect_failures(cause);
-  const double all_before = daemon.connect_failures();
+  const auto before = failures_now(daemon, cause);
   const auto cpu_before = daemon.cpu_time();
   const auto window_start = Clock::now();
   std::this_thread::sleep_for(kWindow);  // the window being measured, not a wait for a condition
   const double elapsed = std::chrono::duration<double>(Clock::now() - window_start).count();
   const double cpu = (daemon.cpu_time() - cpu_before).count();
-  const double attempts = daemon.connect_failures(cause) - failures_before;
-  const double all_attempts = daemon.connect_failures() - all_before;
+  const auto after = failures_now(daemon, cause);
+  const double attempts = after.of_cause - before.of_cause;
+  const double all_attempts = after.all - before.all;
   std::printf("cause=%s: %.0f failed connects in %.1f s (%.0f of any cause), CPU %.3f s (%.1f%% "
               "of a core)\n",
               cause.c_str(), attempts, elapsed, all_attempts, cpu, 100 * cpu / elapsed);
