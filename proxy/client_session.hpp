@@ -38,7 +38,7 @@
 #include "proxy/client_settings.hpp"
 #include "proxy/proxy_service.hpp"
 #include "proxy/relay/message_scanner.hpp"
-#include "proxy/relay/request_forwarder.hpp"
+#include "proxy/relay/message_forwarder.hpp"
 #include "proxy/relay/transaction_tracker.hpp"
 #include "stream/socket_stream.hpp"
 
@@ -142,9 +142,10 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void on_acquired(std::exception_ptr, std::optional<ClientError> error, std::size_t size);
   void forward_to_server(std::size_t size);
   // The forwarder's visitor: checks and counts one client message; false refuses it.
-  bool accept_client_message(const relay::MessageHeader& header, std::span<const char> whole);
+  bool accept_client_message(const relay::MessageHeader& header, std::span<const char> whole,
+                             relay::Edit& edit);
   // What of the plan the server has not taken yet goes out on the slow path.
-  void write_rest_of_plan(const relay::ForwardPlan& plan, std::size_t written);
+  void write_rest_of_plan(relay::ForwardPlan& plan, std::size_t written);
   void on_server_written(std::exception_ptr, boost::system::error_code ec);
   void after_forward_to_server();
   void read_server();

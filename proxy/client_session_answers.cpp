@@ -91,7 +91,7 @@ bool ClientSession::client_left_unnoticed() {
 
 bool ClientSession::between_requests() const {
   return server_scanner_.at_boundary() &&
-         tracker_.idle_and_answered(forwarder_.server_at_boundary());
+         tracker_.idle_and_answered(forwarder_.planned_to_boundary());
 }
 
 void ClientSession::transaction_done() {

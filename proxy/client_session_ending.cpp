@@ -90,7 +90,7 @@ awaitable<void> ClientSession::give_back_at_end() {
   if (server_) co_await wait_for_cancels();
   if (!server_) co_return;
   const bool clean =
-      server_scanner_.at_boundary() && tracker_.idle_and_answered(forwarder_.server_at_boundary());
+      server_scanner_.at_boundary() && tracker_.idle_and_answered(forwarder_.planned_to_boundary());
   if (!clean) {
     co_return return_server(
         drain_ == Drain::now

@@ -168,8 +168,8 @@ void ClientSession::on_acquired(std::exception_ptr exception, std::optional<Clie
   forward_to_server(size);
 }
 
-bool ClientSession::accept_client_message(const relay::MessageHeader& header,
-                                          std::span<const char>) {
+bool ClientSession::accept_client_message(const relay::MessageHeader& header, std::span<const char>,
+                                          relay::Edit&) {
   if (!wire::is_frontend_message_type(header.type) || header.type == 'p') {
     stop_after_forward_ = std::make_unique<Stop>(
         Stop{Ending::client_violation,
@@ -194,11 +194,11 @@ void ClientSession::forward_to_server(std::size_t size) {
   // Sessions of one worker run one at a time and each sends its plan before it returns (or
   // copies what is left), so one plan per worker serves them all.
   thread_local relay::ForwardPlan plan;
-  const auto verdict =
-      forwarder_.take(client_buffer_.span().first(size), plan,
-                      [this](const relay::MessageHeader& header, std::span<const char> whole) {
-                        return accept_client_message(header, whole);
-                      });
+  const auto verdict = forwarder_.take(
+      client_buffer_.span().first(size), plan,
+      [this](const relay::MessageHeader& header, std::span<const char> whole, relay::Edit& edit) {
+        return accept_client_message(header, whole, edit);
+      });
   if (verdict == relay::RequestForwarder::Verdict::bad_length) {
     return end_after_io({Ending::client_violation,
                          ClientError{sqlstate::kProtocolViolation,
@@ -220,7 +220,7 @@ void ClientSession::forward_to_server(std::size_t size) {
   after_forward_to_server();
 }
 
-void ClientSession::write_rest_of_plan(const relay::ForwardPlan& plan, std::size_t written) {
+void ClientSession::write_rest_of_plan(relay::ForwardPlan& plan, std::size_t written) {
   // A plan that is one piece of the client buffer (nearly always) is written on from there;
   // any other is copied, since the worker's plan serves the next session at once.
   std::size_t from = 0;

@@ -1,7 +1,7 @@
-// The relay's client-side forwarder (proxy/relay/request_forwarder): what it plans to send, what
+// The relay's client-side forwarder (proxy/relay/message_forwarder): what it plans to send, what
 // it holds back, and which messages its visitor sees whole, for every way a read can cut the
 // stream.
-#include "proxy/relay/request_forwarder.hpp"
+#include "proxy/relay/message_forwarder.hpp"
 
 #include <gtest/gtest.h>
 
@@ -28,7 +28,7 @@ std::string parse(const std::string& name, const std::string& sql) {
 const std::string kSync = message('S', "");
 const std::string kExecute = message('E', std::string("\0\0\0\0\0", 5));
 
-std::string text(const ForwardPlan& plan) {
+std::string text(ForwardPlan& plan) {
   std::string out;
   for (const auto& piece : plan.pieces()) out.append(piece.data(), piece.size());
   return out;
@@ -49,8 +49,8 @@ Fed feed(RequestForwarder& forwarder, const std::vector<std::string>& reads, cha
   Fed run;
   ForwardPlan plan;
   for (const auto& read : reads) {
-    run.last =
-        forwarder.take(read, plan, [&](const MessageHeader& header, std::span<const char> whole) {
+    run.last = forwarder.take(
+        read, plan, [&](const MessageHeader& header, std::span<const char> whole, Edit&) {
           run.seen.push_back({header.type, std::string(whole.data(), whole.size())});
           return header.type != refuse_type;
         });
@@ -67,7 +67,7 @@ TEST(RequestForwarder, MessagesInOneReadGoOnAsOnePieceAndTheWholeTypesAreSeenWho
   ForwardPlan plan;
   std::vector<Seen> seen;
   EXPECT_EQ(forwarder.take(input, plan,
-                           [&](const MessageHeader& header, std::span<const char> whole) {
+                           [&](const MessageHeader& header, std::span<const char> whole, Edit&) {
                              seen.push_back({header.type, std::string(whole.data(), whole.size())});
                              return true;
                            }),
@@ -91,7 +91,7 @@ TEST(RequestForwarder, AWholeTypeCutByTheReadIsHeldBackUntilItIsComplete) {
   const std::string q = query("SELECT 'a rather long query text'");
   ForwardPlan plan;
   std::vector<Seen> seen;
-  const auto visit = [&](const MessageHeader& header, std::span<const char> whole) {
+  const auto visit = [&](const MessageHeader& header, std::span<const char> whole, Edit&) {
     seen.push_back({header.type, std::string(whole.data(), whole.size())});
     return true;
   };
@@ -100,7 +100,7 @@ TEST(RequestForwarder, AWholeTypeCutByTheReadIsHeldBackUntilItIsComplete) {
   ASSERT_EQ(forwarder.take(read1, plan, visit), RequestForwarder::Verdict::ok);
   EXPECT_EQ(text(plan), first);
   EXPECT_FALSE(forwarder.at_boundary());
-  EXPECT_TRUE(forwarder.server_at_boundary()) << "nothing of the query reached the server";
+  EXPECT_TRUE(forwarder.planned_to_boundary()) << "nothing of the query reached the server";
   ASSERT_EQ(seen.size(), 1u);
   // The rest of the query and a Sync: the query, whole, then the Sync.
   const std::string read2 = q.substr(12) + kSync;
@@ -117,12 +117,12 @@ TEST(RequestForwarder, AHeaderCutByTheReadIsHeldEvenForStreamedTypes) {
   const std::string copy = message('d', "row data\n");
   Fed run = feed(forwarder, {copy.substr(0, 3)});
   EXPECT_EQ(run.planned, "") << "the type and length are not known yet";
-  EXPECT_TRUE(forwarder.server_at_boundary());
+  EXPECT_TRUE(forwarder.planned_to_boundary());
   run = feed(forwarder, {copy.substr(3, 4)});  // header complete, first body byte too
   EXPECT_EQ(run.planned, copy.substr(0, 7));
   ASSERT_EQ(run.seen.size(), 1u);
   EXPECT_TRUE(run.seen[0].whole.empty());
-  EXPECT_FALSE(forwarder.server_at_boundary()) << "the server has part of a message now";
+  EXPECT_FALSE(forwarder.planned_to_boundary()) << "the server has part of a message now";
   run = feed(forwarder, {copy.substr(7)});
   EXPECT_EQ(run.planned, copy.substr(7)) << "the rest streams";
   EXPECT_TRUE(forwarder.at_boundary());
@@ -130,7 +130,7 @@ TEST(RequestForwarder, AHeaderCutByTheReadIsHeldEvenForStreamedTypes) {
 
 TEST(RequestForwarder, AMessageLargerThanTheWholeLimitStreamsWithOnlyItsHeaderSeen) {
   RequestForwarder forwarder(kMaxBody);
-  const std::string big = query(std::string(RequestForwarder::kWholeLimit, 'x'));
+  const std::string big = query(std::string(kWholeLimit, 'x'));
   const Fed run =
       feed(forwarder, {big.substr(0, 1000), big.substr(1000, 20000), big.substr(21000)});
   EXPECT_EQ(run.planned, big);
@@ -209,14 +209,72 @@ TEST(RequestForwarder, EveryCutOfAStreamPlansTheStreamAndShowsEveryMessageOnce) 
     ASSERT_EQ(run.planned, stream) << "trial " << trial;
     ASSERT_EQ(run.seen.size(), messages.size()) << "trial " << trial;
     for (std::size_t i = 0; i < messages.size(); ++i) {
-      const bool whole = RequestForwarder::seen_whole(messages[i][0]) &&
-                         messages[i].size() <= RequestForwarder::kWholeLimit;
+      const bool whole =
+          RequestForwarder::seen_whole(messages[i][0]) && messages[i].size() <= kWholeLimit;
       EXPECT_EQ(run.seen[i].type, messages[i][0]) << "trial " << trial << " message " << i;
       EXPECT_EQ(run.seen[i].whole, whole ? messages[i] : "")
           << "trial " << trial << " message " << i;
     }
     EXPECT_TRUE(forwarder.at_boundary());
   }
+}
+
+TEST(MessageForwarder, AVisitorCanInsertBeforeDropOrReplaceAMessageShownWhole) {
+  // In one read, and across reads (the query held back until whole).
+  const std::string q1 = query("SELECT 1");
+  const std::string q2 = query("SELECT 2");
+  const std::string q3 = query("SELECT 3");
+  const std::string stream = kSync + q1 + q2 + q3 + kSync;
+  for (const std::size_t cut : {stream.size(), std::size_t{7}, std::size_t{12}, std::size_t{30}}) {
+    SCOPED_TRACE(cut);
+    RequestForwarder forwarder(kMaxBody);
+    ForwardPlan plan;
+    std::string planned;
+    const auto visit = [&](const MessageHeader&, std::span<const char> whole, Edit& edit) {
+      const std::string message(whole.data(), whole.size());
+      if (message == q1) edit.insert("<before 1>");
+      if (message == q2) edit.drop();
+      if (message == q3) edit.replace("<instead of 3>");
+      return true;
+    };
+    for (const auto& read : {stream.substr(0, cut), stream.substr(cut)}) {
+      if (read.empty()) continue;
+      ASSERT_EQ(forwarder.take(read, plan, visit), RequestForwarder::Verdict::ok);
+      planned += text(plan);
+    }
+    EXPECT_EQ(planned, kSync + "<before 1>" + q1 + "<instead of 3>" + kSync);
+  }
+}
+
+TEST(MessageForwarder, TheServersCompletionsAndReadyForQueryAreShownWholeButRowsStream) {
+  const std::string rows = message('D', std::string(100, 'r'));
+  const std::string answer =
+      message('2', "") + rows + message('C', std::string("SELECT 1\0", 9)) + message('Z', "I");
+  ResponseForwarder forwarder(kMaxBody);
+  ForwardPlan plan;
+  std::string seen;
+  ASSERT_EQ(forwarder.take(answer, plan,
+                           [&](const MessageHeader& header, std::span<const char> whole, Edit&) {
+                             seen += header.type;
+                             seen += whole.empty() ? '-' : '+';
+                             return true;
+                           }),
+            ResponseForwarder::Verdict::ok);
+  EXPECT_EQ(seen, "2+D-C+Z+");
+  EXPECT_EQ(text(plan), answer);
+}
+
+TEST(ForwardPlan, CopiesKeepTheirPlaceWhileThePlanGrows) {
+  const std::string read = "0123456789";
+  ForwardPlan plan;
+  plan.add({read.data(), 3});
+  plan.add_copy("AB");
+  plan.add_copy("CD");  // joins the previous copy
+  plan.add({read.data() + 3, 2});
+  for (int i = 0; i < 100; ++i) plan.add_copy(std::string(50, 'x'));  // storage moves
+  EXPECT_EQ(plan.pieces().size(), 4u);
+  EXPECT_EQ(text(plan).substr(0, 9), "012ABCD34");
+  EXPECT_EQ(plan.bytes(), 9u + 5000u);
 }
 
 TEST(ForwardPlan, AdjacentPiecesJoinAndEmptyOnesVanish) {
