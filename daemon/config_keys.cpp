@@ -104,6 +104,12 @@ std::vector<ConfigKey> make_keys() {
        "Idle connections above pool.min_idle are closed after this; 0: never."},
       {"pool.validate_after_idle", duration, "1s", kReloads,
        "A connection silent longer than this is pinged before a client gets it."},
+      {"pool.max_prepared_statements", integer, "256", kReloads,
+       "Clients' named prepared statements each server connection keeps in transaction pooling "
+       "(shared by clients that prepare the same SQL); the least recently used is closed "
+       "beyond it. 256 is pgjdbc's statement cache. Costs the server a cached plan per "
+       "statement and pgvigil about 100 bytes plus the text. 0 refuses named statements in "
+       "transaction pooling (0A000)."},
       {"pool.reconnect.initial_delay", duration, "250ms", kReloads,
        "First wait after a failed connect; doubles on each further failure; above 0."},
       {"pool.reconnect.max_delay", duration, "10s", kReloads,

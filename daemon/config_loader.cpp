@@ -208,6 +208,10 @@ pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base) {
   }
   r.read("idle_timeout", base.idle_timeout);
   r.read("validate_after_idle", base.validate_after_idle);
+  if (r.read("max_prepared_statements", base.max_prepared_statements) &&
+      base.max_prepared_statements < 0) {
+    r.fail("max_prepared_statements", "must not be negative");
+  }
   SectionReader reconnect = r.section("reconnect");
   base.reconnect = parse_reconnect(reconnect, base.reconnect);
   reconnect.finish();
@@ -355,6 +359,8 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
                      "databases." + entry.key, source_name);
     config.databases.push_back(parse_database(db, entry.key, defaults, env));
     config.routes.push_back(parse_route(db, entry.key, config.proxy.auth_method));
+    config.routes.back().max_prepared_statements =
+        config.databases.back().pool.max_prepared_statements;
     if (config.proxy.users_file.empty() && config.proxy.auth_method == proxy::AuthMethod::trust &&
         needs_users_file(config.routes.back().auth_method)) {
       db.fail("auth_method", "needs auth.users_file, which is empty");

@@ -50,6 +50,10 @@ struct PoolSettings {
   Milliseconds idle_timeout{10 * 60 * 1000};  // closes idle connections above min_idle; 0: never
   Milliseconds validate_after_idle{1000};     // silent longer than this: pinged before lending
   ReconnectSettings reconnect;
+  // Clients' named statements each connection keeps in transaction pooling. The relay keeps
+  // them (proxy::RouteSettings gets a copy); it is configured with the pool because it is a
+  // limit per server connection.
+  int max_prepared_statements = 256;
   friend bool operator==(const PoolSettings&, const PoolSettings&) = default;
 };
 

@@ -92,7 +92,7 @@ ClientSession::ClientSession(ProxyService& service, stream::Executor executor, i
     : service_(service),
       forwarder_(service.settings().max_message_bytes),
       // What a server sends is bounded by PostgreSQL itself (1 GiB); a larger length is garbage.
-      server_scanner_(wire::kMaxLargeMessageSize) {
+      responses_(wire::kMaxLargeMessageSize) {
   stream_.emplace(executor);
   stream_->attach(fd, stream::Ownership::owned);
 }
@@ -263,7 +263,12 @@ awaitable<boost::system::error_code> ClientSession::write_rest_to_server(std::si
 awaitable<boost::system::error_code> ClientSession::write_rest_to_client(std::size_t from,
                                                                          std::size_t to) {
   boost::system::error_code ec;
-  co_await stream_->write_all(server_buffer_.span().subspan(from, to - from), ec);
+  if (from == to) {
+    co_await stream_->write_all(*unsent_to_client_, ec);
+    unsent_to_client_.reset();
+  } else {
+    co_await stream_->write_all(server_buffer_.span().subspan(from, to - from), ec);
+  }
   co_return ec;
 }
 

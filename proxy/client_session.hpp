@@ -39,6 +39,7 @@
 #include "proxy/proxy_service.hpp"
 #include "proxy/relay/message_scanner.hpp"
 #include "proxy/relay/message_forwarder.hpp"
+#include "proxy/relay/statement_relay.hpp"
 #include "proxy/relay/transaction_tracker.hpp"
 #include "stream/socket_stream.hpp"
 
@@ -112,7 +113,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // coroutines here take no class-type arguments and the functions that do are plain ones.
   boost::asio::awaitable<std::optional<ClientError>> acquire_settings();
   // The rest of what forward_to_server() planned: client buffer bytes [from, to), or unsent_
-  // when from == to.
+  // when from == to (server buffer bytes or unsent_to_client_ the other way).
   boost::asio::awaitable<boost::system::error_code> write_rest_to_server(std::size_t from,
                                                                          std::size_t to);
   boost::asio::awaitable<boost::system::error_code> write_rest_to_client(std::size_t from,
@@ -144,8 +145,15 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // The forwarder's visitor: checks and counts one client message; false refuses it.
   bool accept_client_message(const relay::MessageHeader& header, std::span<const char> whole,
                              relay::Edit& edit);
-  // What of the plan the server has not taken yet goes out on the slow path.
-  void write_rest_of_plan(relay::ForwardPlan& plan, std::size_t written);
+  // What of the plan the peer has not taken yet goes out on the slow path.
+  enum class Toward : std::uint8_t { server, client };
+  void write_rest_of_plan(relay::ForwardPlan& plan, std::size_t written, Toward toward);
+  // The visitor of the server's messages: the tracker's count, the statements' answers.
+  bool on_server_message(const relay::MessageHeader& header, relay::Edit& edit,
+                         relay::ServerStatements* statements);
+  // Answers pgvigil made whose turn came with nothing owed by the server before them.
+  void send_made_answers();
+  relay::ServerStatements& server_statements();
   void on_server_written(std::exception_ptr, boost::system::error_code ec);
   void after_forward_to_server();
   void read_server();
@@ -192,10 +200,14 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   pool::Lease server_;
   std::unique_ptr<boost::asio::steady_timer> cancel_timer_;  // made when a cancel must land
   relay::TransactionTracker tracker_;
-  relay::RequestForwarder forwarder_;  // what the client sends, message by message
-  relay::MessageScanner server_scanner_;
+  relay::RequestForwarder forwarder_;    // what the client sends, message by message
+  relay::ResponseForwarder responses_;   // what the server sends, message by message
+  // Transaction pooling: the client's named statements, renamed on each server connection.
+  // Made at a lease's first request; dropped when the session parks holding none.
+  std::unique_ptr<relay::StatementRelay> statements_;
   std::unique_ptr<std::string> pending_input_;  // read during authentication, relayed first
   std::unique_ptr<std::string> unsent_;  // a plan of several pieces the server did not take whole
+  std::unique_ptr<std::string> unsent_to_client_;  // likewise, for the client
   std::unique_ptr<Stop> stop_;           // why the session ends (set once)
   std::unique_ptr<Stop> stop_after_forward_;  // a refused client message, once what came
                                               // before it has reached the server

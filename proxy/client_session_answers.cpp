@@ -35,28 +35,53 @@ void ClientSession::on_server_read(boost::system::error_code ec, std::size_t siz
         server_lost(server_->diagnose_failure(tracker_.pending_ready() > 0, "relaying")));
   }
   server_->mark_alive();
-  const auto bytes = server_buffer_.span().first(size);
-  const auto verdict = server_scanner_.scan(bytes, [this](const relay::MessageHeader& header) {
-    tracker_.on_server_message(header);
-    return true;
-  });
-  if (verdict == relay::MessageScanner::Verdict::bad_length) {
+  // Sessions of one worker run one at a time and each sends its plan before it returns (or
+  // copies what is left), so one plan per worker serves them all.
+  thread_local relay::ForwardPlan plan;
+  auto* statements = statements_ ? &server_statements() : nullptr;
+  const auto verdict = responses_.take(
+      server_buffer_.span().first(size), plan,
+      [this, statements](const relay::MessageHeader& header, std::span<const char>,
+                         relay::Edit& edit) { return on_server_message(header, edit, statements); });
+  if (verdict == relay::ResponseForwarder::Verdict::bad_length) {
     return end_after_io(
         server_lost({EvictionReason::server_error, "malformed message from server", Clock::now()}));
   }
-  relayed_to_client_ += static_cast<std::uint32_t>(size);
-  bool needs_read = false;
-  const auto written = stream_->try_write(bytes, ec, needs_read);
-  if (ec) return end_after_io({drain_ != Drain::none ? Ending::shutdown : Ending::quit, {}, {}});
-  if (written < size) {
-    auto task = [self = shared_from_this(), written, size] {
-      return self->write_rest_to_client(written, size);
-    };
-    asio::co_spawn(stream_->get_executor(), std::move(task),
-                   completion<&ClientSession::on_client_written>(Io::client_write));
-    return;
+  if (verdict == relay::ResponseForwarder::Verdict::stopped) {
+    // An answer the requests pgvigil sent do not account for: what the connection holds is
+    // no longer known.
+    return end_after_io(server_lost({EvictionReason::server_error,
+                                     "server answer out of order for the statements pgvigil keeps",
+                                     Clock::now()}));
   }
+  // Answers pgvigil made whose turn comes after the last message the server sent.
+  if (statements && responses_.planned_to_boundary()) {
+    statements_->take_made([](std::string_view made) { plan.add_copy(made); });
+  }
+  if (plan.empty()) return after_forward_to_client();
+  relayed_to_client_ += static_cast<std::uint32_t>(plan.bytes());
+  if (unsent_to_client_) {
+    // Made answers the client did not take yet go first (send_made_answers).
+    for (const auto& piece : plan.pieces()) unsent_to_client_->append(piece.data(), piece.size());
+    plan.clear();
+    return write_rest_of_plan(plan, 0, Toward::client);
+  }
+  bool needs_read = false;
+  const auto written = stream_->try_write(plan.pieces(), ec, needs_read);
+  if (ec) return end_after_io({drain_ != Drain::none ? Ending::shutdown : Ending::quit, {}, {}});
+  if (written < plan.bytes()) return write_rest_of_plan(plan, written, Toward::client);
   after_forward_to_client();
+}
+
+bool ClientSession::on_server_message(const relay::MessageHeader& header, relay::Edit& edit,
+                                      relay::ServerStatements* statements) {
+  tracker_.on_server_message(header);
+  if (!statements) return true;
+  using Disposition = relay::ResponseQueue::Disposition;
+  const auto disposition = statements_->on_server_message(
+      header.type, *statements, [&edit](std::string_view made) { edit.insert(made); });
+  if (disposition == Disposition::swallow) edit.drop();
+  return disposition != Disposition::desync;
 }
 
 void ClientSession::on_client_written(std::exception_ptr exception, boost::system::error_code ec) {
@@ -69,7 +94,7 @@ void ClientSession::after_forward_to_client() {
   if ((transaction_pooling() || drain_ != Drain::none) && between_requests()) {
     return transaction_done();
   }
-  if (server_scanner_.at_boundary() && tracker_.pending_ready() == 0) {
+  if (responses_.at_boundary() && tracker_.pending_ready() == 0) {
     enter(Phase::pinned, tracker_.status() == 'I' ? "session pooling keeps the connection"
                                                   : "inside a transaction");
     if (stream_->drain_claimed() && client_left_unnoticed()) {
@@ -77,7 +102,7 @@ void ClientSession::after_forward_to_client() {
     }
   }
   if (relayed_to_client_ >= kMetricsFlushBytes) flush_relay_metrics();
-  read_server();
+  if (!pending(Io::server_read)) read_server();
 }
 
 // Every request is answered and the server connection stays with this client (session pooling,
@@ -90,8 +115,8 @@ bool ClientSession::client_left_unnoticed() {
 }
 
 bool ClientSession::between_requests() const {
-  return server_scanner_.at_boundary() &&
-         tracker_.idle_and_answered(forwarder_.planned_to_boundary());
+  return responses_.at_boundary() && tracker_.idle_and_answered(forwarder_.planned_to_boundary()) &&
+         (!statements_ || statements_->answered());
 }
 
 void ClientSession::transaction_done() {
@@ -114,6 +139,7 @@ void ClientSession::on_cancels_landed(std::exception_ptr exception) {
 }
 
 void ClientSession::give_server_back() {
+  if (statements_) statements_->lease_ended();
   return_server(std::nullopt);
   server_buffer_.give_back();
   enter(Phase::idle, "transaction done");

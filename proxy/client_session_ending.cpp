@@ -89,8 +89,7 @@ void ClientSession::return_server(std::optional<Death> death) {
 awaitable<void> ClientSession::give_back_at_end() {
   if (server_) co_await wait_for_cancels();
   if (!server_) co_return;
-  const bool clean =
-      server_scanner_.at_boundary() && tracker_.idle_and_answered(forwarder_.planned_to_boundary());
+  const bool clean = between_requests();
   if (!clean) {
     co_return return_server(
         drain_ == Drain::now
@@ -113,6 +112,7 @@ awaitable<void> ClientSession::give_back_at_end() {
   }
   // The reset returns every setting to its default (DISCARD ALL, RESET ALL).
   relay::server_side(*server_).applied_settings = nullptr;
+  relay::server_side(*server_).statements.clear();
   return_server(std::nullopt);
 }
 

@@ -39,15 +39,11 @@ namespace {
 
 ClientError named_statement_refusal(const std::string& database) {
   return {sqlstate::kFeatureNotSupported,
-          "named prepared statements are not supported in transaction pooling mode",
-          "Database \"" + database +
-              "\" uses pool_mode transaction, where each transaction may run on another server "
-              "connection.",
-          "Use unnamed statements (JDBC: prepareThreshold=0), or set pool_mode: session for "
-          "this database."};
+          "named prepared statements are turned off in transaction pooling for this database",
+          "Database \"" + database + "\" has pool.max_prepared_statements: 0.",
+          "Raise pool.max_prepared_statements, use unnamed statements (JDBC: prepareThreshold=0), "
+          "or set pool_mode: session for this database."};
 }
-
-// A slow path's coroutine failed with an exception (out of memory): nothing more can be done
 
 }  // namespace
 
@@ -56,6 +52,8 @@ void ClientSession::park() {
   // nothing: end now rather than wait for a client that may stay silent.
   if (drain_ != Drain::none) return spawn(&ClientSession::finish_for_shutdown);
   client_buffer_.give_back();
+  // A client without named statements keeps no statement records while it is quiet.
+  if (statements_ && !statements_->holds_statements()) statements_.reset();
   // Bytes that arrived while nobody waited are reported by the wait itself: Asio re-arms the
   // edge-triggered epoll registration (EPOLL_CTL_MOD) when a wait starts. A plain handler,
   // not a coroutine, so that an idle client holds no coroutine frame.
@@ -168,8 +166,8 @@ void ClientSession::on_acquired(std::exception_ptr exception, std::optional<Clie
   forward_to_server(size);
 }
 
-bool ClientSession::accept_client_message(const relay::MessageHeader& header, std::span<const char>,
-                                          relay::Edit&) {
+bool ClientSession::accept_client_message(const relay::MessageHeader& header,
+                                          std::span<const char> whole, relay::Edit& edit) {
   if (!wire::is_frontend_message_type(header.type) || header.type == 'p') {
     stop_after_forward_ = std::make_unique<Stop>(
         Stop{Ending::client_violation,
@@ -180,7 +178,17 @@ bool ClientSession::accept_client_message(const relay::MessageHeader& header, st
              std::nullopt});
     return false;
   }
-  if (tracker_.on_client_message(header, transaction_pooling())) return true;
+  if (tracker_.on_client_message(header, transaction_pooling() && !statements_)) {
+    if (!statements_ || statements_->on_client_message(header, whole, edit, server_statements())) {
+      return true;
+    }
+    stop_after_forward_ = std::make_unique<Stop>(
+        Stop{Ending::client_violation,
+             ClientError{sqlstate::kProtocolViolation,
+                         std::string("malformed ") + header.type + " message", "", ""},
+             std::nullopt});
+    return false;
+  }
   stop_after_forward_ = std::make_unique<Stop>(
       tracker_.refusal() == relay::TransactionTracker::Refusal::terminate
           ? Stop{Ending::quit, std::nullopt, std::nullopt}
@@ -191,6 +199,12 @@ bool ClientSession::accept_client_message(const relay::MessageHeader& header, st
 
 void ClientSession::forward_to_server(std::size_t size) {
   enter(Phase::relaying, "forwarding the client's request");
+  // At a lease's first request, so that the statements' queue sees every answer the lease owes.
+  if (!statements_ && transaction_pooling() && route_->settings.max_prepared_statements > 0) {
+    statements_ = std::make_unique<relay::StatementRelay>(
+        route_->statement_texts, static_cast<std::size_t>(route_->settings.max_prepared_statements));
+    forwarder_.show_whole_at_any_size();
+  }
   // Sessions of one worker run one at a time and each sends its plan before it returns (or
   // copies what is left), so one plan per worker serves them all.
   thread_local relay::ForwardPlan plan;
@@ -216,16 +230,18 @@ void ClientSession::forward_to_server(std::size_t size) {
   if (ec) {
     return end_after_io(server_lost(server_->diagnose_failure(true, "writing to server")));
   }
-  if (written < plan.bytes()) return write_rest_of_plan(plan, written);
+  if (written < plan.bytes()) return write_rest_of_plan(plan, written, Toward::server);
   after_forward_to_server();
 }
 
-void ClientSession::write_rest_of_plan(relay::ForwardPlan& plan, std::size_t written) {
-  // A plan that is one piece of the client buffer (nearly always) is written on from there;
+void ClientSession::write_rest_of_plan(relay::ForwardPlan& plan, std::size_t written,
+                                       Toward toward) {
+  // A plan that is one piece of the read's buffer (nearly always) is written on from there;
   // any other is copied, since the worker's plan serves the next session at once.
   std::size_t from = 0;
   std::size_t to = 0;
-  const auto buffer = client_buffer_.span();
+  const auto buffer = toward == Toward::server ? client_buffer_.span() : server_buffer_.span();
+  auto& unsent = toward == Toward::server ? unsent_ : unsent_to_client_;
   const auto pieces = plan.pieces();
   const std::less_equal<const char*> not_after;  // a total order, unlike <= on pointers
   if (pieces.size() == 1 && not_after(buffer.data(), pieces[0].data()) &&
@@ -233,14 +249,22 @@ void ClientSession::write_rest_of_plan(relay::ForwardPlan& plan, std::size_t wri
     from = static_cast<std::size_t>(pieces[0].data() - buffer.data()) + written;
     to = from - written + pieces[0].size();
   } else {
-    unsent_ = std::make_unique<std::string>();
-    unsent_->reserve(plan.bytes() - written);
+    unsent = std::make_unique<std::string>();
+    unsent->reserve(plan.bytes() - written);
     std::size_t skip = written;
     for (const auto& piece : pieces) {
       const auto drop = std::min(skip, piece.size());
       skip -= drop;
-      unsent_->append(piece.data() + drop, piece.size() - drop);
+      unsent->append(piece.data() + drop, piece.size() - drop);
     }
+  }
+  if (toward == Toward::client) {
+    auto task = [self = shared_from_this(), from, to] {
+      return self->write_rest_to_client(from, to);
+    };
+    asio::co_spawn(stream_->get_executor(), std::move(task),
+                   completion<&ClientSession::on_client_written>(Io::client_write));
+    return;
   }
   auto task = [self = shared_from_this(), from, to] {
     return self->write_rest_to_server(from, to);
@@ -264,9 +288,32 @@ void ClientSession::after_forward_to_server() {
     return end_after_io(std::move(stop));
   }
   if (relayed_to_server_ >= kMetricsFlushBytes) flush_relay_metrics();
+  if (statements_ && statements_->made_answer_due()) send_made_answers();
   // Not while the server buffer is still being sent to a slow client: that write re-arms the
   // server read when it is done (after_forward_to_client), so results never interleave.
   if (!pending(Io::server_read) && !pending(Io::client_write)) read_server();
   read_client();
+}
+
+void ClientSession::send_made_answers() {
+  // Not into the middle of a server message, nor beside a write already under way: the next
+  // server read makes them then (its plan ends with what is due).
+  if (pending(Io::client_write) || !responses_.planned_to_boundary()) return;
+  if (!unsent_to_client_) unsent_to_client_ = std::make_unique<std::string>();
+  statements_->take_made([this](std::string_view made) { unsent_to_client_->append(made); });
+  boost::system::error_code ec;
+  bool needs_read = false;
+  const auto written = stream_->try_write(std::span<const char>(*unsent_to_client_), ec,
+                                          needs_read);
+  if (ec) return end_after_io({drain_ != Drain::none ? Ending::shutdown : Ending::quit, {}, {}});
+  relayed_to_client_ += static_cast<std::uint32_t>(written);
+  // A client that has left so much unread that a few bytes do not fit is not waiting for them
+  // yet: the rest goes before the next server bytes.
+  unsent_to_client_->erase(0, written);
+  if (unsent_to_client_->empty()) unsent_to_client_.reset();
+}
+
+relay::ServerStatements& ClientSession::server_statements() {
+  return relay::server_side(*server_).statements;
 }
 }  // namespace pgvigil::proxy

@@ -11,6 +11,7 @@
 #include "pool/pool.hpp"
 #include "proxy/client_settings.hpp"
 #include "proxy/proxy_settings.hpp"
+#include "proxy/relay/prepared_statements.hpp"
 #include "proxy/relay_tally.hpp"
 
 namespace pgvigil::proxy {
@@ -28,6 +29,9 @@ struct Route {
   // Clients with the same startup settings share one copy (most clients of an application
   // send the same ones), so an idle client does not carry a map of its own. Pool's worker only.
   std::vector<std::weak_ptr<const SettingMap>> interned_settings;
+  // The texts of clients' named statements in transaction pooling, shared by every session and
+  // server connection of the route. Pool's worker only.
+  relay::StatementTexts statement_texts;
 };
 
 // The shared copy of `settings` for this route.

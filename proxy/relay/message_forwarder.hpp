@@ -23,13 +23,15 @@
 namespace pgvigil::proxy::relay {
 
 // Messages larger than this stream through instead of being seen whole (the visitor still sees
-// their header). A relay read holds at most this much.
+// their header), unless the forwarder is told to show some types whole at any size.
 inline constexpr std::size_t kWholeLimit = 32 * 1024;
 
 struct FrontendMessages {
   static constexpr bool seen_whole(char type) {
     return type == 'P' || type == 'B' || type == 'D' || type == 'C' || type == 'Q' || type == 'X';
   }
+  // Parse and Bind name a statement the relay may have to rename, whatever their size.
+  static constexpr bool whole_at_any_size(char type) { return type == 'P' || type == 'B'; }
 };
 
 struct BackendMessages {
@@ -53,6 +55,7 @@ struct BackendMessages {
         return false;
     }
   }
+  static constexpr bool whole_at_any_size(char) { return false; }
 };
 
 template <typename Messages>
@@ -61,6 +64,10 @@ class MessageForwarder {
   static constexpr bool seen_whole(char type) { return Messages::seen_whole(type); }
 
   explicit MessageForwarder(std::uint32_t max_body_length) : scanner_(max_body_length) {}
+
+  // From now on the types Messages::whole_at_any_size names are shown whole above kWholeLimit
+  // too (up to the scanner's limit): held back until complete, at the cost of their size.
+  void show_whole_at_any_size() { whole_at_any_size_ = true; }
 
   enum class Verdict {
     ok,          // the plan holds everything that may go on now
@@ -109,6 +116,7 @@ class MessageForwarder {
   MessageScanner scanner_;
   std::unique_ptr<Held> held_;      // a message (or header) held back; only while one is
   std::unique_ptr<Held> released_;  // held bytes the last plan points into
+  bool whole_at_any_size_ = false;
 };
 
 using RequestForwarder = MessageForwarder<FrontendMessages>;
@@ -176,7 +184,9 @@ bool MessageForwarder<Messages>::on_header(const MessageHeader& header, std::spa
                                            std::size_t& cursor, ForwardPlan& plan, Verdict& verdict,
                                            Visitor& visit) {
   const std::uint64_t total = std::uint64_t{header.body_length} + 5;
-  const bool whole = seen_whole(header.type) && total <= kWholeLimit;
+  const bool whole =
+      seen_whole(header.type) &&
+      (total <= kWholeLimit || (whole_at_any_size_ && Messages::whole_at_any_size(header.type)));
   const bool complete = header.end <= input.size();
   if (header.begun_earlier) {
     // Its first bytes are held (a header cut by the end of the last read).

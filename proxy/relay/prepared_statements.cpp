@@ -36,28 +36,27 @@ void ClientStatements::remove(std::string_view name) {
   if (const auto found = by_name_.find(name); found != by_name_.end()) by_name_.erase(found);
 }
 
-ServerStatements::Entry* ServerStatements::use(const StatementText& text, std::uint64_t batch) {
+void ClientStatements::remove_if(std::string_view name, const StatementRef& text) {
+  if (const auto found = by_name_.find(name); found != by_name_.end() && found->second == text) {
+    by_name_.erase(found);
+  }
+}
+
+ServerStatements::Entry* ServerStatements::use(const StatementText& text) {
   const auto found = by_text_.find(TextKey{&text});
   if (found == by_text_.end()) return nullptr;
   order_.splice(order_.end(), order_, found->second);
-  found->second->in_use_by = batch;
   return &*found->second;
 }
 
-ServerStatements::Entry& ServerStatements::add(StatementRef text, std::uint64_t batch) {
-  auto& entry = order_.emplace_back(
-      Entry{std::move(text), "pgv_" + std::to_string(++next_name_), false, batch});
+ServerStatements::Entry& ServerStatements::add(StatementRef text) {
+  auto& entry = order_.emplace_back(Entry{std::move(text), "pgv_" + std::to_string(++next_name_)});
   by_text_[TextKey{entry.text.get()}] = std::prev(order_.end());
   return entry;
 }
 
-void ServerStatements::confirm(std::string_view name) {
-  for (auto& entry : order_) {
-    if (entry.name == name) entry.confirmed = true;
-  }
-}
-
 void ServerStatements::forget(std::string_view name) {
+  // Only after an error: a walk is fine.
   for (auto it = order_.begin(); it != order_.end(); ++it) {
     if (it->name != name) continue;
     by_text_.erase(TextKey{it->text.get()});
@@ -66,17 +65,12 @@ void ServerStatements::forget(std::string_view name) {
   }
 }
 
-std::optional<std::string> ServerStatements::evict_beyond(std::size_t limit,
-                                                          std::uint64_t oldest_live_batch) {
-  if (order_.size() <= limit) return std::nullopt;
-  for (auto it = order_.begin(); it != order_.end(); ++it) {
-    if (it->in_use_by >= oldest_live_batch || !it->confirmed) continue;
-    auto name = std::move(it->name);
-    by_text_.erase(TextKey{it->text.get()});
-    order_.erase(it);
-    return name;
-  }
-  return std::nullopt;
+std::string ServerStatements::evict_oldest() {
+  auto oldest = order_.begin();
+  auto name = std::move(oldest->name);
+  by_text_.erase(TextKey{oldest->text.get()});
+  order_.erase(oldest);
+  return name;
 }
 
 }  // namespace pgvigil::proxy::relay

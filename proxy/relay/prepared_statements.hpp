@@ -50,6 +50,9 @@ class ClientStatements {
   const StatementRef* find(std::string_view name) const;
   void add(std::string name, StatementRef text) { by_name_[std::move(name)] = std::move(text); }
   void remove(std::string_view name);
+  // Removes `name` only while it still names `text` (a Parse that failed, unless the client has
+  // prepared the name again since).
+  void remove_if(std::string_view name, const StatementRef& text);
   void clear() { by_name_.clear(); }
   std::size_t size() const { return by_name_.size(); }
 
@@ -68,21 +71,18 @@ class ServerStatements {
  public:
   struct Entry {
     StatementRef text;
-    std::string name;             // pgvigil's name on the server: "pgv_<n>"
-    bool confirmed = false;       // the server answered its Parse with ParseComplete
-    std::uint64_t in_use_by = 0;  // the batch (ResponseQueue epoch) that last needed it
+    std::string name;  // pgvigil's name on the server: "pgv_<n>", unique on the connection
   };
 
   // The entry for this text, moved to the most recently used end; nullptr when not prepared.
-  Entry* use(const StatementText& text, std::uint64_t batch);
+  Entry* use(const StatementText& text);
   // A new entry for a Parse pgvigil is about to send, most recently used.
-  Entry& add(StatementRef text, std::uint64_t batch);
-  void confirm(std::string_view name);
+  Entry& add(StatementRef text);
   // The server does not have it after all (its Parse failed, or was skipped after an error).
   void forget(std::string_view name);
-  // The least recently used entry no batch in flight needs, to be closed to stay within
-  // `limit`, or nullopt while there is room (or nothing can go). It is forgotten here.
-  std::optional<std::string> evict_beyond(std::size_t limit, std::uint64_t oldest_live_batch);
+  // Forgets the least recently used entry and returns its name, for a Close. Not when empty.
+  std::string evict_oldest();
+  // The server closed them all (DISCARD ALL, DEALLOCATE ALL). Names are not used again.
   void clear() {
     order_.clear();
     by_text_.clear();

@@ -2,23 +2,31 @@
 
 namespace pgvigil::proxy::relay {
 
-void ResponseQueue::expect(Owed owed, std::string statement) {
+bool ResponseQueue::expect(OwedAnswer answer) {
   if (skipping_) {
     // The server skips everything up to the Sync: nothing is owed for it, and nothing of
     // pgvigil's is made (a direct connection would answer nothing either).
-    if (owed != Owed::sync) return;
+    if (answer.owed != Owed::sync) return false;
     skipping_ = false;
   }
-  owed_.push_back(Entry{owed, std::move(statement)});
+  owed_.push_back(std::move(answer));
+  return true;
 }
 
-void ResponseQueue::skip_to_sync(ServerStatements* statements) {
+void ResponseQueue::undo(const OwedAnswer& answer, ServerStatements& server,
+                         ClientStatements& client) {
+  const bool parse = answer.owed == Owed::parse || answer.owed == Owed::own_parse ||
+                     answer.owed == Owed::made_parse_complete;
+  if (!parse) return;
+  if (!answer.statement.empty()) server.forget(answer.statement);
+  // A client's Parse that failed leaves the client without the statement, as on a direct
+  // connection (unless the client has since prepared that name again).
+  if (!answer.client_name.empty()) client.remove_if(answer.client_name, answer.text);
+}
+
+void ResponseQueue::skip_to_sync(ServerStatements& server, ClientStatements& client) {
   while (!owed_.empty() && owed_.front().owed != Owed::sync) {
-    const auto& entry = owed_.front();
-    if ((entry.owed == Owed::parse || entry.owed == Owed::own_parse) && statements &&
-        !entry.statement.empty()) {
-      statements->forget(entry.statement);
-    }
+    undo(owed_.front(), server, client);
     owed_.pop_front();
   }
   // The error's Sync has not been sent yet: what comes before it is skipped as it is planned.
@@ -52,6 +60,7 @@ bool ResponseQueue::terminal(Owed owed, char type) {
     case Owed::sync:
     case Owed::query:
     case Owed::function_call:
+    case Owed::deallocate:
       return type == 'Z';
     case Owed::made_parse_complete:
     case Owed::made_close_complete:

@@ -1,12 +1,13 @@
 #pragma once
 // What the relay has set up on one server connection, kept with the connection between leases
 // (pool::LeaseState), so that the next client's lease knows what to change: the client settings
-// applied there.
+// applied there, and the statements prepared there under pgvigil's names.
 
 #include <memory>
 
 #include "pool/server_connection.hpp"
 #include "proxy/client_settings.hpp"
+#include "proxy/relay/prepared_statements.hpp"
 
 namespace pgvigil::proxy::relay {
 
@@ -15,6 +16,8 @@ struct ServerSide final : pool::LeaseState {
   // same settings share one copy, so the check on every lease is usually a pointer comparison.
   // Null when none are: a new connection, or after a reset that discards them.
   std::shared_ptr<const SettingMap> applied_settings;
+  // Named statements of clients in transaction pooling (statement_relay.hpp).
+  ServerStatements statements;
 };
 
 // The connection's relay state, made on first use. On the connection's executor only.

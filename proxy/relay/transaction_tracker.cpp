@@ -2,7 +2,8 @@
 
 namespace pgvigil::proxy::relay {
 
-bool TransactionTracker::on_client_message(const MessageHeader& header, bool transaction_pooling) {
+bool TransactionTracker::on_client_message(const MessageHeader& header,
+                                           bool refuse_named_statements) {
   switch (header.type) {
     case 'Q':  // simple query: answered by ReadyForQuery
     case 'F':  // function call: likewise
@@ -15,8 +16,8 @@ bool TransactionTracker::on_client_message(const MessageHeader& header, bool tra
       return true;
     case 'P':
       // A named statement lives on one server connection; in transaction pooling the next
-      // transaction may run on another, where it does not exist.
-      if (transaction_pooling && header.first_body_byte > 0) {
+      // transaction may run on another, where it does not exist (unless the relay keeps it).
+      if (refuse_named_statements && header.first_body_byte > 0) {
         refusal_ = Refusal::named_prepared_statement;
         return false;
       }

@@ -12,8 +12,9 @@ namespace pgvigil::proxy::relay {
 class TransactionTracker {
  public:
   // A client message header. Returns false for a message pgvigil refuses in this session
-  // (reported through refusal()).
-  bool on_client_message(const MessageHeader& header, bool transaction_pooling);
+  // (reported through refusal()): Terminate, and a named Parse when `refuse_named_statements`
+  // (transaction pooling with pool.max_prepared_statements 0).
+  bool on_client_message(const MessageHeader& header, bool refuse_named_statements);
   void on_server_message(const MessageHeader& header);
 
   enum class Refusal { none, named_prepared_statement, terminate };

@@ -45,40 +45,46 @@ TEST(ServerStatements, EachTextGetsANameOfItsOwnAndIsFoundByText) {
   ServerStatements server;
   const auto one = texts.intern("SELECT 1", "");
   const auto two = texts.intern("SELECT 2", "");
-  const std::string first = server.add(one, 1).name;
-  const std::string second = server.add(two, 1).name;
+  const std::string first = server.add(one).name;
+  const std::string second = server.add(two).name;
   EXPECT_NE(first, second);
   EXPECT_TRUE(first.starts_with("pgv_"));
   // Another client's copy of the same SQL finds the same server statement.
   const StatementText copy{"SELECT 1", "", StatementText::hash_of("SELECT 1", "")};
-  ASSERT_NE(server.use(copy, 2), nullptr);
-  EXPECT_EQ(server.use(copy, 2)->name, first);
+  ASSERT_NE(server.use(copy), nullptr);
+  EXPECT_EQ(server.use(copy)->name, first);
   server.forget(first);
-  EXPECT_EQ(server.use(copy, 2), nullptr);
+  EXPECT_EQ(server.use(copy), nullptr);
 }
 
-TEST(ServerStatements, TheLimitClosesTheLeastRecentlyUsedThatNoLiveBatchNeeds) {
+TEST(ServerStatements, TheLeastRecentlyUsedGoesFirst) {
   StatementTexts texts;
   ServerStatements server;
   std::vector<StatementRef> refs;
   std::vector<std::string> names;
   for (int i = 0; i < 4; ++i) {
     refs.push_back(texts.intern("SELECT " + std::to_string(i), ""));
-    names.push_back(server.add(refs.back(), static_cast<std::uint64_t>(i + 1)).name);
-    server.confirm(names.back());
+    names.push_back(server.add(refs.back()).name);
   }
-  EXPECT_FALSE(server.evict_beyond(4, 1)) << "within the limit";
-  server.use(*refs[0], 5);  // 0 is now the most recently used
-  // Batches from 2 on are live: 1 (used by batch 2) must stay; 2 and 3 were used by 3 and 4.
-  EXPECT_FALSE(server.evict_beyond(3, 2)) << "every candidate is needed by a live batch";
-  const auto evicted = server.evict_beyond(3, 5);
-  ASSERT_TRUE(evicted);
-  EXPECT_EQ(*evicted, names[1]) << "the least recently used goes first";
-  EXPECT_EQ(server.size(), 3u);
-  // An unconfirmed one (its Parse still in flight) is never closed.
-  const auto fresh = texts.intern("SELECT 99", "");
-  server.add(fresh, 6);
-  EXPECT_EQ(*server.evict_beyond(3, 7), names[2]);
+  server.use(*refs[0]);  // 0 is now the most recently used
+  EXPECT_EQ(server.evict_oldest(), names[1]);
+  EXPECT_EQ(server.evict_oldest(), names[2]);
+  EXPECT_EQ(server.size(), 2u);
+  EXPECT_EQ(server.use(*refs[1]), nullptr) << "evicted: prepared again when needed";
+  server.clear();
+  EXPECT_NE(server.add(refs[1]).name, names[1]) << "a name is never used twice";
+}
+
+TEST(ClientStatements, AFailedParseRemovesTheNameOnlyIfItStillNamesItsText) {
+  StatementTexts texts;
+  ClientStatements client;
+  const auto failed = texts.intern("SELEKT 1", "");
+  const auto again = texts.intern("SELECT 1", "");
+  client.add("S_1", again);  // prepared again before the error came back
+  client.remove_if("S_1", failed);
+  EXPECT_NE(client.find("S_1"), nullptr);
+  client.remove_if("S_1", again);
+  EXPECT_EQ(client.find("S_1"), nullptr);
 }
 
 }  // namespace

@@ -14,11 +14,14 @@ using Disposition = ResponseQueue::Disposition;
 // Feeds server message types; returns what the client would see: the server's types that pass,
 // with pgvigil's made answers ('1', '3') in their places, and '!' for a desync.
 std::string client_sees(ResponseQueue& queue, const std::string& server,
-                        ServerStatements* statements = nullptr) {
+                        ServerStatements* statements = nullptr, ClientStatements* client = nullptr) {
+  ServerStatements no_statements;
+  ClientStatements no_names;
   std::string seen;
-  const auto made = [&](const char* bytes, std::size_t) { seen += bytes[0]; };
+  const auto made = [&](std::string_view bytes) { seen += bytes[0]; };
   for (char type : server) {
-    switch (queue.on_server_message(type, statements, made)) {
+    switch (queue.on_server_message(type, statements ? *statements : no_statements,
+                                    client ? *client : no_names, made)) {
       case Disposition::pass:
         seen += type;
         break;
@@ -36,43 +39,44 @@ std::string client_sees(ResponseQueue& queue, const std::string& server,
 TEST(ResponseQueue, AnExtendedBatchPassesWhole) {
   ResponseQueue queue;
   for (auto owed : {Owed::parse, Owed::bind, Owed::describe_portal, Owed::execute, Owed::sync}) {
-    queue.expect(owed);
+    queue.expect({owed});
   }
   EXPECT_EQ(client_sees(queue, "12TDDCZ"), "12TDDCZ");
   EXPECT_TRUE(queue.empty());
 }
 
-TEST(ResponseQueue, TheAnswerToPgvigilsOwnParseIsSwallowedAndConfirmsIt) {
+TEST(ResponseQueue, TheAnswerToPgvigilsOwnParseIsSwallowed) {
   ServerStatements statements;
   auto text = std::make_shared<const StatementText>(StatementText{"SELECT 1", "", 1});
-  const auto& entry = statements.add(text, 1);
+  const auto& entry = statements.add(text);
   ResponseQueue queue;
-  queue.expect(Owed::own_parse, entry.name);
-  queue.expect(Owed::bind);
-  queue.expect(Owed::execute);
-  queue.expect(Owed::sync);
+  queue.expect({Owed::own_parse, entry.name});
+  queue.expect({Owed::bind});
+  queue.expect({Owed::execute});
+  queue.expect({Owed::sync});
   EXPECT_EQ(client_sees(queue, "12DCZ", &statements), "2DCZ");
-  EXPECT_TRUE(statements.use(*text, 2)->confirmed);
+  EXPECT_NE(statements.use(*text), nullptr) << "the server has it";
 }
 
 TEST(ResponseQueue, AMadeAnswerTakesTheServersPlace) {
   ResponseQueue queue;
-  queue.expect(Owed::made_parse_complete);  // the connection had the statement already
-  queue.expect(Owed::bind);
-  queue.expect(Owed::execute);
-  queue.expect(Owed::sync);
-  queue.expect(Owed::made_close_complete);  // the client closed it, answered by pgvigil
-  queue.expect(Owed::sync);
+  queue.expect({Owed::made_parse_complete});  // the connection had the statement already
+  queue.expect({Owed::bind});
+  queue.expect({Owed::execute});
+  queue.expect({Owed::sync});
+  queue.expect({Owed::made_close_complete});  // the client closed it, answered by pgvigil
+  queue.expect({Owed::sync});
   EXPECT_EQ(client_sees(queue, "2CZZ"), "12CZ3Z");
 }
 
 TEST(ResponseQueue, AMadeAnswerWithNothingOwedBeforeItIsMadeAtOnce) {
   ResponseQueue queue;
-  queue.expect(Owed::made_parse_complete);
-  queue.expect(Owed::made_close_complete);
+  queue.expect({Owed::made_parse_complete});
+  queue.expect({Owed::made_close_complete});
   std::string made;
-  queue.take_made([&](const char* bytes, std::size_t size) {
-    EXPECT_EQ(size, 5u);
+  EXPECT_TRUE(queue.made_answer_due());
+  queue.take_made([&](std::string_view bytes) {
+    EXPECT_EQ(bytes.size(), 5u);
     made += bytes[0];
   });
   EXPECT_EQ(made, "13");
@@ -83,67 +87,83 @@ TEST(ResponseQueue, AnErrorSkipsToTheSyncAndUndoesWhatWasSkipped) {
   ServerStatements statements;
   auto failing = std::make_shared<const StatementText>(StatementText{"SELEKT", "", 1});
   auto skipped = std::make_shared<const StatementText>(StatementText{"SELECT 2", "", 2});
-  const std::string failing_name = statements.add(failing, 1).name;
-  const std::string skipped_name = statements.add(skipped, 1).name;
+  const std::string failing_name = statements.add(failing).name;
+  const std::string skipped_name = statements.add(skipped).name;
+  ClientStatements client;
+  client.add("S_1", failing);
   ResponseQueue queue;
-  queue.expect(Owed::parse, failing_name);
-  queue.expect(Owed::bind);
-  queue.expect(Owed::made_close_complete);  // a direct server would skip it too: not made
-  queue.expect(Owed::own_parse, skipped_name);
-  queue.expect(Owed::execute);
-  queue.expect(Owed::sync);
-  EXPECT_EQ(client_sees(queue, "EZ", &statements), "EZ");
-  EXPECT_EQ(statements.use(*failing, 3), nullptr);
-  EXPECT_EQ(statements.use(*skipped, 3), nullptr) << "the server skipped pgvigil's Parse";
+  queue.expect({Owed::parse, failing_name, "S_1", failing});
+  queue.expect({Owed::bind});
+  queue.expect({Owed::made_close_complete});  // a direct server would skip it too: not made
+  queue.expect({Owed::own_parse, skipped_name});
+  queue.expect({Owed::execute});
+  queue.expect({Owed::sync});
+  EXPECT_EQ(client_sees(queue, "EZ", &statements, &client), "EZ");
+  EXPECT_EQ(statements.use(*failing), nullptr);
+  EXPECT_EQ(statements.use(*skipped), nullptr) << "the server skipped pgvigil's Parse";
+  EXPECT_EQ(client.find("S_1"), nullptr) << "the client's Parse failed: it has no S_1";
   EXPECT_TRUE(queue.empty());
 }
 
 TEST(ResponseQueue, AnErrorBeforeItsSyncIsPlannedSkipsWhatIsPlannedUntilThen) {
   ResponseQueue queue;
-  queue.expect(Owed::parse);
-  queue.expect(Owed::bind);
+  queue.expect({Owed::parse});
+  queue.expect({Owed::bind});
   EXPECT_EQ(client_sees(queue, "E"), "E");
   EXPECT_FALSE(queue.empty()) << "still skipping";
-  queue.expect(Owed::made_parse_complete);
-  queue.expect(Owed::execute);
-  queue.expect(Owed::sync);
+  EXPECT_FALSE(queue.expect({Owed::made_parse_complete})) << "skipped: nothing answers it";
+  EXPECT_FALSE(queue.expect({Owed::execute}));
+  EXPECT_TRUE(queue.expect({Owed::sync}));
   EXPECT_EQ(client_sees(queue, "Z"), "Z");
   EXPECT_TRUE(queue.empty());
 }
 
 TEST(ResponseQueue, ErrorsInsideASimpleQueryOrAtSyncEndWithReadyForQuery) {
   ResponseQueue queue;
-  queue.expect(Owed::query);
-  queue.expect(Owed::sync);
-  queue.expect(Owed::made_close_complete);
-  queue.expect(Owed::sync);
+  queue.expect({Owed::query});
+  queue.expect({Owed::sync});
+  queue.expect({Owed::made_close_complete});
+  queue.expect({Owed::sync});
   // The query fails, then the Sync's implicit commit fails (a deferred constraint).
   EXPECT_EQ(client_sees(queue, "TDEZEZZ"), "TDEZEZ3Z");
 }
 
 TEST(ResponseQueue, DescribingAStatementEndsWithItsRowDescriptionOrNoData) {
   ResponseQueue queue;
-  queue.expect(Owed::describe_statement);
-  queue.expect(Owed::made_close_complete);
-  queue.expect(Owed::describe_statement);
-  queue.expect(Owed::sync);
+  queue.expect({Owed::describe_statement});
+  queue.expect({Owed::made_close_complete});
+  queue.expect({Owed::describe_statement});
+  queue.expect({Owed::sync});
   EXPECT_EQ(client_sees(queue, "tTtnZ"), "tT3tnZ");
 }
 
 TEST(ResponseQueue, MessagesOfNoRequestPassAnywhere) {
   ResponseQueue queue;
-  queue.expect(Owed::own_parse);
-  queue.expect(Owed::sync);
+  queue.expect({Owed::own_parse});
+  queue.expect({Owed::sync});
   EXPECT_EQ(client_sees(queue, "NS1AZ"), "NSAZ");
 }
 
 TEST(ResponseQueue, AnAnswerNothingWasOwedForIsADesync) {
   ResponseQueue queue;
   EXPECT_EQ(client_sees(queue, "2"), "!");
-  queue.expect(Owed::own_parse);
+  queue.expect({Owed::own_parse});
   EXPECT_EQ(client_sees(queue, "2"), "!") << "pgvigil's Parse answered with a BindComplete";
   ResponseQueue idle;
   EXPECT_EQ(client_sees(idle, "E"), "E") << "a FATAL before a close passes";
+}
+
+TEST(ResponseQueue, AClientsDeallocateIsAnsweredAsTheServerWouldInItsPlace) {
+  ResponseQueue queue;
+  queue.expect({Owed::deallocate});  // sent on as an empty query
+  std::string seen;
+  const auto made = [&](std::string_view bytes) { seen.append(bytes); };
+  ServerStatements server;
+  ClientStatements client;
+  EXPECT_EQ(queue.on_server_message('I', server, client, made), Disposition::swallow);
+  EXPECT_EQ(seen, std::string("C\0\0\0\x0f" "DEALLOCATE\0", 16));
+  EXPECT_EQ(queue.on_server_message('Z', server, client, made), Disposition::pass);
+  EXPECT_TRUE(queue.empty());
 }
 
 }  // namespace

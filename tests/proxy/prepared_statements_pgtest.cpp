@@ -1,0 +1,189 @@
+// Named prepared statements through pgvigil in transaction pooling, with real clients (libpq,
+// pgbench) and a pool smaller than its clients, so that a client's statements must follow it
+// from one server connection to another. What each client sees must be what a direct
+// connection gives it; what the server holds must stay within pool.max_prepared_statements.
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/proxy/pq_client.hpp"
+#include "tests/proxy/proxy_pg_fixture.hpp"
+
+namespace pgvigil::testing {
+namespace {
+
+class PreparedStatementsPgTest : public ProxyPgFixture {
+ protected:
+  // Prepares `name` as `sql` (one int parameter); "" on success, else libpq's message.
+  static std::string prepare(const PgConn& conn, const std::string& name, const std::string& sql) {
+    PgResult result(PQprepare(conn.get(), name.c_str(), sql.c_str(), 1, nullptr));
+    return result_ok(result) ? "" : std::string(PQerrorMessage(conn.get()));
+  }
+  // Executes the named statement with one parameter; its first value, or "error <SQLSTATE>".
+  static std::string execute(const PgConn& conn, const std::string& name, const std::string& arg) {
+    const char* values[] = {arg.c_str()};
+    PgResult result(PQexecPrepared(conn.get(), name.c_str(), 1, values, nullptr, nullptr, 0));
+    if (!result_ok(result)) return "error " + result_sqlstate(result);
+    if (PQntuples(result.get()) < 1) return "no rows";
+    return PQgetvalue(result.get(), 0, 0);
+  }
+  // The statements the server connection that runs this query holds.
+  static std::string server_statement_count(const PgConn& conn) {
+    return pq_value(conn, "SELECT count(*) FROM pg_prepared_statements").value_or("?");
+  }
+};
+
+TEST_F(PreparedStatementsPgTest, PgbenchPreparedModeRunsOnFewerConnectionsThanClients) {
+  ensure_bench_database();
+  start_daemon({.databases = {{.name = "bench_tx",
+                               .dbname = "bench",
+                               .pool = "{max_size: 2, min_idle: 1}"}}});
+  expect_pgbench_runs_and_is_counted("bench_tx", "-S -T 3 -c 8 -j 2 -M prepared");
+  // The full TPC-B-like script too: several statements per transaction, writes included.
+  expect_pgbench_runs_and_is_counted("bench_tx", "-T 3 -c 4 -j 2 -M prepared");
+}
+
+TEST_F(PreparedStatementsPgTest, EachClientKeepsItsOwnStatementsAcrossServerConnections) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2}"}}});
+  auto a = pq_connect(conninfo("tx"));
+  auto b = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(a) && pq_ok(b)) << PQerrorMessage(a.get()) << PQerrorMessage(b.get());
+  // The same name means different statements to different clients.
+  ASSERT_EQ(prepare(a, "s", "SELECT $1::int + 1000"), "");
+  ASSERT_EQ(prepare(b, "s", "SELECT $1::int + 2000"), "");
+  // And the same SQL under different names is one statement on a server connection.
+  ASSERT_EQ(prepare(a, "shared_a", "SELECT $1::int * 10"), "");
+  ASSERT_EQ(prepare(b, "shared_b", "SELECT $1::int * 10"), "");
+  std::set<std::string> backends;
+  for (int i = 0; i < 40; ++i) {
+    // A transaction on one client pins a connection, so the other's moves between the two.
+    const bool hold = i % 3 == 0;
+    if (hold) ASSERT_EQ(pq_run(a, "BEGIN"), "");
+    const auto n = std::to_string(i);
+    EXPECT_EQ(execute(a, "s", n), std::to_string(1000 + i)) << i;
+    EXPECT_EQ(execute(b, "s", n), std::to_string(2000 + i)) << i;
+    EXPECT_EQ(execute(b, "shared_b", n), std::to_string(10 * i)) << i;
+    EXPECT_EQ(execute(a, "shared_a", n), std::to_string(10 * i)) << i;
+    backends.insert(pq_value(b, "SELECT pg_backend_pid()").value_or("?"));
+    if (hold) ASSERT_EQ(pq_run(a, "COMMIT"), "");
+  }
+  EXPECT_EQ(backends.size(), 2u) << "b's statements ran on both server connections";
+  // On any one connection: a's s, b's s and the one shared text; never more.
+  EXPECT_EQ(pq_value(a, "SELECT count(*) FROM pg_prepared_statements "
+                        "WHERE statement = 'SELECT $1::int * 10'"),
+            "1");
+  EXPECT_LE(std::stoi(server_statement_count(a)), 3);
+}
+
+TEST_F(PreparedStatementsPgTest, TheLimitClosesTheLeastRecentlyUsedOnTheServer) {
+  start_daemon({.databases = {{.name = "tx",
+                               .pool = "{max_size: 1, min_idle: 1, max_prepared_statements: 3}"}}});
+  auto conn = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(conn)) << PQerrorMessage(conn.get());
+  constexpr int kStatements = 10;
+  for (int k = 0; k < kStatements; ++k) {
+    ASSERT_EQ(prepare(conn, "s" + std::to_string(k), "SELECT $1::int + " + std::to_string(k)), "");
+  }
+  int most = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (int k = 0; k < kStatements; ++k) {
+      EXPECT_EQ(execute(conn, "s" + std::to_string(k), "100"), std::to_string(100 + k)) << k;
+      most = std::max(most, std::stoi(server_statement_count(conn)));
+    }
+  }
+  EXPECT_EQ(most, 3) << "the server connection holds the limit's worth, no more";
+}
+
+TEST_F(PreparedStatementsPgTest, ErrorsAreTheServersOwnAndTheClientGoesOn) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1}"}}});
+  auto conn = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(conn)) << PQerrorMessage(conn.get());
+  // A Parse the server refuses: its error, in its words; the client has no such statement.
+  PgResult bad(PQprepare(conn.get(), "bad", "SELEKT $1", 1, nullptr));
+  EXPECT_EQ(result_sqlstate(bad), "42601") << PQerrorMessage(conn.get());
+  EXPECT_EQ(execute(conn, "bad", "1"), "error 26000");
+  // A name never prepared: the server's 26000.
+  EXPECT_EQ(execute(conn, "never", "1"), "error 26000");
+  // An execution error inside an extended batch skips to the Sync, and nothing is left owed.
+  ASSERT_EQ(prepare(conn, "div", "SELECT 1 / $1::int"), "");
+  EXPECT_EQ(execute(conn, "div", "0"), "error 22012");
+  EXPECT_EQ(execute(conn, "div", "1"), "1");
+  EXPECT_EQ(pq_value(conn, "SELECT 42"), "42");
+  // A name prepared twice inside a transaction: the server keeps one statement.
+  ASSERT_EQ(pq_run(conn, "BEGIN"), "");
+  ASSERT_EQ(prepare(conn, "twice", "SELECT $1::int"), "");
+  EXPECT_EQ(execute(conn, "twice", "7"), "7");
+  ASSERT_EQ(pq_run(conn, "COMMIT"), "");
+}
+
+TEST_F(PreparedStatementsPgTest, DeallocateAndDiscardAllForgetTheClientsStatements) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1}"}}});
+  auto a = pq_connect(conninfo("tx"));
+  auto b = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(a) && pq_ok(b));
+  ASSERT_EQ(prepare(a, "s", "SELECT $1::int + 1"), "");
+  ASSERT_EQ(prepare(b, "s", "SELECT $1::int + 1"), "");
+  PgResult deallocated(PQexec(a.get(), "DEALLOCATE s"));
+  ASSERT_TRUE(result_ok(deallocated)) << PQerrorMessage(a.get());
+  EXPECT_STREQ(PQcmdStatus(deallocated.get()), "DEALLOCATE");
+  EXPECT_EQ(execute(a, "s", "1"), "error 26000");
+  EXPECT_EQ(execute(b, "s", "1"), "2") << "b's statement of the same text stays";
+  // Prepared again after its DEALLOCATE: a new statement of that name.
+  ASSERT_EQ(prepare(a, "s", "SELECT $1::int + 5"), "");
+  EXPECT_EQ(execute(a, "s", "1"), "6");
+  PgResult discarded(PQexec(a.get(), "DISCARD ALL"));
+  ASSERT_TRUE(result_ok(discarded)) << PQerrorMessage(a.get());
+  EXPECT_EQ(execute(a, "s", "1"), "error 26000");
+  EXPECT_EQ(execute(b, "s", "1"), "2") << "prepared again for b where the server lost it";
+  // DEALLOCATE ALL from b: b's statements are gone, the connection goes on serving.
+  ASSERT_EQ(pq_run(b, "DEALLOCATE ALL"), "");
+  EXPECT_EQ(execute(b, "s", "1"), "error 26000");
+  ASSERT_EQ(prepare(a, "t", "SELECT $1::int * 3"), "");
+  EXPECT_EQ(execute(a, "t", "3"), "9");
+}
+
+TEST_F(PreparedStatementsPgTest, SessionPoolingPassesStatementsUntouched) {
+  start_daemon({.databases = {{.name = "sess", .pool_mode = "session"}}});
+  auto conn = pq_connect(conninfo("sess"));
+  ASSERT_TRUE(pq_ok(conn));
+  ASSERT_EQ(prepare(conn, "mine", "SELECT $1::int"), "");
+  // The server holds the client's own name.
+  EXPECT_EQ(pq_value(conn, "SELECT name FROM pg_prepared_statements"), "mine");
+}
+
+TEST_F(PreparedStatementsPgTest, ALimitOfZeroRefusesNamedStatements) {
+  ensure_bench_database();
+  start_daemon({.databases = {{.name = "bench_tx",
+                               .dbname = "bench",
+                               .pool = "{max_prepared_statements: 0}"}}});
+  const auto ran = run_shell(pgbench("bench_tx", "-S -t 10 -c 1 -M prepared"), seconds(30));
+  EXPECT_NE(ran.exit_code, 0) << ran.output;
+  EXPECT_TRUE(contains(ran.output, "named prepared statements are turned off")) << ran.output;
+
+  auto conn = pq_connect(conninfo("bench_tx"));
+  ASSERT_TRUE(pq_ok(conn)) << PQerrorMessage(conn.get());
+  const auto refused = pq_first_result(
+      conn, PQsendPrepare(conn.get(), "named_one", "SELECT $1::int + 1", 1, nullptr) == 1);
+  EXPECT_EQ(PQresultStatus(refused.get()), PGRES_FATAL_ERROR);
+  EXPECT_EQ(result_sqlstate(refused), "0A000") << PQerrorMessage(conn.get());
+  EXPECT_TRUE(contains(result_field(refused, PG_DIAG_MESSAGE_HINT), "max_prepared_statements"))
+      << result_field(refused, PG_DIAG_MESSAGE_HINT);
+  EXPECT_GE(metric("pgvigil_client_errors_total", {{"pool", "bench_tx"}, {"class", "0A"}}), 2);
+
+  // Unnamed statements (what PQexecParams uses) are fine.
+  auto fine = pq_connect(conninfo("bench_tx"));
+  ASSERT_TRUE(pq_ok(fine)) << PQerrorMessage(fine.get());
+  const char* values[] = {"41"};
+  PgResult answered(PQexecParams(fine.get(), "SELECT $1::int + 1", 1, nullptr, values, nullptr,
+                                 nullptr, 0));
+  ASSERT_TRUE(result_ok(answered)) << PQerrorMessage(fine.get());
+  EXPECT_STREQ(PQgetvalue(answered.get(), 0, 0), "42");
+}
+
+}  // namespace
+}  // namespace pgvigil::testing
