@@ -39,11 +39,6 @@ constexpr const char* kReportedParameters[] = {"application_name",
                                                "standard_conforming_strings",
                                                "TimeZone"};
 
-std::string lower(std::string text) {
-  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
 }  // namespace
 
 ClientError ClientSession::checkout_failure(const pool::CheckoutError& error) const {
@@ -181,7 +176,7 @@ std::string ClientSession::startup_reply() const {
   std::string reply;
   for (const auto& [name, value] : route_->server_parameters) {
     // The client sees the values it asked for: they are applied before each of its queries.
-    auto wanted = settings_->find(lower(name));
+    auto wanted = settings_->find(lower_setting_name(name));
     wire::append_parameter_status(reply, name, wanted != settings_->end() ? wanted->second : value);
   }
   wire::append_backend_key_data(reply, cancel_key_->process_id, cancel_key_->secret);

@@ -149,8 +149,12 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   enum class Toward : std::uint8_t { server, client };
   void write_rest_of_plan(relay::ForwardPlan& plan, std::size_t written, Toward toward);
   // The visitor of the server's messages: the tracker's count, the statements' answers.
-  bool on_server_message(const relay::MessageHeader& header, relay::Edit& edit,
-                         relay::ServerStatements* statements);
+  bool on_server_message(const relay::MessageHeader& header, std::span<const char> whole,
+                         relay::Edit& edit, relay::ServerStatements* statements);
+  // An ErrorResponse or CommandComplete that may change what the connection's statements are.
+  void note_statement_outcome(char type, std::span<const char> whole);
+  // Transaction pooling: a ParameterStatus the server sent during the client's transaction.
+  void adopt_reported_setting(std::span<const char> whole);
   // Answers pgvigil made whose turn came with nothing owed by the server before them.
   void send_made_answers();
   relay::ServerStatements& server_statements();

@@ -8,7 +8,9 @@
 #include <boost/asio/detached.hpp>
 
 #include "proxy/client_session.hpp"
+#include "proxy/relay/server_side.hpp"
 #include "proxy/relay/turn_rules.hpp"
+#include "proxy/wire/backend_parser.hpp"
 
 namespace pgvigil::proxy {
 namespace asio = boost::asio;
@@ -41,8 +43,10 @@ void ClientSession::on_server_read(boost::system::error_code ec, std::size_t siz
   auto* statements = statements_ ? &server_statements() : nullptr;
   const auto verdict = responses_.take(
       server_buffer_.span().first(size), plan,
-      [this, statements](const relay::MessageHeader& header, std::span<const char>,
-                         relay::Edit& edit) { return on_server_message(header, edit, statements); });
+      [this, statements](const relay::MessageHeader& header, std::span<const char> whole,
+                         relay::Edit& edit) {
+        return on_server_message(header, whole, edit, statements);
+      });
   if (verdict == relay::ResponseForwarder::Verdict::bad_length) {
     return end_after_io(
         server_lost({EvictionReason::server_error, "malformed message from server", Clock::now()}));
@@ -73,15 +77,53 @@ void ClientSession::on_server_read(boost::system::error_code ec, std::size_t siz
   after_forward_to_client();
 }
 
-bool ClientSession::on_server_message(const relay::MessageHeader& header, relay::Edit& edit,
+bool ClientSession::on_server_message(const relay::MessageHeader& header,
+                                      std::span<const char> whole, relay::Edit& edit,
                                       relay::ServerStatements* statements) {
   tracker_.on_server_message(header);
+  if (header.type == 'S' && transaction_pooling()) adopt_reported_setting(whole);
   if (!statements) return true;
+  if (header.type == 'E' || header.type == 'C') note_statement_outcome(header.type, whole);
   using Disposition = relay::ResponseQueue::Disposition;
   const auto disposition = statements_->on_server_message(
       header.type, *statements, [&edit](std::string_view made) { edit.insert(made); });
   if (disposition == Disposition::swallow) edit.drop();
   return disposition != Disposition::desync;
+}
+
+void ClientSession::note_statement_outcome(char type, std::span<const char> whole) {
+  constexpr std::size_t kHeaderBytes = 5;
+  if (whole.size() <= kHeaderBytes) return;
+  const auto body = whole.subspan(kHeaderBytes);
+  if (type == 'E') {
+    if (const auto error = wire::parse_error_response(body)) {
+      statements_->on_server_error(error->sqlstate, server_statements());
+    }
+    return;
+  }
+  // Only tags that can close statements are worth reading: DEALLOCATE ALL, DISCARD ALL.
+  if (body[0] != 'D') return;
+  statements_->on_command_complete(std::string_view(body.data(), body.size() - 1),
+                                   server_statements());
+}
+
+void ClientSession::adopt_reported_setting(std::span<const char> whole) {
+  constexpr std::size_t kHeaderBytes = 5;
+  if (whole.size() <= kHeaderBytes) return;
+  const auto status = wire::parse_parameter_status(whole.subspan(kHeaderBytes));
+  if (!status || !follows_client(status->name)) return;
+  auto name = lower_setting_name(status->name);
+  if (const auto found = settings_->find(name);
+      found != settings_->end() && found->second == status->value) {
+    return;
+  }
+  // The client changed it (SET, RESET, set_config, a transaction's end undoing a SET LOCAL):
+  // from now on it is the client's, in the server's spelling, applied wherever it goes next.
+  // The connection carries exactly that now.
+  SettingMap updated = *settings_;
+  updated[std::move(name)] = std::string(status->value);
+  settings_ = intern_settings(*route_, std::move(updated));
+  relay::server_side(*server_).applied_settings = settings_;
 }
 
 void ClientSession::on_client_written(std::exception_ptr exception, boost::system::error_code ec) {

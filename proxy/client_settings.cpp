@@ -47,6 +47,21 @@ std::string quote_literal(std::string_view value) {
 
 }  // namespace
 
+bool follows_client(std::string_view reported_name) {
+  // What PostgreSQL reports that no SET of the client's changes (or that a later issue's role
+  // tracking reads: in_hot_standby); session_authorization changes with SET SESSION
+  // AUTHORIZATION, which must pin the client rather than follow it.
+  constexpr std::string_view kServerFacts[] = {
+      "server_version", "server_encoding",        "integer_datetimes", "in_hot_standby",
+      "is_superuser",   "session_authorization", "scram_iterations"};
+  for (const auto fact : kServerFacts) {
+    if (reported_name == fact) return false;
+  }
+  return is_valid_setting_name(reported_name);
+}
+
+std::string lower_setting_name(std::string_view name) { return lower(name); }
+
 bool is_valid_setting_name(std::string_view name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name.front()))) return false;
   for (char c : name) {

@@ -23,6 +23,14 @@ ParseResult<SettingMap> settings_from_startup(const wire::StartupMessage& startu
 // that carries `wanted`; empty when they agree.
 std::string settings_statements(const SettingMap& wanted, const SettingMap& applied);
 
+// A setting the server reports with ParameterStatus that a client may change for its session
+// (application_name, DateStyle, TimeZone, ...), as opposed to a fact about the server or the
+// login (server_version, in_hot_standby, is_superuser, session_authorization, ...).
+bool follows_client(std::string_view reported_name);
+
+// The key of a setting in a SettingMap.
+std::string lower_setting_name(std::string_view name);
+
 // A GUC name PostgreSQL would accept in SET: letters, digits, '_', '.', not starting with a digit.
 bool is_valid_setting_name(std::string_view name);
 

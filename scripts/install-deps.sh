@@ -14,7 +14,28 @@ packages=(
   libcli11-dev nlohmann-json3-dev libssl-dev googletest libgtest-dev libgmock-dev
   postgresql postgresql-contrib pgbouncer prometheus systemd
   nftables iproute2 procps python3 python3-psycopg2 ca-certificates curl util-linux openssl
+  # The drivers of tests/drivers/, each run with its defaults through pgvigil.
+  python3-psycopg python3-asyncpg
+  openjdk-17-jdk-headless libpostgresql-jdbc-java libhikaricp-java libslf4j-java
+  golang-go golang-github-jackc-pgx-v4-dev
 )
+# Node.js may come from elsewhere than Debian (its own npm inside): only a missing command is
+# installed from Debian's packages.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+
+# node-postgres for tests/drivers/node, from the npm registry, as its lock file pins it.
+install_node_driver() {
+  local driver_dir="$repo_root/tests/drivers/node"
+  [[ -f "$driver_dir/node_modules/pg/package.json" ]] && return 0
+  echo "install-deps: npm ci in tests/drivers/node"
+  mkdir -p "$log_dir"
+  npm ci --prefix "$driver_dir" --no-audit --no-fund </dev/null >>"$log_dir/npm-ci.log" 2>&1 || {
+    echo "install-deps: npm ci FAILED; last lines of $log_dir/npm-ci.log:" >&2
+    tail -n 20 "$log_dir/npm-ci.log" >&2
+    return 1
+  }
+}
 
 installed() {
   [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
@@ -25,6 +46,7 @@ for package in "${packages[@]}"; do
   installed "$package" || missing+=("$package")
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
+  install_node_driver
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0
 fi
@@ -93,4 +115,5 @@ if [[ ${#still_missing[@]} -ne 0 ]]; then
   echo "install-deps: still missing after install: ${still_missing[*]}" >&2
   exit 1
 fi
+install_node_driver
 echo "install-deps: done"

@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "proxy/relay/deallocate_command.hpp"
+
 namespace pgvigil::proxy::relay {
 
 std::size_t StatementText::hash_of(std::string_view query, std::string_view parameter_types) {
@@ -21,8 +23,8 @@ StatementRef StatementTexts::intern(std::string_view query, std::string_view par
     inserts_since_sweep_ = 0;
     std::erase_if(texts_, [](const auto& entry) { return entry.second.expired(); });
   }
-  auto text = std::make_shared<const StatementText>(
-      StatementText{std::string(query), std::string(parameter_types), hash});
+  auto text = std::make_shared<const StatementText>(StatementText{
+      std::string(query), std::string(parameter_types), hash, mentions_deallocate(query)});
   texts_.emplace(hash, text);
   return text;
 }
@@ -53,6 +55,12 @@ ServerStatements::Entry& ServerStatements::add(StatementRef text) {
   auto& entry = order_.emplace_back(Entry{std::move(text), "pgv_" + std::to_string(++next_name_)});
   by_text_[TextKey{entry.text.get()}] = std::prev(order_.end());
   return entry;
+}
+
+void ServerStatements::retire(std::string_view name) {
+  const auto before = order_.size();
+  forget(name);
+  if (order_.size() < before) retired_.emplace_back(name);
 }
 
 void ServerStatements::forget(std::string_view name) {

@@ -25,6 +25,8 @@ struct StatementText {
   std::string query;
   std::string parameter_types;  // raw, as in Parse: int16 count, int32 OIDs
   std::size_t hash = 0;
+  // The SQL mentions DEALLOCATE or DISCARD: run, it may close the connection's statements.
+  bool closes_statements = false;
 
   static std::size_t hash_of(std::string_view query, std::string_view parameter_types);
   bool same(std::string_view other_query, std::string_view other_types) const {
@@ -82,10 +84,19 @@ class ServerStatements {
   void forget(std::string_view name);
   // Forgets the least recently used entry and returns its name, for a Close. Not when empty.
   std::string evict_oldest();
+  // The server's statement of that name is stale (its plan cannot serve the table as it is
+  // now): forgotten, so its text is prepared again under a new name, and kept for a Close.
+  void retire(std::string_view name);
+  // Retired names still to be closed on the server; take_retired() empties the list.
+  bool has_retired() const { return !retired_.empty(); }
+  std::vector<std::string> take_retired() { return std::move(retired_); }
+  // A retired name whose Close the server skipped: closed another time.
+  void keep_for_close(std::string name) { retired_.push_back(std::move(name)); }
   // The server closed them all (DISCARD ALL, DEALLOCATE ALL). Names are not used again.
   void clear() {
     order_.clear();
     by_text_.clear();
+    retired_.clear();
   }
   std::size_t size() const { return order_.size(); }
 
@@ -102,6 +113,7 @@ class ServerStatements {
   std::list<Entry> order_;  // least recently used first
   std::unordered_map<TextKey, std::list<Entry>::iterator, TextKeyHash> by_text_;
   std::uint64_t next_name_ = 0;
+  std::vector<std::string> retired_;
 };
 
 }  // namespace pgvigil::proxy::relay

@@ -56,6 +56,7 @@ bool ResponseQueue::terminal(Owed owed, char type) {
     case Owed::describe_portal:
       return type == 'T' || type == 'n';
     case Owed::execute:
+    case Owed::execute_deallocate:
       return type == 'C' || type == 'I' || type == 's';
     case Owed::sync:
     case Owed::query:

@@ -42,11 +42,14 @@ enum class Owed : std::uint8_t {
   // A client's DEALLOCATE of one of its statements, sent on as an empty Query (the statement
   // is shared on the server): its EmptyQueryResponse becomes CommandComplete "DEALLOCATE".
   deallocate,
+  // The same sent through the extended protocol (an unnamed statement of DEALLOCATE, as psycopg
+  // does), made an empty statement: its Execute's EmptyQueryResponse becomes that answer.
+  execute_deallocate,
 };
 
 // One request whose answer is owed. For a Parse: the server statement it prepares and, for a
 // client's, the client's name and text, so that a Parse that fails (or is skipped) is undone
-// in both records.
+// in both records. For a Bind or a Describe of one of pgvigil's statements: its name.
 struct OwedAnswer {
   Owed owed;
   std::string statement = {};
@@ -81,6 +84,8 @@ class ResponseQueue {
   bool made_answer_due() const { return !owed_.empty() && is_made(owed_.front().owed); }
 
   bool empty() const { return owed_.empty() && !skipping_; }
+  // The request whose answer comes next; nullptr when none is owed.
+  const OwedAnswer* head() const { return owed_.empty() ? nullptr : &owed_.front(); }
   // Clears everything, as when the server connection goes back between transactions.
   void clear() {
     owed_.clear();
@@ -150,9 +155,10 @@ ResponseQueue::Disposition ResponseQueue::on_server_message(char type, ServerSta
     skip_to_sync(server, client);
     return Disposition::pass;
   }
-  if (head.owed == Owed::deallocate && type == 'I') {
+  if ((head.owed == Owed::deallocate || head.owed == Owed::execute_deallocate) && type == 'I') {
     made(std::string_view(made_answers::kDeallocateComplete,
                           sizeof made_answers::kDeallocateComplete));
+    if (head.owed == Owed::execute_deallocate) owed_.pop_front();
     return Disposition::swallow;
   }
   if (!terminal(head.owed, type)) return own ? Disposition::desync : Disposition::pass;

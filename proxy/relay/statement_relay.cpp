@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "proxy/relay/deallocate_command.hpp"
 #include "proxy/wire/extended_query.hpp"
 
 namespace pgvigil::proxy::relay {
@@ -14,61 +15,7 @@ std::span<const char> body_of(std::span<const char> whole) {
   return whole.size() < kHeaderBytes ? std::span<const char>() : whole.subspan(kHeaderBytes);
 }
 
-// The next SQL word of `text` from `at` (letters, digits, _ and $), or a quoted identifier.
-// Sets `quoted` when it was one. Empty when there is none.
-std::string next_word(std::string_view text, std::size_t& at, bool& quoted) {
-  while (at < text.size() && std::isspace(static_cast<unsigned char>(text[at]))) ++at;
-  quoted = false;
-  if (at < text.size() && text[at] == '"') {
-    const auto close = text.find('"', at + 1);
-    // A doubled quote inside a name is left to the server: such a name is not pgvigil's.
-    if (close == std::string_view::npos || (close + 1 < text.size() && text[close + 1] == '"')) {
-      at = text.size();
-      return {};
-    }
-    quoted = true;
-    std::string word(text.substr(at + 1, close - at - 1));
-    at = close + 1;
-    return word;
-  }
-  std::string word;
-  while (at < text.size()) {
-    const auto c = static_cast<unsigned char>(text[at]);
-    if (!std::isalnum(c) && c != '_' && c != '$') break;
-    word.push_back(static_cast<char>(std::tolower(c)));
-    ++at;
-  }
-  return word;
-}
-
-// Only blanks and semicolons are left.
-bool rest_is_empty(std::string_view text, std::size_t at) {
-  return std::all_of(text.begin() + static_cast<std::ptrdiff_t>(at), text.end(), [](char c) {
-    return c == ';' || std::isspace(static_cast<unsigned char>(c));
-  });
-}
-
 }  // namespace
-
-DeallocateCommand deallocate_command(std::string_view query) {
-  std::size_t at = 0;
-  bool quoted = false;
-  const auto first = next_word(query, at, quoted);
-  if (quoted) return {};
-  if (first == "discard") {
-    const auto what = next_word(query, at, quoted);
-    if (!quoted && what == "all" && rest_is_empty(query, at)) {
-      return {DeallocateCommand::Kind::all, {}};
-    }
-    return {};
-  }
-  if (first != "deallocate") return {};
-  auto name = next_word(query, at, quoted);
-  if (!quoted && name == "prepare") name = next_word(query, at, quoted);
-  if (name.empty() || !rest_is_empty(query, at)) return {};
-  if (!quoted && name == "all") return {DeallocateCommand::Kind::all, {}};
-  return {DeallocateCommand::Kind::one, std::move(name)};
-}
 
 bool StatementRelay::on_client_message(const MessageHeader& header, std::span<const char> whole,
                                        Edit& edit, ServerStatements& server) {
@@ -85,7 +32,7 @@ bool StatementRelay::on_client_message(const MessageHeader& header, std::span<co
     case 'Q':
       return on_query(body, edit, server);
     case 'E':
-      queue_.expect({Owed::execute});
+      on_execute(header);
       return true;
     case 'S':
       queue_.expect({Owed::sync});
@@ -101,7 +48,15 @@ bool StatementRelay::on_client_message(const MessageHeader& header, std::span<co
 bool StatementRelay::on_parse(std::span<const char> body, Edit& edit, ServerStatements& server) {
   const auto parse = wire::parse_parse(body);
   if (!parse) return false;
+  close_retired(edit, server);
   if (parse->statement.empty()) {
+    unnamed_statement_deallocates_ = forget_deallocated(parse->query, server);
+    if (unnamed_statement_deallocates_) {
+      // The server's statement may serve other clients: an empty statement stands in for it.
+      scratch_.clear();
+      wire::append_parse(scratch_, "", "", std::string_view("\0\0", 2));
+      edit.replace(scratch_);
+    }
     queue_.expect({Owed::parse});
     return true;
   }
@@ -132,16 +87,24 @@ bool StatementRelay::on_parse(std::span<const char> body, Edit& edit, ServerStat
 bool StatementRelay::on_bind(std::span<const char> body, Edit& edit, ServerStatements& server) {
   const auto bind = wire::parse_bind(body);
   if (!bind) return false;
+  if (bind->portal.empty()) {
+    unnamed_portal_deallocates_ = bind->statement.empty() && unnamed_statement_deallocates_;
+  }
   const StatementRef* text = bind->statement.empty() ? nullptr : client_.find(bind->statement);
   // The unnamed statement, or a name the client never prepared: the server answers as it would
   // (26000 for the latter, in the client's own words).
+  std::string name;
   if (text) {
-    const auto name = ensure(*text, edit, server);
+    close_retired(edit, server);
+    name = ensure(*text, edit, server);
     scratch_.clear();
     wire::append_bind(scratch_, bind->portal, name, bind->rest);
     edit.replace(scratch_);
+    // Run, it closes the connection's statements (a prepared DEALLOCATE ALL or DISCARD ALL):
+    // what is left is not known, so everything is prepared again where needed.
+    if ((*text)->closes_statements) server.clear();
   }
-  queue_.expect({Owed::bind});
+  queue_.expect({Owed::bind, std::move(name)});
   return true;
 }
 
@@ -154,13 +117,15 @@ bool StatementRelay::on_describe(std::span<const char> body, Edit& edit,
     return true;
   }
   const StatementRef* text = target->name.empty() ? nullptr : client_.find(target->name);
+  std::string name;
   if (text) {
-    const auto name = ensure(*text, edit, server);
+    close_retired(edit, server);
+    name = ensure(*text, edit, server);
     scratch_.clear();
     wire::append_describe(scratch_, 'S', name);
     edit.replace(scratch_);
   }
-  queue_.expect({Owed::describe_statement});
+  queue_.expect({Owed::describe_statement, std::move(name)});
   return true;
 }
 
@@ -180,30 +145,79 @@ bool StatementRelay::on_close(std::span<const char> body, Edit& edit) {
 }
 
 bool StatementRelay::on_query(std::span<const char> body, Edit& edit, ServerStatements& server) {
-  // A Query too large to be shown whole is no DEALLOCATE.
+  // A Query too large to be shown whole is no DEALLOCATE (nor one that mentions it).
   const std::string_view text(body.data(), body.empty() ? 0 : body.size() - 1);
-  const auto command = body.empty() ? DeallocateCommand{} : deallocate_command(text);
+  if (forget_deallocated(text, server)) {
+    // An empty Query keeps the server's ReadyForQuery (and its transaction status) in place.
+    scratch_.clear();
+    scratch_.append({'Q', 0, 0, 0, 5, 0});
+    edit.replace(scratch_);
+    queue_.expect({Owed::deallocate});
+    return true;
+  }
+  queue_.expect({Owed::query});
+  return true;
+}
+
+void StatementRelay::on_execute(const MessageHeader& header) {
+  // first_body_byte 0: the portal's name is empty, the unnamed portal.
+  if (header.first_body_byte == 0 && unnamed_portal_deallocates_) {
+    unnamed_portal_deallocates_ = false;
+    queue_.expect({Owed::execute_deallocate});
+    return;
+  }
+  queue_.expect({Owed::execute});
+}
+
+bool StatementRelay::forget_deallocated(std::string_view sql, ServerStatements& server) {
+  if (!mentions_deallocate(sql)) return false;
+  const auto command = deallocate_command(sql);
   switch (command.kind) {
     case DeallocateCommand::Kind::none:
-      break;
+      // Several statements, or one pgvigil does not read: what the server closes is unknown.
+      server.clear();
+      return false;
     case DeallocateCommand::Kind::all:
       // The server closes every statement of the connection, other clients' too: its record
       // goes with them, and they are prepared again where needed.
       client_.clear();
       server.clear();
-      break;
+      return false;
     case DeallocateCommand::Kind::one:
-      if (!client_.find(command.name)) break;  // not the client's: the server's to answer
+      if (!client_.find(command.name)) return false;  // not the client's: the server's to answer
       client_.remove(command.name);
-      // An empty Query keeps the server's ReadyForQuery (and its transaction status) in place.
-      scratch_.clear();
-      scratch_.append({'Q', 0, 0, 0, 5, 0});
-      edit.replace(scratch_);
-      queue_.expect({Owed::deallocate});
       return true;
   }
-  queue_.expect({Owed::query});
-  return true;
+  return false;
+}
+
+void StatementRelay::on_server_error(std::string_view sqlstate, ServerStatements& server) {
+  // 0A000 to a Bind or Describe of a statement: "cached plan must not change result type" (a
+  // table it reads has changed). A driver closes its statement and prepares the text again,
+  // which the records would answer with the same stale statement: it goes now instead.
+  // 26000 for one of pgvigil's names: the records were wrong (the server lost it in a way they
+  // missed); it is prepared again next time.
+  const auto* head = queue_.head();
+  if (!head || head->statement.empty()) return;
+  if (head->owed != Owed::bind && head->owed != Owed::describe_statement) return;
+  if (sqlstate == "0A000") server.retire(head->statement);
+  if (sqlstate == "26000") server.forget(head->statement);
+}
+
+void StatementRelay::on_command_complete(std::string_view tag, ServerStatements& server) {
+  // However it was sent (a function, a statement pgvigil did not read), the server says so.
+  if (tag == "DEALLOCATE ALL" || tag == "DISCARD ALL") server.clear();
+}
+
+void StatementRelay::close_retired(Edit& edit, ServerStatements& server) {
+  if (!server.has_retired()) return;
+  for (const auto& name : server.take_retired()) {
+    scratch_.clear();
+    wire::append_close(scratch_, 'S', name);
+    edit.insert(scratch_);
+    // Skipped after an error: the server never sees it, and the name is closed another time.
+    if (!queue_.expect({Owed::own_close})) server.keep_for_close(name);
+  }
 }
 
 std::string StatementRelay::ensure(const StatementRef& text, Edit& edit,

@@ -8,9 +8,13 @@
 //   Bind / Describe    name the connection's statement, prepared there first when it lacks it
 //                      (the server's ParseComplete to that is swallowed);
 //   Close "s"          answered by pgvigil: other clients may share the server's statement;
-//   DEALLOCATE s       (SQL, a whole simple Query) likewise; DEALLOCATE ALL and DISCARD ALL
-//                      clear the client's statements and go on to the server, which closes all
-//                      of the connection's (its record is cleared with them).
+//   DEALLOCATE s       (SQL, a whole simple Query, or the unnamed statement of an extended
+//                      batch) likewise; DEALLOCATE ALL and DISCARD ALL clear the client's
+//                      statements and go on to the server, which closes all of the
+//                      connection's (its record is cleared with them). Any other SQL that
+//                      mentions them (several statements in one Query) clears the connection's
+//                      record too: what it closed is not known, and statements prepared again
+//                      under new names are always safe.
 // Each connection keeps at most `limit` statements; the least recently used is closed first.
 // The unnamed statement, portals and everything else pass untouched. Pure: no I/O.
 
@@ -19,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/relay/deallocate_command.hpp"
 #include "proxy/relay/forward_plan.hpp"
 #include "proxy/relay/message_scanner.hpp"
 #include "proxy/relay/prepared_statements.hpp"
@@ -41,6 +46,9 @@ class StatementRelay {
   ResponseQueue::Disposition on_server_message(char type, ServerStatements& server, Made&& made) {
     return queue_.on_server_message(type, server, client_, made);
   }
+  // An ErrorResponse or a CommandComplete arrived (before on_server_message for it).
+  void on_server_error(std::string_view sqlstate, ServerStatements& server);
+  void on_command_complete(std::string_view tag, ServerStatements& server);
   template <typename Made>
   void take_made(Made&& made) {
     queue_.take_made(made);
@@ -59,10 +67,16 @@ class StatementRelay {
   bool on_describe(std::span<const char> body, Edit& edit, ServerStatements& server);
   bool on_close(std::span<const char> body, Edit& edit);
   bool on_query(std::span<const char> body, Edit& edit, ServerStatements& server);
+  void on_execute(const MessageHeader& header);
+  // What a DEALLOCATE or DISCARD in `sql` does to the records; true when it is a DEALLOCATE of
+  // one of the client's statements, which the caller turns into an empty statement.
+  bool forget_deallocated(std::string_view sql, ServerStatements& server);
   // The name of the connection's statement for `text`, prepared there (a Parse inserted before
   // the message being edited) when it lacks it.
   std::string ensure(const StatementRef& text, Edit& edit,
                                         ServerStatements& server);
+  // Closes the connection's retired statements, before the message being edited.
+  void close_retired(Edit& edit, ServerStatements& server);
   // A new server statement for `text`, room made for it first within the limit.
   ServerStatements::Entry& add_server_statement(const StatementRef& text, Edit& edit,
                                                 ServerStatements& server);
@@ -72,14 +86,10 @@ class StatementRelay {
   ClientStatements client_;
   ResponseQueue queue_;
   std::string scratch_;  // a message being rewritten
+  // The unnamed statement, and the unnamed portal bound from it, stand for a client's
+  // DEALLOCATE of one of its statements (answered as such at its Execute).
+  bool unnamed_statement_deallocates_ = false;
+  bool unnamed_portal_deallocates_ = false;
 };
-
-// What a simple Query does to a client's statements, when it is one statement that does.
-struct DeallocateCommand {
-  enum class Kind { none, one, all } kind = Kind::none;
-  std::string name;  // for one: the statement, as the server would fold it
-};
-// DEALLOCATE [PREPARE] name | ALL, DISCARD ALL; anything else (several statements too) is none.
-DeallocateCommand deallocate_command(std::string_view query);
 
 }  // namespace pgvigil::proxy::relay

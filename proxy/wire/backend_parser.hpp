@@ -1,6 +1,7 @@
 #pragma once
-// Readers for server messages, used by the tests to check what pgvigil sends its clients (the
-// relay itself reads only message headers: proxy/relay/message_scanner.hpp). Each takes
+// Readers for server messages, used by the tests to check what pgvigil sends its clients, and by
+// the relay for ParameterStatus (the settings a client changes in transaction pooling); the relay
+// reads the other messages by their headers only (proxy/relay/message_scanner.hpp). Each takes
 // Frame::payload of a frame of the matching type and returns nullopt when the payload is
 // malformed. Views point into it.
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -44,8 +45,11 @@ TEST_F(PreparedStatementsPgTest, PgbenchPreparedModeRunsOnFewerConnectionsThanCl
                                .dbname = "bench",
                                .pool = "{max_size: 2, min_idle: 1}"}}});
   expect_pgbench_runs_and_is_counted("bench_tx", "-S -T 3 -c 8 -j 2 -M prepared");
-  // The full TPC-B-like script too: several statements per transaction, writes included.
-  expect_pgbench_runs_and_is_counted("bench_tx", "-T 3 -c 4 -j 2 -M prepared");
+  // The full TPC-B-like script too: several statements per transaction, writes included. One
+  // thread per client: pgbench prepares each statement with a blocking PQprepare at its first
+  // use, inside the transaction, so a thread that serves two clients would wait for a server
+  // connection that its other client holds (as with any pooler of fewer connections).
+  expect_pgbench_runs_and_is_counted("bench_tx", "-T 3 -c 4 -j 4 -M prepared");
 }
 
 TEST_F(PreparedStatementsPgTest, EachClientKeepsItsOwnStatementsAcrossServerConnections) {
@@ -145,6 +149,66 @@ TEST_F(PreparedStatementsPgTest, DeallocateAndDiscardAllForgetTheClientsStatemen
   EXPECT_EQ(execute(b, "s", "1"), "error 26000");
   ASSERT_EQ(prepare(a, "t", "SELECT $1::int * 3"), "");
   EXPECT_EQ(execute(a, "t", "3"), "9");
+}
+
+TEST_F(PreparedStatementsPgTest, EveryWayOfClosingAllStatementsKeepsTheRecordsTrue) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1}"}}});
+  auto a = pq_connect(conninfo("tx"));
+  auto b = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(a) && pq_ok(b));
+  ASSERT_EQ(prepare(b, "kept", "SELECT $1::int - 1"), "");
+  // DEALLOCATE ALL and DISCARD ALL as psycopg sends them (the unnamed statement of a batch),
+  // inside a simple Query of several statements, and as a named statement of their own
+  // (pgjdbc prepares any statement it runs five times).
+  const auto extended = [&](const char* sql) {
+    PgResult result(PQexecParams(a.get(), sql, 0, nullptr, nullptr, nullptr, nullptr, 0));
+    return result_ok(result) ? "" : std::string(PQerrorMessage(a.get()));
+  };
+  const auto named = [&](const char* sql) {
+    PgResult prepared(PQprepare(a.get(), "closer", sql, 0, nullptr));
+    PgResult result(PQexecPrepared(a.get(), "closer", 0, nullptr, nullptr, nullptr, 0));
+    return result_ok(result) ? "" : std::string(PQerrorMessage(a.get()));
+  };
+  const std::vector<std::function<std::string()>> closers = {
+      [&] { return extended("DEALLOCATE ALL"); },
+      [&] { return extended("DISCARD ALL"); },
+      [&] { return pq_run(a, "SELECT 1; DEALLOCATE ALL"); },
+      [&] { return named("DEALLOCATE ALL"); },
+  };
+  for (std::size_t i = 0; i < closers.size(); ++i) {
+    EXPECT_EQ(execute(b, "kept", "10"), "9") << i;
+    EXPECT_EQ(closers[i](), "") << i;
+    EXPECT_EQ(server_statement_count(b), "0") << i << ": the server closed them all";
+    EXPECT_EQ(execute(b, "kept", "10"), "9") << i << ": b's statement prepared again";
+  }
+}
+
+TEST_F(PreparedStatementsPgTest, AStatementMadeStaleByATableChangeIsPreparedAgain) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1}"}}});
+  pg_->execute("DROP TABLE IF EXISTS stale_plan; CREATE TABLE stale_plan (a int); "
+               "INSERT INTO stale_plan VALUES (1)");
+  auto conn = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(conn));
+  const auto columns = [&](const std::string& name) {
+    PgResult result(PQexecPrepared(conn.get(), name.c_str(), 0, nullptr, nullptr, nullptr, 0));
+    return result_ok(result) ? std::to_string(PQnfields(result.get()))
+                             : "error " + result_sqlstate(result);
+  };
+  PgResult first(PQprepare(conn.get(), "s1", "SELECT * FROM stale_plan", 0, nullptr));
+  ASSERT_TRUE(result_ok(first));
+  EXPECT_EQ(columns("s1"), "1");
+  pg_->execute("ALTER TABLE stale_plan ADD COLUMN b int");
+  // As on a direct connection: the old statement fails once...
+  EXPECT_EQ(columns("s1"), "error 0A000");
+  // ...and the driver's remedy, the same text prepared again, works.
+  PgResult again(PQprepare(conn.get(), "s2", "SELECT * FROM stale_plan", 0, nullptr));
+  ASSERT_TRUE(result_ok(again)) << PQerrorMessage(conn.get());
+  EXPECT_EQ(columns("s2"), "2");
+  EXPECT_EQ(pq_value(conn, "SELECT count(*) FROM pg_prepared_statements "
+                           "WHERE statement = 'SELECT * FROM stale_plan'"),
+            "1")
+      << "the stale statement was closed on the server";
+  pg_->execute("DROP TABLE stale_plan");
 }
 
 TEST_F(PreparedStatementsPgTest, SessionPoolingPassesStatementsUntouched) {

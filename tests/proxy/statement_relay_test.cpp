@@ -241,6 +241,58 @@ TEST(StatementRelay, DiscardAllClearsTheClientsStatementsAndTheConnectionsRecord
   EXPECT_EQ(server.size(), 0u);
 }
 
+TEST(StatementRelay, DeallocateAsTheUnnamedStatementOfABatchIsAnsweredInPlace) {
+  StatementTexts texts;
+  ServerStatements server;
+  Client client{StatementRelay(texts, 10), server};
+  client.send({parse("_pg3_0", "SELECT 1"), kSync});
+  client.sees("1Z");
+  // psycopg 3 sends its own DEALLOCATE through the extended protocol: an empty statement goes
+  // in its place, and its EmptyQueryResponse becomes DEALLOCATE's CommandComplete.
+  EXPECT_EQ(client.send({parse("", "DEALLOCATE _pg3_0"), bind(""), describe('P', ""), kExecute,
+                         kSync}),
+            (std::vector<Sent>{{'P', ""}, {'B', ""}, {'D', ""}, {'E', ""}, {'S', ""}}));
+  EXPECT_EQ(client.sees("12nIZ"), "12nCZ");
+  EXPECT_FALSE(client.relay.holds_statements());
+  EXPECT_EQ(server.size(), 1u) << "the server's statement may serve other clients";
+  // The next unnamed statement is an ordinary one again.
+  client.send({parse("", "SELECT 2"), bind(""), kExecute, kSync});
+  EXPECT_EQ(client.sees("12DCZ"), "12DCZ");
+}
+
+TEST(StatementRelay, DeallocateAllAsTheUnnamedStatementClearsTheRecords) {
+  StatementTexts texts;
+  ServerStatements server;
+  Client client{StatementRelay(texts, 10), server};
+  client.send({parse("_pg3_0", "SELECT 1"), kSync});
+  client.sees("1Z");
+  client.send({parse("", "DEALLOCATE ALL"), bind(""), kExecute, kSync});
+  EXPECT_EQ(client.sees("12CZ"), "12CZ");
+  EXPECT_FALSE(client.relay.holds_statements());
+  EXPECT_EQ(server.size(), 0u) << "the server closed them all";
+}
+
+TEST(StatementRelay, SqlThatMentionsDeallocateClearsTheConnectionsRecord) {
+  StatementTexts texts;
+  ServerStatements server;
+  Client client{StatementRelay(texts, 10), server};
+  client.send({parse("S_1", "SELECT 1"), kSync});
+  client.sees("1Z");
+  client.send({query("ROLLBACK; DEALLOCATE ALL")});
+  EXPECT_EQ(client.sees("CCZ"), "CCZ");
+  EXPECT_EQ(server.size(), 0u) << "what the server closed is not known: prepared again";
+  // The client's statement is prepared again where it runs next.
+  EXPECT_EQ(client.send({bind("S_1"), kExecute, kSync}),
+            (std::vector<Sent>{{'P', "pgv_2"}, {'B', "pgv_2"}, {'E', ""}, {'S', ""}}));
+}
+
+TEST(DeallocateCommand, MentionsFindsEitherWordAnywhere) {
+  EXPECT_TRUE(mentions_deallocate("select 1; DeAllocate x"));
+  EXPECT_TRUE(mentions_deallocate("DISCARD ALL"));
+  EXPECT_FALSE(mentions_deallocate("SELECT abalance FROM pgbench_accounts WHERE aid = $1"));
+  EXPECT_FALSE(mentions_deallocate("dealloc"));
+}
+
 TEST(DeallocateCommand, RecognisesOnlyAWholeDeallocateOrDiscardAll) {
   using Kind = DeallocateCommand::Kind;
   EXPECT_EQ(deallocate_command("DEALLOCATE ALL").kind, Kind::all);

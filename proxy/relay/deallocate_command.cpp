@@ -1,0 +1,83 @@
+#include "proxy/relay/deallocate_command.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace pgvigil::proxy::relay {
+namespace {
+
+// The next SQL word of `text` from `at` (letters, digits, _ and $), or a quoted identifier.
+// Sets `quoted` when it was one. Empty when there is none.
+std::string next_word(std::string_view text, std::size_t& at, bool& quoted) {
+  while (at < text.size() && std::isspace(static_cast<unsigned char>(text[at]))) ++at;
+  quoted = false;
+  if (at < text.size() && text[at] == '"') {
+    const auto close = text.find('"', at + 1);
+    // A doubled quote inside a name is left to the server: such a name is not pgvigil's.
+    if (close == std::string_view::npos || (close + 1 < text.size() && text[close + 1] == '"')) {
+      at = text.size();
+      return {};
+    }
+    quoted = true;
+    std::string word(text.substr(at + 1, close - at - 1));
+    at = close + 1;
+    return word;
+  }
+  std::string word;
+  while (at < text.size()) {
+    const auto c = static_cast<unsigned char>(text[at]);
+    if (!std::isalnum(c) && c != '_' && c != '$') break;
+    word.push_back(static_cast<char>(std::tolower(c)));
+    ++at;
+  }
+  return word;
+}
+
+// Only blanks and semicolons are left.
+bool rest_is_empty(std::string_view text, std::size_t at) {
+  return std::all_of(text.begin() + static_cast<std::ptrdiff_t>(at), text.end(), [](char c) {
+    return c == ';' || std::isspace(static_cast<unsigned char>(c));
+  });
+}
+
+}  // namespace
+
+DeallocateCommand deallocate_command(std::string_view query) {
+  std::size_t at = 0;
+  bool quoted = false;
+  const auto first = next_word(query, at, quoted);
+  if (quoted) return {};
+  if (first == "discard") {
+    const auto what = next_word(query, at, quoted);
+    if (!quoted && what == "all" && rest_is_empty(query, at)) {
+      return {DeallocateCommand::Kind::all, {}};
+    }
+    return {};
+  }
+  if (first != "deallocate") return {};
+  auto name = next_word(query, at, quoted);
+  if (!quoted && name == "prepare") name = next_word(query, at, quoted);
+  if (name.empty() || !rest_is_empty(query, at)) return {};
+  if (!quoted && name == "all") return {DeallocateCommand::Kind::all, {}};
+  return {DeallocateCommand::Kind::one, std::move(name)};
+}
+
+bool mentions_deallocate(std::string_view query) {
+  constexpr std::string_view kWords[] = {"deallocate", "discard"};
+  const auto same_letter = [](char word, char text) {
+    return word == std::tolower(static_cast<unsigned char>(text));
+  };
+  for (std::size_t at = 0; at < query.size(); ++at) {
+    if (!same_letter('d', query[at])) continue;  // most of a query is passed over here
+    for (const auto word : kWords) {
+      if (query.size() - at >= word.size() &&
+          std::equal(word.begin(), word.end(), query.begin() + static_cast<std::ptrdiff_t>(at),
+                     same_letter)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace pgvigil::proxy::relay
