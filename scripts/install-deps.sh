@@ -19,15 +19,15 @@ packages=(
   openjdk-17-jdk-headless libpostgresql-jdbc-java libhikaricp-java libslf4j-java
   golang-go golang-github-jackc-pgx-v4-dev
 )
-# Node.js may come from elsewhere than Debian (its own npm inside): only a missing command is
-# installed from Debian's packages.
-command -v node >/dev/null 2>&1 || packages+=(nodejs)
-command -v npm >/dev/null 2>&1 || packages+=(npm)
+# Node.js and node-postgres (tests/drivers/node) come from Debian (nodejs, node-pg) unless this
+# machine has a Node.js of its own, which Debian's node-pg does not install beside: then
+# node-postgres comes from the npm registry, as tests/drivers/node/package-lock.json pins it.
+command -v node >/dev/null 2>&1 || packages+=(nodejs node-pg)
 
-# node-postgres for tests/drivers/node, from the npm registry, as its lock file pins it.
 install_node_driver() {
   local driver_dir="$repo_root/tests/drivers/node"
-  [[ -f "$driver_dir/node_modules/pg/package.json" ]] && return 0
+  [[ -f /usr/share/nodejs/pg/package.json || -f "$driver_dir/node_modules/pg/package.json" ]] &&
+    return 0
   echo "install-deps: npm ci in tests/drivers/node"
   mkdir -p "$log_dir"
   npm ci --prefix "$driver_dir" --no-audit --no-fund </dev/null >>"$log_dir/npm-ci.log" 2>&1 || {

@@ -42,7 +42,9 @@ TEST_F(DriversPgTest, PgjdbcWithHikariCpAndItsDefaultPrepareThreshold) {
 }
 
 TEST_F(DriversPgTest, NodePostgresNamedQueries) {
-  expect_driver_ok("node " + kDrivers + "/node/named_queries.js 127.0.0.1 " + std::to_string(port_),
+  // Debian's node-pg, or the one npm installed beside the program (found first).
+  expect_driver_ok("NODE_PATH=/usr/share/nodejs node " + kDrivers + "/node/named_queries.js 127.0.0.1 " +
+                       std::to_string(port_),
                    "node-postgres");
 }
 
