@@ -18,6 +18,7 @@
 #include "daemon/version.hpp"
 #include "pool/connection_gauges.hpp"
 #include "pool/shard_config.hpp"
+#include "proxy/relay/session_state.hpp"
 
 namespace pgvigil::daemon {
 namespace asio = boost::asio;
@@ -102,7 +103,8 @@ std::vector<proxy::Route> Application::make_routes() {
       proxy::Route route;
       route.settings = config_.routes[i];
       route.pool = shard;
-      route.metrics = registry_.add_client_pool(config_.databases[i].name);
+      route.metrics =
+          registry_.add_client_pool(config_.databases[i].name, proxy::relay::pin_cause_names());
       route.checkout_timeout = config_.databases[i].pool.checkout_timeout;
       routes.push_back(std::move(route));
     }

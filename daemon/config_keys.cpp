@@ -108,8 +108,8 @@ std::vector<ConfigKey> make_keys() {
        "Clients' named prepared statements each server connection keeps in transaction pooling "
        "(shared by clients that prepare the same SQL); the least recently used is closed "
        "beyond it. 256 is pgjdbc's statement cache. Costs the server a cached plan per "
-       "statement and pgvigil about 100 bytes plus the text. 0 refuses named statements in "
-       "transaction pooling (0A000)."},
+       "statement and pgvigil about 100 bytes plus the text. 0: named statements pass untouched and "
+       "pin their client to its server connection for the rest of its session."},
       {"pool.reconnect.initial_delay", duration, "250ms", kReloads,
        "First wait after a failed connect; doubles on each further failure; above 0."},
       {"pool.reconnect.max_delay", duration, "10s", kReloads,

@@ -5,7 +5,8 @@
 
 namespace pgvigil::metrics {
 
-ClientSeries::ClientSeries(const MetricFamilies& families, std::string pool)
+ClientSeries::ClientSeries(const MetricFamilies& families, std::string pool,
+                           std::span<const std::string_view> pin_causes)
     : families_(families),
       pool_(std::move(pool)),
       connections_(families_.client_connections.Add({{"pool", pool_}})),
@@ -20,6 +21,10 @@ ClientSeries::ClientSeries(const MetricFamilies& families, std::string pool)
   }
   errors_.back() =
       &families_.client_errors.Add({{"pool", pool_}, {"class", std::string(kOtherErrorClass)}});
+  for (const auto cause : pin_causes) {
+    pinned_.emplace_back(cause,
+                         &families_.pinned_clients.Add({{"pool", pool_}, {"cause", std::string(cause)}}));
+  }
 }
 
 void ClientSeries::detach() {
@@ -28,6 +33,7 @@ void ClientSeries::detach() {
   detached_ = true;
   families_.client_connections.Remove(&connections_);
   for (auto* counter : errors_) families_.client_errors.Remove(counter);
+  for (const auto& [cause, gauge] : pinned_) families_.pinned_clients.Remove(gauge);
   families_.transactions.Remove(&transactions_);
   families_.queries.Remove(&queries_);
   families_.relayed_bytes.Remove(&bytes_to_server_);
@@ -50,6 +56,17 @@ std::size_t ClientSeries::error_class_index(std::string_view sqlstate) {
 std::string_view ClientSeries::error_class(std::string_view sqlstate) {
   const auto index = error_class_index(sqlstate);
   return index < kErrorClasses.size() ? kErrorClasses[index] : kOtherErrorClass;
+}
+
+void ClientSeries::client_pinned(std::string_view cause, int delta) {
+  std::shared_lock lock(mutex_);
+  if (detached_) return;
+  for (const auto& [name, gauge] : pinned_) {
+    if (name == cause) {
+      gauge->Increment(delta);
+      return;
+    }
+  }
 }
 
 void ClientSeries::client_connected() {

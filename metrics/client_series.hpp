@@ -6,6 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <shared_mutex>
+#include <span>
+#include <utility>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -22,8 +25,9 @@ class ClientSeries final : public ClientMetrics {
                                                                  "53", "57", "XX"};
   static constexpr std::string_view kOtherErrorClass = "other";
 
-  // Creates every child (all error classes, both directions) at 0.
-  ClientSeries(const MetricFamilies& families, std::string pool);
+  // Creates every child (all error classes, both directions, each pin cause) at 0.
+  ClientSeries(const MetricFamilies& families, std::string pool,
+               std::span<const std::string_view> pin_causes);
   ~ClientSeries() override = default;
 
   // Removes every child from its family. Afterwards each method is a no-op, so a holder of
@@ -33,6 +37,7 @@ class ClientSeries final : public ClientMetrics {
   void client_connected() override;
   void client_disconnected() override;
   void client_error(std::string_view sqlstate) override;
+  void client_pinned(std::string_view cause, int delta) override;
   void relayed(const RelayCounts& counts) override;
 
   // The error-class label `sqlstate` is counted under: one of kErrorClasses or "other".
@@ -50,6 +55,7 @@ class ClientSeries final : public ClientMetrics {
   prometheus::Gauge& connections_;
   // Indexed like kErrorClasses; the last one is "other".
   std::array<prometheus::Counter*, kErrorClasses.size() + 1> errors_{};
+  std::vector<std::pair<std::string_view, prometheus::Gauge*>> pinned_;  // by cause
   prometheus::Counter& transactions_;
   prometheus::Counter& queries_;
   prometheus::Counter& bytes_to_server_;

@@ -56,6 +56,12 @@ MetricFamilies build_families(prometheus::Registry& registry) {
               .Name("pgvigil_client_errors_total")
               .Help("Errors sent to clients, by SQLSTATE class (first two characters).")
               .Register(registry),
+      .pinned_clients =
+          prometheus::BuildGauge()
+              .Name("pgvigil_pinned_clients")
+              .Help("Transaction-pooling clients holding their server connection for the rest of "
+                    "their session, by the session state that pins them.")
+              .Register(registry),
       .client_startup_errors =
           prometheus::BuildCounter()
               .Name("pgvigil_client_startup_errors_total")

@@ -24,6 +24,7 @@ struct MetricFamilies {
   prometheus::Family<prometheus::Counter>& checkout_timeouts;
   prometheus::Family<prometheus::Gauge>& client_connections;
   prometheus::Family<prometheus::Counter>& client_errors;
+  prometheus::Family<prometheus::Gauge>& pinned_clients;
   prometheus::Family<prometheus::Counter>& client_startup_errors;
   prometheus::Family<prometheus::Counter>& transactions;
   prometheus::Family<prometheus::Counter>& queries;

@@ -27,6 +27,9 @@ class ClientMetrics {
   // pgvigil_client_errors_total{pool,class}: class is the SQLSTATE's first two characters
   // ("28", "53", "08", "3D", "57", "0A", ...), a closed set: unknown classes count as "other".
   virtual void client_error(std::string_view sqlstate) = 0;
+  // pgvigil_pinned_clients{pool,cause}: +1 when a client is pinned, -1 when it leaves. `cause`
+  // is one of those the pool was added with; others are not counted.
+  virtual void client_pinned(std::string_view cause, int delta) = 0;
   // One call (one lock) for the four relay counters. The proxy calls it when metrics are read,
   // with what its routes relayed since the last time (proxy/relay_tally.hpp).
   virtual void relayed(const RelayCounts& counts) = 0;

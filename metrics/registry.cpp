@@ -61,10 +61,11 @@ std::shared_ptr<PoolMetrics> Registry::add_pool(const std::string& pool,
   return series;
 }
 
-std::shared_ptr<ClientMetrics> Registry::add_client_pool(const std::string& pool) {
+std::shared_ptr<ClientMetrics> Registry::add_client_pool(
+    const std::string& pool, std::span<const std::string_view> pin_causes) {
   std::lock_guard lock(families_->pools_mutex);
   auto& series = families_->client_pools[pool];
-  if (!series) series = std::make_shared<ClientSeries>(families_->metric, pool);
+  if (!series) series = std::make_shared<ClientSeries>(families_->metric, pool, pin_causes);
   return series;
 }
 

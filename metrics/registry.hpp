@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,7 +63,10 @@ class Registry final : public StartupErrorMetrics {
   // The client-side series of `pool` (connections, errors by SQLSTATE class, transactions,
   // queries, relayed bytes), every child created at 0. Returns the same handle for a pool
   // already added.
-  std::shared_ptr<ClientMetrics> add_client_pool(const std::string& pool);
+  // pin_causes: the closed set of causes of pgvigil_pinned_clients (they must outlive the
+  // registry: string literals).
+  std::shared_ptr<ClientMetrics> add_client_pool(
+      const std::string& pool, std::span<const std::string_view> pin_causes = {});
   // Removes the pool's server-side and client-side series; handles held after that are no-ops.
   void remove_pool(const std::string& pool);
 

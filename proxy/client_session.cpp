@@ -96,6 +96,7 @@ ClientSession::~ClientSession() {
   if (cancel_key_) {
     service_.cancels().remove(*cancel_key_);
     if (route_->metrics) route_->metrics->client_disconnected();
+    if (pin_ && route_->metrics) route_->metrics->client_pinned(relay::to_string(*pin_), -1);
   }
   service_.client_left();
 }
@@ -226,11 +227,12 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
 }
 
 awaitable<std::optional<ClientError>> ClientSession::acquire_settings() {
-  const auto statements = settings_statements(*settings_, relay::applied_settings(*server_));
+  const auto statements = relay::statements_to_carry(*server_, *settings_);
   if (statements.empty()) co_return std::nullopt;
   auto failure = co_await server_->execute(statements, Clock::now() + route_->checkout_timeout);
   if (!failure) {
     relay::server_side(*server_).applied_settings = settings_;
+    relay::server_side(*server_).settings_unknown = false;
     co_return std::nullopt;
   }
   // A setting the server refuses (a bad DateStyle) is the client's error; the connection

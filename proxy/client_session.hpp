@@ -39,6 +39,7 @@
 #include "proxy/proxy_service.hpp"
 #include "proxy/relay/message_scanner.hpp"
 #include "proxy/relay/message_forwarder.hpp"
+#include "proxy/relay/session_state.hpp"
 #include "proxy/relay/statement_relay.hpp"
 #include "proxy/relay/transaction_tracker.hpp"
 #include "stream/socket_stream.hpp"
@@ -145,6 +146,10 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // The forwarder's visitor: checks and counts one client message; false refuses it.
   bool accept_client_message(const relay::MessageHeader& header, std::span<const char> whole,
                              relay::Edit& edit);
+  // Transaction pooling: a Query or Parse that leaves session state pins the client.
+  void look_for_session_state(const relay::MessageHeader& header, std::span<const char> whole);
+  // The client keeps its server connection for the rest of its session, reset when it leaves.
+  void pin(relay::PinCause cause);
   // What of the plan the peer has not taken yet goes out on the slow path.
   enum class Toward : std::uint8_t { server, client };
   void write_rest_of_plan(relay::ForwardPlan& plan, std::size_t written, Toward toward);
@@ -222,6 +227,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::uint32_t relayed_to_client_ = 0;
   std::uint32_t held_client_bytes_ = 0;  // read while the server connection was going back
   std::uint16_t cancels_in_flight_ = 0;
+  // Transaction pooling: why the client keeps its server connection (session state), if it does.
+  std::optional<relay::PinCause> pin_;
   Phase phase_ = Phase::startup;
   std::uint8_t pending_ = 0;  // Io bits
   Drain drain_ = Drain::none;

@@ -111,7 +111,14 @@ void ClientSession::adopt_reported_setting(std::span<const char> whole) {
   constexpr std::size_t kHeaderBytes = 5;
   if (whole.size() <= kHeaderBytes) return;
   const auto status = wire::parse_parameter_status(whole.subspan(kHeaderBytes));
-  if (!status || !follows_client(status->name)) return;
+  if (!status) return;
+  // The role changed (SET ROLE, SET SESSION AUTHORIZATION, however they were sent): the
+  // connection is the client's own for the rest of its session.
+  if (status->name == "session_authorization" || status->name == "is_superuser") {
+    if (!pin_) pin(relay::PinCause::role);
+    return;
+  }
+  if (!follows_client(status->name)) return;
   auto name = lower_setting_name(status->name);
   if (const auto found = settings_->find(name);
       found != settings_->end() && found->second == status->value) {
@@ -123,6 +130,7 @@ void ClientSession::adopt_reported_setting(std::span<const char> whole) {
   SettingMap updated = *settings_;
   updated[std::move(name)] = std::string(status->value);
   settings_ = intern_settings(*route_, std::move(updated));
+  // (Unless a reset left it unknown: the next lease then applies everything.)
   relay::server_side(*server_).applied_settings = settings_;
 }
 
@@ -133,12 +141,13 @@ void ClientSession::on_client_written(std::exception_ptr exception, boost::syste
 }
 
 void ClientSession::after_forward_to_client() {
-  if ((transaction_pooling() || drain_ != Drain::none) && between_requests()) {
+  if (((transaction_pooling() && !pin_) || drain_ != Drain::none) && between_requests()) {
     return transaction_done();
   }
   if (responses_.at_boundary() && tracker_.pending_ready() == 0) {
-    enter(Phase::pinned, tracker_.status() == 'I' ? "session pooling keeps the connection"
-                                                  : "inside a transaction");
+    enter(Phase::pinned, tracker_.status() != 'I' ? "inside a transaction"
+                         : pin_                   ? "session state pins the connection"
+                                                  : "session pooling keeps the connection");
     if (stream_->drain_claimed() && client_left_unnoticed()) {
       return end_after_io({Ending::quit, {}, {}});
     }

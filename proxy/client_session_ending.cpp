@@ -99,8 +99,16 @@ awaitable<void> ClientSession::give_back_at_end() {
                                              : "client left with a request unanswered",
                     Clock::now()});
   }
-  if (transaction_pooling() || route_->settings.reset_query.empty()) {
-    co_return return_server(std::nullopt);
+  // Transaction pooling leaves nothing behind a client that was never pinned.
+  if (transaction_pooling() && !pin_) co_return return_server(std::nullopt);
+  if (route_->settings.reset_query.empty()) {
+    // Session pooling without a reset is the operator's choice; a pinned client's state must
+    // not reach the next client of transaction pooling.
+    co_return return_server(pin_ ? std::optional<Death>(Death{EvictionReason::dirty_return,
+                                                              "the client left session state "
+                                                              "and reset_query is empty",
+                                                              Clock::now()})
+                                 : std::nullopt);
   }
   auto failure = co_await server_->execute(route_->settings.reset_query,
                                            Clock::now() + route_->checkout_timeout);
@@ -112,6 +120,7 @@ awaitable<void> ClientSession::give_back_at_end() {
   }
   // The reset returns every setting to its default (DISCARD ALL, RESET ALL).
   relay::server_side(*server_).applied_settings = nullptr;
+  relay::server_side(*server_).settings_unknown = false;
   relay::server_side(*server_).statements.clear();
   return_server(std::nullopt);
 }

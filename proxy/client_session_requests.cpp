@@ -25,6 +25,7 @@
 #include "proxy/linger_sweep.hpp"
 #include "proxy/relay/server_side.hpp"
 #include "proxy/relay/turn_rules.hpp"
+#include "proxy/wire/extended_query.hpp"
 #include "proxy/wire/frame_decoder.hpp"
 #include "proxy/wire/protocol.hpp"
 
@@ -34,18 +35,6 @@ using pool::Clock;
 using pool::Death;
 using pool::EvictionReason;
 using AfterClaim = stream::SocketStream::AfterClaim;
-
-namespace {
-
-ClientError named_statement_refusal(const std::string& database) {
-  return {sqlstate::kFeatureNotSupported,
-          "named prepared statements are turned off in transaction pooling for this database",
-          "Database \"" + database + "\" has pool.max_prepared_statements: 0.",
-          "Raise pool.max_prepared_statements, use unnamed statements (JDBC: prepareThreshold=0), "
-          "or set pool_mode: session for this database."};
-}
-
-}  // namespace
 
 void ClientSession::park() {
   // A drain that began while the session was busy (say, writing its startup reply) cancelled
@@ -178,23 +167,50 @@ bool ClientSession::accept_client_message(const relay::MessageHeader& header,
              std::nullopt});
     return false;
   }
-  if (tracker_.on_client_message(header, transaction_pooling() && !statements_)) {
-    if (!statements_ || statements_->on_client_message(header, whole, edit, server_statements())) {
-      return true;
-    }
-    stop_after_forward_ = std::make_unique<Stop>(
-        Stop{Ending::client_violation,
-             ClientError{sqlstate::kProtocolViolation,
-                         std::string("malformed ") + header.type + " message", "", ""},
-             std::nullopt});
+  if (!tracker_.on_client_message(header)) {  // Terminate: pgvigil keeps the server connection
+    stop_after_forward_ = std::make_unique<Stop>(Stop{Ending::quit, std::nullopt, std::nullopt});
     return false;
   }
+  if (transaction_pooling() && !pin_ && (header.type == 'Q' || header.type == 'P')) {
+    look_for_session_state(header, whole);
+  }
+  if (!statements_ || statements_->on_client_message(header, whole, edit, server_statements())) {
+    return true;
+  }
   stop_after_forward_ = std::make_unique<Stop>(
-      tracker_.refusal() == relay::TransactionTracker::Refusal::terminate
-          ? Stop{Ending::quit, std::nullopt, std::nullopt}
-          : Stop{Ending::client_violation, named_statement_refusal(route_->settings.database),
-                 std::nullopt});
+      Stop{Ending::client_violation,
+           ClientError{sqlstate::kProtocolViolation,
+                       std::string("malformed ") + header.type + " message", "", ""},
+           std::nullopt});
   return false;
+}
+
+void ClientSession::look_for_session_state(const relay::MessageHeader& header,
+                                           std::span<const char> whole) {
+  constexpr std::size_t kHeaderBytes = 5;
+  if (whole.size() <= kHeaderBytes) {
+    // A Query too large to be shown whole cannot be read: it may leave anything behind.
+    if (header.type == 'Q') pin(relay::PinCause::unclassified);
+    return;
+  }
+  const auto body = whole.subspan(kHeaderBytes);
+  std::string_view sql;
+  if (header.type == 'Q') {
+    sql = std::string_view(body.data(), body.size() - 1);
+  } else if (const auto parse = wire::parse_parse(body)) {
+    // Without pool.max_prepared_statements, a named statement stays on its server connection.
+    if (!parse->statement.empty() && !statements_) return pin(relay::PinCause::prepared_statement);
+    sql = parse->query;
+  }
+  if (relay::resets_settings(sql)) relay::server_side(*server_).settings_unknown = true;
+  if (const auto cause = relay::session_state_in(sql)) pin(*cause);
+}
+
+void ClientSession::pin(relay::PinCause cause) {
+  pin_ = cause;
+  if (route_->metrics) route_->metrics->client_pinned(relay::to_string(cause), +1);
+  spdlog::debug("client session for {}: pinned to its server connection ({})",
+                route_->settings.database, relay::to_string(cause));
 }
 
 void ClientSession::forward_to_server(std::size_t size) {

@@ -35,8 +35,8 @@ struct RouteSettings {
   PoolMode pool_mode = PoolMode::transaction;
   std::string reset_query = "DISCARD ALL";  // run before a session-mode connection is reused
   AuthMethod auth_method = AuthMethod::trust;  // the global auth.method unless overridden
-  // Named statements kept per server connection in transaction pooling; 0 refuses them
-  // (pool.max_prepared_statements, read with the pool's keys).
+  // Named statements kept per server connection in transaction pooling; 0 passes them through
+  // and pins their client (pool.max_prepared_statements, read with the pool's keys).
   int max_prepared_statements = 256;
   friend bool operator==(const RouteSettings&, const RouteSettings&) = default;
 };

@@ -23,10 +23,17 @@ const SettingMap& applied_settings(const pool::ServerConnection& connection) {
 
 bool carries(pool::ServerConnection& connection, const std::shared_ptr<const SettingMap>& wanted) {
   auto* state = static_cast<ServerSide*>(connection.lease_state());
+  if (state && state->settings_unknown) return false;
   if (state && state->applied_settings == wanted) return true;
   if (applied_settings(connection) != *wanted) return false;
   server_side(connection).applied_settings = wanted;  // the same values: next time, one pointer
   return true;
+}
+
+std::string statements_to_carry(const pool::ServerConnection& connection, const SettingMap& wanted) {
+  const auto* state = static_cast<const ServerSide*>(connection.lease_state());
+  if (state && state->settings_unknown) return "RESET ALL;" + settings_statements(wanted, kNone);
+  return settings_statements(wanted, applied_settings(connection));
 }
 
 }  // namespace pgvigil::proxy::relay

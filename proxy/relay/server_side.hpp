@@ -16,6 +16,9 @@ struct ServerSide final : pool::LeaseState {
   // same settings share one copy, so the check on every lease is usually a pointer comparison.
   // Null when none are: a new connection, or after a reset that discards them.
   std::shared_ptr<const SettingMap> applied_settings;
+  // A client reset settings (RESET, DISCARD ALL): what the connection carries is not known,
+  // so the next lease starts from RESET ALL and applies everything it wants.
+  bool settings_unknown = false;
   // Named statements of clients in transaction pooling (statement_relay.hpp).
   ServerStatements statements;
 };
@@ -29,5 +32,7 @@ const SettingMap& applied_settings(const pool::ServerConnection& connection);
 // True when the connection carries exactly `wanted` (and then it keeps `wanted`'s pointer, so the
 // next comparison is a pointer comparison).
 bool carries(pool::ServerConnection& connection, const std::shared_ptr<const SettingMap>& wanted);
+// The statements that make the connection carry `wanted`; empty when it does.
+std::string statements_to_carry(const pool::ServerConnection& connection, const SettingMap& wanted);
 
 }  // namespace pgvigil::proxy::relay

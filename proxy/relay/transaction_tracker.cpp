@@ -2,8 +2,7 @@
 
 namespace pgvigil::proxy::relay {
 
-bool TransactionTracker::on_client_message(const MessageHeader& header,
-                                           bool refuse_named_statements) {
+bool TransactionTracker::on_client_message(const MessageHeader& header) {
   switch (header.type) {
     case 'Q':  // simple query: answered by ReadyForQuery
     case 'F':  // function call: likewise
@@ -14,19 +13,11 @@ bool TransactionTracker::on_client_message(const MessageHeader& header,
       ++pending_ready_;
       unsynced_ = false;
       return true;
-    case 'P':
-      // A named statement lives on one server connection; in transaction pooling the next
-      // transaction may run on another, where it does not exist (unless the relay keeps it).
-      if (refuse_named_statements && header.first_body_byte > 0) {
-        refusal_ = Refusal::named_prepared_statement;
-        return false;
-      }
-      unsynced_ = true;
-      return true;
     case 'E':
       ++queries_;
       unsynced_ = true;
       return true;
+    case 'P':
     case 'B':
     case 'D':
     case 'C':

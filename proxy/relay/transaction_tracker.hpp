@@ -11,13 +11,12 @@ namespace pgvigil::proxy::relay {
 
 class TransactionTracker {
  public:
-  // A client message header. Returns false for a message pgvigil refuses in this session
-  // (reported through refusal()): Terminate, and a named Parse when `refuse_named_statements`
-  // (transaction pooling with pool.max_prepared_statements 0).
-  bool on_client_message(const MessageHeader& header, bool refuse_named_statements);
+  // A client message header. Returns false for Terminate, which ends the session: pgvigil
+  // keeps the server connection (reported through refusal()).
+  bool on_client_message(const MessageHeader& header);
   void on_server_message(const MessageHeader& header);
 
-  enum class Refusal { none, named_prepared_statement, terminate };
+  enum class Refusal { none, terminate };
   Refusal refusal() const { return refusal_; }
 
   // Requests sent and not yet answered by ReadyForQuery.

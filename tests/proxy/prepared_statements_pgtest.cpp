@@ -14,6 +14,7 @@
 
 #include "tests/proxy/pq_client.hpp"
 #include "tests/proxy/proxy_pg_fixture.hpp"
+#include "tests/support/wait_until.hpp"
 
 namespace pgvigil::testing {
 namespace {
@@ -220,33 +221,40 @@ TEST_F(PreparedStatementsPgTest, SessionPoolingPassesStatementsUntouched) {
   EXPECT_EQ(pq_value(conn, "SELECT name FROM pg_prepared_statements"), "mine");
 }
 
-TEST_F(PreparedStatementsPgTest, ALimitOfZeroRefusesNamedStatements) {
+TEST_F(PreparedStatementsPgTest, ALimitOfZeroPinsAClientThatPreparesToItsConnection) {
   ensure_bench_database();
   start_daemon({.databases = {{.name = "bench_tx",
                                .dbname = "bench",
-                               .pool = "{max_prepared_statements: 0}"}}});
-  const auto ran = run_shell(pgbench("bench_tx", "-S -t 10 -c 1 -M prepared"), seconds(30));
-  EXPECT_NE(ran.exit_code, 0) << ran.output;
-  EXPECT_TRUE(contains(ran.output, "named prepared statements are turned off")) << ran.output;
+                               .pool = "{max_size: 4, max_prepared_statements: 0}"}}});
+  // Each client keeps the server connection its first named statement went to: as in session
+  // pooling, so pgbench's 4 clients need the pool's 4 connections.
+  expect_pgbench_runs_and_is_counted("bench_tx", "-S -T 2 -c 4 -j 4 -M prepared");
 
   auto conn = pq_connect(conninfo("bench_tx"));
   ASSERT_TRUE(pq_ok(conn)) << PQerrorMessage(conn.get());
-  const auto refused = pq_first_result(
-      conn, PQsendPrepare(conn.get(), "named_one", "SELECT $1::int + 1", 1, nullptr) == 1);
-  EXPECT_EQ(PQresultStatus(refused.get()), PGRES_FATAL_ERROR);
-  EXPECT_EQ(result_sqlstate(refused), "0A000") << PQerrorMessage(conn.get());
-  EXPECT_TRUE(contains(result_field(refused, PG_DIAG_MESSAGE_HINT), "max_prepared_statements"))
-      << result_field(refused, PG_DIAG_MESSAGE_HINT);
-  EXPECT_GE(metric("pgvigil_client_errors_total", {{"pool", "bench_tx"}, {"class", "0A"}}), 2);
-
-  // Unnamed statements (what PQexecParams uses) are fine.
-  auto fine = pq_connect(conninfo("bench_tx"));
-  ASSERT_TRUE(pq_ok(fine)) << PQerrorMessage(fine.get());
-  const char* values[] = {"41"};
-  PgResult answered(PQexecParams(fine.get(), "SELECT $1::int + 1", 1, nullptr, values, nullptr,
-                                 nullptr, 0));
-  ASSERT_TRUE(result_ok(answered)) << PQerrorMessage(fine.get());
-  EXPECT_STREQ(PQgetvalue(answered.get(), 0, 0), "42");
+  ASSERT_EQ(prepare(conn, "mine", "SELECT $1::int + 1"), "");
+  EXPECT_EQ(execute(conn, "mine", "41"), "42");
+  // Untouched: the server holds the client's own name.
+  EXPECT_EQ(pq_value(conn, "SELECT name FROM pg_prepared_statements"), "mine");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return metric("pgvigil_pinned_clients",
+                      {{"pool", "bench_tx"}, {"cause", "prepared_statement"}}) == 1;
+      },
+      seconds(5)));
+  conn.reset();
+  // Reset when the client leaves: the next client sees none of it.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return metric("pgvigil_pinned_clients",
+                      {{"pool", "bench_tx"}, {"cause", "prepared_statement"}}) == 0;
+      },
+      seconds(5)));
+  auto next = pq_connect(conninfo("bench_tx"));
+  ASSERT_TRUE(pq_ok(next));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(pq_value(next, "SELECT count(*) FROM pg_prepared_statements"), "0");
+  }
 }
 
 }  // namespace

@@ -7,9 +7,11 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "tests/proxy/pq_client.hpp"
 #include "tests/proxy/proxy_pg_fixture.hpp"
+#include "tests/support/wait_until.hpp"
 
 namespace pgvigil::testing {
 namespace {
@@ -66,6 +68,93 @@ TEST_F(SessionStatePgTest, ASettingTheServerReportsFollowsItsClientAndNoOtherCli
     EXPECT_NE(pq_value(c, "SHOW application_name"), "a_app");
     EXPECT_EQ(pq_value(c, "SHOW IntervalStyle"), "postgres");
     EXPECT_EQ(pq_value(c, "SHOW DateStyle"), pg_->query_value("SHOW DateStyle"));
+  }
+}
+
+// Each kind of session state the hostile probe of issue 13 left behind, on a pool of one server
+// connection, so that the next client certainly gets the same one: the client that made the
+// state keeps working with it (pinned), and the next client sees none of it.
+TEST_F(SessionStatePgTest, SessionStatePinsItsClientAndIsGoneForTheNextClient) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1}"}}});
+  pg_->execute("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lowpriv') "
+               "THEN CREATE ROLE lowpriv; END IF; END$$");
+  pg_->execute("GRANT pg_read_all_stats TO lowpriv");
+  struct Leak {
+    std::string cause;
+    std::string make;    // run by the first client
+    std::string look;    // what both clients ask
+    std::string made;    // what the first client sees
+    std::string clean;   // what the next client sees
+  };
+  const std::vector<Leak> leaks = {
+      {"role", "SET ROLE lowpriv", "SELECT current_user", "lowpriv", "postgres"},
+      {"role", "SET SESSION AUTHORIZATION lowpriv", "SELECT session_user", "lowpriv",
+       "postgres"},
+      {"setting", "SET statement_timeout = 4242", "SHOW statement_timeout", "4242ms", "0"},
+      {"setting", "SET search_path = evil", "SHOW search_path", "evil", "\"$user\", public"},
+      {"setting", "SELECT set_config('search_path', 'x', false)", "SHOW search_path", "x",
+       "\"$user\", public"},
+      {"listen", "LISTEN leak", "SELECT count(*) FROM pg_listening_channels()", "1", "0"},
+      {"advisory_lock", "SELECT pg_advisory_lock(42)",
+       "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42", "1", "0"},
+      {"temporary_table", "CREATE TEMP TABLE leak_tmp (x int)",
+       "SELECT to_regclass('pg_temp.leak_tmp') IS NOT NULL", "t", "f"},
+      {"cursor", "BEGIN; DECLARE leak_c CURSOR WITH HOLD FOR SELECT 1; COMMIT",
+       "SELECT count(*) FROM pg_cursors", "1", "0"},
+      {"sql_prepare", "PREPARE leak_p AS SELECT 1",
+       "SELECT count(*) FROM pg_prepared_statements WHERE name = 'leak_p'", "1", "0"},
+  };
+  for (const auto& leak : leaks) {
+    SCOPED_TRACE(leak.make);
+    const Labels pinned{{"pool", "tx"}, {"cause", leak.cause}};
+    {
+      auto first = pq_connect(conninfo("tx"));
+      ASSERT_TRUE(pq_ok(first)) << PQerrorMessage(first.get());
+      const auto made = pq_exec(first, leak.make);
+      ASSERT_TRUE(result_ok(made)) << PQerrorMessage(first.get());
+      // Across several transactions, its state stays the client's.
+      for (int i = 0; i < 3; ++i) EXPECT_EQ(pq_value(first, leak.look), leak.made) << i;
+      EXPECT_TRUE(wait_until([&] { return metric("pgvigil_pinned_clients", pinned) == 1; },
+                             seconds(5)));
+    }
+    EXPECT_TRUE(
+        wait_until([&] { return metric("pgvigil_pinned_clients", pinned) == 0; }, seconds(5)));
+    auto next = pq_connect(conninfo("tx"));
+    ASSERT_TRUE(pq_ok(next)) << PQerrorMessage(next.get());
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(pq_value(next, leak.look), leak.clean) << i;
+  }
+}
+
+TEST_F(SessionStatePgTest, AResetByOneClientNeverCostsTheNextItsStartupSettings) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1}"}}});
+  const std::string options = "options='-c search_path=a_schema -c statement_timeout=4321'";
+  for (const char* reset : {"RESET search_path", "RESET ALL", "DISCARD ALL"}) {
+    {
+      auto first = pq_connect(conninfo("tx", "postgres", options));
+      ASSERT_TRUE(pq_ok(first));
+      EXPECT_EQ(pq_value(first, "SHOW search_path"), "a_schema");
+      ASSERT_EQ(pq_run(first, reset), "") << reset;
+    }
+    // The same settings, the same server connection: they are applied again, not assumed.
+    auto next = pq_connect(conninfo("tx", "postgres", options));
+    ASSERT_TRUE(pq_ok(next));
+    EXPECT_EQ(pq_value(next, "SHOW search_path"), "a_schema") << reset;
+    EXPECT_EQ(pq_value(next, "SHOW statement_timeout"), "4321ms") << reset;
+  }
+}
+
+TEST_F(SessionStatePgTest, APinnedClientKeepsOneConnectionWhileOthersShareTheRest) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2}"}}});
+  auto pinned = pq_connect(conninfo("tx"));
+  auto other = pq_connect(conninfo("tx"));
+  auto third = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(pinned) && pq_ok(other) && pq_ok(third));
+  ASSERT_EQ(pq_run(pinned, "SET search_path = pinned_only"), "");
+  const auto own_backend = pq_value(pinned, "SELECT pg_backend_pid()");
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(pq_value(pinned, "SELECT pg_backend_pid()"), own_backend) << i;
+    EXPECT_NE(pq_value(other, "SELECT pg_backend_pid()"), own_backend) << i;
+    EXPECT_NE(pq_value(third, "SHOW search_path"), "pinned_only") << i;
   }
 }
 

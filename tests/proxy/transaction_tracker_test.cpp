@@ -1,6 +1,6 @@
 // When a server connection may go back to the pool (proxy/relay/transaction_tracker): requests
 // counted against their ReadyForQuery, extended-protocol batches against their Sync, the last
-// transaction status, and the messages refused.
+// transaction status, and the goodbye it keeps from the server.
 #include "proxy/relay/transaction_tracker.hpp"
 
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@ MessageHeader ready(char status) { return header('Z', status); }
 TEST(TransactionTracker, ASimpleQueryIsAnsweredByItsReadyForQuery) {
   TransactionTracker tracker;
   EXPECT_TRUE(tracker.idle_and_answered(true));
-  EXPECT_TRUE(tracker.on_client_message(header('Q', 'S'), true));
+  EXPECT_TRUE(tracker.on_client_message(header('Q', 'S')));
   EXPECT_EQ(tracker.pending_ready(), 1);
   EXPECT_FALSE(tracker.idle_and_answered(true));
   tracker.on_server_message(header('T', 0));
@@ -32,10 +32,10 @@ TEST(TransactionTracker, ASimpleQueryIsAnsweredByItsReadyForQuery) {
 TEST(TransactionTracker, AnExtendedBatchIsOpenUntilItsSyncIsAnswered) {
   TransactionTracker tracker;
   for (char type : {'P', 'B', 'D', 'E'})
-    EXPECT_TRUE(tracker.on_client_message(header(type, 0), true));
+    EXPECT_TRUE(tracker.on_client_message(header(type, 0)));
   EXPECT_EQ(tracker.pending_ready(), 0);
   EXPECT_FALSE(tracker.idle_and_answered(true)) << "no Sync yet: the batch is open";
-  EXPECT_TRUE(tracker.on_client_message(header('S'), true));
+  EXPECT_TRUE(tracker.on_client_message(header('S')));
   EXPECT_EQ(tracker.pending_ready(), 1);
   tracker.on_server_message(ready('I'));
   EXPECT_TRUE(tracker.idle_and_answered(true));
@@ -43,23 +43,23 @@ TEST(TransactionTracker, AnExtendedBatchIsOpenUntilItsSyncIsAnswered) {
 
 TEST(TransactionTracker, InsideATransactionTheConnectionStays) {
   TransactionTracker tracker;
-  tracker.on_client_message(header('Q', 'B'), true);
+  tracker.on_client_message(header('Q', 'B'));
   tracker.on_server_message(ready('T'));
   EXPECT_EQ(tracker.status(), 'T');
   EXPECT_FALSE(tracker.idle_and_answered(true));
-  tracker.on_client_message(header('Q', 'S'), true);
+  tracker.on_client_message(header('Q', 'S'));
   tracker.on_server_message(ready('E'));
   EXPECT_EQ(tracker.status(), 'E');
   EXPECT_FALSE(tracker.idle_and_answered(true));
-  tracker.on_client_message(header('Q', 'R'), true);
+  tracker.on_client_message(header('Q', 'R'));
   tracker.on_server_message(ready('I'));
   EXPECT_TRUE(tracker.idle_and_answered(true));
 }
 
 TEST(TransactionTracker, PipelinedRequestsAreAnsweredInTurn) {
   TransactionTracker tracker;
-  tracker.on_client_message(header('Q', 'S'), true);
-  tracker.on_client_message(header('Q', 'S'), true);
+  tracker.on_client_message(header('Q', 'S'));
+  tracker.on_client_message(header('Q', 'S'));
   tracker.on_server_message(ready('I'));
   EXPECT_EQ(tracker.pending_ready(), 1);
   EXPECT_FALSE(tracker.idle_and_answered(true));
@@ -67,27 +67,18 @@ TEST(TransactionTracker, PipelinedRequestsAreAnsweredInTurn) {
   EXPECT_TRUE(tracker.idle_and_answered(true));
 }
 
-TEST(TransactionTracker, ANamedParseIsRefusedInTransactionPoolingOnly) {
-  TransactionTracker session;
-  EXPECT_TRUE(session.on_client_message(header('P', 's'), false));
-  TransactionTracker transaction;
-  EXPECT_TRUE(transaction.on_client_message(header('P', 0), true)) << "unnamed: fine";
-  EXPECT_FALSE(transaction.on_client_message(header('P', 's'), true));
-  EXPECT_EQ(transaction.refusal(), TransactionTracker::Refusal::named_prepared_statement);
-}
-
 TEST(TransactionTracker, TerminateEndsTheSession) {
   TransactionTracker tracker;
-  EXPECT_FALSE(tracker.on_client_message(header('X'), true));
+  EXPECT_FALSE(tracker.on_client_message(header('X')));
   EXPECT_EQ(tracker.refusal(), TransactionTracker::Refusal::terminate);
 }
 
 TEST(TransactionTracker, CountsQueriesAndTransactionsOnceEach) {
   TransactionTracker tracker;
-  tracker.on_client_message(header('Q', 'S'), true);
+  tracker.on_client_message(header('Q', 'S'));
   tracker.on_server_message(ready('I'));
-  tracker.on_client_message(header('E', 0), true);
-  tracker.on_client_message(header('S'), true);
+  tracker.on_client_message(header('E', 0));
+  tracker.on_client_message(header('S'));
   tracker.on_server_message(ready('I'));
   const auto counts = tracker.take_counts();
   EXPECT_EQ(counts.queries, 2u);
@@ -99,9 +90,9 @@ TEST(TransactionTracker, CountsQueriesAndTransactionsOnceEach) {
 
 TEST(TransactionTracker, CopyDataPassesWithoutChangingAnything) {
   TransactionTracker tracker;
-  tracker.on_client_message(header('Q', 'C'), true);
+  tracker.on_client_message(header('Q', 'C'));
   tracker.on_server_message(header('G', 0));
-  for (char type : {'d', 'd', 'c'}) EXPECT_TRUE(tracker.on_client_message(header(type, 0), true));
+  for (char type : {'d', 'd', 'c'}) EXPECT_TRUE(tracker.on_client_message(header(type, 0)));
   EXPECT_EQ(tracker.pending_ready(), 1);
   tracker.on_server_message(header('C', 'C'));
   tracker.on_server_message(ready('I'));

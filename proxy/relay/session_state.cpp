@@ -1,0 +1,160 @@
+#include "proxy/relay/session_state.hpp"
+
+#include <array>
+#include <cctype>
+#include <string>
+
+namespace pgvigil::proxy::relay {
+namespace {
+
+// Reads the words of SQL text one at a time, lower-cased, skipping comments; notes which word
+// begins a statement (the first, and the first after each semicolon).
+class Words {
+ public:
+  explicit Words(std::string_view text) : text_(text) {}
+
+  // The next word, or false at the end.
+  bool next(std::string& word, bool& starts_statement) {
+    word.clear();
+    while (at_ < text_.size()) {
+      const char c = text_[at_];
+      if (c == ';') {
+        statement_begins_ = true;
+        ++at_;
+      } else if (c == '-' && at_ + 1 < text_.size() && text_[at_ + 1] == '-') {
+        const auto end = text_.find('\n', at_);
+        at_ = end == std::string_view::npos ? text_.size() : end;
+      } else if (c == '/' && at_ + 1 < text_.size() && text_[at_ + 1] == '*') {
+        const auto end = text_.find("*/", at_ + 2);
+        at_ = end == std::string_view::npos ? text_.size() : end + 2;
+      } else if (is_word_char(c)) {
+        while (at_ < text_.size() && is_word_char(text_[at_])) {
+          word.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(text_[at_]))));
+          ++at_;
+        }
+        starts_statement = statement_begins_;
+        statement_begins_ = false;
+        return true;
+      } else {
+        ++at_;
+      }
+    }
+    return false;
+  }
+
+ private:
+  static bool is_word_char(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$';
+  }
+
+  std::string_view text_;
+  std::size_t at_ = 0;
+  bool statement_begins_ = true;
+};
+
+// Settings the server reports with ParameterStatus: a client's SET of one follows the client
+// (ClientSession::adopt_reported_setting), so it pins nothing. "time" is SET TIME ZONE, "names"
+// SET NAMES (client_encoding).
+bool reported_setting(std::string_view name) {
+  constexpr std::string_view kReported[] = {
+      "application_name", "client_encoding", "datestyle", "intervalstyle", "timezone",
+      "standard_conforming_strings", "default_transaction_read_only", "time", "names"};
+  for (const auto reported : kReported) {
+    if (name == reported) return true;
+  }
+  return false;
+}
+
+// What a statement beginning with SET does to the session; `words` is after SET.
+std::optional<PinCause> set_statement(Words& words) {
+  std::string word;
+  bool starts = false;
+  if (!words.next(word, starts)) return std::nullopt;
+  // SET LOCAL lasts its transaction; SET TRANSACTION and SET CONSTRAINTS too.
+  if (word == "local" || word == "transaction" || word == "constraints") return std::nullopt;
+  if (word == "role") return PinCause::role;
+  if (word == "session") {
+    if (!words.next(word, starts)) return PinCause::setting;
+    if (word == "authorization" || word == "role") return PinCause::role;
+    if (word == "characteristics") return PinCause::setting;
+  }
+  return reported_setting(word) ? std::nullopt : std::optional(PinCause::setting);
+}
+
+}  // namespace
+
+std::string_view to_string(PinCause cause) {
+  switch (cause) {
+    case PinCause::setting:
+      return "setting";
+    case PinCause::role:
+      return "role";
+    case PinCause::listen:
+      return "listen";
+    case PinCause::advisory_lock:
+      return "advisory_lock";
+    case PinCause::temporary_table:
+      return "temporary_table";
+    case PinCause::cursor:
+      return "cursor";
+    case PinCause::sql_prepare:
+      return "sql_prepare";
+    case PinCause::prepared_statement:
+      return "prepared_statement";
+    case PinCause::unclassified:
+      return "unclassified";
+  }
+  return "unclassified";
+}
+
+bool resets_settings(std::string_view sql) {
+  Words words(sql);
+  std::string word;
+  bool starts = false;
+  while (words.next(word, starts)) {
+    if (starts && (word == "reset" || word == "discard")) return true;
+  }
+  return false;
+}
+
+std::span<const std::string_view> pin_cause_names() {
+  static const auto names = [] {
+    std::array<std::string_view, std::size(kPinCauses)> all{};
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = to_string(kPinCauses[i]);
+    return all;
+  }();
+  return names;
+}
+
+std::optional<PinCause> session_state_in(std::string_view sql) {
+  Words words(sql);
+  std::string word;
+  bool starts = false;
+  std::string statement;  // the first word of the statement the scan is in
+  while (words.next(word, starts)) {
+    if (starts) {
+      statement = word;
+      if (word == "set") {
+        if (auto cause = set_statement(words)) return cause;
+        continue;
+      }
+      if (word == "listen") return PinCause::listen;
+      if (word == "do" || word == "load") return PinCause::unclassified;
+      if (word == "prepare") {
+        // PREPARE TRANSACTION ends its transaction: nothing is left in the session.
+        if (words.next(word, starts) && word != "transaction") return PinCause::sql_prepare;
+        continue;
+      }
+      continue;
+    }
+    if (word == "set_config") return PinCause::setting;
+    // pg_advisory_lock, pg_try_advisory_lock and their _shared forms; the _xact_ ones end
+    // with their transaction.
+    if (word.find("advisory_lock") != std::string::npos) return PinCause::advisory_lock;
+    if (word == "temp" || word == "temporary") return PinCause::temporary_table;
+    if (word == "hold" && statement == "declare") return PinCause::cursor;
+  }
+  return std::nullopt;
+}
+
+}  // namespace pgvigil::proxy::relay

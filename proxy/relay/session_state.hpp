@@ -1,0 +1,47 @@
+#pragma once
+// SQL that leaves state in the server session beyond its transaction, which in transaction
+// pooling would reach the next client of the server connection: a role, a setting the server
+// does not report, LISTEN, a session advisory lock, a temporary table, a WITH HOLD cursor, an
+// SQL-level PREPARE. A client that sends such SQL is pinned to its server connection for the
+// rest of its session (the connection is reset when it leaves), instead of being refused.
+//
+// The scan is cheap and errs towards pinning: words are read case-insensitively and without
+// regard to quotes, so a word inside a string literal can pin a client needlessly, never the
+// other way round. What it cannot read (a DO block, LOAD) pins too. Pure.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace pgvigil::proxy::relay {
+
+// Why a client is pinned; a closed set (a metric label).
+enum class PinCause : std::uint8_t {
+  setting,              // SET (or set_config) of a setting the server does not report
+  role,                 // SET ROLE, SET SESSION AUTHORIZATION
+  listen,               // LISTEN
+  advisory_lock,        // a session-level advisory lock
+  temporary_table,      // CREATE TEMP ..., SELECT INTO TEMP
+  cursor,               // DECLARE ... WITH HOLD
+  sql_prepare,          // PREPARE name AS ...
+  prepared_statement,   // a protocol-level named statement with pool.max_prepared_statements 0
+  unclassified,         // SQL the scan cannot see into (DO, LOAD, a Query too large to show)
+};
+inline constexpr PinCause kPinCauses[] = {
+    PinCause::setting,      PinCause::role,        PinCause::listen,
+    PinCause::advisory_lock, PinCause::temporary_table, PinCause::cursor,
+    PinCause::sql_prepare,  PinCause::prepared_statement, PinCause::unclassified};
+std::string_view to_string(PinCause cause);
+// Every cause's name, in kPinCauses' order: the closed set of the metric's label.
+std::span<const std::string_view> pin_cause_names();
+
+// The first reason in `sql` (one Query's text or one Parse's) to pin its client; nullopt when
+// the SQL leaves nothing beyond its transaction.
+std::optional<PinCause> session_state_in(std::string_view sql);
+
+// `sql` may put settings back to the server's defaults (RESET, DISCARD): it leaves no state of
+// its own, but the settings the connection carries are no longer the ones recorded.
+bool resets_settings(std::string_view sql);
+
+}  // namespace pgvigil::proxy::relay
