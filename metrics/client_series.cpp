@@ -22,8 +22,8 @@ ClientSeries::ClientSeries(const MetricFamilies& families, std::string pool,
   errors_.back() =
       &families_.client_errors.Add({{"pool", pool_}, {"class", std::string(kOtherErrorClass)}});
   for (const auto cause : pin_causes) {
-    pinned_.emplace_back(cause,
-                         &families_.pinned_clients.Add({{"pool", pool_}, {"cause", std::string(cause)}}));
+    pinned_.emplace_back(
+        cause, &families_.pinned_clients.Add({{"pool", pool_}, {"cause", std::string(cause)}}));
   }
 }
 

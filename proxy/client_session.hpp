@@ -160,6 +160,10 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void note_statement_outcome(char type, std::span<const char> whole);
   // Transaction pooling: a ParameterStatus the server sent during the client's transaction.
   void adopt_reported_setting(std::span<const char> whole);
+  // The answer to a lone SET the client sent (pending_set_): adopted when it is "SET".
+  void settle_pending_set(std::span<const char> whole);
+  // `name` is the client's setting from now on, and the connection carries it.
+  void adopt_setting(std::string name, std::string value);
   // Answers pgvigil made whose turn came with nothing owed by the server before them.
   void send_made_answers();
   relay::ServerStatements& server_statements();
@@ -229,6 +233,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::uint16_t cancels_in_flight_ = 0;
   // Transaction pooling: why the client keeps its server connection (session state), if it does.
   std::optional<relay::PinCause> pin_;
+  std::unique_ptr<relay::PlainSet> pending_set_;  // a lone SET waiting for its answer
   Phase phase_ = Phase::startup;
   std::uint8_t pending_ = 0;  // Io bits
   Drain drain_ = Drain::none;

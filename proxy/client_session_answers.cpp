@@ -41,12 +41,12 @@ void ClientSession::on_server_read(boost::system::error_code ec, std::size_t siz
   // copies what is left), so one plan per worker serves them all.
   thread_local relay::ForwardPlan plan;
   auto* statements = statements_ ? &server_statements() : nullptr;
-  const auto verdict = responses_.take(
-      server_buffer_.span().first(size), plan,
-      [this, statements](const relay::MessageHeader& header, std::span<const char> whole,
-                         relay::Edit& edit) {
-        return on_server_message(header, whole, edit, statements);
-      });
+  const auto verdict =
+      responses_.take(server_buffer_.span().first(size), plan,
+                      [this, statements](const relay::MessageHeader& header,
+                                         std::span<const char> whole, relay::Edit& edit) {
+                        return on_server_message(header, whole, edit, statements);
+                      });
   if (verdict == relay::ResponseForwarder::Verdict::bad_length) {
     return end_after_io(
         server_lost({EvictionReason::server_error, "malformed message from server", Clock::now()}));
@@ -54,9 +54,9 @@ void ClientSession::on_server_read(boost::system::error_code ec, std::size_t siz
   if (verdict == relay::ResponseForwarder::Verdict::stopped) {
     // An answer the requests pgvigil sent do not account for: what the connection holds is
     // no longer known.
-    return end_after_io(server_lost({EvictionReason::server_error,
-                                     "server answer out of order for the statements pgvigil keeps",
-                                     Clock::now()}));
+    return end_after_io(
+        server_lost({EvictionReason::server_error,
+                     "server answer out of order for the statements pgvigil keeps", Clock::now()}));
   }
   // Answers pgvigil made whose turn comes after the last message the server sent.
   if (statements && responses_.planned_to_boundary()) {
@@ -82,6 +82,7 @@ bool ClientSession::on_server_message(const relay::MessageHeader& header,
                                       relay::ServerStatements* statements) {
   tracker_.on_server_message(header);
   if (header.type == 'S' && transaction_pooling()) adopt_reported_setting(whole);
+  if (pending_set_ && (header.type == 'C' || header.type == 'Z')) settle_pending_set(whole);
   if (!statements) return true;
   if (header.type == 'E' || header.type == 'C') note_statement_outcome(header.type, whole);
   using Disposition = relay::ResponseQueue::Disposition;
@@ -107,6 +108,14 @@ void ClientSession::note_statement_outcome(char type, std::span<const char> whol
                                    server_statements());
 }
 
+void ClientSession::settle_pending_set(std::span<const char> whole) {
+  constexpr std::string_view kSetDone{"C\0\0\0\x08SET\0", 9};
+  auto set = std::move(pending_set_);
+  // Anything but its CommandComplete (an error's ReadyForQuery): the SET did not happen.
+  if (std::string_view(whole.data(), whole.size()) != kSetDone) return;
+  adopt_setting(std::move(set->name), kSqlValueMark + set->value);
+}
+
 void ClientSession::adopt_reported_setting(std::span<const char> whole) {
   constexpr std::size_t kHeaderBytes = 5;
   if (whole.size() <= kHeaderBytes) return;
@@ -119,16 +128,19 @@ void ClientSession::adopt_reported_setting(std::span<const char> whole) {
     return;
   }
   if (!follows_client(status->name)) return;
-  auto name = lower_setting_name(status->name);
-  if (const auto found = settings_->find(name);
-      found != settings_->end() && found->second == status->value) {
-    return;
-  }
   // The client changed it (SET, RESET, set_config, a transaction's end undoing a SET LOCAL):
   // from now on it is the client's, in the server's spelling, applied wherever it goes next.
-  // The connection carries exactly that now.
+  adopt_setting(lower_setting_name(status->name), std::string(status->value));
+}
+
+void ClientSession::adopt_setting(std::string name, std::string value) {
+  if (const auto found = settings_->find(name);
+      found != settings_->end() && found->second == value) {
+    return;
+  }
+  // The connection carries exactly the client's settings now.
   SettingMap updated = *settings_;
-  updated[std::move(name)] = std::string(status->value);
+  updated[std::move(name)] = std::move(value);
   settings_ = intern_settings(*route_, std::move(updated));
   // (Unless a reset left it unknown: the next lease then applies everything.)
   relay::server_side(*server_).applied_settings = settings_;

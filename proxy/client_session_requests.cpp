@@ -203,6 +203,16 @@ void ClientSession::look_for_session_state(const relay::MessageHeader& header,
     sql = parse->query;
   }
   if (relay::resets_settings(sql)) relay::server_side(*server_).settings_unknown = true;
+  // A lone SET outside a transaction, with nothing else in flight: followed like a reported
+  // setting once the server says SET. Anything less plain pins.
+  // (The tracker has counted this Query already.)
+  const int in_flight = tracker_.pending_ready() - (header.type == 'Q' ? 1 : 0);
+  if (!pending_set_ && tracker_.status() == 'I' && in_flight == 0) {
+    if (auto set = relay::plain_set(sql)) {
+      pending_set_ = std::make_unique<relay::PlainSet>(std::move(*set));
+      return;
+    }
+  }
   if (const auto cause = relay::session_state_in(sql)) pin(*cause);
 }
 
@@ -218,7 +228,8 @@ void ClientSession::forward_to_server(std::size_t size) {
   // At a lease's first request, so that the statements' queue sees every answer the lease owes.
   if (!statements_ && transaction_pooling() && route_->settings.max_prepared_statements > 0) {
     statements_ = std::make_unique<relay::StatementRelay>(
-        route_->statement_texts, static_cast<std::size_t>(route_->settings.max_prepared_statements));
+        route_->statement_texts,
+        static_cast<std::size_t>(route_->settings.max_prepared_statements));
     forwarder_.show_whole_at_any_size();
   }
   // Sessions of one worker run one at a time and each sends its plan before it returns (or
@@ -319,8 +330,8 @@ void ClientSession::send_made_answers() {
   statements_->take_made([this](std::string_view made) { unsent_to_client_->append(made); });
   boost::system::error_code ec;
   bool needs_read = false;
-  const auto written = stream_->try_write(std::span<const char>(*unsent_to_client_), ec,
-                                          needs_read);
+  const auto written =
+      stream_->try_write(std::span<const char>(*unsent_to_client_), ec, needs_read);
   if (ec) return end_after_io({drain_ != Drain::none ? Ending::shutdown : Ending::quit, {}, {}});
   relayed_to_client_ += static_cast<std::uint32_t>(written);
   // A client that has left so much unread that a few bytes do not fit is not waiting for them

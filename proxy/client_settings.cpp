@@ -52,7 +52,7 @@ bool follows_client(std::string_view reported_name) {
   // tracking reads: in_hot_standby); session_authorization changes with SET SESSION
   // AUTHORIZATION, which must pin the client rather than follow it.
   constexpr std::string_view kServerFacts[] = {
-      "server_version", "server_encoding",        "integer_datetimes", "in_hot_standby",
+      "server_version", "server_encoding",       "integer_datetimes", "in_hot_standby",
       "is_superuser",   "session_authorization", "scram_iterations"};
   for (const auto fact : kServerFacts) {
     if (reported_name == fact) return false;
@@ -95,9 +95,9 @@ ParseResult<SettingMap> settings_from_startup(const wire::StartupMessage& startu
     } else if (words[i].starts_with("--")) {
       assignment = std::string_view(words[i]).substr(2);
     } else {
-      return ParseResult<SettingMap>::fail(
-          "unsupported option \"" + words[i] + "\" in startup options: pgvigil accepts only " +
-          "-c name=value and --name=value");
+      return ParseResult<SettingMap>::fail("unsupported option \"" + words[i] +
+                                           "\" in startup options: pgvigil accepts only " +
+                                           "-c name=value and --name=value");
     }
     const auto equals = assignment.find('=');
     if (equals == std::string_view::npos) {
@@ -118,7 +118,8 @@ std::string settings_statements(const SettingMap& wanted, const SettingMap& appl
   for (const auto& [name, value] : wanted) {
     auto found = applied.find(name);
     if (found == applied.end() || found->second != value) {
-      sql += "SET " + name + " TO " + quote_literal(value) + ";";
+      const bool as_written = !value.empty() && value.front() == kSqlValueMark;
+      sql += "SET " + name + " TO " + (as_written ? value.substr(1) : quote_literal(value)) + ";";
     }
   }
   for (const auto& [name, value] : applied) {

@@ -19,6 +19,10 @@ using SettingMap = std::map<std::string, std::string>;
 // not settings. Fails with a message for an option pgvigil cannot honour or a bad name.
 ParseResult<SettingMap> settings_from_startup(const wire::StartupMessage& startup);
 
+// A value kept as the client wrote it in SQL (SET name TO <value>): marked with this first
+// character, and applied as written rather than quoted as one string.
+inline constexpr char kSqlValueMark = '\x01';
+
 // "SET name TO 'value'; RESET name; ..." turning a connection that carries `applied` into one
 // that carries `wanted`; empty when they agree.
 std::string settings_statements(const SettingMap& wanted, const SettingMap& applied);

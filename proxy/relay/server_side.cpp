@@ -30,7 +30,8 @@ bool carries(pool::ServerConnection& connection, const std::shared_ptr<const Set
   return true;
 }
 
-std::string statements_to_carry(const pool::ServerConnection& connection, const SettingMap& wanted) {
+std::string statements_to_carry(const pool::ServerConnection& connection,
+                                const SettingMap& wanted) {
   const auto* state = static_cast<const ServerSide*>(connection.lease_state());
   if (state && state->settings_unknown) return "RESET ALL;" + settings_statements(wanted, kNone);
   return settings_statements(wanted, applied_settings(connection));

@@ -56,9 +56,15 @@ class Words {
 // (ClientSession::adopt_reported_setting), so it pins nothing. "time" is SET TIME ZONE, "names"
 // SET NAMES (client_encoding).
 bool reported_setting(std::string_view name) {
-  constexpr std::string_view kReported[] = {
-      "application_name", "client_encoding", "datestyle", "intervalstyle", "timezone",
-      "standard_conforming_strings", "default_transaction_read_only", "time", "names"};
+  constexpr std::string_view kReported[] = {"application_name",
+                                            "client_encoding",
+                                            "datestyle",
+                                            "intervalstyle",
+                                            "timezone",
+                                            "standard_conforming_strings",
+                                            "default_transaction_read_only",
+                                            "time",
+                                            "names"};
   for (const auto reported : kReported) {
     if (name == reported) return true;
   }
@@ -105,6 +111,48 @@ std::string_view to_string(PinCause cause) {
       return "unclassified";
   }
   return "unclassified";
+}
+
+std::optional<PlainSet> plain_set(std::string_view sql) {
+  const auto is_blank = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  std::size_t at = 0;
+  const auto skip_blanks = [&] {
+    while (at < sql.size() && is_blank(sql[at])) ++at;
+  };
+  // A word of letters, digits, '_', '$' and (for a custom setting's name) '.', lower-cased.
+  const auto word = [&] {
+    std::string read;
+    skip_blanks();
+    while (at < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[at])) ||
+                               sql[at] == '_' || sql[at] == '$' || sql[at] == '.')) {
+      read.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(sql[at++]))));
+    }
+    return read;
+  };
+  if (word() != "set") return std::nullopt;
+  auto name = word();
+  if (name == "session") name = word();
+  // What set_statement() tells apart: lasting a transaction, a role, a reported setting.
+  if (name.empty() || name == "local" || name == "transaction" || name == "constraints" ||
+      name == "role" || name == "session" || name == "authorization" || name == "characteristics" ||
+      reported_setting(name)) {
+    return std::nullopt;
+  }
+  skip_blanks();
+  if (at < sql.size() && sql[at] == '=') {
+    ++at;
+  } else if (word() != "to") {
+    return std::nullopt;
+  }
+  auto value = sql.substr(at);
+  while (!value.empty() && (is_blank(value.back()) || value.back() == ';')) value.remove_suffix(1);
+  while (!value.empty() && is_blank(value.front())) value.remove_prefix(1);
+  // One statement and nothing that hides the end of one: it is run again as it is.
+  if (value.empty() || value.find(';') != std::string_view::npos ||
+      value.find("--") != std::string_view::npos || value.find("/*") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  return PlainSet{std::move(name), std::string(value)};
 }
 
 bool resets_settings(std::string_view sql) {

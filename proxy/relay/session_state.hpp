@@ -12,26 +12,28 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace pgvigil::proxy::relay {
 
 // Why a client is pinned; a closed set (a metric label).
 enum class PinCause : std::uint8_t {
-  setting,              // SET (or set_config) of a setting the server does not report
-  role,                 // SET ROLE, SET SESSION AUTHORIZATION
-  listen,               // LISTEN
-  advisory_lock,        // a session-level advisory lock
-  temporary_table,      // CREATE TEMP ..., SELECT INTO TEMP
-  cursor,               // DECLARE ... WITH HOLD
-  sql_prepare,          // PREPARE name AS ...
-  prepared_statement,   // a protocol-level named statement with pool.max_prepared_statements 0
-  unclassified,         // SQL the scan cannot see into (DO, LOAD, a Query too large to show)
+  setting,             // SET (or set_config) of a setting the server does not report
+  role,                // SET ROLE, SET SESSION AUTHORIZATION
+  listen,              // LISTEN
+  advisory_lock,       // a session-level advisory lock
+  temporary_table,     // CREATE TEMP ..., SELECT INTO TEMP
+  cursor,              // DECLARE ... WITH HOLD
+  sql_prepare,         // PREPARE name AS ...
+  prepared_statement,  // a protocol-level named statement with pool.max_prepared_statements 0
+  unclassified,        // SQL the scan cannot see into (DO, LOAD, a Query too large to show)
 };
-inline constexpr PinCause kPinCauses[] = {
-    PinCause::setting,      PinCause::role,        PinCause::listen,
-    PinCause::advisory_lock, PinCause::temporary_table, PinCause::cursor,
-    PinCause::sql_prepare,  PinCause::prepared_statement, PinCause::unclassified};
+inline constexpr PinCause kPinCauses[] = {PinCause::setting,         PinCause::role,
+                                          PinCause::listen,          PinCause::advisory_lock,
+                                          PinCause::temporary_table, PinCause::cursor,
+                                          PinCause::sql_prepare,     PinCause::prepared_statement,
+                                          PinCause::unclassified};
 std::string_view to_string(PinCause cause);
 // Every cause's name, in kPinCauses' order: the closed set of the metric's label.
 std::span<const std::string_view> pin_cause_names();
@@ -39,6 +41,15 @@ std::span<const std::string_view> pin_cause_names();
 // The first reason in `sql` (one Query's text or one Parse's) to pin its client; nullopt when
 // the SQL leaves nothing beyond its transaction.
 std::optional<PinCause> session_state_in(std::string_view sql);
+
+// `sql` is exactly one `SET [SESSION] name {TO | =} value` of a setting the server does not
+// report (search_path, statement_timeout, a custom myapp.key): the name (lower case) and the
+// value as written, to be applied again the same way wherever the client goes next.
+struct PlainSet {
+  std::string name;
+  std::string value;
+};
+std::optional<PlainSet> plain_set(std::string_view sql);
 
 // `sql` may put settings back to the server's defaults (RESET, DISCARD): it leaves no state of
 // its own, but the settings the connection carries are no longer the ones recorded.

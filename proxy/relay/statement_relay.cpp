@@ -108,8 +108,7 @@ bool StatementRelay::on_bind(std::span<const char> body, Edit& edit, ServerState
   return true;
 }
 
-bool StatementRelay::on_describe(std::span<const char> body, Edit& edit,
-                                 ServerStatements& server) {
+bool StatementRelay::on_describe(std::span<const char> body, Edit& edit, ServerStatements& server) {
   const auto target = wire::parse_target(body);
   if (!target) return false;
   if (target->kind != 'S') {
@@ -220,8 +219,7 @@ void StatementRelay::close_retired(Edit& edit, ServerStatements& server) {
   }
 }
 
-std::string StatementRelay::ensure(const StatementRef& text, Edit& edit,
-                                   ServerStatements& server) {
+std::string StatementRelay::ensure(const StatementRef& text, Edit& edit, ServerStatements& server) {
   if (const auto* entry = server.use(*text)) return entry->name;
   auto name = add_server_statement(text, edit, server).name;
   scratch_.clear();

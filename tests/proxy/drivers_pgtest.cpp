@@ -43,8 +43,8 @@ TEST_F(DriversPgTest, PgjdbcWithHikariCpAndItsDefaultPrepareThreshold) {
 
 TEST_F(DriversPgTest, NodePostgresNamedQueries) {
   // Debian's node-pg, or the one npm installed beside the program (found first).
-  expect_driver_ok("NODE_PATH=/usr/share/nodejs node " + kDrivers + "/node/named_queries.js 127.0.0.1 " +
-                       std::to_string(port_),
+  expect_driver_ok("NODE_PATH=/usr/share/nodejs node " + kDrivers +
+                       "/node/named_queries.js 127.0.0.1 " + std::to_string(port_),
                    "node-postgres");
 }
 
@@ -59,9 +59,9 @@ TEST_F(DriversPgTest, AsyncpgWhichPreparesEveryQuery) {
 }
 
 TEST_F(DriversPgTest, PgxWithItsStatementCache) {
-  expect_driver_ok(kDrivers + "/go/run.sh 127.0.0.1 " + std::to_string(port_) + " " +
-                       kDriverBuilds + "/go",
-                   "pgx");
+  expect_driver_ok(
+      kDrivers + "/go/run.sh 127.0.0.1 " + std::to_string(port_) + " " + kDriverBuilds + "/go",
+      "pgx");
 }
 
 }  // namespace

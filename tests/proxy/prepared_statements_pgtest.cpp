@@ -42,9 +42,9 @@ class PreparedStatementsPgTest : public ProxyPgFixture {
 
 TEST_F(PreparedStatementsPgTest, PgbenchPreparedModeRunsOnFewerConnectionsThanClients) {
   ensure_bench_database();
-  start_daemon({.databases = {{.name = "bench_tx",
-                               .dbname = "bench",
-                               .pool = "{max_size: 2, min_idle: 1}"}}});
+  start_daemon(
+      {.databases = {
+           {.name = "bench_tx", .dbname = "bench", .pool = "{max_size: 2, min_idle: 1}"}}});
   expect_pgbench_runs_and_is_counted("bench_tx", "-S -T 3 -c 8 -j 2 -M prepared");
   // The full TPC-B-like script too: several statements per transaction, writes included. One
   // thread per client: pgbench prepares each statement with a blocking PQprepare at its first
@@ -79,8 +79,9 @@ TEST_F(PreparedStatementsPgTest, EachClientKeepsItsOwnStatementsAcrossServerConn
   }
   EXPECT_EQ(backends.size(), 2u) << "b's statements ran on both server connections";
   // On any one connection: a's s, b's s and the one shared text; never more.
-  EXPECT_EQ(pq_value(a, "SELECT count(*) FROM pg_prepared_statements "
-                        "WHERE statement = 'SELECT $1::int * 10'"),
+  EXPECT_EQ(pq_value(a,
+                     "SELECT count(*) FROM pg_prepared_statements "
+                     "WHERE statement = 'SELECT $1::int * 10'"),
             "1");
   EXPECT_LE(std::stoi(server_statement_count(a)), 3);
 }
@@ -186,8 +187,9 @@ TEST_F(PreparedStatementsPgTest, EveryWayOfClosingAllStatementsKeepsTheRecordsTr
 
 TEST_F(PreparedStatementsPgTest, AStatementMadeStaleByATableChangeIsPreparedAgain) {
   start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1}"}}});
-  pg_->execute("DROP TABLE IF EXISTS stale_plan; CREATE TABLE stale_plan (a int); "
-               "INSERT INTO stale_plan VALUES (1)");
+  pg_->execute(
+      "DROP TABLE IF EXISTS stale_plan; CREATE TABLE stale_plan (a int); "
+      "INSERT INTO stale_plan VALUES (1)");
   auto conn = pq_connect(conninfo("tx"));
   ASSERT_TRUE(pq_ok(conn));
   const auto columns = [&](const std::string& name) {
@@ -205,8 +207,9 @@ TEST_F(PreparedStatementsPgTest, AStatementMadeStaleByATableChangeIsPreparedAgai
   PgResult again(PQprepare(conn.get(), "s2", "SELECT * FROM stale_plan", 0, nullptr));
   ASSERT_TRUE(result_ok(again)) << PQerrorMessage(conn.get());
   EXPECT_EQ(columns("s2"), "2");
-  EXPECT_EQ(pq_value(conn, "SELECT count(*) FROM pg_prepared_statements "
-                           "WHERE statement = 'SELECT * FROM stale_plan'"),
+  EXPECT_EQ(pq_value(conn,
+                     "SELECT count(*) FROM pg_prepared_statements "
+                     "WHERE statement = 'SELECT * FROM stale_plan'"),
             "1")
       << "the stale statement was closed on the server";
   pg_->execute("DROP TABLE stale_plan");

@@ -27,8 +27,9 @@ TEST_F(SessionStatePgTest, ASettingTheServerReportsFollowsItsClientAndNoOtherCli
   ASSERT_TRUE(pq_ok(a) && pq_ok(b)) << PQerrorMessage(a.get()) << PQerrorMessage(b.get());
 
   // Session-level SETs in one transaction...
-  ASSERT_EQ(pq_run(a, "BEGIN; SET TimeZone = 'Pacific/Auckland'; SET application_name = 'a_app';"
-                      " SET DateStyle = 'German'; SET IntervalStyle = 'sql_standard'; COMMIT"),
+  ASSERT_EQ(pq_run(a,
+                   "BEGIN; SET TimeZone = 'Pacific/Auckland'; SET application_name = 'a_app';"
+                   " SET DateStyle = 'German'; SET IntervalStyle = 'sql_standard'; COMMIT"),
             "");
   // ...and one rolled back, which the server undoes (and reports undone).
   ASSERT_EQ(pq_run(a, "BEGIN; SET TimeZone = 'Asia/Tokyo'; ROLLBACK"), "");
@@ -76,22 +77,23 @@ TEST_F(SessionStatePgTest, ASettingTheServerReportsFollowsItsClientAndNoOtherCli
 // state keeps working with it (pinned), and the next client sees none of it.
 TEST_F(SessionStatePgTest, SessionStatePinsItsClientAndIsGoneForTheNextClient) {
   start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1}"}}});
-  pg_->execute("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lowpriv') "
-               "THEN CREATE ROLE lowpriv; END IF; END$$");
+  pg_->execute(
+      "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lowpriv') "
+      "THEN CREATE ROLE lowpriv; END IF; END$$");
   pg_->execute("GRANT pg_read_all_stats TO lowpriv");
   struct Leak {
     std::string cause;
-    std::string make;    // run by the first client
-    std::string look;    // what both clients ask
-    std::string made;    // what the first client sees
-    std::string clean;   // what the next client sees
+    std::string make;   // run by the first client
+    std::string look;   // what both clients ask
+    std::string made;   // what the first client sees
+    std::string clean;  // what the next client sees
   };
   const std::vector<Leak> leaks = {
       {"role", "SET ROLE lowpriv", "SELECT current_user", "lowpriv", "postgres"},
-      {"role", "SET SESSION AUTHORIZATION lowpriv", "SELECT session_user", "lowpriv",
-       "postgres"},
-      {"setting", "SET statement_timeout = 4242", "SHOW statement_timeout", "4242ms", "0"},
-      {"setting", "SET search_path = evil", "SHOW search_path", "evil", "\"$user\", public"},
+      {"role", "SET SESSION AUTHORIZATION lowpriv", "SELECT session_user", "lowpriv", "postgres"},
+      // Inside a transaction, or not alone in its Query: not followed, pinned.
+      {"setting", "BEGIN; SET statement_timeout = 4242; COMMIT", "SHOW statement_timeout", "4242ms",
+       "0"},
       {"setting", "SELECT set_config('search_path', 'x', false)", "SHOW search_path", "x",
        "\"$user\", public"},
       {"listen", "LISTEN leak", "SELECT count(*) FROM pg_listening_channels()", "1", "0"},
@@ -114,14 +116,51 @@ TEST_F(SessionStatePgTest, SessionStatePinsItsClientAndIsGoneForTheNextClient) {
       ASSERT_TRUE(result_ok(made)) << PQerrorMessage(first.get());
       // Across several transactions, its state stays the client's.
       for (int i = 0; i < 3; ++i) EXPECT_EQ(pq_value(first, leak.look), leak.made) << i;
-      EXPECT_TRUE(wait_until([&] { return metric("pgvigil_pinned_clients", pinned) == 1; },
-                             seconds(5)));
+      EXPECT_TRUE(
+          wait_until([&] { return metric("pgvigil_pinned_clients", pinned) == 1; }, seconds(5)));
     }
     EXPECT_TRUE(
         wait_until([&] { return metric("pgvigil_pinned_clients", pinned) == 0; }, seconds(5)));
     auto next = pq_connect(conninfo("tx"));
     ASSERT_TRUE(pq_ok(next)) << PQerrorMessage(next.get());
     for (int i = 0; i < 3; ++i) EXPECT_EQ(pq_value(next, leak.look), leak.clean) << i;
+  }
+}
+
+TEST_F(SessionStatePgTest, ALoneSetOfASettingTheServerDoesNotReportFollowsItsClient) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2}"}}});
+  auto a = pq_connect(conninfo("tx"));
+  auto b = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(a) && pq_ok(b));
+  ASSERT_EQ(pq_run(a, "SET search_path = evil, public"), "");
+  ASSERT_EQ(pq_run(a, "SET statement_timeout TO 4242"), "");
+  ASSERT_EQ(pq_run(a, "SET myapp.tenant = 'acme'"), "");
+  // A SET the server refuses changes nothing.
+  EXPECT_NE(pq_run(a, "SET statement_timeout = 'soon'"), "");
+  std::set<std::string> a_backends;
+  for (int i = 0; i < 12; ++i) {
+    const bool hold = i % 2 == 0;
+    if (hold) ASSERT_EQ(pq_run(b, "BEGIN"), "");
+    a_backends.insert(pq_value(a, "SELECT pg_backend_pid()").value_or("?"));
+    EXPECT_EQ(pq_value(a, "SHOW search_path"), "evil, public") << i;
+    EXPECT_EQ(pq_value(a, "SHOW statement_timeout"), "4242ms") << i;
+    EXPECT_EQ(pq_value(a, "SELECT current_setting('myapp.tenant')"), "acme") << i;
+    EXPECT_EQ(pq_value(b, "SHOW search_path"), "\"$user\", public") << i;
+    EXPECT_EQ(pq_value(b, "SHOW statement_timeout"), "0") << i;
+    if (hold) ASSERT_EQ(pq_run(b, "COMMIT"), "");
+  }
+  EXPECT_EQ(a_backends.size(), 2u) << "a's settings went with it to both server connections";
+  EXPECT_EQ(metric("pgvigil_pinned_clients", {{"pool", "tx"}, {"cause", "setting"}}), 0);
+  a.reset();
+  auto c = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(c));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(pq_value(c, "SHOW statement_timeout"), "0") << i;
+    EXPECT_EQ(pq_value(c,
+                       "SELECT current_setting('myapp.tenant', true) IS NULL OR "
+                       "current_setting('myapp.tenant', true) = ''"),
+              "t")
+        << i;
   }
 }
 
@@ -149,7 +188,7 @@ TEST_F(SessionStatePgTest, APinnedClientKeepsOneConnectionWhileOthersShareTheRes
   auto other = pq_connect(conninfo("tx"));
   auto third = pq_connect(conninfo("tx"));
   ASSERT_TRUE(pq_ok(pinned) && pq_ok(other) && pq_ok(third));
-  ASSERT_EQ(pq_run(pinned, "SET search_path = pinned_only"), "");
+  ASSERT_TRUE(pq_value(pinned, "SELECT set_config('search_path', 'pinned_only', false)"));
   const auto own_backend = pq_value(pinned, "SELECT pg_backend_pid()");
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(pq_value(pinned, "SELECT pg_backend_pid()"), own_backend) << i;

@@ -33,17 +33,32 @@ TEST(SessionState, FoundAfterCommentsAndInAnyStatementOfAQuery) {
 }
 
 TEST(SessionState, StateThatEndsWithItsTransactionOrFollowsTheClientPinsNothing) {
-  for (const char* sql : {"SELECT abalance FROM pgbench_accounts WHERE aid = $1",
-                          "SET LOCAL statement_timeout = 5", "SET TRANSACTION ISOLATION LEVEL "
-                          "SERIALIZABLE", "SET CONSTRAINTS ALL DEFERRED",
-                          "SET TimeZone = 'UTC'", "SET TIME ZONE 'UTC'", "SET NAMES 'UTF8'",
-                          "set application_name = 'x'", "SET DateStyle TO German",
-                          "SELECT pg_advisory_xact_lock(1)", "SELECT pg_advisory_unlock(1)",
-                          "UNLISTEN *", "PREPARE TRANSACTION 'x'", "DISCARD ALL",
-                          "DECLARE c CURSOR FOR SELECT 1", "UPDATE t SET x = 1",
-                          "INSERT INTO t (settings) VALUES ('listen')", "RESET ALL",
-                          "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;"}) {
+  for (const char* sql :
+       {"SELECT abalance FROM pgbench_accounts WHERE aid = $1", "SET LOCAL statement_timeout = 5",
+        "SET TRANSACTION ISOLATION LEVEL "
+        "SERIALIZABLE",
+        "SET CONSTRAINTS ALL DEFERRED", "SET TimeZone = 'UTC'", "SET TIME ZONE 'UTC'",
+        "SET NAMES 'UTF8'", "set application_name = 'x'", "SET DateStyle TO German",
+        "SELECT pg_advisory_xact_lock(1)", "SELECT pg_advisory_unlock(1)", "UNLISTEN *",
+        "PREPARE TRANSACTION 'x'", "DISCARD ALL", "DECLARE c CURSOR FOR SELECT 1",
+        "UPDATE t SET x = 1", "INSERT INTO t (settings) VALUES ('listen')", "RESET ALL",
+        "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;"}) {
     EXPECT_EQ(session_state_in(sql), std::nullopt) << sql;
+  }
+}
+
+TEST(SessionState, ALoneSetIsReadAsNameAndValueAsWritten) {
+  const auto set = plain_set("  SET search_path TO evil, \"Public\" ; ");
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->name, "search_path");
+  EXPECT_EQ(set->value, "evil, \"Public\"");
+  EXPECT_EQ(plain_set("set session myapp.tenant = 'acme'")->name, "myapp.tenant");
+  EXPECT_EQ(plain_set("SET statement_timeout=5")->value, "5");
+  for (const char* not_plain :
+       {"SET LOCAL statement_timeout = 5", "SET ROLE x", "SET SESSION AUTHORIZATION x",
+        "SET TimeZone = 'UTC'", "SET statement_timeout = 5; SET ROLE x",
+        "SET search_path = a -- comment", "SET x", "SELECT 1"}) {
+    EXPECT_FALSE(plain_set(not_plain)) << not_plain;
   }
 }
 

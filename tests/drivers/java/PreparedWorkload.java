@@ -29,7 +29,7 @@ public class PreparedWorkload {
 
   static void fail(String m) { if (failures.size() < 50) failures.add(m); }
 
-  // Text k: shape k%3 — scalar sum, two columns (int, text), or a set of rows.
+  // Text k: shape k%3: scalar sum, two columns (int, text), or a set of rows.
   static String text(int k) {
     switch (k % 3) {
       case 0: return "SELECT ?::int + " + k;

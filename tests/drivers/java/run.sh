@@ -19,6 +19,6 @@ elif [ -n "${PGVIGIL_DRIVER_BUILD_DIR:-}" ]; then out=$PGVIGIL_DRIVER_BUILD_DIR/
 else out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 fi
 mkdir -p "$out"
-javac -nowarn -d "$out" -cp "$cp" "$src/PreparedWorkload.java" || exit 2
+javac -encoding UTF-8 -nowarn -d "$out" -cp "$cp" "$src/PreparedWorkload.java" || exit 2
 set +e
 java -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$out:$cp" PreparedWorkload "$url"
