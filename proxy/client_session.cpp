@@ -176,9 +176,16 @@ awaitable<void> ClientSession::handshake() {
 std::string ClientSession::startup_reply() const {
   std::string reply;
   for (const auto& [name, value] : route_->server_parameters) {
-    // The client sees the values it asked for: they are applied before each of its queries.
-    auto wanted = settings_->find(lower_setting_name(name));
-    wire::append_parameter_status(reply, name, wanted != settings_->end() ? wanted->second : value);
+    // The client sees the values it asked for, in the server's spelling when known: they are
+    // applied before each of its queries.
+    const auto wanted = settings_->find(lower_setting_name(name));
+    if (wanted == settings_->end()) {
+      wire::append_parameter_status(reply, name, value);
+      continue;
+    }
+    const auto spelt = route_->reported_spellings.find(*wanted);
+    wire::append_parameter_status(
+        reply, name, spelt != route_->reported_spellings.end() ? spelt->second : wanted->second);
   }
   wire::append_backend_key_data(reply, cancel_key_->process_id, cancel_key_->secret);
   wire::append_ready_for_query(reply, wire::TransactionStatus::idle);
@@ -188,8 +195,9 @@ std::string ClientSession::startup_reply() const {
 awaitable<void> ClientSession::begin() {
   if (service_.draining()) co_return fail(shutdown_failure());
   // Session pooling takes its server connection now; transaction pooling only needs one when
-  // nothing is known yet about the server (its version, encoding) to tell the client.
-  if (!transaction_pooling() || route_->server_parameters.empty()) {
+  // nothing is known yet about the server (its version, encoding) or about how it spells a
+  // setting the client asked for, to tell the client.
+  if (!transaction_pooling() || route_->server_parameters.empty() || spelling_unknown()) {
     enter(Phase::waiting_for_server, "the session needs its server connection");
     if (auto error = co_await acquire_server()) co_return fail(*error);
     if (transaction_pooling()) return_server(std::nullopt);
@@ -208,6 +216,37 @@ awaitable<void> ClientSession::begin() {
   enter(server_ ? Phase::pinned : Phase::idle, "ready for queries");
   if (pending_input_) co_return start_relay();
   park();
+}
+
+namespace {
+
+// application_name is the server's as written (up to NAMEDATALEN), and its values are as many
+// as the clients: not learnt. The other reported settings have few values each (a closed set,
+// or time zone names), and the route keeps at most this many spellings.
+constexpr std::size_t kMostSpellings = 256;
+bool spelling_may_differ(const std::string& name) { return name != "application_name"; }
+
+}  // namespace
+
+bool ClientSession::spelling_unknown() const {
+  if (route_->reported_spellings.size() >= kMostSpellings) return false;
+  for (const auto& [name, value] : route_->server_parameters) {
+    if (!spelling_may_differ(name)) continue;
+    const auto wanted = settings_->find(lower_setting_name(name));
+    if (wanted != settings_->end() && !route_->reported_spellings.contains(*wanted)) return true;
+  }
+  return false;
+}
+
+void ClientSession::learn_spellings() {
+  for (const auto& [name, value] : route_->server_parameters) {
+    if (!spelling_may_differ(name) || route_->reported_spellings.size() >= kMostSpellings) continue;
+    const auto wanted = settings_->find(lower_setting_name(name));
+    if (wanted == settings_->end()) continue;
+    // libpq has just seen the server's ParameterStatus for what was applied.
+    auto spelt = server_->parameter_status(name.c_str());
+    if (!spelt.empty()) route_->reported_spellings.emplace(*wanted, std::move(spelt));
+  }
 }
 
 awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
@@ -233,6 +272,7 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_settings() {
   if (!failure) {
     relay::server_side(*server_).applied_settings = settings_;
     relay::server_side(*server_).settings_unknown = false;
+    learn_spellings();
     co_return std::nullopt;
   }
   // A setting the server refuses (a bad DateStyle) is the client's error; the connection

@@ -191,6 +191,10 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void close();
   void cancel_running_query();
   std::string startup_reply() const;
+  // A reported setting the client asked for whose server spelling the route has not learnt.
+  bool spelling_unknown() const;
+  // Right after the client's settings were applied: how the server spells them.
+  void learn_spellings();
   ClientError checkout_failure(const pool::CheckoutError& error) const;
   static ClientError shutdown_failure();
   // A slow path's coroutine failed with an exception (out of memory): nothing more can be done

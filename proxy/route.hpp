@@ -2,6 +2,7 @@
 // One database as clients see it: its settings, its pool, its client metrics, and what its
 // server reported about itself.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -26,6 +27,10 @@ struct Route {
   // The server's ParameterStatus values (server_version, DateStyle, ...), learned from the
   // first connection lent to a client. Read and written only on the pool's worker.
   std::vector<std::pair<std::string, std::string>> server_parameters;
+  // How the server spells a reported setting a client asked for at startup ({"datestyle",
+  // "German"} -> "German, DMY"), learnt the first time a connection applies it, so that every
+  // client's ParameterStatus shows what a direct connection would. Pool's worker only.
+  std::map<std::pair<std::string, std::string>, std::string> reported_spellings;
   // Clients with the same startup settings share one copy (most clients of an application
   // send the same ones), so an idle client does not carry a map of its own. Pool's worker only.
   std::vector<std::weak_ptr<const SettingMap>> interned_settings;

@@ -164,6 +164,18 @@ TEST_F(SessionStatePgTest, ALoneSetOfASettingTheServerDoesNotReportFollowsItsCli
   }
 }
 
+TEST_F(SessionStatePgTest, StartupSettingsAreShownInTheServersSpelling) {
+  start_daemon({.databases = {{.name = "tx"}}});
+  for (int i = 0; i < 3; ++i) {  // the first client's teaches the route; the others reuse it
+    auto a = pq_connect(conninfo("tx", "postgres",
+                                 "options='-c DateStyle=German -c client_encoding=utf8'"));
+    ASSERT_TRUE(pq_ok(a)) << PQerrorMessage(a.get());
+    EXPECT_STREQ(PQparameterStatus(a.get(), "DateStyle"), "German, DMY") << i;
+    EXPECT_STREQ(PQparameterStatus(a.get(), "client_encoding"), "UTF8") << i;
+    EXPECT_EQ(pq_value(a, "SHOW DateStyle"), "German, DMY") << i;
+  }
+}
+
 TEST_F(SessionStatePgTest, AResetByOneClientNeverCostsTheNextItsStartupSettings) {
   start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1}"}}});
   const std::string options = "options='-c search_path=a_schema -c statement_timeout=4321'";
