@@ -148,6 +148,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
                              relay::Edit& edit);
   // Transaction pooling: a Query or Parse that leaves session state pins the client.
   void look_for_session_state(const relay::MessageHeader& header, std::span<const char> whole);
+  // A RESET of `name` ("" for all): the settings the client SET in SQL are no longer its own.
+  void forget_set_settings(const std::string& name);
   // The client keeps its server connection for the rest of its session, reset when it leaves.
   void pin(relay::PinCause cause);
   // What of the plan the peer has not taken yet goes out on the slow path.

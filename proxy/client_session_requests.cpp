@@ -202,7 +202,10 @@ void ClientSession::look_for_session_state(const relay::MessageHeader& header,
     if (!parse->statement.empty() && !statements_) return pin(relay::PinCause::prepared_statement);
     sql = parse->query;
   }
-  if (relay::resets_settings(sql)) relay::server_side(*server_).settings_unknown = true;
+  if (relay::resets_settings(sql)) {
+    relay::server_side(*server_).settings_unknown = true;
+    if (const auto target = relay::reset_target(sql)) forget_set_settings(*target);
+  }
   // A lone SET outside a transaction, with nothing else in flight: followed like a reported
   // setting once the server says SET. Anything less plain pins.
   // (The tracker has counted this Query already.)
@@ -214,6 +217,17 @@ void ClientSession::look_for_session_state(const relay::MessageHeader& header,
     }
   }
   if (const auto cause = relay::session_state_in(sql)) pin(*cause);
+}
+
+void ClientSession::forget_set_settings(const std::string& name) {
+  // Settings the client SET in SQL go; those it asked for at startup stay (a direct server
+  // resets to them), and the server reports what happened to the reported ones.
+  SettingMap kept = *settings_;
+  std::erase_if(kept, [&](const auto& setting) {
+    return (name.empty() || setting.first == name) && !setting.second.empty() &&
+           setting.second.front() == kSqlValueMark;
+  });
+  if (kept.size() != settings_->size()) settings_ = intern_settings(*route_, std::move(kept));
 }
 
 void ClientSession::pin(relay::PinCause cause) {

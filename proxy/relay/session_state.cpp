@@ -155,6 +155,20 @@ std::optional<PlainSet> plain_set(std::string_view sql) {
   return PlainSet{std::move(name), std::string(value)};
 }
 
+std::optional<std::string> reset_target(std::string_view sql) {
+  Words words(sql);
+  std::string first;
+  std::string second;
+  std::string more;
+  bool starts = false;
+  if (!words.next(first, starts) || !words.next(second, starts)) return std::nullopt;
+  const bool alone = !words.next(more, starts);
+  if (!alone) return std::nullopt;
+  if ((first == "reset" || first == "discard") && second == "all") return std::string();
+  if (first == "reset") return second;
+  return std::nullopt;
+}
+
 bool resets_settings(std::string_view sql) {
   Words words(sql);
   std::string word;

@@ -51,6 +51,9 @@ struct PlainSet {
 };
 std::optional<PlainSet> plain_set(std::string_view sql);
 
+// What a lone RESET (or DISCARD ALL) puts back: one setting (lower case), or "" for all of them.
+std::optional<std::string> reset_target(std::string_view sql);
+
 // `sql` may put settings back to the server's defaults (RESET, DISCARD): it leaves no state of
 // its own, but the settings the connection carries are no longer the ones recorded.
 bool resets_settings(std::string_view sql);

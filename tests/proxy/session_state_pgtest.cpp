@@ -151,6 +151,15 @@ TEST_F(SessionStatePgTest, ALoneSetOfASettingTheServerDoesNotReportFollowsItsCli
   }
   EXPECT_EQ(a_backends.size(), 2u) << "a's settings went with it to both server connections";
   EXPECT_EQ(metric("pgvigil_pinned_clients", {{"pool", "tx"}, {"cause", "setting"}}), 0);
+  // RESET makes a SET undone for good, wherever the client goes next.
+  ASSERT_EQ(pq_run(a, "RESET statement_timeout"), "");
+  for (int i = 0; i < 4; ++i) {
+    const bool hold = i % 2 == 0;
+    if (hold) ASSERT_EQ(pq_run(b, "BEGIN"), "");
+    EXPECT_EQ(pq_value(a, "SHOW statement_timeout"), "0") << i;
+    EXPECT_EQ(pq_value(a, "SHOW search_path"), "evil, public") << i;
+    if (hold) ASSERT_EQ(pq_run(b, "COMMIT"), "");
+  }
   a.reset();
   auto c = pq_connect(conninfo("tx"));
   ASSERT_TRUE(pq_ok(c));

@@ -70,6 +70,14 @@ TEST(SessionState, ResetsAndDiscardsLeaveTheConnectionsSettingsUnknown) {
   EXPECT_FALSE(resets_settings("SET search_path = x"));
 }
 
+TEST(SessionState, ALoneResetNamesWhatItPutsBack) {
+  EXPECT_EQ(reset_target("RESET search_path;"), "search_path");
+  EXPECT_EQ(reset_target("reset all"), "");
+  EXPECT_EQ(reset_target("DISCARD ALL"), "");
+  EXPECT_EQ(reset_target("RESET a; RESET b"), std::nullopt);
+  EXPECT_EQ(reset_target("DISCARD PLANS"), std::nullopt);
+}
+
 TEST(SessionState, AWordInALiteralMayPinButNeverHidesState) {
   // Errs towards pinning: a literal's words are read too.
   EXPECT_EQ(session_state_in("SELECT 'a temp value'"), PinCause::temporary_table);
