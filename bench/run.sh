@@ -11,7 +11,9 @@ Usage: bench/run.sh [--allow-missing-pgvigil] [-h|--help]
 Environment (defaults in brackets):
   BENCH_SECONDS=10        duration of each pgbench run
   BENCH_CLIENTS="1 8 32"  client counts
-  BENCH_MODES="simple extended"  pgbench query modes (-M)
+  BENCH_MODES="simple extended prepared"  pgbench query modes (-M); PgBouncer 1.18 cannot run
+                          prepared in transaction mode: it is not run against it, and pgvigil's
+                          prepared TPS is compared with its own extended TPS instead
   BENCH_POOL_SIZE=20      server connections of each pooler (pgvigil min_idle=max_size, PgBouncer default_pool_size)
   BENCH_PGVIGIL_SHARDS=<cores>  pgvigil pool.shards: the pool split over this many workers
   BENCH_SCALE=10          pgbench -i scale
@@ -43,7 +45,7 @@ cd "$ROOT"
 
 BENCH_SECONDS="${BENCH_SECONDS:-10}"
 BENCH_CLIENTS="${BENCH_CLIENTS:-1 8 32}"
-BENCH_MODES="${BENCH_MODES:-simple extended}"
+BENCH_MODES="${BENCH_MODES:-simple extended prepared}"
 BENCH_POOL_SIZE="${BENCH_POOL_SIZE:-20}"
 BENCH_PGVIGIL_SHARDS="${BENCH_PGVIGIL_SHARDS:-$(nproc)}"
 BENCH_SCALE="${BENCH_SCALE:-10}"
@@ -53,10 +55,8 @@ BENCH_ROUNDS="${BENCH_ROUNDS:-3}"
 BENCH_KEEP_TMP="${BENCH_KEEP_TMP:-0}"
 BENCH_BASELINE_BINARY="${BENCH_BASELINE_BINARY:-}"
 source "$ROOT/scripts/lib/paths.sh"
-PGVIGIL="$PGVIGIL_BINARY"
 PGBOUNCER="${PGBOUNCER:-/usr/sbin/pgbouncer}"
-PG_BIN="$PGVIGIL_PG_BINDIR"
-PGBENCH="$PG_BIN/pgbench"
+PGBENCH="$PGVIGIL_PG_BINDIR/pgbench"
 [[ -x "$PGBENCH" ]] || PGBENCH="$(command -v pgbench)"
 DB=bench
 RESULTS="$BENCH_DIR/results/latest.md"
@@ -119,7 +119,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null
   fi
   if (( PG_STARTED )); then
-    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$TMP/pgdata" -m immediate -w -t 30 stop >/dev/null 2>&1
+    "${AS_PG[@]}" "$PGVIGIL_PG_BINDIR/pg_ctl" -D "$TMP/pgdata" -m immediate -w -t 30 stop >/dev/null 2>&1
   fi
   if [[ -n "$TMP" && -d "$TMP" ]]; then
     if [[ "$BENCH_KEEP_TMP" == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
@@ -168,7 +168,7 @@ declare -A NOFILE
 # ---------------------------------------------------------------------------------------------
 # 1. Throwaway PostgreSQL.
 log "PostgreSQL: initdb in $TMP/pgdata, port $PG_PORT"
-"${AS_PG[@]}" "$PG_BIN/initdb" -D "$TMP/pgdata" -U postgres -A trust -E UTF8 --no-sync \
+"${AS_PG[@]}" "$PGVIGIL_PG_BINDIR/initdb" -D "$TMP/pgdata" -U postgres -A trust -E UTF8 --no-sync \
   >"$TMP/initdb.log" 2>&1 || { tail -20 "$TMP/initdb.log" >&2; die "initdb failed"; }
 cat >>"$TMP/pgdata/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
@@ -181,14 +181,14 @@ synchronous_commit = off
 full_page_writes = off
 logging_collector = off
 EOF
-"${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$TMP/pgdata" -l "$TMP/postgres.log" -w -t 60 start >/dev/null \
+"${AS_PG[@]}" "$PGVIGIL_PG_BINDIR/pg_ctl" -D "$TMP/pgdata" -l "$TMP/postgres.log" -w -t 60 start >/dev/null \
   || { tail -20 "$TMP/postgres.log" >&2; die "PostgreSQL did not start"; }
 PG_STARTED=1
-"$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$DB"
+"$PGVIGIL_PG_BINDIR/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$DB"
 log "pgbench -i -s $BENCH_SCALE"
 run_waited timeout 1800 "$PGBENCH" -i -s "$BENCH_SCALE" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$DB" >"$TMP/pgbench-init.log" 2>&1 \
   || { tail -20 "$TMP/pgbench-init.log" >&2; die "pgbench -i failed"; }
-"$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$DB" -c "VACUUM ANALYZE" >/dev/null
+"$PGVIGIL_PG_BINDIR/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$DB" -c "VACUUM ANALYZE" >/dev/null
 
 # ---------------------------------------------------------------------------------------------
 # 2. PgBouncer, transaction mode, same server pool size as pgvigil.
@@ -253,22 +253,22 @@ databases:
 EOF
 }
 start_pgvigil() {
-  if [[ ! -x "$PGVIGIL" ]]; then
-    log "pgvigil binary missing at $PGVIGIL: building with scripts/build.sh"
-    if ! run_waited timeout 1200 scripts/build.sh >"$TMP/build.log" 2>&1 || [[ ! -x "$PGVIGIL" ]]; then
+  if [[ ! -x "$PGVIGIL_BINARY" ]]; then
+    log "pgvigil binary missing at $PGVIGIL_BINARY: building with scripts/build.sh"
+    if ! run_waited timeout 1200 scripts/build.sh >"$TMP/build.log" 2>&1 || [[ ! -x "$PGVIGIL_BINARY" ]]; then
       tail -15 "$TMP/build.log" >&2
       pgvigil_unavailable "build failed; see above"
       return
     fi
   fi
-  PV_VERSION="$("$PGVIGIL" --version 2>/dev/null | head -1 || echo unknown)"
+  PV_VERSION="$("$PGVIGIL_BINARY" --version 2>/dev/null | head -1 || echo unknown)"
   write_pgvigil_config "$TMP/pgvigil.yaml" "$PV_PORT" "$PV_ADMIN_PORT"
   log "pgvigil: port $PV_PORT, admin $PV_ADMIN_PORT (min_idle=max_size=$BENCH_POOL_SIZE, shards=$BENCH_PGVIGIL_SHARDS)"
   # In a session of its own, as PgBouncer (-d) and PostgreSQL (pg_ctl) are: with the kernel's
   # autogroup scheduling each session shares one CPU weight, so a pooler left in this script's
   # session would share pgbench's. setsid execs in place (this shell has no job control, so the
   # child is not a process group leader): $! is pgvigil's pid.
-  setsid "$PGVIGIL" --config "$TMP/pgvigil.yaml" >"$TMP/pgvigil.log" 2>&1 &
+  setsid "$PGVIGIL_BINARY" --config "$TMP/pgvigil.yaml" >"$TMP/pgvigil.log" 2>&1 &
   PGVIGIL_PID=$!
   local i
   for ((i = 0; i < 200; i++)); do
@@ -336,6 +336,11 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
   for mode in $BENCH_MODES; do
     for c in $BENCH_CLIENTS; do
       for t in "${TARGETS[@]}"; do
+        # Named statements in transaction pooling: PgBouncer before 1.21 refuses them.
+        if [[ "$mode" == prepared && "$t" == pgbouncer ]]; then
+          ROUND_TPS[$t,$mode,$c,$round]=n/a ROUND_LAT[$t,$mode,$c,$round]=n/a
+          continue
+        fi
         out="$TMP/pgbench-$t-$mode-$c-round$round.log"
         log "round $round/$BENCH_ROUNDS: pgbench -S -M $mode -c $c -T $BENCH_SECONDS -> $t"
         key="$t,$mode,$c,$round"
@@ -359,6 +364,10 @@ median() {  # values... -> the middle of the sorted values, or "error" if any is
 for mode in $BENCH_MODES; do
   for c in $BENCH_CLIENTS; do
     for t in "${TARGETS[@]}"; do
+      if [[ "$mode" == prepared && "$t" == pgbouncer ]]; then
+        TPS[$t,$mode,$c]=cannot LAT[$t,$mode,$c]=cannot
+        continue
+      fi
       tps=() lat=()
       for ((round = 1; round <= BENCH_ROUNDS; round++)); do
         tps+=("${ROUND_TPS[$t,$mode,$c,$round]}")
@@ -450,7 +459,7 @@ MISSED=()
   echo "- Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   echo "- Command: \`$COMMAND\`"
   echo "- Machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(uname -sr)"
-  echo "- PostgreSQL: $("$PG_BIN/postgres" --version)"
+  echo "- PostgreSQL: $("$PGVIGIL_PG_BINDIR/postgres" --version)"
   echo "- PgBouncer: $PGB_VERSION"
   echo "- pgvigil: $PV_VERSION, $PV_STATUS; git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
   echo "- Workload: \`pgbench -S -n -T $BENCH_SECONDS\` (select-only), scale $BENCH_SCALE, \`-j min(clients,2)\`, TCP on 127.0.0.1, sslmode=disable; all processes on the same machine."
@@ -467,6 +476,16 @@ MISSED=()
     for c in $BENCH_CLIENTS; do
       d="$(cell TPS direct "$mode" "$c")"; b="$(cell TPS pgbouncer "$mode" "$c")"; v="$(cell TPS pgvigil "$mode" "$c")"
       rb="$(ratio "$v" "$b")"; rd="$(ratio "$v" "$d")"
+      if [[ "$mode" == prepared ]]; then
+        # Preparing should pay: against pgvigil's own extended mode, PgBouncer 1.18 cannot.
+        re="$(ratio "$v" "$(cell TPS pgvigil extended "$c")")"
+        echo "| $mode | $c | $(fmt "$d") | cannot | $(fmt "$v") | n/a ($re of pgvigil -M extended) | $rd |"
+        if [[ "$PV_STATUS" == ok && "$c" != 1 ]] &&
+          { [[ "$re" == n/a ]] || awk -v r="$re" 'BEGIN { exit !(r < 1.0) }'; }; then
+          MISSED+=("TARGET MISSED: pgvigil -M prepared / -M extended = $re at -c $c (target >= 1.0)")
+        fi
+        continue
+      fi
       echo "| $mode | $c | $(fmt "$d") | $(fmt "$b") | $(fmt "$v") | $rb | $rd |"
       if [[ "$PV_STATUS" == ok ]] && { [[ "$rb" == n/a ]] || awk -v r="$rb" 'BEGIN { exit !(r < 1.0) }'; }; then
         MISSED+=("TARGET MISSED: pgvigil/pgbouncer = $rb for -M $mode -c $c (pgvigil $(fmt "$v") TPS, pgbouncer $(fmt "$b") TPS; target >= 1.0)")

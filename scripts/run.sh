@@ -15,14 +15,12 @@ repo_root=$(pwd)
 scripts/build.sh </dev/null
 
 source scripts/lib/paths.sh
-daemon=$PGVIGIL_BINARY
-if [[ ! -x $daemon ]]; then
-  echo "run: $daemon was not built (is the daemon target in place?)" >&2
+if [[ ! -x $PGVIGIL_BINARY ]]; then
+  echo "run: $PGVIGIL_BINARY was not built (is the daemon target in place?)" >&2
   exit 1
 fi
 
-pg_bin=$PGVIGIL_PG_BINDIR
-if [[ ! -x $pg_bin/initdb ]]; then
+if [[ ! -x $PGVIGIL_PG_BINDIR/initdb ]]; then
   echo "run: PostgreSQL server binaries not found (set PGVIGIL_PG_BINDIR)" >&2
   exit 1
 fi
@@ -40,7 +38,7 @@ server_log=$pg_dir/server.log
 
 # A server left over from a run that was killed with SIGKILL still owns the old data dir.
 if [[ -f $data_dir/postmaster.pid ]]; then
-  (cd / && as_pg "$pg_bin/pg_ctl" -D "$data_dir" -m immediate -w stop) >/dev/null 2>&1 || true
+  (cd / && as_pg "$PGVIGIL_PG_BINDIR/pg_ctl" -D "$data_dir" -m immediate -w stop) >/dev/null 2>&1 || true
 fi
 if [[ $(id -u) -eq 0 ]]; then
   rm -rf "$pg_dir"
@@ -56,7 +54,7 @@ port=${PGVIGIL_RUN_PG_PORT:-5433}
 while port_in_use "$port"; do port=$((port + 1)); done
 
 # The tools run from / because the caller's directory may be closed to user postgres.
-if ! (cd / && as_pg "$pg_bin/initdb" -D "$data_dir" -U postgres -A trust -E UTF8 --locale=C \
+if ! (cd / && as_pg "$PGVIGIL_PG_BINDIR/initdb" -D "$data_dir" -U postgres -A trust -E UTF8 --locale=C \
       --no-sync --no-instructions) >"$repo_root/.run/initdb.log" 2>&1; then
   echo "run: initdb FAILED:" >&2
   tail -n 20 .run/initdb.log >&2
@@ -67,13 +65,13 @@ started=0
 stop_postgres() {
   if [[ $started -eq 1 ]]; then
     echo "run: stopping PostgreSQL ($data_dir)"
-    (cd / && as_pg "$pg_bin/pg_ctl" -D "$data_dir" -m fast -w stop) >/dev/null 2>&1 || true
+    (cd / && as_pg "$PGVIGIL_PG_BINDIR/pg_ctl" -D "$data_dir" -m fast -w stop) >/dev/null 2>&1 || true
     started=0
   fi
 }
 trap stop_postgres EXIT
 
-if ! (cd / && as_pg "$pg_bin/pg_ctl" -D "$data_dir" -l "$server_log" -w -t 60 \
+if ! (cd / && as_pg "$PGVIGIL_PG_BINDIR/pg_ctl" -D "$data_dir" -l "$server_log" -w -t 60 \
       -o "-p $port -k '$pg_dir' -c listen_addresses=127.0.0.1 -c fsync=off" start) >/dev/null 2>&1; then
   echo "run: PostgreSQL did not start; last lines of $server_log:" >&2
   tail -n 20 "$server_log" >&2 || true
@@ -107,15 +105,15 @@ pgvigil     config: .run/config.yaml
             psql -h $repo_root/.run -p $proxy_port -U postgres postgres   (Unix socket)
   metrics:  curl http://127.0.0.1:9930/metrics   (also /healthz and /readyz)
 Break the server and watch pgvigil notice (from another terminal):
-  stop:     $pg_ctl_prefix$pg_bin/pg_ctl -D $data_dir -m fast stop
-  start:    $pg_ctl_prefix$pg_bin/pg_ctl -D $data_dir -l $server_log -o "-p $port -k '$pg_dir' -c listen_addresses=127.0.0.1 -c fsync=off" start
+  stop:     $pg_ctl_prefix$PGVIGIL_PG_BINDIR/pg_ctl -D $data_dir -m fast stop
+  start:    $pg_ctl_prefix$PGVIGIL_PG_BINDIR/pg_ctl -D $data_dir -l $server_log -o "-p $port -k '$pg_dir' -c listen_addresses=127.0.0.1 -c fsync=off" start
 Stop with Ctrl-C: pgvigil shuts down, then this PostgreSQL is stopped.
 
 INFO
 
 # pgvigil runs as a background job so this shell can forward Ctrl-C / SIGTERM to it and still
 # stop PostgreSQL afterwards (a shell delays its traps until a foreground child exits).
-"$daemon" --config .run/config.yaml </dev/null &
+"$PGVIGIL_BINARY" --config .run/config.yaml </dev/null &
 daemon_pid=$!
 trap 'kill -TERM "$daemon_pid" 2>/dev/null || true' INT TERM
 status=0
