@@ -84,6 +84,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void wait_for_connection(Milliseconds timeout, std::function<void(CheckoutResult)> done);
   // No idle connection at all (so try_checkout_now() failing means waiting, not a ping).
   bool nothing_idle() const { return idle_.empty() && !stopping_; }
+  // Checkouts (coroutine or callback) waiting for a connection now. On the pool's executor only.
+  int waiting_checkouts() const;
 
   // Hands a leased connection back. nullopt: it is at ReadyForQuery, idle, clean. A death: the
   // lease holder found it broken or left it in an unknown state. Thread-safe.
@@ -156,7 +158,6 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void close_expired_idle(Clock::time_point now);
   void trim_one_idle(Clock::time_point now);
   void open_missing(Clock::time_point now);
-  int waiting_clients() const;
   Clock::time_point jittered_ping_due(const ServerConnection& connection);
   void wake_maintenance();
   bool on_own_thread() const;

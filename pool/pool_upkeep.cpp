@@ -91,7 +91,7 @@ awaitable<void> Pool::watch_idle(Lease connection) {
 
 void Pool::wake_maintenance() { maintenance_timer_.cancel(); }
 
-int Pool::waiting_clients() const {
+int Pool::waiting_checkouts() const {
   int waiting = 0;
   for (const auto& waiter : waiters_) waiting += waiter->done ? 0 : 1;
   return waiting;
@@ -130,7 +130,7 @@ void Pool::open_missing(Clock::time_point now) {
   const int connecting = count(ConnectionState::connecting);
   const int spare = count(ConnectionState::idle) + count(ConnectionState::probing) + connecting;
   const int live = spare + count(ConnectionState::checked_out);
-  int wanted = std::max(settings.min_idle - spare, waiting_clients() - connecting);
+  int wanted = std::max(settings.min_idle - spare, waiting_checkouts() - connecting);
   wanted = std::min(wanted, settings.max_size - live);
   if (backoff_.failures() > 0) {
     // While the server refuses, one attempt at a time, on the back-off schedule: no herd.
@@ -192,7 +192,7 @@ awaitable<void> Pool::open_connection() {
     if (stopping_) co_return;
     metrics_->record_connect_failure(to_string(failure->cause));
     last_failure_at_ = now;
-    const auto delay = backoff_.next_delay(waiting_clients() > 0);
+    const auto delay = backoff_.next_delay(waiting_checkouts() > 0);
     next_connect_at_ = now + delay;
     {
       std::lock_guard lock(failure_mutex_);

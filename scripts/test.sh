@@ -25,6 +25,8 @@ run_check ctest ctest --test-dir build --output-on-failure --no-tests=error -j2
 # ---- more checks go here (one run_check line each) -----------------------------------------------
 run_check deploy scripts/check-deploy.sh
 run_check readme-config-table scripts/update-readme-reference.sh --check
+# The pure tests again, built with AddressSanitizer and UBSan in build-sanitize/ (about 5 min).
+run_check sanitized scripts/test-sanitized.sh
 # ---- end of checks --------------------------------------------------------------------------------
 
 if [[ ${#failed[@]} -ne 0 ]]; then

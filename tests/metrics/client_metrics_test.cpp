@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "metrics/client_series.hpp"
 #include "metrics/proxy_metrics.hpp"
 #include "metrics/registry.hpp"
 
@@ -172,20 +173,45 @@ TEST(ClientMetrics, ReAddingARemovedPoolStartsFromZero) {
   EXPECT_TRUE(contains(registry.serialize(), "pgvigil_transactions_total{pool=\"app\"} 1\n"));
 }
 
-// What this can catch is limited: with the registry gone, a handle that still counted would
-// write into prometheus-cpp children that were freed, and that write happens inside
-// libprometheus-cpp-core, which is not built with AddressSanitizer. Even under
-// scripts/test-sanitized.sh, removing the detached_ checks of ClientSeries (or the detach in
-// ~Registry) leaves this test passing. It catches a crash, and a use after free in our own code.
-TEST(ClientMetrics, HandlesOutliveTheRegistry) {
-  std::shared_ptr<ClientMetrics> app;
+// Calls every recording method of `metrics`, so that a handle that still wrote would change each
+// of its series.
+void touch_every_series(ClientMetrics& metrics) {
+  metrics.client_connected();
+  for (const auto error_class : ClientSeries::kErrorClasses) {
+    metrics.client_error(std::string(error_class) + "000");
+  }
+  metrics.client_error("42P01");  // "other"
+  metrics.relayed({.bytes_to_server = 7, .bytes_to_client = 7, .queries = 7, .transactions = 7});
+}
+
+// A detached handle must write nowhere: its children are freed. Such a write would happen inside
+// libprometheus-cpp-core, which AddressSanitizer does not instrument (and its quarantine keeps
+// freed memory from being reused), so these tests make the write visible in a plain build
+// instead: right after the old children are freed, the same pool (or a whole registry) is built
+// again, its children have the same sizes, and the heap hands them the freed addresses. A stale
+// handle that still wrote would change the new page. Checked: without the detached_ checks in
+// ClientSeries, or without the detach in ~Registry, these fail.
+TEST(ClientMetrics, ARemovedPoolsHandleLeavesThePoolAddedAgainAlone) {
+  Registry registry("test");
+  const auto stale = registry.add_client_pool("app");
+  registry.remove_pool("app");
+  registry.add_client_pool("app");
+  const std::string before = registry.serialize();
+  touch_every_series(*stale);
+  EXPECT_EQ(registry.serialize(), before);
+}
+
+TEST(ClientMetrics, HandlesThatOutliveTheRegistryLeaveTheNextOneAlone) {
+  std::shared_ptr<ClientMetrics> stale;
   {
     Registry registry("test");
-    app = registry.add_client_pool("app");
+    stale = registry.add_client_pool("app");
   }
-  app->client_connected();  // Must be a no-op, not a use after free.
-  app->client_error("53300");
-  app->relayed({.bytes_to_client = 10});
+  Registry next("test");
+  next.add_client_pool("app");
+  const std::string before = next.serialize();
+  touch_every_series(*stale);
+  EXPECT_EQ(next.serialize(), before);
 }
 
 TEST(ClientMetrics, ConcurrentUseIsSafe) {

@@ -175,15 +175,24 @@ TEST_F(PoolPgTest, CheckoutTimesOutWhenThePoolIsExhausted) {
   // A connection given back goes to the client that waits for it, at once. The waiter's
   // deadline is far off, so only the hand-off can serve it soon after the give-back: a pool
   // that parked the connection as idle instead would leave the waiter until its deadline.
+  const auto waiting_checkouts = [&] {
+    std::promise<int> count;
+    boost::asio::post(io_, [&] { count.set_value(pool_->waiting_checkouts()); });
+    return count.get_future().get();
+  };
   Stopwatch::time_point given_back_at;
+  bool waiter_seen = false;
   std::thread giver([&] {
-    std::this_thread::sleep_for(100ms);  // so that the checkout below is already waiting
+    // The give-back must find the checkout below already queued, or it would test the idle
+    // path. Well before that checkout's 5 s deadline, so that a late hand-off still shows.
+    waiter_seen = wait_until([&] { return waiting_checkouts() == 1; }, 2s);
     given_back_at = Stopwatch::now();
     pool_->give_back(first, std::nullopt);
   });
   auto waited_for = checkout(5000ms);
   const auto served_at = Stopwatch::now();
   giver.join();
+  ASSERT_TRUE(waiter_seen) << "the checkout never queued as a waiter";
   const auto handed_on = expect_lease(std::move(waited_for));
   ASSERT_TRUE(handed_on);
   EXPECT_EQ(handed_on.get(), first.get());
