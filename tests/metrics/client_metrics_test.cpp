@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -173,10 +175,14 @@ TEST(ClientMetrics, ReAddingARemovedPoolStartsFromZero) {
   EXPECT_TRUE(contains(registry.serialize(), "pgvigil_transactions_total{pool=\"app\"} 1\n"));
 }
 
+// The pin causes the tests below give their pools, so that the pinned gauges exist too.
+constexpr std::array<std::string_view, 2> kPinCauses{"listen", "temporary_table"};
+
 // Calls every recording method of `metrics`, so that a handle that still wrote would change each
 // of its series.
 void touch_every_series(ClientMetrics& metrics) {
   metrics.client_connected();
+  for (const auto cause : kPinCauses) metrics.client_pinned(cause, 1);
   for (const auto error_class : ClientSeries::kErrorClasses) {
     metrics.client_error(std::string(error_class) + "000");
   }
@@ -193,9 +199,9 @@ void touch_every_series(ClientMetrics& metrics) {
 // ClientSeries, or without the detach in ~Registry, these fail.
 TEST(ClientMetrics, ARemovedPoolsHandleLeavesThePoolAddedAgainAlone) {
   Registry registry("test");
-  const auto stale = registry.add_client_pool("app");
+  const auto stale = registry.add_client_pool("app", kPinCauses);
   registry.remove_pool("app");
-  registry.add_client_pool("app");
+  registry.add_client_pool("app", kPinCauses);
   const std::string before = registry.serialize();
   touch_every_series(*stale);
   EXPECT_EQ(registry.serialize(), before);
@@ -205,10 +211,10 @@ TEST(ClientMetrics, HandlesThatOutliveTheRegistryLeaveTheNextOneAlone) {
   std::shared_ptr<ClientMetrics> stale;
   {
     Registry registry("test");
-    stale = registry.add_client_pool("app");
+    stale = registry.add_client_pool("app", kPinCauses);
   }
   Registry next("test");
-  next.add_client_pool("app");
+  next.add_client_pool("app", kPinCauses);
   const std::string before = next.serialize();
   touch_every_series(*stale);
   EXPECT_EQ(next.serialize(), before);
