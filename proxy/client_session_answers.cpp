@@ -93,9 +93,8 @@ bool ClientSession::on_server_message(const relay::MessageHeader& header,
 }
 
 void ClientSession::note_statement_outcome(char type, std::span<const char> whole) {
-  constexpr std::size_t kHeaderBytes = 5;
-  if (whole.size() <= kHeaderBytes) return;
-  const auto body = whole.subspan(kHeaderBytes);
+  const auto body = relay::body_of(whole);
+  if (body.empty()) return;
   if (type == 'E') {
     if (const auto error = wire::parse_error_response(body)) {
       statements_->on_server_error(error->sqlstate, server_statements());
@@ -117,9 +116,9 @@ void ClientSession::settle_pending_set(std::span<const char> whole) {
 }
 
 void ClientSession::adopt_reported_setting(std::span<const char> whole) {
-  constexpr std::size_t kHeaderBytes = 5;
-  if (whole.size() <= kHeaderBytes) return;
-  const auto status = wire::parse_parameter_status(whole.subspan(kHeaderBytes));
+  const auto body = relay::body_of(whole);
+  if (body.empty()) return;
+  const auto status = wire::parse_parameter_status(body);
   if (!status) return;
   // The role changed (SET ROLE, SET SESSION AUTHORIZATION, however they were sent): the
   // connection is the client's own for the rest of its session.

@@ -187,13 +187,12 @@ bool ClientSession::accept_client_message(const relay::MessageHeader& header,
 
 void ClientSession::look_for_session_state(const relay::MessageHeader& header,
                                            std::span<const char> whole) {
-  constexpr std::size_t kHeaderBytes = 5;
-  if (whole.size() <= kHeaderBytes) {
+  const auto body = relay::body_of(whole);
+  if (body.empty()) {
     // A Query too large to be shown whole cannot be read: it may leave anything behind.
     if (header.type == 'Q') pin(relay::PinCause::unclassified);
     return;
   }
-  const auto body = whole.subspan(kHeaderBytes);
   std::string_view sql;
   if (header.type == 'Q') {
     sql = std::string_view(body.data(), body.size() - 1);

@@ -58,6 +58,13 @@ struct BackendMessages {
   static constexpr bool whole_at_any_size(char) { return false; }
 };
 
+// The body of a message a forwarder showed whole (after its type and length); empty when it
+// was not shown whole.
+inline std::span<const char> body_of(std::span<const char> whole) {
+  constexpr std::size_t kHeaderBytes = 5;  // type and length
+  return whole.size() < kHeaderBytes ? std::span<const char>() : whole.subspan(kHeaderBytes);
+}
+
 template <typename Messages>
 class MessageForwarder {
  public:

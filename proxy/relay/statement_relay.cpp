@@ -1,21 +1,10 @@
 #include "proxy/relay/statement_relay.hpp"
 
-#include <algorithm>
-#include <cctype>
-
 #include "proxy/relay/deallocate_command.hpp"
+#include "proxy/relay/message_forwarder.hpp"
 #include "proxy/wire/extended_query.hpp"
 
 namespace pgvigil::proxy::relay {
-namespace {
-
-constexpr std::size_t kHeaderBytes = 5;  // type and length
-
-std::span<const char> body_of(std::span<const char> whole) {
-  return whole.size() < kHeaderBytes ? std::span<const char>() : whole.subspan(kHeaderBytes);
-}
-
-}  // namespace
 
 bool StatementRelay::on_client_message(const MessageHeader& header, std::span<const char> whole,
                                        Edit& edit, ServerStatements& server) {
