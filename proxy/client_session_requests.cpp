@@ -201,7 +201,8 @@ void ClientSession::look_for_session_state(const relay::MessageHeader& header,
     if (!parse->statement.empty() && !statements_) return pin(relay::PinCause::prepared_statement);
     sql = parse->query;
   }
-  if (relay::resets_settings(sql)) {
+  const auto state = relay::scan_session_state(sql);
+  if (state.resets_settings) {
     relay::server_side(*server_).settings_unknown = true;
     if (const auto target = relay::reset_target(sql)) forget_set_settings(*target);
   }
@@ -215,7 +216,7 @@ void ClientSession::look_for_session_state(const relay::MessageHeader& header,
       return;
     }
   }
-  if (const auto cause = relay::session_state_in(sql)) pin(*cause);
+  if (state.pin) pin(*state.pin);
 }
 
 void ClientSession::forget_set_settings(const std::string& name) {

@@ -169,16 +169,6 @@ std::optional<std::string> reset_target(std::string_view sql) {
   return std::nullopt;
 }
 
-bool resets_settings(std::string_view sql) {
-  Words words(sql);
-  std::string word;
-  bool starts = false;
-  while (words.next(word, starts)) {
-    if (starts && (word == "reset" || word == "discard")) return true;
-  }
-  return false;
-}
-
 std::span<const std::string_view> pin_cause_names() {
   static const auto names = [] {
     std::array<std::string_view, std::size(kPinCauses)> all{};
@@ -188,35 +178,42 @@ std::span<const std::string_view> pin_cause_names() {
   return names;
 }
 
-std::optional<PinCause> session_state_in(std::string_view sql) {
+SessionState scan_session_state(std::string_view sql) {
+  SessionState found;
   Words words(sql);
   std::string word;
   bool starts = false;
   std::string statement;  // the first word of the statement the scan is in
+  // Ends at the first cause to pin: a pinned client's connection is reset when it leaves, so
+  // whether it also reset settings no longer matters.
+  const auto pin = [&found](PinCause cause) {
+    found.pin = cause;
+    return found;
+  };
   while (words.next(word, starts)) {
     if (starts) {
       statement = word;
       if (word == "set") {
-        if (auto cause = set_statement(words)) return cause;
+        if (auto cause = set_statement(words)) return pin(*cause);
         continue;
       }
-      if (word == "listen") return PinCause::listen;
-      if (word == "do" || word == "load") return PinCause::unclassified;
+      if (word == "reset" || word == "discard") found.resets_settings = true;
+      if (word == "listen") return pin(PinCause::listen);
+      if (word == "do" || word == "load") return pin(PinCause::unclassified);
       if (word == "prepare") {
         // PREPARE TRANSACTION ends its transaction: nothing is left in the session.
-        if (words.next(word, starts) && word != "transaction") return PinCause::sql_prepare;
-        continue;
+        if (words.next(word, starts) && word != "transaction") return pin(PinCause::sql_prepare);
       }
       continue;
     }
-    if (word == "set_config") return PinCause::setting;
+    if (word == "set_config") return pin(PinCause::setting);
     // pg_advisory_lock, pg_try_advisory_lock and their _shared forms; the _xact_ ones end
     // with their transaction.
-    if (word.find("advisory_lock") != std::string::npos) return PinCause::advisory_lock;
-    if (word == "temp" || word == "temporary") return PinCause::temporary_table;
-    if (word == "hold" && statement == "declare") return PinCause::cursor;
+    if (word.find("advisory_lock") != std::string::npos) return pin(PinCause::advisory_lock);
+    if (word == "temp" || word == "temporary") return pin(PinCause::temporary_table);
+    if (word == "hold" && statement == "declare") return pin(PinCause::cursor);
   }
-  return std::nullopt;
+  return found;
 }
 
 }  // namespace pgvigil::proxy::relay

@@ -38,9 +38,17 @@ std::string_view to_string(PinCause cause);
 // Every cause's name, in kPinCauses' order: the closed set of the metric's label.
 std::span<const std::string_view> pin_cause_names();
 
-// The first reason in `sql` (one Query's text or one Parse's) to pin its client; nullopt when
-// the SQL leaves nothing beyond its transaction.
-std::optional<PinCause> session_state_in(std::string_view sql);
+// What one Query's text (or one Parse's) leaves in the session, read in one pass:
+//   pin               the first reason to pin its client; nullopt when it leaves nothing
+//                     beyond its transaction;
+//   resets_settings   it may put settings back to the server's defaults (RESET, DISCARD): no
+//                     state of its own, but the connection's settings are no longer the ones
+//                     recorded (not looked for past a reason to pin).
+struct SessionState {
+  std::optional<PinCause> pin;
+  bool resets_settings = false;
+};
+SessionState scan_session_state(std::string_view sql);
 
 // `sql` is exactly one `SET [SESSION] name {TO | =} value` of a setting the server does not
 // report (search_path, statement_timeout, a custom myapp.key): the name (lower case) and the
@@ -53,9 +61,5 @@ std::optional<PlainSet> plain_set(std::string_view sql);
 
 // What a lone RESET (or DISCARD ALL) puts back: one setting (lower case), or "" for all of them.
 std::optional<std::string> reset_target(std::string_view sql);
-
-// `sql` may put settings back to the server's defaults (RESET, DISCARD): it leaves no state of
-// its own, but the settings the connection carries are no longer the ones recorded.
-bool resets_settings(std::string_view sql);
 
 }  // namespace pgvigil::proxy::relay

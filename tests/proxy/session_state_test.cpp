@@ -8,28 +8,31 @@ namespace pgvigil::proxy::relay {
 namespace {
 
 TEST(SessionState, StateThatOutlivesItsTransactionPinsByCause) {
-  EXPECT_EQ(session_state_in("SET ROLE lowpriv"), PinCause::role);
-  EXPECT_EQ(session_state_in("set session authorization bob"), PinCause::role);
-  EXPECT_EQ(session_state_in("SET statement_timeout = 1"), PinCause::setting);
-  EXPECT_EQ(session_state_in("SET SESSION search_path TO evil"), PinCause::setting);
-  EXPECT_EQ(session_state_in("SELECT set_config('search_path', 'x', false)"), PinCause::setting);
-  EXPECT_EQ(session_state_in("LISTEN x"), PinCause::listen);
-  EXPECT_EQ(session_state_in("SELECT pg_advisory_lock(42)"), PinCause::advisory_lock);
-  EXPECT_EQ(session_state_in("select pg_try_advisory_lock_shared(1)"), PinCause::advisory_lock);
-  EXPECT_EQ(session_state_in("CREATE TEMP TABLE t (x int)"), PinCause::temporary_table);
-  EXPECT_EQ(session_state_in("create temporary table t as select 1"), PinCause::temporary_table);
-  EXPECT_EQ(session_state_in("SELECT 1 INTO TEMP t"), PinCause::temporary_table);
-  EXPECT_EQ(session_state_in("DECLARE c CURSOR WITH HOLD FOR SELECT 1"), PinCause::cursor);
-  EXPECT_EQ(session_state_in("PREPARE p AS SELECT 1"), PinCause::sql_prepare);
-  EXPECT_EQ(session_state_in("DO $$BEGIN SET ROLE x; END$$"), PinCause::unclassified);
-  EXPECT_EQ(session_state_in("LOAD 'auto_explain'"), PinCause::unclassified);
+  EXPECT_EQ(scan_session_state("SET ROLE lowpriv").pin, PinCause::role);
+  EXPECT_EQ(scan_session_state("set session authorization bob").pin, PinCause::role);
+  EXPECT_EQ(scan_session_state("SET statement_timeout = 1").pin, PinCause::setting);
+  EXPECT_EQ(scan_session_state("SET SESSION search_path TO evil").pin, PinCause::setting);
+  EXPECT_EQ(scan_session_state("SELECT set_config('search_path', 'x', false)").pin,
+            PinCause::setting);
+  EXPECT_EQ(scan_session_state("LISTEN x").pin, PinCause::listen);
+  EXPECT_EQ(scan_session_state("SELECT pg_advisory_lock(42)").pin, PinCause::advisory_lock);
+  EXPECT_EQ(scan_session_state("select pg_try_advisory_lock_shared(1)").pin,
+            PinCause::advisory_lock);
+  EXPECT_EQ(scan_session_state("CREATE TEMP TABLE t (x int)").pin, PinCause::temporary_table);
+  EXPECT_EQ(scan_session_state("create temporary table t as select 1").pin,
+            PinCause::temporary_table);
+  EXPECT_EQ(scan_session_state("SELECT 1 INTO TEMP t").pin, PinCause::temporary_table);
+  EXPECT_EQ(scan_session_state("DECLARE c CURSOR WITH HOLD FOR SELECT 1").pin, PinCause::cursor);
+  EXPECT_EQ(scan_session_state("PREPARE p AS SELECT 1").pin, PinCause::sql_prepare);
+  EXPECT_EQ(scan_session_state("DO $$BEGIN SET ROLE x; END$$").pin, PinCause::unclassified);
+  EXPECT_EQ(scan_session_state("LOAD 'auto_explain'").pin, PinCause::unclassified);
 }
 
 TEST(SessionState, FoundAfterCommentsAndInAnyStatementOfAQuery) {
-  EXPECT_EQ(session_state_in("/* app */ SET ROLE x"), PinCause::role);
-  EXPECT_EQ(session_state_in("-- note\nLISTEN x"), PinCause::listen);
-  EXPECT_EQ(session_state_in("BEGIN; SET ROLE x; COMMIT"), PinCause::role);
-  EXPECT_EQ(session_state_in("SELECT 1;LISTEN y"), PinCause::listen);
+  EXPECT_EQ(scan_session_state("/* app */ SET ROLE x").pin, PinCause::role);
+  EXPECT_EQ(scan_session_state("-- note\nLISTEN x").pin, PinCause::listen);
+  EXPECT_EQ(scan_session_state("BEGIN; SET ROLE x; COMMIT").pin, PinCause::role);
+  EXPECT_EQ(scan_session_state("SELECT 1;LISTEN y").pin, PinCause::listen);
 }
 
 TEST(SessionState, StateThatEndsWithItsTransactionOrFollowsTheClientPinsNothing) {
@@ -43,7 +46,7 @@ TEST(SessionState, StateThatEndsWithItsTransactionOrFollowsTheClientPinsNothing)
         "PREPARE TRANSACTION 'x'", "DISCARD ALL", "DECLARE c CURSOR FOR SELECT 1",
         "UPDATE t SET x = 1", "INSERT INTO t (settings) VALUES ('listen')", "RESET ALL",
         "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;"}) {
-    EXPECT_EQ(session_state_in(sql), std::nullopt) << sql;
+    EXPECT_EQ(scan_session_state(sql).pin, std::nullopt) << sql;
   }
 }
 
@@ -63,11 +66,11 @@ TEST(SessionState, ALoneSetIsReadAsNameAndValueAsWritten) {
 }
 
 TEST(SessionState, ResetsAndDiscardsLeaveTheConnectionsSettingsUnknown) {
-  EXPECT_TRUE(resets_settings("RESET search_path"));
-  EXPECT_TRUE(resets_settings("SELECT 1; reset all"));
-  EXPECT_TRUE(resets_settings("DISCARD ALL"));
-  EXPECT_FALSE(resets_settings("SELECT 'reset'"));
-  EXPECT_FALSE(resets_settings("SET search_path = x"));
+  EXPECT_TRUE(scan_session_state("RESET search_path").resets_settings);
+  EXPECT_TRUE(scan_session_state("SELECT 1; reset all").resets_settings);
+  EXPECT_TRUE(scan_session_state("DISCARD ALL").resets_settings);
+  EXPECT_FALSE(scan_session_state("SELECT 'reset'").resets_settings);
+  EXPECT_FALSE(scan_session_state("SET search_path = x").resets_settings);
 }
 
 TEST(SessionState, ALoneResetNamesWhatItPutsBack) {
@@ -80,8 +83,8 @@ TEST(SessionState, ALoneResetNamesWhatItPutsBack) {
 
 TEST(SessionState, AWordInALiteralMayPinButNeverHidesState) {
   // Errs towards pinning: a literal's words are read too.
-  EXPECT_EQ(session_state_in("SELECT 'a temp value'"), PinCause::temporary_table);
-  EXPECT_EQ(session_state_in("SELECT ';SET ROLE x'"), PinCause::role);
+  EXPECT_EQ(scan_session_state("SELECT 'a temp value'").pin, PinCause::temporary_table);
+  EXPECT_EQ(scan_session_state("SELECT ';SET ROLE x'").pin, PinCause::role);
 }
 
 }  // namespace
