@@ -62,6 +62,14 @@ bool follows_client(std::string_view reported_name) {
 
 std::string lower_setting_name(std::string_view name) { return lower(name); }
 
+bool reported_and_client_settable(std::string_view name) {
+  const auto lowered = lower(name);
+  for (const char* reported : kReportedParameters) {
+    if (lowered == lower(reported)) return follows_client(reported);
+  }
+  return false;
+}
+
 bool is_valid_setting_name(std::string_view name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name.front()))) return false;
   for (char c : name) {

@@ -27,10 +27,29 @@ inline constexpr char kSqlValueMark = '\x01';
 // that carries `wanted`; empty when they agree.
 std::string settings_statements(const SettingMap& wanted, const SettingMap& applied);
 
+// The settings PostgreSQL reports with ParameterStatus (GUC_REPORT), in its spelling.
+inline constexpr const char* kReportedParameters[] = {"application_name",
+                                                      "client_encoding",
+                                                      "DateStyle",
+                                                      "default_transaction_read_only",
+                                                      "in_hot_standby",
+                                                      "integer_datetimes",
+                                                      "IntervalStyle",
+                                                      "is_superuser",
+                                                      "server_encoding",
+                                                      "server_version",
+                                                      "session_authorization",
+                                                      "standard_conforming_strings",
+                                                      "TimeZone"};
+
 // A setting the server reports with ParameterStatus that a client may change for its session
 // (application_name, DateStyle, TimeZone, ...), as opposed to a fact about the server or the
 // login (server_version, in_hot_standby, is_superuser, session_authorization, ...).
 bool follows_client(std::string_view reported_name);
+
+// `name` (any case) is one of kReportedParameters that a client may change: its SET is followed
+// through the server's ParameterStatus.
+bool reported_and_client_settable(std::string_view name);
 
 // The key of a setting in a SettingMap.
 std::string lower_setting_name(std::string_view name);

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <string>
 
+#include "proxy/client_settings.hpp"
+
 namespace pgvigil::proxy::relay {
 namespace {
 
@@ -52,23 +54,11 @@ class Words {
   bool statement_begins_ = true;
 };
 
-// Settings the server reports with ParameterStatus: a client's SET of one follows the client
+// A setting the server reports with ParameterStatus: a client's SET of one follows the client
 // (ClientSession::adopt_reported_setting), so it pins nothing. "time" is SET TIME ZONE, "names"
 // SET NAMES (client_encoding).
 bool reported_setting(std::string_view name) {
-  constexpr std::string_view kReported[] = {"application_name",
-                                            "client_encoding",
-                                            "datestyle",
-                                            "intervalstyle",
-                                            "timezone",
-                                            "standard_conforming_strings",
-                                            "default_transaction_read_only",
-                                            "time",
-                                            "names"};
-  for (const auto reported : kReported) {
-    if (name == reported) return true;
-  }
-  return false;
+  return name == "time" || name == "names" || reported_and_client_settable(name);
 }
 
 // What a statement beginning with SET does to the session; `words` is after SET.
