@@ -76,6 +76,13 @@ class ServerConnection {
   };
   boost::asio::awaitable<std::optional<StatementError>> execute(const std::string& sql,
                                                                 Clock::time_point deadline);
+  // Likewise for a query of pgvigil's own that answers with one value: the first column of the
+  // first row of its first result with rows (nullopt when none came).
+  struct Answer {
+    std::optional<std::string> value;
+    std::optional<StatementError> error;
+  };
+  boost::asio::awaitable<Answer> query_value(const std::string& sql, Clock::time_point deadline);
 
   // Waits until the socket is readable (the server sent something, or closed) or writable, or
   // until the deadline. aborted when the connection was detached or closed meanwhile.

@@ -92,18 +92,26 @@ awaitable<std::variant<Clock::duration, Death>> ServerConnection::ping(const std
 
 awaitable<std::optional<ServerConnection::StatementError>> ServerConnection::execute(
     const std::string& sql, Clock::time_point deadline) {
-  std::optional<StatementError> error;
-  const auto record = [&error](const StatementResult& result) -> std::optional<Death> {
-    if (!error && result.status == StatementResult::Status::error) {
-      error = StatementError{result.sqlstate, result.message, std::nullopt};
+  auto answer = co_await query_value(sql, deadline);
+  co_return std::move(answer.error);
+}
+
+awaitable<ServerConnection::Answer> ServerConnection::query_value(const std::string& sql,
+                                                                  Clock::time_point deadline) {
+  Answer answer;
+  const auto record = [&answer](const StatementResult& result) -> std::optional<Death> {
+    if (!answer.error && result.status == StatementResult::Status::error) {
+      answer.error = StatementError{result.sqlstate, result.message, std::nullopt};
+    } else if (!answer.value && result.status == StatementResult::Status::rows) {
+      answer.value = result.first_value;
     }
     return std::nullopt;
   };
   if (auto death =
           co_await run_statement(sql, deadline, EvictionReason::statement_timeout, record)) {
-    co_return StatementError{"08006", death->detail, *death};
+    answer.error = StatementError{"08006", death->detail, *death};
   }
-  co_return error;
+  co_return answer;
 }
 
 }  // namespace pgvigil::pool

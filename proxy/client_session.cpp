@@ -12,6 +12,7 @@
 
 #include "proxy/client_startup.hpp"
 #include "proxy/relay/server_side.hpp"
+#include "proxy/relay/settings_read_back.hpp"
 #include "proxy/wire/backend_messages.hpp"
 #include "proxy/wire/protocol.hpp"
 
@@ -189,6 +190,7 @@ awaitable<void> ClientSession::begin() {
     if (transaction_pooling()) return_server(std::nullopt);
   }
   settings_ = intern_settings(*route_, *settings_);
+  startup_settings_ = settings_;
   cancel_key_ = service_.cancels().add(weak_from_this());
   if (!cancel_key_) {
     co_return fail({sqlstate::kInternalError,
@@ -304,6 +306,36 @@ awaitable<void> ClientSession::wait_for_cancels() {
     cancel_timer_->expires_at(Clock::time_point::max());
     co_await cancel_timer_->async_wait(asio::as_tuple(asio::use_awaitable));
   }
+}
+
+awaitable<void> ClientSession::settle_turn() {
+  co_await wait_for_cancels();
+  if (settings_changed_ && server_) co_await read_back_settings();
+}
+
+awaitable<void> ClientSession::read_back_settings() {
+  settings_changed_ = false;
+  auto answer = co_await server_->query_value(relay::kSessionSettingsQuery,
+                                              Clock::now() + route_->checkout_timeout);
+  if (answer.error && answer.error->death) co_return return_server(answer.error->death);
+  const auto read = answer.value && !answer.error ? relay::parse_session_settings(*answer.value)
+                                                  : std::nullopt;
+  auto merged = read ? relay::merge_read_back(*settings_, *startup_settings_, *read)
+                     : std::nullopt;
+  if (!merged) {
+    // What the session carries is unknown, or it took another role: it stays the client's.
+    const std::string why = read           ? "its role changed unseen"
+                            : answer.error ? "its settings could not be read back: " +
+                                                 answer.error->message
+                                           : "its settings could not be read back";
+    spdlog::warn("client session for {}: {}; the client keeps its server connection",
+                 route_->settings.database, why);
+    co_return pin(read ? relay::PinCause::role : relay::PinCause::setting);
+  }
+  settings_ = intern_settings(*route_, std::move(merged->settings));
+  auto& side = relay::server_side(*server_);
+  side.settings_unknown = !merged->connection_carries_them;
+  side.applied_settings = settings_;
 }
 
 void ClientSession::request_cancel() {

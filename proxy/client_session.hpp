@@ -81,7 +81,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
     server_write = 1 << 3,  // the rest of the client's bytes, to a server slow to take them
     client_write = 1 << 4,  // the rest of the server's bytes, to a client slow to take them
     checkout = 1 << 5,      // a server connection (or its settings) on the way
-    cancel_wait = 1 << 6,   // a cancel must land before the server connection goes back
+    turn_end = 1 << 6,      // before the server connection goes back: a cancel must land, or
+                            // settings the client changed in SQL be read back
   };
   // How a session ends, once none of its I/O is pending any more (see end_after_io).
   enum class Ending : std::uint8_t { quit, shutdown, client_violation, server_lost, failure };
@@ -120,6 +121,11 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   boost::asio::awaitable<boost::system::error_code> write_rest_to_client(std::size_t from,
                                                                          std::size_t to);
   boost::asio::awaitable<void> wait_for_cancels();
+  // What must happen before a transaction's server connection goes back (Io::turn_end).
+  boost::asio::awaitable<void> settle_turn();
+  // Transaction pooling: asks the server which settings the session carries, now that the
+  // client changed some in SQL (settings_read_back.hpp), and makes them the client's.
+  boost::asio::awaitable<void> read_back_settings();
   boost::asio::awaitable<void> end_session();
   // Gives the server connection back as the session ends: reset (session mode) when clean,
   // evicted when the client left it mid-request.
@@ -176,8 +182,10 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void on_client_written(std::exception_ptr, boost::system::error_code ec);
   void after_forward_to_client();
   void transaction_done();
-  void on_cancels_landed(std::exception_ptr);
+  void on_turn_settled(std::exception_ptr);
   void give_server_back();
+  // Bytes the client sent while its server connection was on its way back go on now.
+  void take_held_client_bytes();
   void flush_relay_metrics();
   // The idle sweep (LingerSweep): false once the session no longer lingers with a buffer.
   bool sweep_linger();
@@ -215,6 +223,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // Members are kept few and small: an idle client is this object plus its socket.
   Route* route_ = nullptr;
   std::shared_ptr<const SettingMap> settings_;
+  std::shared_ptr<const SettingMap> startup_settings_;  // what settings_ was at startup
   std::optional<CancelKey> cancel_key_;  // set once the session has reached its pool's worker
   pool::Lease server_;
   std::unique_ptr<boost::asio::steady_timer> cancel_timer_;  // made when a cancel must land
@@ -248,6 +257,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   bool recently_active_ : 1 = false;    // a transaction ended since the last idle sweep
   bool lingering_ : 1 = false;          // listed with the worker's LingerSweep
   bool server_input_lost_ : 1 = false;  // a server read completed after the relay stopped
+  bool settings_changed_ : 1 = false;   // SQL changed settings: read back at the turn's end
 };
 
 std::string_view to_string(ClientSession::Phase phase);

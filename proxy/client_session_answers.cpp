@@ -185,18 +185,24 @@ void ClientSession::transaction_done() {
   flush_relay_metrics();
   if (drain_ != Drain::none) return end_after_io({Ending::shutdown, {}, {}});
   recently_active_ = true;
-  if (cancels_in_flight_ > 0) {
-    // A cancel being sent for this connection must land before anyone else may use it.
-    auto task = [self = shared_from_this()] { return self->wait_for_cancels(); };
+  if (cancels_in_flight_ > 0 || settings_changed_) {
+    // Not yet: a cancel being sent for this connection must land before anyone else may use
+    // it, and settings the client changed in SQL are read back while it is still the client's.
+    auto task = [self = shared_from_this()] { return self->settle_turn(); };
     asio::co_spawn(stream_->get_executor(), std::move(task),
-                   completion<&ClientSession::on_cancels_landed>(Io::cancel_wait));
+                   completion<&ClientSession::on_turn_settled>(Io::turn_end));
     return;
   }
   give_server_back();
 }
 
-void ClientSession::on_cancels_landed(std::exception_ptr exception) {
+void ClientSession::on_turn_settled(std::exception_ptr exception) {
   if (exception) return end_after_io({Ending::failure, internal_failure(exception), {}});
+  if (server_ && pin_) {
+    // The settings could not be read back: the connection stays with the client.
+    after_forward_to_client();
+    return take_held_client_bytes();
+  }
   give_server_back();
 }
 
@@ -205,11 +211,14 @@ void ClientSession::give_server_back() {
   return_server(std::nullopt);
   server_buffer_.give_back();
   enter(Phase::idle, "transaction done");
-  if (held_client_bytes_ > 0) {
-    const auto size = held_client_bytes_;
-    held_client_bytes_ = 0;
-    on_client_bytes(size);
-  }
+  take_held_client_bytes();
+}
+
+void ClientSession::take_held_client_bytes() {
+  if (held_client_bytes_ == 0) return;
+  const auto size = held_client_bytes_;
+  held_client_bytes_ = 0;
+  on_client_bytes(size);
 }
 
 void ClientSession::flush_relay_metrics() {

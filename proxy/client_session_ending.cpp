@@ -99,6 +99,8 @@ awaitable<void> ClientSession::give_back_at_end() {
                                              : "client left with a request unanswered",
                     Clock::now()});
   }
+  // Settings the client changed in SQL were not read back: the next lease starts from RESET ALL.
+  if (settings_changed_) relay::server_side(*server_).settings_unknown = true;
   // Transaction pooling leaves nothing behind a client that was never pinned.
   if (transaction_pooling() && !pin_) co_return return_server(std::nullopt);
   if (route_->settings.reset_query.empty()) {

@@ -102,8 +102,8 @@ void ClientSession::on_client_read(boost::system::error_code ec, std::size_t siz
 }
 
 void ClientSession::on_client_bytes(std::size_t size) {
-  if (pending(Io::cancel_wait)) {
-    // The connection is on its way back (a cancel is still being sent): hold the bytes.
+  if (pending(Io::turn_end)) {
+    // The connection is on its way back (a cancel lands, settings are read back): hold them.
     held_client_bytes_ = static_cast<std::uint32_t>(size);
     return;
   }
@@ -204,10 +204,16 @@ void ClientSession::look_for_session_state(const relay::MessageHeader& header,
   const auto state = relay::scan_session_state(sql);
   if (state.resets_settings) {
     relay::server_side(*server_).settings_unknown = true;
-    if (const auto target = relay::reset_target(sql)) forget_set_settings(*target);
+    // A lone RESET says what it puts back; any other is read back at the transaction's end.
+    if (const auto target = relay::reset_target(sql)) {
+      forget_set_settings(*target);
+    } else {
+      settings_changed_ = true;
+    }
   }
   // A lone SET outside a transaction, with nothing else in flight: followed like a reported
-  // setting once the server says SET. Anything less plain pins.
+  // setting once the server says SET. Anything less plain is read back at the transaction's
+  // end (or pins, for a custom setting).
   // (The tracker has counted this Query already.)
   const int in_flight = tracker_.pending_ready() - (header.type == 'Q' ? 1 : 0);
   if (!pending_set_ && tracker_.status() == 'I' && in_flight == 0) {
@@ -216,7 +222,8 @@ void ClientSession::look_for_session_state(const relay::MessageHeader& header,
       return;
     }
   }
-  if (state.pin) pin(*state.pin);
+  if (state.pin) return pin(*state.pin);
+  if (state.changes_settings) settings_changed_ = true;
 }
 
 void ClientSession::forget_set_settings(const std::string& name) {

@@ -36,15 +36,6 @@ std::vector<std::string> split_options(std::string_view options) {
   return words;
 }
 
-std::string quote_literal(std::string_view value) {
-  std::string quoted = "'";
-  for (char c : value) {
-    if (c == '\'') quoted += '\'';
-    quoted += c;
-  }
-  return quoted + "'";
-}
-
 }  // namespace
 
 bool follows_client(std::string_view reported_name) {
@@ -123,17 +114,37 @@ ParseResult<SettingMap> settings_from_startup(const wire::StartupMessage& startu
 
 std::string settings_statements(const SettingMap& wanted, const SettingMap& applied) {
   std::string sql;
+  // Values as the server would take them from a startup packet go through set_config, which
+  // takes the string as it is: SET search_path TO 'a, b' would make "a, b" one schema's name.
+  std::string set_config_calls;
   for (const auto& [name, value] : wanted) {
     auto found = applied.find(name);
-    if (found == applied.end() || found->second != value) {
-      const bool as_written = !value.empty() && value.front() == kSqlValueMark;
-      sql += "SET " + name + " TO " + (as_written ? value.substr(1) : quote_literal(value)) + ";";
+    if (found != applied.end() && found->second == value) continue;
+    if (!value.empty() && value.front() == kSqlValueMark) {
+      sql += "SET " + name + " TO " + value.substr(1) + ";";
+    } else {
+      set_config_calls += (set_config_calls.empty() ? "SELECT " : ", ");
+      set_config_calls +=
+          "pg_catalog.set_config(" + quote_literal(name) + ", " + quote_literal(value) + ", false)";
     }
   }
+  if (!set_config_calls.empty()) sql += set_config_calls + ";";
   for (const auto& [name, value] : applied) {
     if (!wanted.contains(name)) sql += "RESET " + name + ";";
   }
   return sql;
+}
+
+std::string quote_literal(std::string_view value) {
+  // A backslash would be an escape where standard_conforming_strings is off: an E'' string
+  // reads it the same way whatever the setting.
+  const bool escaped = value.find('\\') != std::string_view::npos;
+  std::string quoted = escaped ? "E'" : "'";
+  for (char c : value) {
+    if (c == '\'' || (escaped && c == '\\')) quoted += c;
+    quoted += c;
+  }
+  return quoted + "'";
 }
 
 }  // namespace pgvigil::proxy

@@ -23,9 +23,14 @@ ParseResult<SettingMap> settings_from_startup(const wire::StartupMessage& startu
 // character, and applied as written rather than quoted as one string.
 inline constexpr char kSqlValueMark = '\x01';
 
-// "SET name TO 'value'; RESET name; ..." turning a connection that carries `applied` into one
-// that carries `wanted`; empty when they agree.
+// "SELECT set_config('name', 'value', false); SET name TO value as written; RESET name; ..."
+// turning a connection that carries `applied` into one that carries `wanted`; empty when they
+// agree.
 std::string settings_statements(const SettingMap& wanted, const SettingMap& applied);
+
+// 'value' with its quotes doubled (E'...' when it holds a backslash): an SQL string literal
+// that reads the same whatever standard_conforming_strings says.
+std::string quote_literal(std::string_view value);
 
 // The settings PostgreSQL reports with ParameterStatus (GUC_REPORT), in its spelling.
 inline constexpr const char* kReportedParameters[] = {"application_name",

@@ -1,5 +1,6 @@
 #include "proxy/relay/session_state.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <string>
@@ -14,6 +15,9 @@ namespace {
 class Words {
  public:
   explicit Words(std::string_view text) : text_(text) {}
+
+  // What follows the last word read, as written.
+  std::string_view rest() const { return text_.substr(at_); }
 
   // The next word, or false at the end.
   bool next(std::string& word, bool& starts_statement) {
@@ -61,20 +65,56 @@ bool reported_setting(std::string_view name) {
   return name == "time" || name == "names" || reported_and_client_settable(name);
 }
 
-// What a statement beginning with SET does to the session; `words` is after SET.
-std::optional<PinCause> set_statement(Words& words) {
+// What a statement beginning with SET does to the session.
+enum class SetEffect : std::uint8_t {
+  none,            // lasts its transaction, or the server reports the setting
+  role,            // SET ROLE, SET SESSION AUTHORIZATION
+  setting,         // a setting the server knows: read back at the transaction's end
+  custom_setting,  // a custom one (myapp.key): missing from pg_settings, cannot be read back
+};
+
+// A name that goes on past the word just read ("myapp" of myapp.key or "MyApp".key) is a
+// custom setting's.
+bool custom_name_follows(const Words& words) {
+  const auto rest = words.rest();
+  return rest.starts_with('.') || rest.starts_with("\".");
+}
+
+// `words` is after SET.
+SetEffect set_statement(Words& words) {
   std::string word;
   bool starts = false;
-  if (!words.next(word, starts)) return std::nullopt;
+  if (!words.next(word, starts)) return SetEffect::none;
   // SET LOCAL lasts its transaction; SET TRANSACTION and SET CONSTRAINTS too.
-  if (word == "local" || word == "transaction" || word == "constraints") return std::nullopt;
-  if (word == "role") return PinCause::role;
+  if (word == "local" || word == "transaction" || word == "constraints") return SetEffect::none;
+  if (word == "role") return SetEffect::role;
   if (word == "session") {
-    if (!words.next(word, starts)) return PinCause::setting;
-    if (word == "authorization" || word == "role") return PinCause::role;
-    if (word == "characteristics") return PinCause::setting;
+    if (!words.next(word, starts)) return SetEffect::setting;
+    if (word == "authorization" || word == "role") return SetEffect::role;
+    if (word == "characteristics") return SetEffect::setting;  // default_transaction_*
   }
-  return reported_setting(word) ? std::nullopt : std::optional(PinCause::setting);
+  if (custom_name_follows(words)) return SetEffect::custom_setting;
+  return reported_setting(word) ? SetEffect::none : SetEffect::setting;
+}
+
+// `rest` follows the word set_config: a setting the server knows when its name is a plain
+// literal without a dot ('search_path'); anything else (a custom name, an expression) is not
+// known to be readable back.
+SetEffect set_config_call(std::string_view rest) {
+  const auto is_blank = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  std::size_t at = 0;
+  while (at < rest.size() && is_blank(rest[at])) ++at;
+  if (at >= rest.size() || rest[at] != '(') return SetEffect::custom_setting;
+  ++at;
+  while (at < rest.size() && is_blank(rest[at])) ++at;
+  if (at >= rest.size() || rest[at] != '\'') return SetEffect::custom_setting;
+  const auto end = rest.find('\'', at + 1);
+  if (end == std::string_view::npos) return SetEffect::custom_setting;
+  const auto name = rest.substr(at + 1, end - at - 1);
+  const bool plain = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+  return plain ? SetEffect::setting : SetEffect::custom_setting;
 }
 
 }  // namespace
@@ -184,7 +224,10 @@ SessionState scan_session_state(std::string_view sql) {
     if (starts) {
       statement = word;
       if (word == "set") {
-        if (auto cause = set_statement(words)) return pin(*cause);
+        const auto effect = set_statement(words);
+        if (effect == SetEffect::role) return pin(PinCause::role);
+        if (effect == SetEffect::custom_setting) return pin(PinCause::setting);
+        if (effect == SetEffect::setting) found.changes_settings = true;
         continue;
       }
       if (word == "reset" || word == "discard") found.resets_settings = true;
@@ -196,7 +239,12 @@ SessionState scan_session_state(std::string_view sql) {
       }
       continue;
     }
-    if (word == "set_config") return pin(PinCause::setting);
+    if (word == "set_config") {
+      if (set_config_call(words.rest()) == SetEffect::custom_setting) {
+        return pin(PinCause::setting);
+      }
+      found.changes_settings = true;
+    }
     // pg_advisory_lock, pg_try_advisory_lock and their _shared forms; the _xact_ ones end
     // with their transaction.
     if (word.find("advisory_lock") != std::string::npos) return pin(PinCause::advisory_lock);

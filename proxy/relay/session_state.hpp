@@ -1,9 +1,10 @@
 #pragma once
 // SQL that leaves state in the server session beyond its transaction, which in transaction
-// pooling would reach the next client of the server connection: a role, a setting the server
-// does not report, LISTEN, a session advisory lock, a temporary table, a WITH HOLD cursor, an
-// SQL-level PREPARE. A client that sends such SQL is pinned to its server connection for the
-// rest of its session (the connection is reset when it leaves), instead of being refused.
+// pooling would reach the next client of the server connection: a role, a custom setting,
+// LISTEN, a session advisory lock, a temporary table, a WITH HOLD cursor, an SQL-level PREPARE.
+// A client that sends such SQL is pinned to its server connection for the rest of its session
+// (the connection is reset when it leaves), instead of being refused. A setting the server knows
+// (search_path, statement_timeout) pins nothing: the relay follows it (settings_read_back.hpp).
 //
 // The scan is cheap and errs towards pinning: words are read case-insensitively and without
 // regard to quotes, so a word inside a string literal can pin a client needlessly, never the
@@ -19,7 +20,8 @@ namespace pgvigil::proxy::relay {
 
 // Why a client is pinned; a closed set (a metric label).
 enum class PinCause : std::uint8_t {
-  setting,             // SET (or set_config) of a setting the server does not report
+  setting,             // a custom setting (myapp.key) SET where the relay cannot follow it, or
+                       // settings the relay could not read back
   role,                // SET ROLE, SET SESSION AUTHORIZATION
   listen,              // LISTEN
   advisory_lock,       // a session-level advisory lock
@@ -43,10 +45,15 @@ std::span<const std::string_view> pin_cause_names();
 //                     beyond its transaction;
 //   resets_settings   it may put settings back to the server's defaults (RESET, DISCARD): no
 //                     state of its own, but the connection's settings are no longer the ones
-//                     recorded (not looked for past a reason to pin).
+//                     recorded (not looked for past a reason to pin);
+//   changes_settings  it may change, for the session, a setting the server knows but does not
+//                     report (SET, SET SESSION CHARACTERISTICS, set_config): the relay reads
+//                     them back once the transaction is over (not looked for past a reason to
+//                     pin).
 struct SessionState {
   std::optional<PinCause> pin;
   bool resets_settings = false;
+  bool changes_settings = false;
 };
 SessionState scan_session_state(std::string_view sql);
 

@@ -18,6 +18,19 @@ namespace {
 
 class SessionStatePgTest : public ProxyPgFixture {};
 
+// Runs look(i) `times` times; before every other one, `b` opens a transaction (committed after),
+// holding one server connection, so that on a pool of two the other client's transactions run on
+// both connections.
+template <typename Look>
+void every_other_time_b_holds_a_connection(const PgConn& b, int times, Look look) {
+  for (int i = 0; i < times; ++i) {
+    const bool hold = i % 2 == 0;
+    if (hold) ASSERT_EQ(pq_run(b, "BEGIN"), "");
+    look(i);
+    if (hold) ASSERT_EQ(pq_run(b, "COMMIT"), "");
+  }
+}
+
 TEST_F(SessionStatePgTest, ASettingTheServerReportsFollowsItsClientAndNoOtherClient) {
   start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2}"}}});
   const auto default_timezone = pg_->query_value("SHOW TimeZone");
@@ -39,10 +52,7 @@ TEST_F(SessionStatePgTest, ASettingTheServerReportsFollowsItsClientAndNoOtherCli
   EXPECT_STREQ(PQparameterStatus(a.get(), "DateStyle"), "German, DMY");
 
   std::set<std::string> a_backends;
-  for (int i = 0; i < 20; ++i) {
-    // b holds one connection now and then, so a's transactions run on both.
-    const bool hold = i % 2 == 0;
-    if (hold) ASSERT_EQ(pq_run(b, "BEGIN"), "");
+  every_other_time_b_holds_a_connection(b, 20, [&](int i) {
     a_backends.insert(pq_value(a, "SELECT pg_backend_pid()").value_or("?"));
     EXPECT_EQ(pq_value(a, "SHOW TimeZone"), "Pacific/Auckland") << i;
     EXPECT_EQ(pq_value(a, "SHOW application_name"), "a_app") << i;
@@ -51,8 +61,7 @@ TEST_F(SessionStatePgTest, ASettingTheServerReportsFollowsItsClientAndNoOtherCli
     EXPECT_NE(pq_value(b, "SHOW TimeZone"), "Pacific/Auckland") << i;
     EXPECT_NE(pq_value(b, "SHOW application_name"), "a_app") << i;
     EXPECT_EQ(pq_value(b, "SHOW IntervalStyle"), "postgres") << i;
-    if (hold) ASSERT_EQ(pq_run(b, "COMMIT"), "");
-  }
+  });
   EXPECT_EQ(a_backends.size(), 2u) << "a's settings went with it to both server connections";
 
   // RESET takes the client back to the server's default, wherever it goes next.
@@ -91,11 +100,11 @@ TEST_F(SessionStatePgTest, SessionStatePinsItsClientAndIsGoneForTheNextClient) {
   const std::vector<Leak> leaks = {
       {"role", "SET ROLE lowpriv", "SELECT current_user", "lowpriv", "postgres"},
       {"role", "SET SESSION AUTHORIZATION lowpriv", "SELECT session_user", "lowpriv", "postgres"},
-      // Inside a transaction, or not alone in its Query: not followed, pinned.
-      {"setting", "BEGIN; SET statement_timeout = 4242; COMMIT", "SHOW statement_timeout", "4242ms",
-       "0"},
-      {"setting", "SELECT set_config('search_path', 'x', false)", "SHOW search_path", "x",
-       "\"$user\", public"},
+      // A custom setting where the relay cannot follow it (pg_settings leaves it out).
+      {"setting", "BEGIN; SET myapp.leak = 'x'; COMMIT",
+       "SELECT coalesce(current_setting('myapp.leak', true), '')", "x", ""},
+      {"setting", "SELECT set_config('myapp.leak2', 'y', false)",
+       "SELECT coalesce(current_setting('myapp.leak2', true), '')", "y", ""},
       {"listen", "LISTEN leak", "SELECT count(*) FROM pg_listening_channels()", "1", "0"},
       {"advisory_lock", "SELECT pg_advisory_lock(42)",
        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42", "1", "0"},
@@ -138,28 +147,22 @@ TEST_F(SessionStatePgTest, ALoneSetOfASettingTheServerDoesNotReportFollowsItsCli
   // A SET the server refuses changes nothing.
   EXPECT_NE(pq_run(a, "SET statement_timeout = 'soon'"), "");
   std::set<std::string> a_backends;
-  for (int i = 0; i < 12; ++i) {
-    const bool hold = i % 2 == 0;
-    if (hold) ASSERT_EQ(pq_run(b, "BEGIN"), "");
+  every_other_time_b_holds_a_connection(b, 12, [&](int i) {
     a_backends.insert(pq_value(a, "SELECT pg_backend_pid()").value_or("?"));
     EXPECT_EQ(pq_value(a, "SHOW search_path"), "evil, public") << i;
     EXPECT_EQ(pq_value(a, "SHOW statement_timeout"), "4242ms") << i;
     EXPECT_EQ(pq_value(a, "SELECT current_setting('myapp.tenant')"), "acme") << i;
     EXPECT_EQ(pq_value(b, "SHOW search_path"), "\"$user\", public") << i;
     EXPECT_EQ(pq_value(b, "SHOW statement_timeout"), "0") << i;
-    if (hold) ASSERT_EQ(pq_run(b, "COMMIT"), "");
-  }
+  });
   EXPECT_EQ(a_backends.size(), 2u) << "a's settings went with it to both server connections";
   EXPECT_EQ(metric("pgvigil_pinned_clients", {{"pool", "tx"}, {"cause", "setting"}}), 0);
   // RESET makes a SET undone for good, wherever the client goes next.
   ASSERT_EQ(pq_run(a, "RESET statement_timeout"), "");
-  for (int i = 0; i < 4; ++i) {
-    const bool hold = i % 2 == 0;
-    if (hold) ASSERT_EQ(pq_run(b, "BEGIN"), "");
+  every_other_time_b_holds_a_connection(b, 4, [&](int i) {
     EXPECT_EQ(pq_value(a, "SHOW statement_timeout"), "0") << i;
     EXPECT_EQ(pq_value(a, "SHOW search_path"), "evil, public") << i;
-    if (hold) ASSERT_EQ(pq_run(b, "COMMIT"), "");
-  }
+  });
   a.reset();
   auto c = pq_connect(conninfo("tx"));
   ASSERT_TRUE(pq_ok(c));
@@ -170,6 +173,82 @@ TEST_F(SessionStatePgTest, ALoneSetOfASettingTheServerDoesNotReportFollowsItsCli
                        "current_setting('myapp.tenant', true) = ''"),
               "t")
         << i;
+  }
+}
+
+// A SET inside a transaction block or beside other statements in one Query, SET SESSION
+// CHARACTERISTICS and set_config(..., false): read back when the transaction is over, followed to
+// the client's next server connection, never seen by another client. What the server undid
+// (ROLLBACK, ROLLBACK TO SAVEPOINT, the end of a SET LOCAL) is not followed.
+TEST_F(SessionStatePgTest, SettingsChangedWhereTheRelayCannotFollowThemAreReadBack) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2}"}}});
+  auto a = pq_connect(conninfo("tx"));
+  auto b = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(a) && pq_ok(b));
+  const auto default_work_mem = pg_->query_value("SHOW work_mem");
+  const auto default_maintenance = pg_->query_value("SHOW maintenance_work_mem");
+  const auto default_statistics = pg_->query_value("SHOW default_statistics_target");
+  ASSERT_NE(default_work_mem, "8MB");
+  ASSERT_EQ(pq_run(a,
+                   "BEGIN; SET statement_timeout = 4242; SET LOCAL lock_timeout = 777;"
+                   " SET default_statistics_target = 321; COMMIT"),
+            "");
+  ASSERT_EQ(pq_run(a, "SELECT 1; SET work_mem = '8MB'"), "");
+  ASSERT_TRUE(pq_value(a, "SELECT set_config('search_path', 'evil, public', false)"));
+  ASSERT_EQ(pq_run(a, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ;"
+                      " SELECT 1"),
+            "");
+  ASSERT_EQ(pq_run(a, "BEGIN; SET default_statistics_target = 555; ROLLBACK"), "");
+  ASSERT_EQ(pq_run(a,
+                   "BEGIN; SAVEPOINT s; SET maintenance_work_mem = '77MB'; ROLLBACK TO s;"
+                   " COMMIT"),
+            "");
+  std::set<std::string> a_backends;
+  every_other_time_b_holds_a_connection(b, 12, [&](int i) {
+    a_backends.insert(pq_value(a, "SELECT pg_backend_pid()").value_or("?"));
+    EXPECT_EQ(pq_value(a, "SHOW statement_timeout"), "4242ms") << i;
+    EXPECT_EQ(pq_value(a, "SHOW lock_timeout"), "0") << i;
+    EXPECT_EQ(pq_value(a, "SHOW default_statistics_target"), "321") << i;
+    EXPECT_EQ(pq_value(a, "SHOW work_mem"), "8MB") << i;
+    EXPECT_EQ(pq_value(a, "SHOW search_path"), "evil, public") << i;
+    EXPECT_EQ(pq_value(a, "SHOW default_transaction_isolation"), "repeatable read") << i;
+    EXPECT_EQ(pq_value(a, "SHOW maintenance_work_mem"), default_maintenance) << i;
+    EXPECT_EQ(pq_value(b, "SHOW statement_timeout"), "0") << i;
+    EXPECT_EQ(pq_value(b, "SHOW work_mem"), default_work_mem) << i;
+    EXPECT_EQ(pq_value(b, "SHOW search_path"), "\"$user\", public") << i;
+    EXPECT_EQ(pq_value(b, "SHOW default_transaction_isolation"), "read committed") << i;
+    EXPECT_EQ(pq_value(b, "SHOW default_statistics_target"), default_statistics) << i;
+  });
+  EXPECT_EQ(a_backends.size(), 2u) << "a's settings went with it to both server connections";
+  EXPECT_EQ(metric("pgvigil_pinned_clients", {{"pool", "tx"}, {"cause", "setting"}}), 0);
+
+  // A RESET inside a transaction is read back too.
+  ASSERT_EQ(pq_run(a, "BEGIN; RESET statement_timeout; RESET work_mem; COMMIT"), "");
+  every_other_time_b_holds_a_connection(b, 4, [&](int i) {
+    EXPECT_EQ(pq_value(a, "SHOW statement_timeout"), "0") << i;
+    EXPECT_EQ(pq_value(a, "SHOW work_mem"), default_work_mem) << i;
+    EXPECT_EQ(pq_value(a, "SHOW search_path"), "evil, public") << i;
+  });
+  a.reset();
+  auto c = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(c));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(pq_value(c, "SHOW search_path"), "\"$user\", public") << i;
+    EXPECT_EQ(pq_value(c, "SHOW default_transaction_isolation"), "read committed") << i;
+  }
+}
+
+// A list in a startup setting is a list, as it is on a direct connection (-c search_path=a,b is
+// two schemas, not one named "a,b").
+TEST_F(SessionStatePgTest, AStartupListSettingKeepsItsElements) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1}"}}});
+  pg_->execute("CREATE SCHEMA IF NOT EXISTS list_a");
+  pg_->execute("CREATE TABLE IF NOT EXISTS list_a.only_in_a (x int)");
+  auto a = pq_connect(conninfo("tx", "postgres", "options='-c search_path=list_a,public'"));
+  ASSERT_TRUE(pq_ok(a)) << PQerrorMessage(a.get());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(pq_value(a, "SHOW search_path"), "list_a,public") << i;
+    EXPECT_EQ(pq_value(a, "SELECT count(*) FROM only_in_a"), "0") << i;
   }
 }
 
@@ -209,12 +288,13 @@ TEST_F(SessionStatePgTest, APinnedClientKeepsOneConnectionWhileOthersShareTheRes
   auto other = pq_connect(conninfo("tx"));
   auto third = pq_connect(conninfo("tx"));
   ASSERT_TRUE(pq_ok(pinned) && pq_ok(other) && pq_ok(third));
-  ASSERT_TRUE(pq_value(pinned, "SELECT set_config('search_path', 'pinned_only', false)"));
+  ASSERT_TRUE(pq_value(pinned, "SELECT set_config('myapp.pin', 'pinned_only', false)"));
   const auto own_backend = pq_value(pinned, "SELECT pg_backend_pid()");
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(pq_value(pinned, "SELECT pg_backend_pid()"), own_backend) << i;
     EXPECT_NE(pq_value(other, "SELECT pg_backend_pid()"), own_backend) << i;
-    EXPECT_NE(pq_value(third, "SHOW search_path"), "pinned_only") << i;
+    EXPECT_EQ(pq_value(third, "SELECT coalesce(current_setting('myapp.pin', true), '')"), "")
+        << i;
   }
 }
 

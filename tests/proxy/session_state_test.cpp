@@ -10,9 +10,13 @@ namespace {
 TEST(SessionState, StateThatOutlivesItsTransactionPinsByCause) {
   EXPECT_EQ(scan_session_state("SET ROLE lowpriv").pin, PinCause::role);
   EXPECT_EQ(scan_session_state("set session authorization bob").pin, PinCause::role);
-  EXPECT_EQ(scan_session_state("SET statement_timeout = 1").pin, PinCause::setting);
-  EXPECT_EQ(scan_session_state("SET SESSION search_path TO evil").pin, PinCause::setting);
-  EXPECT_EQ(scan_session_state("SELECT set_config('search_path', 'x', false)").pin,
+  // A custom setting, which pg_settings leaves out: it cannot be read back.
+  EXPECT_EQ(scan_session_state("BEGIN; SET myapp.tenant = 'acme'; COMMIT").pin, PinCause::setting);
+  EXPECT_EQ(scan_session_state("SET SESSION \"MyApp\".key TO 1").pin, PinCause::setting);
+  EXPECT_EQ(scan_session_state("SELECT set_config('myapp.tenant', 'x', false)").pin,
+            PinCause::setting);
+  EXPECT_EQ(scan_session_state("SELECT set_config($1, 'x', false)").pin, PinCause::setting);
+  EXPECT_EQ(scan_session_state("SELECT pg_catalog.set_config(name, 'x', false) FROM t").pin,
             PinCause::setting);
   EXPECT_EQ(scan_session_state("LISTEN x").pin, PinCause::listen);
   EXPECT_EQ(scan_session_state("SELECT pg_advisory_lock(42)").pin, PinCause::advisory_lock);
@@ -47,6 +51,23 @@ TEST(SessionState, StateThatEndsWithItsTransactionOrFollowsTheClientPinsNothing)
         "UPDATE t SET x = 1", "INSERT INTO t (settings) VALUES ('listen')", "RESET ALL",
         "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;"}) {
     EXPECT_EQ(scan_session_state(sql).pin, std::nullopt) << sql;
+  }
+}
+
+TEST(SessionState, SettingsTheServerKnowsAreReadBackNotPinned) {
+  for (const char* sql :
+       {"SET statement_timeout = 1", "SET SESSION search_path TO evil",
+        "BEGIN; SET work_mem = '8MB'; COMMIT",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "SELECT set_config('search_path', 'x', false)",
+        "select pg_catalog.set_config ( 'statement_timeout', '5s', false)"}) {
+    const auto state = scan_session_state(sql);
+    EXPECT_EQ(state.pin, std::nullopt) << sql;
+    EXPECT_TRUE(state.changes_settings) << sql;
+  }
+  for (const char* sql : {"SET LOCAL statement_timeout = 5", "SET TimeZone = 'UTC'",
+                          "SELECT 'set statement_timeout = 1'", "UPDATE t SET x = 1"}) {
+    EXPECT_FALSE(scan_session_state(sql).changes_settings) << sql;
   }
 }
 
