@@ -110,6 +110,12 @@ std::vector<ConfigKey> make_keys() {
        "beyond it. 256 is pgjdbc's statement cache. Costs the server a cached plan per "
        "statement and pgvigil about 100 bytes plus the text. 0: named statements pass untouched and "
        "pin their client to its server connection for the rest of its session."},
+      {"pool.client_request_timeout", duration, "5s", kReloads,
+       "A client that began a request (part of a message, or extended-protocol messages without "
+       "their Sync, everything sent before answered) and sends nothing more for this long gets "
+       "FATAL 08P01 and is closed, and the server connection it held is evicted, so a stalled or "
+       "malicious client cannot hold a pool slot. Transaction pooling only (in session pooling the "
+       "connection is the client's anyway); 0: never."},
       {"pool.reconnect.initial_delay", duration, "250ms", kReloads,
        "First wait after a failed connect; doubles on each further failure; above 0."},
       {"pool.reconnect.max_delay", duration, "10s", kReloads,

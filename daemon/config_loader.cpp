@@ -212,6 +212,7 @@ pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base) {
       base.max_prepared_statements < 0) {
     r.fail("max_prepared_statements", "must not be negative");
   }
+  r.read("client_request_timeout", base.client_request_timeout);
   SectionReader reconnect = r.section("reconnect");
   base.reconnect = parse_reconnect(reconnect, base.reconnect);
   reconnect.finish();
@@ -361,6 +362,8 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
     config.routes.push_back(parse_route(db, entry.key, config.proxy.auth_method));
     config.routes.back().max_prepared_statements =
         config.databases.back().pool.max_prepared_statements;
+    config.routes.back().client_request_timeout =
+        config.databases.back().pool.client_request_timeout;
     if (config.proxy.users_file.empty() && config.proxy.auth_method == proxy::AuthMethod::trust &&
         needs_users_file(config.routes.back().auth_method)) {
       db.fail("auth_method", "needs auth.users_file, which is empty");

@@ -54,6 +54,10 @@ struct PoolSettings {
   // them (proxy::RouteSettings gets a copy); it is configured with the pool because it is a
   // limit per server connection.
   int max_prepared_statements = 256;
+  // A client that began a request (half a message, or extended-protocol messages without their
+  // Sync) and sends nothing more for this long is closed, so that it cannot hold a server
+  // connection; 0: never. Kept by the relay (proxy::RouteSettings gets a copy).
+  Milliseconds client_request_timeout{5000};
   friend bool operator==(const PoolSettings&, const PoolSettings&) = default;
 };
 

@@ -139,9 +139,15 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void park();
   void on_parked_wake(boost::system::error_code ec);
   void start_relay();
+  // Lists the session with its worker's LingerSweep (transaction pooling), unless it is already.
+  void watch_by_sweep();
   void read_client();
   void on_client_read(boost::system::error_code ec, std::size_t size);
   void on_client_bytes(std::size_t size);
+  // The bytes in hand (from a message boundary) hold no whole request yet: they end inside a
+  // message, or hold extended-protocol messages without their Sync or Flush. The session reads on
+  // before it takes a server connection, so a client that sends half a request holds none.
+  bool request_incomplete(std::size_t size);
   bool server_ready_now();
   void wait_for_server(std::size_t size);
   void on_checkout(pool::CheckoutResult result, std::size_t size);
@@ -187,8 +193,12 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // Bytes the client sent while its server connection was on its way back go on now.
   void take_held_client_bytes();
   void flush_relay_metrics();
-  // The idle sweep (LingerSweep): false once the session no longer lingers with a buffer.
-  bool sweep_linger();
+  // The idle sweep (LingerSweep), `since_last` after the one before: false once the session no
+  // longer lingers with a buffer.
+  bool sweep_linger(std::chrono::milliseconds since_last);
+  // The client began a request and has sent nothing more for pool.client_request_timeout, while
+  // nothing else waits (the server has answered what it owes, the server takes what it is sent).
+  bool stalled_mid_request(std::chrono::milliseconds since_last);
   // Stops the relay's pending I/O, then ends as `stop` says.
   void end_after_io(Stop stop);
   void continue_ending();
@@ -246,6 +256,10 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::uint32_t relayed_to_client_ = 0;
   std::uint32_t held_client_bytes_ = 0;  // read while the server connection was going back
   std::uint16_t cancels_in_flight_ = 0;
+  std::uint32_t stalled_ms_ = 0;  // how long the client has been silent in mid-request
+  // Bytes of a request not yet whole, kept at the front of the client buffer without a server
+  // connection (request_incomplete).
+  std::uint32_t kept_client_bytes_ = 0;
   // Transaction pooling: why the client keeps its server connection (session state), if it does.
   std::optional<relay::PinCause> pin_;
   std::unique_ptr<relay::PlainSet> pending_set_;  // a lone SET waiting for its answer
@@ -258,6 +272,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   bool lingering_ : 1 = false;          // listed with the worker's LingerSweep
   bool server_input_lost_ : 1 = false;  // a server read completed after the relay stopped
   bool settings_changed_ : 1 = false;   // SQL changed settings: read back at the turn's end
+  bool client_sent_ : 1 = false;        // the client sent bytes since the last sweep
 };
 
 std::string_view to_string(ClientSession::Phase phase);

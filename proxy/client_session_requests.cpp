@@ -20,6 +20,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <functional>
+#include <utility>
 
 #include "proxy/client_session.hpp"
 #include "proxy/linger_sweep.hpp"
@@ -58,12 +59,7 @@ void ClientSession::on_parked_wake(boost::system::error_code ec) {
 
 void ClientSession::start_relay() {
   client_buffer_.take();
-  // Session pooling keeps its reads (and buffers) for the whole session, as it keeps its server
-  // connection: nothing to sweep.
-  if (!lingering_ && transaction_pooling()) {
-    lingering_ = true;
-    LingerSweep::add(shared_from_this());
-  }
+  watch_by_sweep();
   if (pending_input_) {
     // Bytes read during authentication go first (at most a buffer's worth: a client does not
     // send more before it has seen ReadyForQuery).
@@ -76,7 +72,26 @@ void ClientSession::start_relay() {
   read_client();
 }
 
+void ClientSession::watch_by_sweep() {
+  // Session pooling keeps its reads (and buffers) for the whole session, as it keeps its server
+  // connection: nothing to sweep.
+  if (!lingering_ && transaction_pooling()) {
+    lingering_ = true;
+    LingerSweep::add(shared_from_this());
+  }
+}
+
 void ClientSession::read_client() {
+  // Bytes of an unfinished request kept in front of the buffer: the read goes after them, and its
+  // rule sees the scanner as it is past them.
+  const auto kept = kept_client_bytes_;
+  if (kept > 0) {
+    auto scanner = forwarder_.scanner();
+    scanner.scan(client_buffer_.span().first(kept), [](const relay::MessageHeader&) { return true; });
+    return stream_->async_read_some(client_buffer_.span().subspan(kept), AfterClaim::wait,
+                                    relay::RequestEnded{scanner},
+                                    completion<&ClientSession::on_client_read>(Io::client_read));
+  }
   // A read that ends a request claims the socket drained, so the next read (started right after
   // forwarding) waits without a system call that would fail. What finds a FIN that came with
   // that request, which raises no further event: writing the answer to a client that closed its
@@ -97,8 +112,13 @@ void ClientSession::on_client_read(boost::system::error_code ec, std::size_t siz
     }
   }
   if (ec) return end_after_io({Ending::quit, {}, {}});
-  park_requested_ = false;  // the client spoke before the sweep's cancel landed
-  on_client_bytes(size);
+  if (park_requested_) {
+    // The client spoke before the sweep's cancel landed, and the sweep has let go of it.
+    park_requested_ = false;
+    watch_by_sweep();
+  }
+  client_sent_ = true;
+  on_client_bytes(std::exchange(kept_client_bytes_, 0) + size);
 }
 
 void ClientSession::on_client_bytes(std::size_t size) {
@@ -112,6 +132,10 @@ void ClientSession::on_client_bytes(std::size_t size) {
     if (forwarder_.at_boundary() && client_buffer_.span()[0] == 'X') {
       return end_after_io({Ending::quit, {}, {}});
     }
+    if (request_incomplete(size)) {
+      kept_client_bytes_ = static_cast<std::uint32_t>(size);
+      return read_client();
+    }
     if (!server_ready_now()) {
       enter(Phase::waiting_for_server, "a request arrived");
       if (!server_ && route_->pool->nothing_idle()) return wait_for_server(size);
@@ -119,6 +143,31 @@ void ClientSession::on_client_bytes(std::size_t size) {
     }
   }
   forward_to_server(size);
+}
+
+bool ClientSession::request_incomplete(std::size_t size) {
+  // Only from a message boundary, and while the buffer has room: a request larger than the
+  // buffer streams to the server as it comes.
+  if (!forwarder_.at_boundary() || size >= client_buffer_.span().size()) return false;
+  auto scanner = forwarder_.scanner();
+  int headers = 0;
+  int first_end = 0;  // the ordinal of the first header that ends a request
+  const auto verdict =
+      scanner.scan(client_buffer_.span().first(size), [&](const relay::MessageHeader& header) {
+        ++headers;
+        // Parse, Bind, Describe, Execute and Close wait for their Sync (or a Flush); anything
+        // else is answered on its own.
+        const auto type = header.type;
+        if (first_end == 0 && type != 'P' && type != 'B' && type != 'D' && type != 'E' &&
+            type != 'C') {
+          first_end = headers;
+        }
+        return true;
+      });
+  // A bad length is the forwarder's to refuse.
+  if (verdict != relay::MessageScanner::Verdict::ok) return false;
+  // That message is whole when another began after it, or when the bytes end with it.
+  return first_end == 0 || (first_end == headers && !scanner.at_boundary());
 }
 
 bool ClientSession::server_ready_now() {

@@ -12,6 +12,8 @@ void LingerSweep::add(const std::shared_ptr<ClientSession>& session) {
   auto executor = session->stream_->get_executor();
   auto& sweep = asio::use_service<LingerSweep>(executor.context());
   if (!sweep.timer_) sweep.timer_ = std::make_unique<asio::steady_timer>(executor);
+  // A dormant sweep (no session to watch) starts timing anew.
+  if (!sweep.armed_) sweep.last_sweep_ = std::chrono::steady_clock::now();
   sweep.sessions_.push_back(session);
   sweep.arm();
 }
@@ -29,9 +31,15 @@ void LingerSweep::arm() {
 void LingerSweep::sweep() {
   // sweep_linger() may end in a cancel whose completion runs later, never inline, so the
   // vector is not touched while it is walked.
-  std::erase_if(sessions_, [](const std::weak_ptr<ClientSession>& weak) {
+  // The real time since the last sweep: a busy worker sweeps late, and a stall is timed by the
+  // clock, not by the count of sweeps.
+  const auto now = std::chrono::steady_clock::now();
+  const auto since_last =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now - last_sweep_);
+  last_sweep_ = now;
+  std::erase_if(sessions_, [since_last](const std::weak_ptr<ClientSession>& weak) {
     auto session = weak.lock();
-    return !session || !session->sweep_linger();
+    return !session || !session->sweep_linger(since_last);
   });
   arm();
 }

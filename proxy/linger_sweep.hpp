@@ -1,5 +1,6 @@
 #pragma once
-// Parks the sessions of one worker that stopped relaying.
+// Parks the sessions of one worker that stopped relaying, and times the ones that stalled in the
+// middle of a request (pool.client_request_timeout).
 //
 // A session that finished a transaction keeps its client buffer and a pending read for a
 // moment (it lingers): most clients send their next query within microseconds, and parking
@@ -34,6 +35,7 @@ class LingerSweep : public boost::asio::execution_context::service {
   void sweep();
 
   std::vector<std::weak_ptr<ClientSession>> sessions_;
+  std::chrono::steady_clock::time_point last_sweep_ = std::chrono::steady_clock::now();
   std::unique_ptr<boost::asio::steady_timer> timer_;
   bool armed_ = false;
 };

@@ -38,6 +38,9 @@ struct RouteSettings {
   // Named statements kept per server connection in transaction pooling; 0 passes them through
   // and pins their client (pool.max_prepared_statements, read with the pool's keys).
   int max_prepared_statements = 256;
+  // A client silent this long in the middle of a request is closed (pool.client_request_timeout,
+  // read with the pool's keys); 0: never.
+  std::chrono::milliseconds client_request_timeout{5000};
   friend bool operator==(const RouteSettings&, const RouteSettings&) = default;
 };
 

@@ -22,6 +22,8 @@ class TransactionTracker {
   // Requests sent and not yet answered by ReadyForQuery.
   int pending_ready() const { return pending_ready_; }
   char status() const { return status_; }  // the last ReadyForQuery status: 'I', 'T' or 'E'
+  // Extended-protocol messages were sent since the last Sync.
+  bool unsynced() const { return unsynced_; }
   bool idle_and_answered(bool client_at_boundary) const {
     return client_at_boundary && pending_ready_ == 0 && !unsynced_ && status_ == 'I';
   }

@@ -1,0 +1,147 @@
+// Every wait a client can put pgvigil in is bounded, through the real pgvigil binary to a real
+// PostgreSQL: a client that begins a request and stops (pool.client_request_timeout) loses its
+// session, and the server connection it held goes back to the pool's other clients.
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/proxy/pq_client.hpp"
+#include "tests/proxy/proxy_pg_fixture.hpp"
+#include "tests/proxy/raw_pg_connection.hpp"
+#include "tests/support/wait_until.hpp"
+
+namespace pgvigil::testing {
+namespace {
+
+class TimeoutsPgTest : public ProxyPgFixture {
+ protected:
+  double connections(const char* state) const {
+    return metric("pgvigil_server_connections", {{"pool", "tx"}, {"state", state}});
+  }
+};
+
+// A Query of 108 bytes, cut after its header and `sent_of_body` bytes of its text.
+std::string half_a_query(std::size_t sent_of_body) {
+  const std::string whole = typed_message('Q', std::string(95, ' ') + "SELECT 1" + '\0');
+  return whole.substr(0, 5 + sent_of_body);
+}
+
+// Parse, Bind and Execute without their Sync: the server would answer nothing until it comes.
+std::string extended_without_sync() {
+  using namespace std::string_literals;
+  return typed_message('P', "\0SELECT 1\0\0\0"s) + typed_message('B', "\0\0\0\0\0\0\0\0"s) +
+         typed_message('E', "\0\0\0\0\0"s);
+}
+
+// 50 clients on a pool of two each begin a request and stop. Two of them hold the pool's
+// connections: they sent Parse, Bind, Execute and a Flush (which the server answers) without the
+// Sync. The other 48 sent half a Query, Parse, Bind and Execute with neither Sync nor Flush, or a
+// whole Query and half the next: pgvigil waits for a whole request before it takes a server
+// connection, and gives it back once the whole ones are answered, so they hold none. A well-behaved client still gets a connection within
+// client_request_timeout + 1 s; every stalled client gets FATAL 08P01 and is closed; the pool
+// ends with its connections idle and clean.
+TEST_F(TimeoutsPgTest, ClientsThatStopMidRequestHoldNoServerConnectionForLong) {
+  start_daemon({.databases = {{.name = "tx",
+                               .pool = "{max_size: 2, min_idle: 2, checkout_timeout: 10s, "
+                                       "client_request_timeout: 1s}"}}});
+  ASSERT_TRUE(wait_until([&] { return connections("idle") == 2; }, seconds(10))) << metrics_page();
+  std::vector<std::unique_ptr<RawPgConnection>> stalled;
+  const auto stall = [&](const std::string& bytes) {
+    stalled.push_back(std::make_unique<RawPgConnection>(port_));
+    std::string failure;
+    ASSERT_TRUE(stalled.back()->login("postgres", "tx", seconds(5), &failure)) << failure;
+    ASSERT_TRUE(stalled.back()->send(bytes));
+  };
+  stall(extended_without_sync() + typed_message('H', ""));
+  stall(extended_without_sync() + typed_message('H', ""));
+  ASSERT_TRUE(wait_until([&] { return connections("checked_out") == 2; }, seconds(5)))
+      << metrics_page();
+  const std::string whole_and_half = typed_message('Q', std::string("SELECT 1") + '\0') + half_a_query(8);
+  for (int i = 0; i < 48; ++i) {
+    stall(i % 3 == 0 ? half_a_query(8) : i % 3 == 1 ? extended_without_sync() : whole_and_half);
+  }
+
+  auto good = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(good)) << PQerrorMessage(good.get());
+  const auto asked = Clock::now();
+  EXPECT_EQ(pq_value(good, "SELECT 'served'"), "served") << PQerrorMessage(good.get());
+  EXPECT_LE(elapsed_ms(asked), 2000) << "client_request_timeout 1 s + 1 s";
+
+  for (std::size_t i = 0; i < stalled.size(); ++i) {
+    const auto error = stalled[i]->read_until('E', seconds(10));
+    ASSERT_TRUE(error) << "stalled client " << i;
+    const auto fields = error_fields(error->payload);
+    EXPECT_EQ(fields.at('S'), "FATAL") << i;
+    EXPECT_EQ(fields.at('C'), "08P01") << i;
+    EXPECT_TRUE(contains(fields.at('M'), "part of a request")) << fields.at('M');
+    EXPECT_TRUE(stalled[i]->closed_by_server_within(seconds(5))) << i;
+  }
+  // The two connections held mid-request were evicted (their state is unknown) and replaced.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return metric("pgvigil_evictions_total", {{"pool", "tx"}, {"reason", "dirty_return"}}) ==
+                   2 &&
+               connections("idle") == 2 && connections("checked_out") == 0;
+      },
+      seconds(10)))
+      << metrics_page();
+  auto next = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(next));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(pq_value(next, "SELECT count(*) FROM pg_prepared_statements"), "0") << i;
+    EXPECT_EQ(pq_value(next, "SELECT pg_current_xact_id_if_assigned() IS NULL"), "t") << i;
+  }
+}
+
+// A client slow to send a large request, but never silent for the timeout, is not cut; nor is a
+// client whose query runs longer than the timeout (it waits for the server, not the other way).
+TEST_F(TimeoutsPgTest, ASlowButSteadyClientAndALongQueryAreLeftAlone) {
+  start_daemon({.databases = {{.name = "tx",
+                               .pool = "{max_size: 1, min_idle: 1, client_request_timeout: 1s}"}}});
+  RawPgConnection slow(port_);
+  std::string failure;
+  ASSERT_TRUE(slow.login("postgres", "tx", seconds(5), &failure)) << failure;
+  const std::string query =
+      typed_message('Q', "SELECT length('" + std::string(2000, 'x') + "')" + '\0');
+  // In 8 pieces, 400 ms apart: 2.8 s in all, never 1 s silent.
+  const std::size_t piece = query.size() / 8 + 1;
+  for (std::size_t at = 0; at < query.size(); at += piece) {
+    ASSERT_TRUE(slow.send(query.substr(at, piece)));
+    if (at + piece < query.size()) std::this_thread::sleep_for(milliseconds(400));
+  }
+  const auto row = slow.read_until('D', seconds(10));
+  ASSERT_TRUE(row) << "the slow client was cut";
+  EXPECT_TRUE(contains(row->payload, "2000"));
+  ASSERT_TRUE(slow.read_until('Z', seconds(5)));
+
+  auto sleeper = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(sleeper));
+  EXPECT_EQ(pq_value(sleeper, "SELECT pg_sleep(2)::text || 'done'"), "done")
+      << PQerrorMessage(sleeper.get());
+}
+
+// 0 turns the bound off: a client may take as long as it likes.
+TEST_F(TimeoutsPgTest, AZeroClientRequestTimeoutNeverCuts) {
+  start_daemon({.databases = {{.name = "tx",
+                               .pool = "{max_size: 1, min_idle: 1, client_request_timeout: 0}"}}});
+  RawPgConnection client(port_);
+  std::string failure;
+  ASSERT_TRUE(client.login("postgres", "tx", seconds(5), &failure)) << failure;
+  const std::string whole = typed_message('Q', std::string("SELECT 'late'") + '\0');
+  ASSERT_TRUE(client.send(whole.substr(0, 9)));
+  BackendMessage message;
+  // Nothing comes while the request is incomplete, however long.
+  EXPECT_EQ(client.read_message(message, milliseconds(1500)), RawPgConnection::ReadEnd::timeout);
+  ASSERT_TRUE(client.send(whole.substr(9)));
+  const auto row = client.read_until('D', seconds(5));
+  ASSERT_TRUE(row);
+  EXPECT_TRUE(contains(row->payload, "late"));
+}
+
+}  // namespace
+}  // namespace pgvigil::testing
