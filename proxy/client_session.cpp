@@ -12,7 +12,6 @@
 
 #include "proxy/client_startup.hpp"
 #include "proxy/relay/server_side.hpp"
-#include "proxy/relay/settings_read_back.hpp"
 #include "proxy/wire/backend_messages.hpp"
 #include "proxy/wire/protocol.hpp"
 
@@ -24,7 +23,6 @@ using pool::Death;
 using pool::EvictionReason;
 
 namespace {
-
 
 }  // namespace
 
@@ -311,31 +309,6 @@ awaitable<void> ClientSession::wait_for_cancels() {
 awaitable<void> ClientSession::settle_turn() {
   co_await wait_for_cancels();
   if (settings_changed_ && server_) co_await read_back_settings();
-}
-
-awaitable<void> ClientSession::read_back_settings() {
-  settings_changed_ = false;
-  auto answer = co_await server_->query_value(relay::kSessionSettingsQuery,
-                                              Clock::now() + route_->checkout_timeout);
-  if (answer.error && answer.error->death) co_return return_server(answer.error->death);
-  const auto read = answer.value && !answer.error ? relay::parse_session_settings(*answer.value)
-                                                  : std::nullopt;
-  auto merged = read ? relay::merge_read_back(*settings_, *startup_settings_, *read)
-                     : std::nullopt;
-  if (!merged) {
-    // What the session carries is unknown, or it took another role: it stays the client's.
-    const std::string why = read           ? "its role changed unseen"
-                            : answer.error ? "its settings could not be read back: " +
-                                                 answer.error->message
-                                           : "its settings could not be read back";
-    spdlog::warn("client session for {}: {}; the client keeps its server connection",
-                 route_->settings.database, why);
-    co_return pin(read ? relay::PinCause::role : relay::PinCause::setting);
-  }
-  settings_ = intern_settings(*route_, std::move(merged->settings));
-  auto& side = relay::server_side(*server_);
-  side.settings_unknown = !merged->connection_carries_them;
-  side.applied_settings = settings_;
 }
 
 void ClientSession::request_cancel() {

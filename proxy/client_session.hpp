@@ -21,6 +21,8 @@
 // The relay itself is plain callbacks (client_session_requests.cpp, client_session_answers.cpp);
 // coroutines are kept for the slow paths (a peer that cannot take everything at once, a checkout
 // that must ping or apply settings, the endings: client_session_ending.cpp).
+// What a client leaves in the server session in transaction pooling (settings that follow it,
+// state that pins it) is client_session_state.cpp.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>

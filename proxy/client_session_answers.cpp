@@ -107,44 +107,6 @@ void ClientSession::note_statement_outcome(char type, std::span<const char> whol
                                    server_statements());
 }
 
-void ClientSession::settle_pending_set(std::span<const char> whole) {
-  constexpr std::string_view kSetDone{"C\0\0\0\x08SET\0", 9};
-  auto set = std::move(pending_set_);
-  // Anything but its CommandComplete (an error's ReadyForQuery): the SET did not happen.
-  if (std::string_view(whole.data(), whole.size()) != kSetDone) return;
-  adopt_setting(std::move(set->name), kSqlValueMark + set->value);
-}
-
-void ClientSession::adopt_reported_setting(std::span<const char> whole) {
-  const auto body = relay::body_of(whole);
-  if (body.empty()) return;
-  const auto status = wire::parse_parameter_status(body);
-  if (!status) return;
-  // The role changed (SET ROLE, SET SESSION AUTHORIZATION, however they were sent): the
-  // connection is the client's own for the rest of its session.
-  if (status->name == "session_authorization" || status->name == "is_superuser") {
-    if (!pin_) pin(relay::PinCause::role);
-    return;
-  }
-  if (!follows_client(status->name)) return;
-  // The client changed it (SET, RESET, set_config, a transaction's end undoing a SET LOCAL):
-  // from now on it is the client's, in the server's spelling, applied wherever it goes next.
-  adopt_setting(lower_setting_name(status->name), std::string(status->value));
-}
-
-void ClientSession::adopt_setting(std::string name, std::string value) {
-  if (const auto found = settings_->find(name);
-      found != settings_->end() && found->second == value) {
-    return;
-  }
-  // The connection carries exactly the client's settings now.
-  SettingMap updated = *settings_;
-  updated[std::move(name)] = std::move(value);
-  settings_ = intern_settings(*route_, std::move(updated));
-  // (Unless a reset left it unknown: the next lease then applies everything.)
-  relay::server_side(*server_).applied_settings = settings_;
-}
-
 void ClientSession::on_client_written(std::exception_ptr exception, boost::system::error_code ec) {
   if (exception) return end_after_io({Ending::failure, internal_failure(exception), {}});
   if (ec) return end_after_io({drain_ != Drain::none ? Ending::shutdown : Ending::quit, {}, {}});

@@ -234,65 +234,6 @@ bool ClientSession::accept_client_message(const relay::MessageHeader& header,
   return false;
 }
 
-void ClientSession::look_for_session_state(const relay::MessageHeader& header,
-                                           std::span<const char> whole) {
-  const auto body = relay::body_of(whole);
-  if (body.empty()) {
-    // A Query too large to be shown whole cannot be read: it may leave anything behind.
-    if (header.type == 'Q') pin(relay::PinCause::unclassified);
-    return;
-  }
-  std::string_view sql;
-  if (header.type == 'Q') {
-    sql = std::string_view(body.data(), body.size() - 1);
-  } else if (const auto parse = wire::parse_parse(body)) {
-    // Without pool.max_prepared_statements, a named statement stays on its server connection.
-    if (!parse->statement.empty() && !statements_) return pin(relay::PinCause::prepared_statement);
-    sql = parse->query;
-  }
-  const auto state = relay::scan_session_state(sql);
-  if (state.resets_settings) {
-    relay::server_side(*server_).settings_unknown = true;
-    // A lone RESET says what it puts back; any other is read back at the transaction's end.
-    if (const auto target = relay::reset_target(sql)) {
-      forget_set_settings(*target);
-    } else {
-      settings_changed_ = true;
-    }
-  }
-  // A lone SET outside a transaction, with nothing else in flight: followed like a reported
-  // setting once the server says SET. Anything less plain is read back at the transaction's
-  // end (or pins, for a custom setting).
-  // (The tracker has counted this Query already.)
-  const int in_flight = tracker_.pending_ready() - (header.type == 'Q' ? 1 : 0);
-  if (!pending_set_ && tracker_.status() == 'I' && in_flight == 0) {
-    if (auto set = relay::plain_set(sql)) {
-      pending_set_ = std::make_unique<relay::PlainSet>(std::move(*set));
-      return;
-    }
-  }
-  if (state.pin) return pin(*state.pin);
-  if (state.changes_settings) settings_changed_ = true;
-}
-
-void ClientSession::forget_set_settings(const std::string& name) {
-  // Settings the client SET in SQL go; those it asked for at startup stay (a direct server
-  // resets to them), and the server reports what happened to the reported ones.
-  SettingMap kept = *settings_;
-  std::erase_if(kept, [&](const auto& setting) {
-    return (name.empty() || setting.first == name) && !setting.second.empty() &&
-           setting.second.front() == kSqlValueMark;
-  });
-  if (kept.size() != settings_->size()) settings_ = intern_settings(*route_, std::move(kept));
-}
-
-void ClientSession::pin(relay::PinCause cause) {
-  pin_ = cause;
-  if (route_->metrics) route_->metrics->client_pinned(relay::to_string(cause), +1);
-  spdlog::debug("client session for {}: pinned to its server connection ({})",
-                route_->settings.database, relay::to_string(cause));
-}
-
 void ClientSession::forward_to_server(std::size_t size) {
   enter(Phase::relaying, "forwarding the client's request");
   // At a lease's first request, so that the statements' queue sees every answer the lease owes.
