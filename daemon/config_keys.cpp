@@ -116,6 +116,15 @@ std::vector<ConfigKey> make_keys() {
        "FATAL 08P01 and is closed, and the server connection it held is evicted, so a stalled or "
        "malicious client cannot hold a pool slot. Transaction pooling only (in session pooling the "
        "connection is the client's anyway); 0: never."},
+      {"pool.idle_transaction_timeout", duration, "0", kReloads,
+       "A client that holds a server connection idle inside a transaction for this long gets "
+       "FATAL 25P03 and is closed, and the connection is evicted (its transaction with it), so "
+       "a forgotten BEGIN cannot hold a pool slot; 0: never."},
+      {"pool.query_timeout", duration, "0", kReloads,
+       "A request the server has not answered for this long (from the request to its "
+       "ReadyForQuery) is cancelled on the server: the client gets the server's 57014 and keeps "
+       "its session. If the server does not answer the cancel within ping.timeout either, the "
+       "client gets 08006 and the connection is evicted (query_timeout); 0: never."},
       {"pool.reconnect.initial_delay", duration, "250ms", kReloads,
        "First wait after a failed connect; doubles on each further failure; above 0."},
       {"pool.reconnect.max_delay", duration, "10s", kReloads,

@@ -213,6 +213,8 @@ pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base) {
     r.fail("max_prepared_statements", "must not be negative");
   }
   r.read("client_request_timeout", base.client_request_timeout);
+  r.read("idle_transaction_timeout", base.idle_transaction_timeout);
+  r.read("query_timeout", base.query_timeout);
   SectionReader reconnect = r.section("reconnect");
   base.reconnect = parse_reconnect(reconnect, base.reconnect);
   reconnect.finish();
@@ -362,8 +364,11 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
     config.routes.push_back(parse_route(db, entry.key, config.proxy.auth_method));
     config.routes.back().max_prepared_statements =
         config.databases.back().pool.max_prepared_statements;
-    config.routes.back().client_request_timeout =
-        config.databases.back().pool.client_request_timeout;
+    const auto& pool_settings = config.databases.back().pool;
+    config.routes.back().client_request_timeout = pool_settings.client_request_timeout;
+    config.routes.back().idle_transaction_timeout = pool_settings.idle_transaction_timeout;
+    config.routes.back().query_timeout = pool_settings.query_timeout;
+    config.routes.back().query_cancel_grace = config.databases.back().ping.timeout;
     if (config.proxy.users_file.empty() && config.proxy.auth_method == proxy::AuthMethod::trust &&
         needs_users_file(config.routes.back().auth_method)) {
       db.fail("auth_method", "needs auth.users_file, which is empty");

@@ -15,6 +15,7 @@ std::string_view to_string(EvictionReason reason) {
     case EvictionReason::max_lifetime: return "max_lifetime";
     case EvictionReason::idle_timeout: return "idle_timeout";
     case EvictionReason::dirty_return: return "dirty_return";
+    case EvictionReason::query_timeout: return "query_timeout";
     case EvictionReason::reload: return "reload";
     case EvictionReason::shutdown: return "shutdown";
   }

@@ -20,6 +20,8 @@ enum class EvictionReason {
   max_lifetime,           // planned: the connection reached its lifetime
   idle_timeout,           // planned: idle above min_idle for too long
   dirty_return,           // returned mid-transaction or mid-protocol: state unknown
+  query_timeout,          // a client's query ran past pool.query_timeout and the server did not
+                          // answer its cancel
   reload,                 // planned: configuration changed under it
   shutdown,               // planned: pgvigil is stopping
 };
@@ -31,6 +33,7 @@ inline constexpr std::array kAllEvictionReasons = {
     EvictionReason::statement_timeout,
     EvictionReason::checkout_check_failed, EvictionReason::max_lifetime,
     EvictionReason::idle_timeout,      EvictionReason::dirty_return,
+    EvictionReason::query_timeout,
     EvictionReason::reload,            EvictionReason::shutdown,
 };
 

@@ -14,6 +14,7 @@ inline constexpr const char* kInvalidAuthorization = "28000";
 inline constexpr const char* kInvalidCatalogName = "3D000";  // unknown database
 inline constexpr const char* kTooManyConnections = "53300";
 inline constexpr const char* kAdminShutdown = "57P01";
+inline constexpr const char* kIdleInTransactionTimeout = "25P03";
 inline constexpr const char* kFeatureNotSupported = "0A000";
 inline constexpr const char* kInternalError = "XX000";
 }  // namespace sqlstate

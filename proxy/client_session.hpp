@@ -198,9 +198,10 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // The idle sweep (LingerSweep), `since_last` after the one before: false once the session no
   // longer lingers with a buffer.
   bool sweep_linger(std::chrono::milliseconds since_last);
-  // The client began a request and has sent nothing more for pool.client_request_timeout, while
-  // nothing else waits (the server has answered what it owes, the server takes what it is sent).
-  bool stalled_mid_request(std::chrono::milliseconds since_last);
+  // A wait past its bound (client_session_bounds.cpp): why the session must end, if it must.
+  std::optional<Stop> over_a_bound(std::chrono::milliseconds since_last);
+  std::optional<Stop> client_over_its_bound(std::chrono::milliseconds since_last);
+  std::optional<Stop> server_over_its_bound(std::chrono::milliseconds since_last);
   // Stops the relay's pending I/O, then ends as `stop` says.
   void end_after_io(Stop stop);
   void continue_ending();
@@ -258,7 +259,10 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::uint32_t relayed_to_client_ = 0;
   std::uint32_t held_client_bytes_ = 0;  // read while the server connection was going back
   std::uint16_t cancels_in_flight_ = 0;
-  std::uint32_t stalled_ms_ = 0;  // how long the client has been silent in mid-request
+  // How long the client has been silent where the next move is its own (mid-request, or idle in
+  // a transaction), and how long the server has owed an answer.
+  std::uint32_t client_silent_ms_ = 0;
+  std::uint32_t query_waited_ms_ = 0;
   // Bytes of a request not yet whole, kept at the front of the client buffer without a server
   // connection (request_incomplete).
   std::uint32_t kept_client_bytes_ = 0;
@@ -275,6 +279,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   bool server_input_lost_ : 1 = false;  // a server read completed after the relay stopped
   bool settings_changed_ : 1 = false;   // SQL changed settings: read back at the turn's end
   bool client_sent_ : 1 = false;        // the client sent bytes since the last sweep
+  bool server_answered_ : 1 = false;    // a ReadyForQuery came since the last sweep
+  bool query_cancelled_ : 1 = false;    // pool.query_timeout sent a cancel
 };
 
 std::string_view to_string(ClientSession::Phase phase);

@@ -81,6 +81,7 @@ bool ClientSession::on_server_message(const relay::MessageHeader& header,
                                       std::span<const char> whole, relay::Edit& edit,
                                       relay::ServerStatements* statements) {
   tracker_.on_server_message(header);
+  if (header.type == 'Z') server_answered_ = true;
   if (header.type == 'S' && transaction_pooling()) adopt_reported_setting(whole);
   if (pending_set_ && (header.type == 'C' || header.type == 'Z')) settle_pending_set(whole);
   if (!statements) return true;
@@ -183,27 +184,6 @@ void ClientSession::take_held_client_bytes() {
   on_client_bytes(size);
 }
 
-bool ClientSession::stalled_mid_request(std::chrono::milliseconds since_last) {
-  const auto limit = route_->settings.client_request_timeout;
-  // The client owes the rest of a message, or the Sync of extended-protocol messages that the
-  // server has all answered (known only where the statement relay counts what is owed). Not
-  // while the relay itself waits: for the server to take bytes, or for the client to take them
-  // (its read is paused then).
-  const bool client_owes =
-      kept_client_bytes_ > 0 || !forwarder_.at_boundary() ||
-      (tracker_.unsynced() && statements_ && statements_->answered() && responses_.at_boundary());
-  if (limit.count() == 0 || !client_owes || client_sent_ || !pending(Io::client_read) ||
-      pending(Io::server_write)) {
-    client_sent_ = false;
-    stalled_ms_ = 0;
-    return false;
-  }
-  const auto stalled = static_cast<std::uint64_t>(stalled_ms_) +
-                       static_cast<std::uint64_t>(std::max<std::int64_t>(since_last.count(), 0));
-  stalled_ms_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(stalled, UINT32_MAX));
-  return stalled_ms_ >= limit.count();
-}
-
 void ClientSession::flush_relay_metrics() {
   const auto counts = tracker_.take_counts();
   route_->relayed->add({.bytes_to_server = relayed_to_server_,
@@ -211,39 +191,6 @@ void ClientSession::flush_relay_metrics() {
                         .queries = counts.queries,
                         .transactions = counts.transactions});
   relayed_to_server_ = relayed_to_client_ = 0;
-}
-
-bool ClientSession::sweep_linger(std::chrono::milliseconds since_last) {
-  if (stop_ || pending(Io::client_wait)) {
-    lingering_ = false;
-    return false;
-  }
-  const bool mid_request = kept_client_bytes_ > 0 || !forwarder_.at_boundary();
-  if ((server_ || mid_request) && stalled_mid_request(since_last)) {
-    lingering_ = false;
-    const auto limit = route_->settings.client_request_timeout;
-    end_after_io({Ending::client_violation,
-                  ClientError{sqlstate::kProtocolViolation,
-                              "terminating connection: the client sent part of a request and "
-                              "nothing more for " +
-                                  std::to_string(limit.count()) + " ms",
-                              "",
-                              "A server connection is held while a request is incomplete; see "
-                              "pool.client_request_timeout."},
-                  std::nullopt});
-    return false;
-  }
-  // Busy (a transaction runs, a request is half in, or the client was served since the last
-  // sweep): look again later.
-  if (server_ || mid_request || !pending(Io::client_read) || recently_active_) {
-    recently_active_ = false;
-    return true;
-  }
-  // Quiet for a whole sweep: give the buffer back and wait for the client without one.
-  park_requested_ = true;
-  stream_->cancel();
-  lingering_ = false;
-  return false;
 }
 
 }  // namespace pgvigil::proxy

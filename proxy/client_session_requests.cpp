@@ -74,8 +74,11 @@ void ClientSession::start_relay() {
 
 void ClientSession::watch_by_sweep() {
   // Session pooling keeps its reads (and buffers) for the whole session, as it keeps its server
-  // connection: nothing to sweep.
-  if (!lingering_ && transaction_pooling()) {
+  // connection: nothing to sweep, unless a bound on its waits is set.
+  const auto& settings = route_->settings;
+  const bool bounded =
+      settings.query_timeout.count() > 0 || settings.idle_transaction_timeout.count() > 0;
+  if (!lingering_ && (transaction_pooling() || bounded)) {
     lingering_ = true;
     LingerSweep::add(shared_from_this());
   }

@@ -41,6 +41,14 @@ struct RouteSettings {
   // A client silent this long in the middle of a request is closed (pool.client_request_timeout,
   // read with the pool's keys); 0: never.
   std::chrono::milliseconds client_request_timeout{5000};
+  // A client idle inside a transaction this long is closed (25P03) and its server connection
+  // evicted (pool.idle_transaction_timeout); 0: never.
+  std::chrono::milliseconds idle_transaction_timeout{0};
+  // A request the server has not answered this long is cancelled on the server
+  // (pool.query_timeout); if the cancel is not answered within query_cancel_grace (the pool's
+  // ping.timeout) either, the connection is evicted. 0: never.
+  std::chrono::milliseconds query_timeout{0};
+  std::chrono::milliseconds query_cancel_grace{1000};
   friend bool operator==(const RouteSettings&, const RouteSettings&) = default;
 };
 

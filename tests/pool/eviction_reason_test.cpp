@@ -13,13 +13,15 @@ TEST(EvictionReason, VocabularyIsTheOneInTheDesign) {
   const std::set<std::string_view> design = {
       "server_closed", "server_error", "keepalive_timeout", "user_timeout",
       "ping_timeout",  "ping_failed",  "statement_timeout", "checkout_check_failed", "max_lifetime",
-      "idle_timeout",  "dirty_return", "reload",       "shutdown"};
+      "idle_timeout",  "dirty_return", "query_timeout", "reload",    "shutdown"};
   EXPECT_EQ(names, design);
 }
 
 TEST(EvictionReason, PlannedClosesAreNotDeaths) {
   EXPECT_TRUE(is_death(EvictionReason::keepalive_timeout));
   EXPECT_TRUE(is_death(EvictionReason::ping_timeout));
+  // A query whose cancel went unanswered: the server was found unresponsive.
+  EXPECT_TRUE(is_death(EvictionReason::query_timeout));
   EXPECT_FALSE(is_death(EvictionReason::max_lifetime));
   EXPECT_FALSE(is_death(EvictionReason::shutdown));
 }

@@ -1,9 +1,11 @@
 // Every wait a client can put pgvigil in is bounded, through the real pgvigil binary to a real
-// PostgreSQL: a client that begins a request and stops (pool.client_request_timeout) loses its
-// session, and the server connection it held goes back to the pool's other clients.
+// PostgreSQL: a client that begins a request and stops (pool.client_request_timeout), one idle in
+// a transaction (pool.idle_transaction_timeout), a query that runs too long (pool.query_timeout).
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <signal.h>
+#include <sys/types.h>
 
 #include <memory>
 #include <string>
@@ -20,6 +22,7 @@ namespace {
 
 class TimeoutsPgTest : public ProxyPgFixture {
  protected:
+  void expect_idle_transaction_closed_at_the_bound(const char* pool_mode);
   double connections(const char* state) const {
     return metric("pgvigil_server_connections", {{"pool", "tx"}, {"state", state}});
   }
@@ -141,6 +144,108 @@ TEST_F(TimeoutsPgTest, AZeroClientRequestTimeoutNeverCuts) {
   const auto row = client.read_until('D', seconds(5));
   ASSERT_TRUE(row);
   EXPECT_TRUE(contains(row->payload, "late"));
+}
+
+// A client idle inside a transaction past pool.idle_transaction_timeout gets FATAL 25P03 at the
+// bound (within 10 %); its transaction is gone and the next client of the same one-connection
+// pool finds no transaction open.
+void TimeoutsPgTest::expect_idle_transaction_closed_at_the_bound(const char* pool_mode) {
+  start_daemon({.databases = {{.name = "tx",
+                               .pool_mode = pool_mode,
+                               .pool = "{max_size: 1, min_idle: 1, checkout_timeout: 10s, "
+                                       "idle_transaction_timeout: 2s}"}}});
+  pg_->execute("CREATE TABLE IF NOT EXISTS idle_tx (x int)");
+  RawPgConnection idle(port_);
+  std::string failure;
+  ASSERT_TRUE(idle.login("postgres", "tx", seconds(5), &failure)) << failure;
+  ASSERT_TRUE(
+      idle.send(typed_message('Q', std::string("BEGIN; INSERT INTO idle_tx VALUES (1)") + '\0')));
+  ASSERT_TRUE(idle.read_until('Z', seconds(5)));
+  const auto idle_since = Clock::now();
+  const auto error = idle.read_until('E', seconds(10));
+  const long waited = elapsed_ms(idle_since);
+  ASSERT_TRUE(error);
+  const auto fields = error_fields(error->payload);
+  EXPECT_EQ(fields.at('S'), "FATAL");
+  EXPECT_EQ(fields.at('C'), "25P03");
+  EXPECT_GE(waited, 1900);
+  EXPECT_LE(waited, 2200);
+  EXPECT_TRUE(idle.closed_by_server_within(seconds(5)));
+
+  auto next = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(next)) << PQerrorMessage(next.get());
+  EXPECT_EQ(pq_value(next, "SELECT pg_current_xact_id_if_assigned() IS NULL"), "t");
+  EXPECT_EQ(pq_value(next, "SELECT count(*) FROM idle_tx"), "0");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return pg_->query_value("SELECT count(*) FROM pg_stat_activity WHERE state LIKE "
+                                "'idle in transaction%' AND application_name = '" +
+                                app_name_ + "'") == "0";
+      },
+      seconds(5)));
+}
+
+TEST_F(TimeoutsPgTest, AClientIdleInATransactionIsClosedAtTheBoundInTransactionPooling) {
+  expect_idle_transaction_closed_at_the_bound("transaction");
+}
+
+TEST_F(TimeoutsPgTest, AClientIdleInATransactionIsClosedAtTheBoundInSessionPooling) {
+  expect_idle_transaction_closed_at_the_bound("session");
+}
+
+// A query past pool.query_timeout is cancelled on the server at the bound: the client gets the
+// server's 57014 and its session goes on.
+TEST_F(TimeoutsPgTest, AQueryPastQueryTimeoutIsCancelledAndTheSessionGoesOn) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1, "
+                                                     "query_timeout: 2s}"}}});
+  auto client = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(client)) << PQerrorMessage(client.get());
+  const auto asked = Clock::now();
+  const auto result = pq_first_result(client, PQsendQuery(client.get(), "SELECT pg_sleep(30)") == 1);
+  const long waited = elapsed_ms(asked);
+  EXPECT_EQ(PQresultStatus(result.get()), PGRES_FATAL_ERROR);
+  EXPECT_EQ(result_sqlstate(result), "57014") << PQerrorMessage(client.get());
+  EXPECT_GE(waited, 1900);
+  EXPECT_LE(waited, 2200);
+  EXPECT_EQ(pq_value(client, "SELECT 'still here'"), "still here");
+  // A query within the bound runs to its end.
+  EXPECT_EQ(pq_value(client, "SELECT pg_sleep(1)::text || 'slept'"), "slept");
+  EXPECT_EQ(metric("pgvigil_evictions_total", {{"pool", "tx"}, {"reason", "query_timeout"}}), 0);
+}
+
+// A frozen backend does not answer the cancel either: past query_timeout and then ping.timeout,
+// the client gets 08006 and the connection is evicted (query_timeout).
+TEST_F(TimeoutsPgTest, AFrozenBackendPastQueryTimeoutIsEvicted) {
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 1, min_idle: 1, "
+                                                     "query_timeout: 1s}"}}});
+  auto client = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(client)) << PQerrorMessage(client.get());
+  const auto backend = pq_value(client, "SELECT pg_backend_pid()");
+  ASSERT_TRUE(backend);
+  const pid_t pid = std::stoi(*backend);
+  ASSERT_EQ(PQsendQuery(client.get(), "SELECT pg_sleep(30)"), 1);
+  // The backend is asleep in its query; freeze it so that it cannot answer the cancel.
+  std::this_thread::sleep_for(milliseconds(200));
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  const auto frozen = Clock::now();
+  const auto result = pq_first_result(client, true);
+  const long waited = elapsed_ms(frozen);
+  ::kill(pid, SIGCONT);
+  EXPECT_NE(PQresultStatus(result.get()), PGRES_TUPLES_OK);
+  EXPECT_TRUE(contains(PQerrorMessage(client.get()), "query_timeout"))
+      << PQerrorMessage(client.get());
+  // query_timeout 1 s (less the 200 ms before the freeze) + ping.timeout 1 s.
+  EXPECT_LE(waited, 2500);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return metric("pgvigil_evictions_total", {{"pool", "tx"}, {"reason", "query_timeout"}}) ==
+               1;
+      },
+      seconds(5)))
+      << metrics_page();
+  auto next = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(next));
+  EXPECT_EQ(pq_value(next, "SELECT 'served'"), "served");
 }
 
 }  // namespace
