@@ -120,6 +120,10 @@ std::vector<ConfigKey> make_keys() {
        "A client that holds a server connection idle inside a transaction for this long gets "
        "FATAL 25P03 and is closed, and the connection is evicted (its transaction with it), so "
        "a forgotten BEGIN cannot hold a pool slot; 0: never."},
+      {"pool.client_idle_timeout", duration, "0", kReloads,
+       "A client idle outside a transaction for this long gets FATAL 57P05 and is closed "
+       "(timed every 100 ms while it is parked); in session pooling its server connection "
+       "is evicted; 0: never."},
       {"pool.query_timeout", duration, "0", kReloads,
        "A request the server has not answered for this long (from the request to its "
        "ReadyForQuery) is cancelled on the server: the client gets the server's 57014 and keeps "

@@ -214,6 +214,7 @@ pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base) {
   }
   r.read("client_request_timeout", base.client_request_timeout);
   r.read("idle_transaction_timeout", base.idle_transaction_timeout);
+  r.read("client_idle_timeout", base.client_idle_timeout);
   r.read("query_timeout", base.query_timeout);
   SectionReader reconnect = r.section("reconnect");
   base.reconnect = parse_reconnect(reconnect, base.reconnect);
@@ -367,6 +368,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
     const auto& pool_settings = config.databases.back().pool;
     config.routes.back().client_request_timeout = pool_settings.client_request_timeout;
     config.routes.back().idle_transaction_timeout = pool_settings.idle_transaction_timeout;
+    config.routes.back().client_idle_timeout = pool_settings.client_idle_timeout;
     config.routes.back().query_timeout = pool_settings.query_timeout;
     config.routes.back().query_cancel_grace = config.databases.back().ping.timeout;
     if (config.proxy.users_file.empty() && config.proxy.auth_method == proxy::AuthMethod::trust &&

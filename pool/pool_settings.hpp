@@ -58,9 +58,10 @@ struct PoolSettings {
   // Sync) and sends nothing more for this long is closed, so that it cannot hold a server
   // connection; 0: never. Kept by the relay (proxy::RouteSettings gets a copy).
   Milliseconds client_request_timeout{5000};
-  // Bounds the relay keeps as well (proxy::RouteSettings): a client idle inside a transaction;
-  // a request the server has not answered. 0: never.
+  // Bounds the relay keeps as well (proxy::RouteSettings): a client idle inside a transaction,
+  // or outside one; a request the server has not answered. 0: never.
   Milliseconds idle_transaction_timeout{0};
+  Milliseconds client_idle_timeout{0};
   Milliseconds query_timeout{0};
   friend bool operator==(const PoolSettings&, const PoolSettings&) = default;
 };

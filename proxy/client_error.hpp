@@ -15,6 +15,7 @@ inline constexpr const char* kInvalidCatalogName = "3D000";  // unknown database
 inline constexpr const char* kTooManyConnections = "53300";
 inline constexpr const char* kAdminShutdown = "57P01";
 inline constexpr const char* kIdleInTransactionTimeout = "25P03";
+inline constexpr const char* kIdleSessionTimeout = "57P05";
 inline constexpr const char* kFeatureNotSupported = "0A000";
 inline constexpr const char* kInternalError = "XX000";
 }  // namespace sqlstate

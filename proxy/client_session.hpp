@@ -198,10 +198,14 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // The idle sweep (LingerSweep), `since_last` after the one before: false once the session no
   // longer lingers with a buffer.
   bool sweep_linger(std::chrono::milliseconds since_last);
+  // The parked sessions' check (LingerSweep), `elapsed` after the one before: false once the
+  // session is no longer parked, or is woken because it was idle past pool.client_idle_timeout.
+  bool sweep_parked(std::chrono::milliseconds elapsed);
   // A wait past its bound (client_session_bounds.cpp): why the session must end, if it must.
   std::optional<Stop> over_a_bound(std::chrono::milliseconds since_last);
   std::optional<Stop> client_over_its_bound(std::chrono::milliseconds since_last);
   std::optional<Stop> server_over_its_bound(std::chrono::milliseconds since_last);
+  ClientError idle_session_error() const;
   // Stops the relay's pending I/O, then ends as `stop` says.
   void end_after_io(Stop stop);
   void continue_ending();
@@ -281,6 +285,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   bool client_sent_ : 1 = false;        // the client sent bytes since the last sweep
   bool server_answered_ : 1 = false;    // a ReadyForQuery came since the last sweep
   bool query_cancelled_ : 1 = false;    // pool.query_timeout sent a cancel
+  bool parked_watched_ : 1 = false;     // listed with the sweep's parked sessions
+  bool idle_timed_out_ : 1 = false;     // idle past pool.client_idle_timeout: the wake ends it
 };
 
 std::string_view to_string(ClientSession::Phase phase);

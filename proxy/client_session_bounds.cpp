@@ -1,6 +1,7 @@
 // The waits a session is held to, timed by its worker's LingerSweep (every 10 ms, by the clock):
-// a client silent in the middle of a request (pool.client_request_timeout) or idle inside a
-// transaction (pool.idle_transaction_timeout) is closed; a request the server has not answered
+// a client silent in the middle of a request (pool.client_request_timeout), idle inside a
+// transaction (pool.idle_transaction_timeout) or idle outside one (pool.client_idle_timeout;
+// parked sessions are timed every 100 ms) is closed; a request the server has not answered
 // within pool.query_timeout is cancelled on the server, and the connection is evicted when the
 // cancel goes unanswered too. The same sweep parks a transaction-pooling session that has been
 // quiet for a whole period, so an idle client holds no buffer.
@@ -67,11 +68,13 @@ std::optional<ClientSession::Stop> ClientSession::client_over_its_bound(
   const bool mid_request =
       kept_client_bytes_ > 0 || !forwarder_.at_boundary() ||
       (tracker_.unsynced() && statements_ && statements_->answered() && responses_.at_boundary());
-  // ...or everything is answered and the client's transaction is open.
-  const bool idle_in_transaction = server_ && !mid_request && tracker_.status() != 'I' &&
-                                   tracker_.pending_ready() == 0 && responses_.at_boundary();
+  // ...or everything is answered, and the client's transaction is open, or not.
+  const bool answered = !mid_request && tracker_.pending_ready() == 0 && responses_.at_boundary();
+  const bool idle_in_transaction = server_ && answered && tracker_.status() != 'I';
+  const bool idle = answered && !idle_in_transaction;
   const auto bound = mid_request && transaction_pooling() ? settings.client_request_timeout
                      : idle_in_transaction                ? settings.idle_transaction_timeout
+                     : idle                               ? settings.client_idle_timeout
                                                           : std::chrono::milliseconds{0};
   // Not while the relay itself waits: for the server to take bytes, or for the client to take
   // them (its read is paused then).
@@ -94,6 +97,7 @@ std::optional<ClientSession::Stop> ClientSession::client_over_its_bound(
                             "pool.client_request_timeout."},
                 std::nullopt};
   }
+  if (idle) return Stop{Ending::failure, idle_session_error(), std::nullopt};
   return Stop{Ending::failure,
               ClientError{sqlstate::kIdleInTransactionTimeout,
                           "terminating connection due to idle-in-transaction timeout (" +
@@ -102,6 +106,27 @@ std::optional<ClientSession::Stop> ClientSession::client_over_its_bound(
                           "An open transaction holds a server connection; see "
                           "pool.idle_transaction_timeout."},
               Death{EvictionReason::dirty_return, "client idle in a transaction", Clock::now()}};
+}
+
+bool ClientSession::sweep_parked(std::chrono::milliseconds elapsed) {
+  if (stop_ || !pending(Io::client_wait)) {
+    parked_watched_ = false;
+    return false;
+  }
+  client_silent_ms_ = add_capped(client_silent_ms_, elapsed);
+  if (client_silent_ms_ < route_->settings.client_idle_timeout.count()) return true;
+  // The wait ends aborted, and its completion tells the client why (on_parked_wake).
+  idle_timed_out_ = true;
+  parked_watched_ = false;
+  stream_->cancel();
+  return false;
+}
+
+ClientError ClientSession::idle_session_error() const {
+  return {sqlstate::kIdleSessionTimeout,
+          "terminating connection due to idle-session timeout (" +
+              milliseconds_text(route_->settings.client_idle_timeout) + ")",
+          "", "See pool.client_idle_timeout."};
 }
 
 std::optional<ClientSession::Stop> ClientSession::server_over_its_bound(

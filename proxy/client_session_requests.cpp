@@ -44,6 +44,12 @@ void ClientSession::park() {
   client_buffer_.give_back();
   // A client without named statements keeps no statement records while it is quiet.
   if (statements_ && !statements_->holds_statements()) statements_.reset();
+  // The client's idleness is timed from here (pool.client_idle_timeout).
+  client_silent_ms_ = 0;
+  if (route_ && route_->settings.client_idle_timeout.count() > 0 && !parked_watched_) {
+    parked_watched_ = true;
+    LingerSweep::add_parked(shared_from_this());
+  }
   // Bytes that arrived while nobody waited are reported by the wait itself: Asio re-arms the
   // edge-triggered epoll registration (EPOLL_CTL_MOD) when a wait starts. A plain handler,
   // not a coroutine, so that an idle client holds no coroutine frame.
@@ -53,6 +59,7 @@ void ClientSession::park() {
 
 void ClientSession::on_parked_wake(boost::system::error_code ec) {
   if (ec && drain_ != Drain::none) return spawn(&ClientSession::finish_for_shutdown);
+  if (ec && idle_timed_out_) return fail(idle_session_error());
   if (ec) return close();
   start_relay();
 }
@@ -76,8 +83,9 @@ void ClientSession::watch_by_sweep() {
   // Session pooling keeps its reads (and buffers) for the whole session, as it keeps its server
   // connection: nothing to sweep, unless a bound on its waits is set.
   const auto& settings = route_->settings;
-  const bool bounded =
-      settings.query_timeout.count() > 0 || settings.idle_transaction_timeout.count() > 0;
+  const bool bounded = settings.query_timeout.count() > 0 ||
+                       settings.idle_transaction_timeout.count() > 0 ||
+                       settings.client_idle_timeout.count() > 0;
   if (!lingering_ && (transaction_pooling() || bounded)) {
     lingering_ = true;
     LingerSweep::add(shared_from_this());

@@ -1,5 +1,7 @@
 #include "proxy/linger_sweep.hpp"
 
+#include <utility>
+
 #include "proxy/client_session.hpp"
 
 namespace pgvigil::proxy {
@@ -8,18 +10,29 @@ namespace asio = boost::asio;
 LingerSweep::LingerSweep(asio::execution_context& context)
     : asio::execution_context::service(context) {}
 
-void LingerSweep::add(const std::shared_ptr<ClientSession>& session) {
+LingerSweep& LingerSweep::of(const std::shared_ptr<ClientSession>& session) {
   auto executor = session->stream_->get_executor();
   auto& sweep = asio::use_service<LingerSweep>(executor.context());
   if (!sweep.timer_) sweep.timer_ = std::make_unique<asio::steady_timer>(executor);
   // A dormant sweep (no session to watch) starts timing anew.
   if (!sweep.armed_) sweep.last_sweep_ = std::chrono::steady_clock::now();
+  return sweep;
+}
+
+void LingerSweep::add(const std::shared_ptr<ClientSession>& session) {
+  auto& sweep = of(session);
   sweep.sessions_.push_back(session);
   sweep.arm();
 }
 
+void LingerSweep::add_parked(const std::shared_ptr<ClientSession>& session) {
+  auto& sweep = of(session);
+  sweep.parked_.push_back(session);
+  sweep.arm();
+}
+
 void LingerSweep::arm() {
-  if (armed_ || sessions_.empty()) return;
+  if (armed_ || (sessions_.empty() && parked_.empty())) return;
   armed_ = true;
   timer_->expires_after(kSweepPeriod);
   timer_->async_wait([this](boost::system::error_code ec) {
@@ -41,12 +54,21 @@ void LingerSweep::sweep() {
     auto session = weak.lock();
     return !session || !session->sweep_linger(since_last);
   });
+  since_parked_check_ += since_last;
+  if (since_parked_check_ >= kParkedCheckPeriod) {
+    const auto elapsed = std::exchange(since_parked_check_, std::chrono::milliseconds{0});
+    std::erase_if(parked_, [elapsed](const std::weak_ptr<ClientSession>& weak) {
+      auto session = weak.lock();
+      return !session || !session->sweep_parked(elapsed);
+    });
+  }
   arm();
 }
 
 void LingerSweep::shutdown() {
   timer_.reset();
   sessions_.clear();
+  parked_.clear();
 }
 
 }  // namespace pgvigil::proxy

@@ -44,6 +44,9 @@ struct RouteSettings {
   // A client idle inside a transaction this long is closed (25P03) and its server connection
   // evicted (pool.idle_transaction_timeout); 0: never.
   std::chrono::milliseconds idle_transaction_timeout{0};
+  // A client idle outside a transaction this long is closed (57P05) (pool.client_idle_timeout);
+  // 0: never.
+  std::chrono::milliseconds client_idle_timeout{0};
   // A request the server has not answered this long is cancelled on the server
   // (pool.query_timeout); if the cancel is not answered within query_cancel_grace (the pool's
   // ping.timeout) either, the connection is evicted. 0: never.

@@ -1,6 +1,7 @@
 // Every wait a client can put pgvigil in is bounded, through the real pgvigil binary to a real
 // PostgreSQL: a client that begins a request and stops (pool.client_request_timeout), one idle in
-// a transaction (pool.idle_transaction_timeout), a query that runs too long (pool.query_timeout).
+// a transaction (pool.idle_transaction_timeout) or outside one (pool.client_idle_timeout), a
+// query that runs too long (pool.query_timeout).
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
@@ -8,6 +9,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +25,7 @@ namespace {
 class TimeoutsPgTest : public ProxyPgFixture {
  protected:
   void expect_idle_transaction_closed_at_the_bound(const char* pool_mode);
+  void expect_idle_client_closed_at_the_bound(const char* pool_mode);
   double connections(const char* state) const {
     return metric("pgvigil_server_connections", {{"pool", "tx"}, {"state", state}});
   }
@@ -191,6 +194,51 @@ TEST_F(TimeoutsPgTest, AClientIdleInATransactionIsClosedAtTheBoundInTransactionP
 
 TEST_F(TimeoutsPgTest, AClientIdleInATransactionIsClosedAtTheBoundInSessionPooling) {
   expect_idle_transaction_closed_at_the_bound("session");
+}
+
+// A client idle outside a transaction past pool.client_idle_timeout gets FATAL 57P05 at the
+// bound (within 10 %); a client that speaks within the bound each time is never cut.
+void TimeoutsPgTest::expect_idle_client_closed_at_the_bound(const char* pool_mode) {
+  start_daemon({.databases = {{.name = "tx",
+                               .pool_mode = pool_mode,
+                               .pool = "{max_size: 2, min_idle: 1, client_idle_timeout: 2s}"}}});
+  RawPgConnection idle(port_);
+  std::string failure;
+  ASSERT_TRUE(idle.login("postgres", "tx", seconds(5), &failure)) << failure;
+  ASSERT_TRUE(idle.send(typed_message('Q', std::string("SELECT 1") + '\0')));
+  ASSERT_TRUE(idle.read_until('Z', seconds(5)));
+  const auto idle_since = Clock::now();
+
+  // Beside it, a client that speaks every 500 ms for 3 s.
+  auto steady = pq_connect(conninfo("tx"));
+  ASSERT_TRUE(pq_ok(steady)) << PQerrorMessage(steady.get());
+  std::vector<std::optional<std::string>> answers;
+  std::thread speaker([&] {
+    for (int i = 0; i < 6; ++i) {
+      answers.push_back(pq_value(steady, "SELECT 'here'"));
+      std::this_thread::sleep_for(milliseconds(500));
+    }
+  });
+  const auto error = idle.read_until('E', seconds(10));
+  const long waited = elapsed_ms(idle_since);
+  speaker.join();
+  for (const auto& answer : answers) EXPECT_EQ(answer, "here");
+  ASSERT_TRUE(error);
+  const auto fields = error_fields(error->payload);
+  EXPECT_EQ(fields.at('S'), "FATAL");
+  EXPECT_EQ(fields.at('C'), "57P05");
+  EXPECT_GE(waited, 1900);
+  EXPECT_LE(waited, 2200);
+  EXPECT_TRUE(idle.closed_by_server_within(seconds(5)));
+  EXPECT_EQ(pq_value(steady, "SELECT 'still here'"), "still here");
+}
+
+TEST_F(TimeoutsPgTest, AnIdleClientIsClosedAtTheBoundInTransactionPooling) {
+  expect_idle_client_closed_at_the_bound("transaction");
+}
+
+TEST_F(TimeoutsPgTest, AnIdleClientIsClosedAtTheBoundInSessionPooling) {
+  expect_idle_client_closed_at_the_bound("session");
 }
 
 // A query past pool.query_timeout is cancelled on the server at the bound: the client gets the
