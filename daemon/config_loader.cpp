@@ -363,9 +363,9 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
                      "databases." + entry.key, source_name);
     config.databases.push_back(parse_database(db, entry.key, defaults, env));
     config.routes.push_back(parse_route(db, entry.key, config.proxy.auth_method));
-    config.routes.back().max_prepared_statements =
-        config.databases.back().pool.max_prepared_statements;
+    // The relay's keys that are read with the pool's.
     const auto& pool_settings = config.databases.back().pool;
+    config.routes.back().max_prepared_statements = pool_settings.max_prepared_statements;
     config.routes.back().client_request_timeout = pool_settings.client_request_timeout;
     config.routes.back().idle_transaction_timeout = pool_settings.idle_transaction_timeout;
     config.routes.back().client_idle_timeout = pool_settings.client_idle_timeout;

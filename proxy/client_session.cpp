@@ -22,10 +22,6 @@ using pool::Clock;
 using pool::Death;
 using pool::EvictionReason;
 
-namespace {
-
-}  // namespace
-
 ClientError ClientSession::checkout_failure(const pool::CheckoutError& error) const {
   const auto& database = route_->settings.database;
   const auto timeout = route_->checkout_timeout;

@@ -150,6 +150,9 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // message, or hold extended-protocol messages without their Sync or Flush. The session reads on
   // before it takes a server connection, so a client that sends half a request holds none.
   bool request_incomplete(std::size_t size);
+  // The client has sent part of a message (kept before a server connection, or held or streamed
+  // by the forwarder) and owes the rest.
+  bool request_half_in() const { return kept_client_bytes_ > 0 || !forwarder_.at_boundary(); }
   bool server_ready_now();
   void wait_for_server(std::size_t size);
   void on_checkout(pool::CheckoutResult result, std::size_t size);

@@ -40,10 +40,9 @@ bool ClientSession::sweep_linger(std::chrono::milliseconds since_last) {
     end_after_io(std::move(*stop));
     return false;
   }
-  const bool mid_request = kept_client_bytes_ > 0 || !forwarder_.at_boundary();
   // Busy (a transaction runs, a request is half in, or the client was served since the last
   // sweep): look again later.
-  if (server_ || mid_request || !pending(Io::client_read) || recently_active_) {
+  if (server_ || request_half_in() || !pending(Io::client_read) || recently_active_) {
     recently_active_ = false;
     return true;
   }
@@ -66,7 +65,7 @@ std::optional<ClientSession::Stop> ClientSession::client_over_its_bound(
   // The client owes the rest of a message, or the Sync of extended-protocol messages that the
   // server has all answered (known only where the statement relay counts what is owed)...
   const bool mid_request =
-      kept_client_bytes_ > 0 || !forwarder_.at_boundary() ||
+      request_half_in() ||
       (tracker_.unsynced() && statements_ && statements_->answered() && responses_.at_boundary());
   // ...or everything is answered, and the client's transaction is open, or not.
   const bool answered = !mid_request && tracker_.pending_ready() == 0 && responses_.at_boundary();
