@@ -90,9 +90,12 @@ void ClientSession::start(ProxyService& service, stream::Executor executor, int 
 
 void ClientSession::enter(Phase next, const char* why) {
   if (phase_ == next) return;
-  // Trace level: it happens twice per transaction. Off, it costs one comparison.
-  if (spdlog::should_log(spdlog::level::trace)) {
-    spdlog::trace("client session{}: {} -> {}: {}",
+  // Trace level: it happens twice per transaction. Off, it costs one comparison: the logger is
+  // looked up once (the daemon sets it before any session exists), since spdlog's registry
+  // lookup behind spdlog::should_log showed in profiles of the relay.
+  static spdlog::logger* const logger = spdlog::default_logger_raw();
+  if (logger->should_log(spdlog::level::trace)) {
+    logger->trace("client session{}: {} -> {}: {}",
                   route_ ? " for " + route_->settings.database : "", to_string(phase_),
                   to_string(next), why);
   }

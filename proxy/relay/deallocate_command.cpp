@@ -1,7 +1,8 @@
 #include "proxy/relay/deallocate_command.hpp"
 
 #include <algorithm>
-#include <cctype>
+
+#include "proxy/relay/sql_chars.hpp"
 
 namespace pgvigil::proxy::relay {
 namespace {
@@ -9,7 +10,7 @@ namespace {
 // The next SQL word of `text` from `at` (letters, digits, _ and $), or a quoted identifier.
 // Sets `quoted` when it was one. Empty when there is none.
 std::string next_word(std::string_view text, std::size_t& at, bool& quoted) {
-  while (at < text.size() && std::isspace(static_cast<unsigned char>(text[at]))) ++at;
+  while (at < text.size() && is_sql_blank(text[at])) ++at;
   quoted = false;
   if (at < text.size() && text[at] == '"') {
     const auto close = text.find('"', at + 1);
@@ -24,19 +25,14 @@ std::string next_word(std::string_view text, std::size_t& at, bool& quoted) {
     return word;
   }
   std::string word;
-  while (at < text.size()) {
-    const auto c = static_cast<unsigned char>(text[at]);
-    if (!std::isalnum(c) && c != '_' && c != '$') break;
-    word.push_back(static_cast<char>(std::tolower(c)));
-    ++at;
-  }
+  while (at < text.size() && is_sql_word_char(text[at])) word.push_back(ascii_lower(text[at++]));
   return word;
 }
 
 // Only blanks and semicolons are left.
 bool rest_is_empty(std::string_view text, std::size_t at) {
   return std::all_of(text.begin() + static_cast<std::ptrdiff_t>(at), text.end(), [](char c) {
-    return c == ';' || std::isspace(static_cast<unsigned char>(c));
+    return c == ';' || is_sql_blank(c);
   });
 }
 
@@ -64,9 +60,7 @@ DeallocateCommand deallocate_command(std::string_view query) {
 
 bool mentions_deallocate(std::string_view query) {
   constexpr std::string_view kWords[] = {"deallocate", "discard"};
-  const auto same_letter = [](char word, char text) {
-    return word == std::tolower(static_cast<unsigned char>(text));
-  };
+  const auto same_letter = [](char word, char text) { return word == ascii_lower(text); };
   for (std::size_t at = 0; at < query.size(); ++at) {
     if (!same_letter('d', query[at])) continue;  // most of a query is passed over here
     for (const auto word : kWords) {

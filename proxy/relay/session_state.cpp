@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <string>
 
 #include "proxy/client_settings.hpp"
+#include "proxy/relay/sql_chars.hpp"
 
 namespace pgvigil::proxy::relay {
 namespace {
@@ -33,11 +33,8 @@ class Words {
       } else if (c == '/' && at_ + 1 < text_.size() && text_[at_ + 1] == '*') {
         const auto end = text_.find("*/", at_ + 2);
         at_ = end == std::string_view::npos ? text_.size() : end + 2;
-      } else if (is_word_char(c)) {
-        while (at_ < text_.size() && is_word_char(text_[at_])) {
-          word.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(text_[at_]))));
-          ++at_;
-        }
+      } else if (is_sql_word_char(c)) {
+        while (at_ < text_.size() && is_sql_word_char(text_[at_])) word.push_back(ascii_lower(text_[at_++]));
         starts_statement = statement_begins_;
         statement_begins_ = false;
         return true;
@@ -49,10 +46,6 @@ class Words {
   }
 
  private:
-  static bool is_word_char(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$';
-  }
-
   std::string_view text_;
   std::size_t at_ = 0;
   bool statement_begins_ = true;
@@ -101,18 +94,17 @@ SetEffect set_statement(Words& words) {
 // literal without a dot ('search_path'); anything else (a custom name, an expression) is not
 // known to be readable back.
 SetEffect set_config_call(std::string_view rest) {
-  const auto is_blank = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
   std::size_t at = 0;
-  while (at < rest.size() && is_blank(rest[at])) ++at;
+  while (at < rest.size() && is_sql_blank(rest[at])) ++at;
   if (at >= rest.size() || rest[at] != '(') return SetEffect::custom_setting;
   ++at;
-  while (at < rest.size() && is_blank(rest[at])) ++at;
+  while (at < rest.size() && is_sql_blank(rest[at])) ++at;
   if (at >= rest.size() || rest[at] != '\'') return SetEffect::custom_setting;
   const auto end = rest.find('\'', at + 1);
   if (end == std::string_view::npos) return SetEffect::custom_setting;
   const auto name = rest.substr(at + 1, end - at - 1);
   const bool plain = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    return is_sql_word_char(c) && c != '$' && static_cast<unsigned char>(c) < 0x80;
   });
   return plain ? SetEffect::setting : SetEffect::custom_setting;
 }
@@ -144,18 +136,16 @@ std::string_view to_string(PinCause cause) {
 }
 
 std::optional<PlainSet> plain_set(std::string_view sql) {
-  const auto is_blank = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
   std::size_t at = 0;
   const auto skip_blanks = [&] {
-    while (at < sql.size() && is_blank(sql[at])) ++at;
+    while (at < sql.size() && is_sql_blank(sql[at])) ++at;
   };
   // A word of letters, digits, '_', '$' and (for a custom setting's name) '.', lower-cased.
   const auto word = [&] {
     std::string read;
     skip_blanks();
-    while (at < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[at])) ||
-                               sql[at] == '_' || sql[at] == '$' || sql[at] == '.')) {
-      read.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(sql[at++]))));
+    while (at < sql.size() && (is_sql_word_char(sql[at]) || sql[at] == '.')) {
+      read.push_back(ascii_lower(sql[at++]));
     }
     return read;
   };
@@ -175,8 +165,8 @@ std::optional<PlainSet> plain_set(std::string_view sql) {
     return std::nullopt;
   }
   auto value = sql.substr(at);
-  while (!value.empty() && (is_blank(value.back()) || value.back() == ';')) value.remove_suffix(1);
-  while (!value.empty() && is_blank(value.front())) value.remove_prefix(1);
+  while (!value.empty() && (is_sql_blank(value.back()) || value.back() == ';')) value.remove_suffix(1);
+  while (!value.empty() && is_sql_blank(value.front())) value.remove_prefix(1);
   // One statement and nothing that hides the end of one: it is run again as it is.
   if (value.empty() || value.find(';') != std::string_view::npos ||
       value.find("--") != std::string_view::npos || value.find("/*") != std::string_view::npos) {

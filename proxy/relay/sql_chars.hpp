@@ -1,0 +1,26 @@
+#pragma once
+
+// The characters of SQL text as PostgreSQL's lexer reads them, for the scans the relay runs
+// over every Query and Parse. Inline and ASCII-only on purpose: <cctype>'s functions are calls
+// into the C library that consult the locale, and they were a visible part of the relay's
+// CPU time in extended-protocol benchmarks; the lexer does not use the locale either.
+
+namespace pgvigil::proxy::relay {
+
+// A byte of an unquoted identifier or keyword: a letter, a digit, '_', '$', or any byte with
+// the high bit set (PostgreSQL takes those as letters, so a UTF-8 name is one word).
+constexpr bool is_sql_word_char(char c) {
+  const auto byte = static_cast<unsigned char>(c);
+  return (byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') ||
+         (byte >= '0' && byte <= '9') || byte == '_' || byte == '$' || byte >= 0x80;
+}
+
+// Keywords fold to lower case by ASCII rules only.
+constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
+// White space between SQL words: space, tab, newline, carriage return, form feed, vertical tab.
+constexpr bool is_sql_blank(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+}  // namespace pgvigil::proxy::relay
