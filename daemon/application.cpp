@@ -60,11 +60,14 @@ Application::Application(Config config)
 
 Application::Shards Application::make_pools(const pool::PoolConfig& database) {
   auto metrics = registry_.add_pool(database.name, pool::pool_label_sets());
+  // The shards reach one server: what one learns of its health, all act on.
+  auto health =
+      std::make_shared<pool::ServerHealth>(database.name, database.server.describe(), metrics);
   Shards shards;
   for (int index = 0; index < database.pool.shards; ++index) {
     auto& context = workers_.context(next_worker_++ % workers_.size());
-    shards.push_back(std::make_shared<pool::Pool>(context.get_executor(),
-                                                  pool::shard_config(database, index), metrics));
+    shards.push_back(std::make_shared<pool::Pool>(
+        context.get_executor(), pool::shard_config(database, index), metrics, health));
   }
   return shards;
 }

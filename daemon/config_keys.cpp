@@ -129,6 +129,10 @@ std::vector<ConfigKey> make_keys() {
        "ReadyForQuery) is cancelled on the server: the client gets the server's 57014 and keeps "
        "its session. If the server does not answer the cancel within ping.timeout either, the "
        "client gets 08006 and the connection is evicted (query_timeout); 0: never."},
+      {"pool.fail_fast", boolean, "false", kReloads,
+       "While the server is found down (no path to it answered within ping.timeout, see "
+       "pgvigil_server_health), a client asking for a connection gets 08006 at once; false: it "
+       "waits up to pool.checkout_timeout for the server to come back."},
       {"pool.reconnect.initial_delay", duration, "250ms", kReloads,
        "First wait after a failed connect; doubles on each further failure; above 0."},
       {"pool.reconnect.max_delay", duration, "10s", kReloads,

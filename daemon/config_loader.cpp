@@ -216,6 +216,7 @@ pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base) {
   r.read("idle_transaction_timeout", base.idle_transaction_timeout);
   r.read("client_idle_timeout", base.client_idle_timeout);
   r.read("query_timeout", base.query_timeout);
+  r.read("fail_fast", base.fail_fast);
   SectionReader reconnect = r.section("reconnect");
   base.reconnect = parse_reconnect(reconnect, base.reconnect);
   reconnect.finish();
@@ -371,6 +372,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
     config.routes.back().client_idle_timeout = pool_settings.client_idle_timeout;
     config.routes.back().query_timeout = pool_settings.query_timeout;
     config.routes.back().query_cancel_grace = config.databases.back().ping.timeout;
+    config.routes.back().server_silence_suspect = config.databases.back().ping.interval;
     if (config.proxy.users_file.empty() && config.proxy.auth_method == proxy::AuthMethod::trust &&
         needs_users_file(config.routes.back().auth_method)) {
       db.fail("auth_method", "needs auth.users_file, which is empty");

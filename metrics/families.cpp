@@ -47,6 +47,21 @@ MetricFamilies build_families(prometheus::Registry& registry) {
                                .Name("pgvigil_checkout_timeouts_total")
                                .Help("Checkouts that gave up because no connection came in time.")
                                .Register(registry),
+      .server_health =
+          prometheus::BuildGauge()
+              .Name("pgvigil_server_health")
+              .Help("What pgvigil believes about the server: 0 healthy, 1 suspect, 2 down.")
+              .Register(registry),
+      .server_verdicts =
+          prometheus::BuildCounter()
+              .Name("pgvigil_server_verdicts_total")
+              .Help("Changes of a server's health, by the state it entered.")
+              .Register(registry),
+      .server_down_verdict =
+          prometheus::BuildHistogram()
+              .Name("pgvigil_server_down_verdict_seconds")
+              .Help("Time from a server's first sign of trouble to the verdict that it is down.")
+              .Register(registry),
       .client_connections = prometheus::BuildGauge()
                                 .Name("pgvigil_client_connections")
                                 .Help("Client connections currently open to the pool.")

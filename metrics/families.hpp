@@ -22,6 +22,9 @@ struct MetricFamilies {
   prometheus::Family<prometheus::Gauge>& server_rtt;
   prometheus::Family<prometheus::Histogram>& checkout_wait;
   prometheus::Family<prometheus::Counter>& checkout_timeouts;
+  prometheus::Family<prometheus::Gauge>& server_health;
+  prometheus::Family<prometheus::Counter>& server_verdicts;
+  prometheus::Family<prometheus::Histogram>& server_down_verdict;
   prometheus::Family<prometheus::Gauge>& client_connections;
   prometheus::Family<prometheus::Counter>& client_errors;
   prometheus::Family<prometheus::Gauge>& pinned_clients;

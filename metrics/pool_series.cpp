@@ -61,6 +61,8 @@ void PoolSeries::detach() {
   }
   for (const auto& [cause, counter] : connect_failures_) families_.connect_failures.Remove(counter);
   for (const auto& [state, gauge] : connections_) families_.server_connections.Remove(gauge);
+  for (const auto& [server, series] : servers_) remove_server_series(series);
+  servers_.clear();
   families_.ping_latency.Remove(&ping_latency_);
   families_.connect_latency.Remove(&connect_latency_);
   families_.keepalive_mismatches.Remove(&keepalive_mismatches_);
@@ -124,6 +126,55 @@ void PoolSeries::observe_checkout_waits(const std::vector<double>& bucket_increm
 void PoolSeries::record_checkout_timeout() {
   std::shared_lock lock(mutex_);
   if (!detached_) checkout_timeouts_.Increment();
+}
+
+// The states of pool/server_health.hpp, in the order of their gauge values.
+constexpr std::string_view kHealthStates[] = {"healthy", "suspect", "down"};
+
+PoolSeries::ServerSeries& PoolSeries::server_series(std::string_view server) {
+  const auto found = servers_.find(server);
+  if (found != servers_.end()) return found->second;
+  const prometheus::Labels labels{{"pool", pool_}, {"server", std::string(server)}};
+  ServerSeries series{&families_.server_health.Add(labels), {},
+                      &families_.server_down_verdict.Add(labels, buckets::kDetectionLatency)};
+  for (const auto state : kHealthStates) {
+    auto with_state = labels;
+    with_state.emplace("verdict", std::string(state));
+    series.verdicts.emplace(std::string(state), &families_.server_verdicts.Add(with_state));
+  }
+  return servers_.emplace(std::string(server), std::move(series)).first->second;
+}
+
+void PoolSeries::remove_server_series(const ServerSeries& series) {
+  families_.server_health.Remove(series.health);
+  for (const auto& [state, counter] : series.verdicts) families_.server_verdicts.Remove(counter);
+  families_.server_down_verdict.Remove(series.down_verdict);
+}
+
+void PoolSeries::record_server_health(std::string_view server, std::string_view state,
+                                      Seconds since_first_sign) {
+  // Exclusive: the first change of a server adds its children.
+  std::unique_lock lock(mutex_);
+  if (detached_) return;
+  auto& series = server_series(server);
+  const auto value = std::find(std::begin(kHealthStates), std::end(kHealthStates), state);
+  if (value == std::end(kHealthStates)) return;
+  series.health->Set(static_cast<double>(value - std::begin(kHealthStates)));
+  series.verdicts.find(state)->second->Increment();
+  if (state == "down") series.down_verdict->Observe(clamped_seconds(since_first_sign));
+}
+
+void PoolSeries::show_server(std::string_view server) {
+  std::unique_lock lock(mutex_);
+  if (!detached_) server_series(server);
+}
+
+void PoolSeries::forget_server(std::string_view server) {
+  std::unique_lock lock(mutex_);
+  const auto found = servers_.find(server);
+  if (found == servers_.end()) return;
+  remove_server_series(found->second);
+  servers_.erase(found);
 }
 
 }  // namespace pgvigil::metrics

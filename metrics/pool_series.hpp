@@ -34,6 +34,10 @@ class PoolSeries final : public PoolMetrics {
   void observe_checkout_waits(const std::vector<double>& bucket_increments,
                               double sum_seconds) override;
   void record_checkout_timeout() override;
+  void record_server_health(std::string_view server, std::string_view state,
+                            Seconds since_first_sign) override;
+  void show_server(std::string_view server) override;
+  void forget_server(std::string_view server) override;
 
  private:
   struct EvictionSeries {
@@ -44,7 +48,15 @@ class PoolSeries final : public PoolMetrics {
   template <typename T>
   using ByLabel = std::map<std::string, T, std::less<>>;
 
+  struct ServerSeries {
+    prometheus::Gauge* health;
+    ByLabel<prometheus::Counter*> verdicts;  // by the state entered
+    prometheus::Histogram* down_verdict;
+  };
+
   prometheus::Labels labels_with(const char* name, const std::string& value) const;
+  ServerSeries& server_series(std::string_view server);  // made on first use; mutex_ held
+  void remove_server_series(const ServerSeries& series);
 
   const MetricFamilies families_;
   const std::string pool_;
@@ -55,6 +67,7 @@ class PoolSeries final : public PoolMetrics {
   ByLabel<EvictionSeries> evictions_;
   ByLabel<prometheus::Counter*> connect_failures_;
   ByLabel<prometheus::Gauge*> connections_;
+  ByLabel<ServerSeries> servers_;
   prometheus::Histogram& ping_latency_;
   prometheus::Histogram& connect_latency_;
   prometheus::Counter& keepalive_mismatches_;

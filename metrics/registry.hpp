@@ -50,6 +50,15 @@ class PoolMetrics {
   virtual void observe_checkout_waits(const std::vector<double>& bucket_increments,
                                       double sum_seconds) = 0;
   virtual void record_checkout_timeout() = 0;
+  // A server's health (pool/server_health.hpp) entered `state` ("healthy", "suspect",
+  // "down"; 0, 1, 2 in pgvigil_server_health). A "down" verdict also records the time from the
+  // first sign of trouble.
+  virtual void record_server_health(std::string_view server, std::string_view state,
+                                    Seconds since_first_sign) = 0;
+  // The pool reaches `server`: its health series are made, healthy, every counter at 0.
+  virtual void show_server(std::string_view server) = 0;
+  // The pool no longer reaches `server` (a reload moved it): its health series go.
+  virtual void forget_server(std::string_view server) = 0;
 };
 
 class Registry final : public StartupErrorMetrics {

@@ -25,6 +25,24 @@ std::string_view to_string(ConnectFailureCause cause) {
   return "other";
 }
 
+bool server_unreachable(ConnectFailureCause cause) {
+  return cause == ConnectFailureCause::refused || cause == ConnectFailureCause::timeout ||
+         cause == ConnectFailureCause::network;
+}
+
+bool server_answered(ConnectFailureCause cause) {
+  switch (cause) {
+    case ConnectFailureCause::authentication:
+    case ConnectFailureCause::too_many_connections:
+    case ConnectFailureCause::database_missing:
+    case ConnectFailureCause::server_starting:
+    case ConnectFailureCause::tls:
+      return true;
+    default:
+      return false;
+  }
+}
+
 ConnectFailureCause classify_connect_failure(std::string_view message) {
   // Most specific first: server FATALs, then socket-level failures.
   if (contains(message, "password authentication failed") ||

@@ -28,6 +28,12 @@ inline constexpr std::array kAllConnectFailureCauses = {
 
 std::string_view to_string(ConnectFailureCause cause);
 
+// The attempt found nothing answering at the server's address: no listener, no answer in time,
+// a broken path. A sign of trouble for the server's health.
+bool server_unreachable(ConnectFailureCause cause);
+// The server itself answered the attempt, if only to refuse it: it is alive.
+bool server_answered(ConnectFailureCause cause);
+
 // libpq reports connection failures as text only (no SQLSTATE before a connection exists), so
 // the cause is read from PQerrorMessage(). Server messages are matched in English (lc_messages C).
 ConnectFailureCause classify_connect_failure(std::string_view libpq_message);

@@ -16,6 +16,7 @@ std::string_view to_string(EvictionReason reason) {
     case EvictionReason::idle_timeout: return "idle_timeout";
     case EvictionReason::dirty_return: return "dirty_return";
     case EvictionReason::query_timeout: return "query_timeout";
+    case EvictionReason::server_down: return "server_down";
     case EvictionReason::reload: return "reload";
     case EvictionReason::shutdown: return "shutdown";
   }

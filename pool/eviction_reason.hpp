@@ -22,6 +22,8 @@ enum class EvictionReason {
   dirty_return,           // returned mid-transaction or mid-protocol: state unknown
   query_timeout,          // a client's query ran past pool.query_timeout and the server did not
                           // answer its cancel
+  server_down,            // the server as a whole was found down: no other path to it answered
+                          // (pool/server_health.hpp)
   reload,                 // planned: configuration changed under it
   shutdown,               // planned: pgvigil is stopping
 };
@@ -33,7 +35,7 @@ inline constexpr std::array kAllEvictionReasons = {
     EvictionReason::statement_timeout,
     EvictionReason::checkout_check_failed, EvictionReason::max_lifetime,
     EvictionReason::idle_timeout,      EvictionReason::dirty_return,
-    EvictionReason::query_timeout,
+    EvictionReason::query_timeout,     EvictionReason::server_down,
     EvictionReason::reload,            EvictionReason::shutdown,
 };
 

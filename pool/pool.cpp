@@ -30,12 +30,14 @@ metrics::PoolLabelSets pool_label_sets() {
 }
 
 Pool::Pool(asio::io_context::executor_type executor, PoolConfig config,
-           std::shared_ptr<metrics::PoolMetrics> metrics)
+           std::shared_ptr<metrics::PoolMetrics> metrics, std::shared_ptr<ServerHealth> health)
     : home_(executor),
       executor_(executor),
       name_(config.name),
       config_(std::make_shared<const PoolConfig>(std::move(config))),
       metrics_(std::move(metrics)),
+      health_(health ? std::move(health)
+                     : std::make_shared<ServerHealth>(name_, config_->server.describe(), metrics_)),
       maintenance_timer_(executor),
       watch_start_(executor),
       metrics_publish_(executor),
@@ -45,6 +47,7 @@ Pool::Pool(asio::io_context::executor_type executor, PoolConfig config,
 Pool::~Pool() = default;
 
 void Pool::start() {
+  health_->join(weak_from_this());
   asio::co_spawn(
       executor_, [self = shared_from_this()] { return self->maintain(); }, asio::detached);
 }
@@ -114,6 +117,7 @@ PoolStatus Pool::status() const {
 
 void Pool::evict(const Lease& connection, const Death& death) {
   if (connection->state() == ConnectionState::closing) return;
+  tell_health(death, connection->id());
   const auto latency = std::max(Seconds(Clock::now() - death.last_sign_of_life), Seconds(0));
   const auto planned = !is_death(death.reason);
   transition(*connection, ConnectionState::closing);

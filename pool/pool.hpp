@@ -31,13 +31,15 @@
 #include "pool/failure_diagnosis.hpp"
 #include "pool/log_throttle.hpp"
 #include "pool/pool_settings.hpp"
+#include "pool/server_health.hpp"
 
 namespace pgvigil::pool {
 
 class ServerConnection;  // server_connection.hpp: what a lease holder uses
 
 struct CheckoutError {
-  enum class Kind { timeout, server_unreachable, shutting_down };
+  // server_down: the server's health says so and pool.fail_fast is on.
+  enum class Kind { timeout, server_unreachable, server_down, shutting_down };
   Kind kind;
   std::string detail;  // what a client should read: the last connect failure, or the wait
 };
@@ -58,12 +60,14 @@ struct PoolStatus {
 // The label sets a pool's metrics are created with: its closed vocabularies.
 metrics::PoolLabelSets pool_label_sets();
 
-class Pool : public std::enable_shared_from_this<Pool> {
+class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
  public:
-  // executor: the io_context of the pool's home worker.
+  // executor: the io_context of the pool's home worker. health: the server's, shared by the
+  // shards of one database; null: the pool keeps its own.
   Pool(boost::asio::io_context::executor_type executor, PoolConfig config,
-       std::shared_ptr<metrics::PoolMetrics> metrics);
-  ~Pool();
+       std::shared_ptr<metrics::PoolMetrics> metrics,
+       std::shared_ptr<ServerHealth> health = nullptr);
+  ~Pool() override;
 
   // Starts maintenance on the pool's executor. Thread-safe.
   void start();
@@ -108,6 +112,16 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // Thread-safe.
   boost::asio::awaitable<void> retire();
 
+  // --- the server's health (pool_health.cpp)
+  HealthState server_health() const { return health_->state(); }
+  // A lease holder's sign of trouble: a request on its connection unanswered for `silent`
+  // (ping.interval or more). The server turns suspect and is asked on other paths; a server
+  // that answers there is merely slow and nothing happens. On the pool's executor.
+  void suspect_server(std::uint64_t connection_id, Clock::duration silent);
+  // HealthListener: thread-safe, they hop onto the pool's executor.
+  void probe_server(std::uint64_t round) override;
+  void server_down(const Death& death) override;
+
   PoolStatus status() const;
   // Connections in `state` now. Thread-safe.
   int count(ConnectionState state) const {
@@ -120,17 +134,37 @@ class Pool : public std::enable_shared_from_this<Pool> {
 
  private:
   struct Waiter;
+  struct ProbeRound;
 
   boost::asio::awaitable<CheckoutResult> checkout_here(Milliseconds timeout);
   boost::asio::awaitable<void> maintain();
-  boost::asio::awaitable<void> open_connection();
+  // probe: a connection opened to ask the server during a health round (pool_health.cpp),
+  // closed again if the pool has no room for it.
+  boost::asio::awaitable<void> open_connection(std::shared_ptr<ProbeRound> probe = nullptr);
   boost::asio::awaitable<void> watch_idle(Lease connection);
   boost::asio::awaitable<void> shutdown_here();
   boost::asio::awaitable<void> update_config_here(PoolConfig config);
   boost::asio::awaitable<void> retire_here();
+  // Pings an idle connection now (it is probing meanwhile): evicted when it dies, available
+  // again when it answers. Whether it answered.
+  boost::asio::awaitable<bool> ping_idle(Lease connection);
+  boost::asio::awaitable<void> probe_idle(Lease connection, std::shared_ptr<ProbeRound> round);
+  void probe_here(std::uint64_t round);
+  void server_down_here(const Death& death);
+  // The end of one probe of a round: the first answer makes the server healthy; the last
+  // probe without one reports the round unanswered.
+  void probe_done(ProbeRound& round, bool answered);
+  // A death that says the path or the server stopped answering, not only this connection.
+  void tell_health(const Death& death, std::uint64_t connection_id);
+  bool failing_fast() const;  // pool.fail_fast, and the server is down
+  CheckoutError server_down_error() const;
   void apply_keepalive_to(ServerConnection& connection);
   void close_surplus_idle();
 
+  int live_connections() const {  // every connection but those closing
+    return count(ConnectionState::connecting) + count(ConnectionState::idle) +
+           count(ConnectionState::probing) + count(ConnectionState::checked_out);
+  }
   void transition(ServerConnection& connection, ConnectionState to);
   void adjust_count(ConnectionState state, int delta);
   void forget(const Lease& connection);  // closes a connection in state closing and drops it
@@ -167,6 +201,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::string name_;
   std::shared_ptr<const PoolConfig> config_;
   std::shared_ptr<metrics::PoolMetrics> metrics_;
+  std::shared_ptr<ServerHealth> health_;
   boost::asio::steady_timer maintenance_timer_;
   struct Deferred {
     explicit Deferred(boost::asio::any_io_executor executor) : timer(executor) {}

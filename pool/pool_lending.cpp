@@ -71,15 +71,7 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
       // Silent for longer than validate_after_idle: prove the server answers before lending.
       if (long_idle(*connection, Clock::now())) {
         connection->detach();  // the idle watcher stops; the ping waits on the socket instead
-        transition(*connection, ConnectionState::probing);
-        const auto outcome =
-            co_await connection->ping(config_->ping.query, Clock::now() + config_->ping.timeout);
-        if (connection->state() != ConnectionState::probing) continue;  // shut down meanwhile
-        if (const auto* death = std::get_if<Death>(&outcome)) {
-          evict(connection, *death);
-          continue;
-        }
-        metrics_->observe_ping(std::get<Clock::duration>(outcome));
+        if (!co_await ping_idle(connection)) continue;
       }
       transition(*connection, ConnectionState::checked_out);
       connection->detach();
@@ -89,6 +81,7 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
     if (stopping_) {
       co_return CheckoutError{CheckoutError::Kind::shutting_down, stop_detail(stop_reason_)};
     }
+    if (failing_fast()) co_return server_down_error();
     if (Clock::now() >= deadline) break;
 
     auto waiter = std::make_shared<Waiter>();
@@ -116,9 +109,6 @@ CheckoutError Pool::checkout_failure(Milliseconds timeout) {
   }
   // Nothing healthy and connects still pending: the server (or the path) does not answer, which
   // is not the same as a pool whose connections are all busy.
-  const auto count = [this](ConnectionState state) {
-    return counts_[static_cast<std::size_t>(state)];
-  };
   if (count(ConnectionState::checked_out) == 0 && count(ConnectionState::connecting) > 0) {
     return CheckoutError{CheckoutError::Kind::server_unreachable,
                          "server " + config_->server.describe() +
@@ -130,6 +120,12 @@ CheckoutError Pool::checkout_failure(Milliseconds timeout) {
 }
 
 void Pool::wait_for_connection(Milliseconds timeout, std::function<void(CheckoutResult)> done) {
+  if (failing_fast()) {
+    asio::post(executor_, [done = std::move(done), error = server_down_error()]() mutable {
+      done(std::move(error));
+    });
+    return;
+  }
   auto waiter = std::make_shared<Waiter>();
   waiter->started = Clock::now();
   waiter->timeout = timeout;
@@ -159,7 +155,8 @@ void Pool::wake(const std::shared_ptr<Waiter>& waiter) {
   auto result = waiter->granted ? CheckoutResult(waiter->granted)
                 : stopping_     ? CheckoutResult(CheckoutError{CheckoutError::Kind::shutting_down,
                                                            stop_detail(stop_reason_)})
-                                : CheckoutResult(checkout_failure(waiter->timeout));
+                : failing_fast() ? CheckoutResult(server_down_error())
+                                 : CheckoutResult(checkout_failure(waiter->timeout));
   if (waiter->granted) count_checkout_wait(Clock::now() - waiter->started);
   // Posted, so that a connection given back inside another session's handler does not run this
   // session's relay inside it.

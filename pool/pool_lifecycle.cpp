@@ -49,6 +49,7 @@ awaitable<void> Pool::update_config_here(PoolConfig config) {
   backoff_.update(config_->pool.reconnect);
   const auto now = Clock::now();
   if (old->server != config_->server) {
+    health_->rename(config_->server.describe());
     // Drain: nothing of the old server is lent again. Leased and connecting ones are evicted
     // by make_available when they would become idle.
     ++endpoint_generation_;
@@ -95,11 +96,7 @@ awaitable<void> Pool::update_config_here(PoolConfig config) {
 }
 
 void Pool::close_surplus_idle() {
-  const auto count = [this](ConnectionState state) {
-    return counts_[static_cast<std::size_t>(state)];
-  };
-  int live = count(ConnectionState::connecting) + count(ConnectionState::idle) +
-             count(ConnectionState::probing) + count(ConnectionState::checked_out);
+  int live = live_connections();
   // The least recently used first; leased ones are over the limit until they come back, and
   // the maintenance task opens none while live >= max_size.
   while (live > config_->pool.max_size && !idle_.empty()) {

@@ -63,6 +63,9 @@ struct PoolSettings {
   Milliseconds idle_transaction_timeout{0};
   Milliseconds client_idle_timeout{0};
   Milliseconds query_timeout{0};
+  // While the server is found down (server_health.hpp), a checkout fails at once instead of
+  // waiting up to checkout_timeout for the server to come back.
+  bool fail_fast = false;
   friend bool operator==(const PoolSettings&, const PoolSettings&) = default;
 };
 

@@ -72,19 +72,26 @@ awaitable<void> Pool::watch_idle(Lease connection) {
       }
       continue;
     }
-    transition(*connection, ConnectionState::probing);
-    const auto outcome =
-        co_await connection->ping(config_->ping.query, Clock::now() + config_->ping.timeout);
-    if (connection->state() != ConnectionState::probing) break;  // evicted meanwhile (shutdown)
-    if (const auto* death = std::get_if<Death>(&outcome)) {
-      evict(connection, *death);
-      break;
-    }
-    metrics_->observe_ping(std::get<Clock::duration>(outcome));
-    if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
+    if (!co_await ping_idle(connection)) break;
     make_available(connection);
   }
   connection->watched = false;
+}
+
+awaitable<bool> Pool::ping_idle(Lease connection) {
+  transition(*connection, ConnectionState::probing);
+  const auto outcome =
+      co_await connection->ping(config_->ping.query, Clock::now() + config_->ping.timeout);
+  // Evicted meanwhile (shutdown, or the server found down).
+  if (connection->state() != ConnectionState::probing) co_return false;
+  if (const auto* death = std::get_if<Death>(&outcome)) {
+    evict(connection, *death);
+    co_return false;
+  }
+  metrics_->observe_ping(std::get<Clock::duration>(outcome));
+  if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
+  health_->answered();
+  co_return true;
 }
 
 // --- maintenance ----------------------------------------------------------------------------
@@ -124,13 +131,14 @@ void Pool::trim_one_idle(Clock::time_point now) {
 
 void Pool::open_missing(Clock::time_point now) {
   const auto& settings = config_->pool;
-  const auto count = [this](ConnectionState state) {
-    return counts_[static_cast<std::size_t>(state)];
-  };
   const int connecting = count(ConnectionState::connecting);
   const int spare = count(ConnectionState::idle) + count(ConnectionState::probing) + connecting;
-  const int live = spare + count(ConnectionState::checked_out);
-  int wanted = std::max(settings.min_idle - spare, waiting_checkouts() - connecting);
+  const int live = live_connections();
+  // A server found down is asked again by connecting, min_idle or not: a connection made is
+  // what ends the verdict (clients failing fast do not wait, so nobody else would ask).
+  const int asking = server_health() == HealthState::down ? 1 : 0;
+  int wanted = std::max({settings.min_idle - spare, waiting_checkouts() - connecting,
+                         asking - connecting});
   wanted = std::min(wanted, settings.max_size - live);
   if (backoff_.failures() > 0) {
     // While the server refuses, one attempt at a time, on the back-off schedule: no herd.
@@ -175,21 +183,29 @@ void Pool::verify_keepalive(ServerConnection& connection) {
                connection.id(), mismatch);
 }
 
-awaitable<void> Pool::open_connection() {
+awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
   auto connection = std::make_shared<ServerConnection>(home_, config_, ++next_id_);
   connection->endpoint_generation = endpoint_generation_;
   connections_.emplace(connection->id(), connection);
   adjust_count(ConnectionState::connecting, +1);
 
   const auto started = Clock::now();
-  auto failure = co_await connection->connect(started + config_->pool.connect_timeout);
+  // A probe must be answered within ping.timeout, like a ping.
+  const auto timeout = probe ? std::min(config_->pool.connect_timeout, config_->ping.timeout)
+                             : config_->pool.connect_timeout;
+  auto failure = co_await connection->connect(started + timeout);
   const auto now = Clock::now();
   if (stopping_ && !failure) failure = ConnectFailure{ConnectFailureCause::other, "stopping"};
   if (failure) {
     // Count it as a closed attempt: connecting -> closing -> gone, without an eviction.
     transition(*connection, ConnectionState::closing);
     forget(connection);
+    if (probe) probe_done(*probe, server_answered(failure->cause));
     if (stopping_) co_return;
+    if (server_unreachable(failure->cause)) {
+      health_->sign_of_trouble("a connection attempt failed: " + std::string(to_string(failure->cause)),
+                               started);
+    }
     metrics_->record_connect_failure(to_string(failure->cause));
     last_failure_at_ = now;
     const auto delay = backoff_.next_delay(waiting_checkouts() > 0);
@@ -211,6 +227,8 @@ awaitable<void> Pool::open_connection() {
     co_return;
   }
 
+  health_->answered();
+  if (probe) probe_done(*probe, true);
   if (backoff_.failures() > 0) {
     spdlog::info("pool {}: server {} reachable again after {} failed attempts", name_,
                  config_->server.describe(), backoff_.failures());
@@ -238,6 +256,12 @@ awaitable<void> Pool::open_connection() {
     connection->set_expires_at(now + lifetime);
   }
   connection->set_idle_since(now);
+  if (probe && live_connections() > settings.max_size) {
+    // Opened beyond max_size to ask the server (every other connection was lent): closed again.
+    transition(*connection, ConnectionState::closing);
+    forget(connection);
+    co_return;
+  }
   spdlog::debug("pool {}: connected {} to {} backend_pid={} in {:.1f} ms", name_, connection->id(),
                 connection->server_address(), connection->backend_pid(),
                 Seconds(now - started).count() * 1000);

@@ -104,6 +104,14 @@ class ServerConnection {
   // pending read when it must stop). Safe when nothing waits.
   void detach();
 
+  // The pool found the server down while the connection was lent: its lease holder must stop
+  // using it and give it back with this death. Ends the holder's pending read.
+  void condemn(const Death& death) {
+    condemned_ = std::make_unique<Death>(death);
+    detach();
+  }
+  const Death* condemned() const { return condemned_.get(); }
+
   // --- for a lease holder. The server must be at a message boundary when the lease ends, and
   // at ReadyForQuery if libpq is to use it again.
 
@@ -174,6 +182,7 @@ class ServerConnection {
   std::string server_address_;
   int backend_pid_ = 0;
   std::unique_ptr<LeaseState> lease_state_;
+  std::unique_ptr<Death> condemned_;
   Clock::time_point created_at_ = Clock::now();
   Clock::time_point expires_at_ = Clock::time_point::max();
   Clock::time_point last_alive_ = created_at_;

@@ -25,6 +25,9 @@ struct ClientError {
   std::string message;
   std::string detail;
   std::string hint;
+  // A refusal the client may retry in the same session (no server connection came): in
+  // transaction pooling it gets ErrorResponse and ReadyForQuery, not a FATAL.
+  bool recoverable = false;
 };
 
 // The ErrorResponse bytes, severity FATAL: pgvigil closes the connection after sending it.

@@ -32,12 +32,18 @@ ClientError ClientSession::checkout_failure(const pool::CheckoutError& error) co
                   std::to_string(timeout.count()) + " ms",
               error.detail,
               "Every connection of the pool is in use: raise pool.max_size or "
-              "pool.checkout_timeout, or look for long transactions."};
+              "pool.checkout_timeout, or look for long transactions.", true};
     case pool::CheckoutError::Kind::server_unreachable:
       return {
           sqlstate::kConnectionFailure,
           "pgvigil cannot reach the server for database \"" + database + "\"", error.detail,
-          "pgvigil keeps retrying with back-off; see its log and pgvigil_connect_failures_total."};
+          "pgvigil keeps retrying with back-off; see its log and pgvigil_connect_failures_total.",
+          true};
+    case pool::CheckoutError::Kind::server_down:
+      return {sqlstate::kConnectionFailure,
+              "the server for database \"" + database + "\" is down", error.detail,
+              "pool.fail_fast is on: clients are refused at once until the server answers "
+              "again; see pgvigil_server_health.", true};
     case pool::CheckoutError::Kind::shutting_down:
       return {sqlstate::kAdminShutdown, "pgvigil is shutting down", "", ""};
   }

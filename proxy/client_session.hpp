@@ -159,6 +159,11 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // The coroutine path of a checkout: a ping before lending, or settings to apply.
   void start_acquire(std::size_t size);
   void on_acquired(std::exception_ptr, std::optional<ClientError> error, std::size_t size);
+  // No server connection came for the `size` bytes of requests in hand (client_session_refusal):
+  // each is answered with the error and ReadyForQuery where the session can go on, else it ends.
+  void refuse_request(ClientError error, std::size_t size);
+  bool answer_refused_requests(const ClientError& error, std::size_t size,
+                               std::string& answer);
   void forward_to_server(std::size_t size);
   // The forwarder's visitor: checks and counts one client message; false refuses it.
   bool accept_client_message(const relay::MessageHeader& header, std::span<const char> whole,
@@ -208,6 +213,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::optional<Stop> over_a_bound(std::chrono::milliseconds since_last);
   std::optional<Stop> client_over_its_bound(std::chrono::milliseconds since_last);
   std::optional<Stop> server_over_its_bound(std::chrono::milliseconds since_last);
+  void suspect_a_silent_server();
   ClientError idle_session_error() const;
   // Stops the relay's pending I/O, then ends as `stop` says.
   void end_after_io(Stop stop);
@@ -270,6 +276,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // a transaction), and how long the server has owed an answer.
   std::uint32_t client_silent_ms_ = 0;
   std::uint32_t query_waited_ms_ = 0;
+  std::uint32_t suspect_after_ms_ = 0;  // when the server is next suspected, if still silent
   // Bytes of a request not yet whole, kept at the front of the client buffer without a server
   // connection (request_incomplete).
   std::uint32_t kept_client_bytes_ = 0;

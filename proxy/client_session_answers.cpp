@@ -33,6 +33,8 @@ void ClientSession::on_server_read(boost::system::error_code ec, std::size_t siz
     return end_after_io({Ending::shutdown, {}, {}});
   }
   if (ec) {
+    // Ended by the pool, which found the server down.
+    if (const auto* death = server_->condemned()) return end_after_io(server_lost(*death));
     return end_after_io(
         server_lost(server_->diagnose_failure(tracker_.pending_ready() > 0, "relaying")));
   }

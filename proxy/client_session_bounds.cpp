@@ -3,7 +3,9 @@
 // transaction (pool.idle_transaction_timeout) or idle outside one (pool.client_idle_timeout;
 // parked sessions are timed every 100 ms) is closed; a request the server has not answered
 // within pool.query_timeout is cancelled on the server, and the connection is evicted when the
-// cancel goes unanswered too. The same sweep parks a transaction-pooling session that has been
+// cancel goes unanswered too; one unanswered with the server silent for ping.interval makes the
+// pool ask the server on another path, and a connection the pool condemned (the server found
+// down) ends the session with 08006. The same sweep parks a transaction-pooling session that has been
 // quiet for a whole period, so an idle client holds no buffer.
 
 #include <algorithm>
@@ -130,16 +132,20 @@ ClientError ClientSession::idle_session_error() const {
 
 std::optional<ClientSession::Stop> ClientSession::server_over_its_bound(
     std::chrono::milliseconds since_last) {
-  const auto limit = route_->settings.query_timeout;
+  // The pool found the server down while this session held a connection to it.
+  if (server_ && server_->condemned()) return server_lost(*server_->condemned());
   // Timed from the sweep after a request went out, and anew after each ReadyForQuery.
-  if (limit.count() == 0 || !server_ || tracker_.pending_ready() == 0 || server_answered_) {
+  if (!server_ || tracker_.pending_ready() == 0 || server_answered_) {
     server_answered_ = false;
     query_waited_ms_ = 0;
+    suspect_after_ms_ = 0;
     query_cancelled_ = false;
     return std::nullopt;
   }
   query_waited_ms_ = add_capped(query_waited_ms_, since_last);
-  if (query_waited_ms_ < limit.count()) return std::nullopt;
+  suspect_a_silent_server();
+  const auto limit = route_->settings.query_timeout;
+  if (limit.count() == 0 || query_waited_ms_ < limit.count()) return std::nullopt;
   if (!query_cancelled_) {
     // The server answers the cancel with 57014, which the client gets as from a direct server.
     query_cancelled_ = true;
@@ -159,6 +165,20 @@ std::optional<ClientSession::Stop> ClientSession::server_over_its_bound(
                               ") and the server did not answer its cancel",
                           death.detail, "The transaction's outcome is unknown; retry it."},
               death};
+}
+
+void ClientSession::suspect_a_silent_server() {
+  // A request unanswered, and not a byte from the server, for ping.interval: a long query, or a
+  // frozen server or path. The pool asks the server on another path, which tells them apart;
+  // asked again after each further ping.interval of silence.
+  const auto bound = route_->settings.server_silence_suspect;
+  if (bound.count() == 0) return;
+  const auto due = suspect_after_ms_ != 0 ? suspect_after_ms_ : bound.count();
+  if (query_waited_ms_ < due) return;
+  const auto silent = Clock::now() - server_->last_alive();
+  if (silent < bound) return;  // answers are on their way (a long result)
+  suspect_after_ms_ = add_capped(query_waited_ms_, bound);
+  route_->pool->suspect_server(server_->id(), silent);
 }
 
 }  // namespace pgvigil::proxy

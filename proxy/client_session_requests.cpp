@@ -81,12 +81,9 @@ void ClientSession::start_relay() {
 
 void ClientSession::watch_by_sweep() {
   // Session pooling keeps its reads (and buffers) for the whole session, as it keeps its server
-  // connection: nothing to sweep, unless a bound on its waits is set.
-  const auto& settings = route_->settings;
-  const bool bounded = settings.query_timeout.count() > 0 ||
-                       settings.idle_transaction_timeout.count() > 0 ||
-                       settings.client_idle_timeout.count() > 0;
-  if (!lingering_ && (transaction_pooling() || bounded)) {
+  // connection, but its waits are bounded all the same: a request the server leaves unanswered
+  // makes the server suspect, and a server found down ends the session.
+  if (!lingering_) {
     lingering_ = true;
     LingerSweep::add(shared_from_this());
   }
@@ -195,7 +192,7 @@ void ClientSession::wait_for_server(std::size_t size) {
 
 void ClientSession::on_checkout(pool::CheckoutResult result, std::size_t size) {
   if (const auto* error = std::get_if<pool::CheckoutError>(&result)) {
-    return end_after_io({Ending::failure, checkout_failure(*error), std::nullopt});
+    return refuse_request(checkout_failure(*error), size);
   }
   server_ = std::get<pool::Lease>(std::move(result));
   if (!relay::carries(*server_, settings_)) return start_acquire(size);
@@ -211,7 +208,7 @@ void ClientSession::start_acquire(std::size_t size) {
 void ClientSession::on_acquired(std::exception_ptr exception, std::optional<ClientError> error,
                                 std::size_t size) {
   if (exception) return end_after_io({Ending::failure, internal_failure(exception), {}});
-  if (error) return end_after_io({Ending::failure, std::move(*error), std::nullopt});
+  if (error) return refuse_request(std::move(*error), size);
   forward_to_server(size);
 }
 

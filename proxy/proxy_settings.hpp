@@ -52,6 +52,10 @@ struct RouteSettings {
   // ping.timeout) either, the connection is evicted. 0: never.
   std::chrono::milliseconds query_timeout{0};
   std::chrono::milliseconds query_cancel_grace{1000};
+  // A request the server has not answered, with nothing heard from it, for this long (the
+  // pool's ping.interval) makes the server suspect: it is asked on other paths
+  // (pool/server_health.hpp).
+  std::chrono::milliseconds server_silence_suspect{5000};
   friend bool operator==(const RouteSettings&, const RouteSettings&) = default;
 };
 

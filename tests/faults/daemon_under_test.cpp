@@ -46,6 +46,7 @@ std::string DaemonSettings::to_yaml(std::uint16_t admin_port) const {
        << "  max_size: 4\n"
        << "  connect_timeout: " << duration(connect_timeout) << "\n"
        << "  checkout_timeout: " << duration(checkout_timeout) << "\n"
+       << "  fail_fast: " << (fail_fast ? "true" : "false") << "\n"
        << "  reconnect: {initial_delay: " << duration(reconnect_initial)
        << ", max_delay: " << duration(reconnect_max)
        << ", max_delay_while_clients_wait: " << duration(reconnect_max) << "}\n"

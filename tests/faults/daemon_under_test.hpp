@@ -38,6 +38,7 @@ struct DaemonSettings {
   // The client-facing proxy: clients log in to database "app" as `user`, with trust.
   std::string pool_mode = "transaction";  // or "session"
   std::chrono::milliseconds checkout_timeout{5000};
+  bool fail_fast = false;
   std::uint16_t listen_port = 0;  // 0: a free port, chosen by DaemonUnderTest::start
 
   std::string to_yaml(std::uint16_t admin_port) const;

@@ -13,7 +13,7 @@ TEST(EvictionReason, VocabularyIsTheOneInTheDesign) {
   const std::set<std::string_view> design = {
       "server_closed", "server_error", "keepalive_timeout", "user_timeout",
       "ping_timeout",  "ping_failed",  "statement_timeout", "checkout_check_failed", "max_lifetime",
-      "idle_timeout",  "dirty_return", "query_timeout", "reload",    "shutdown"};
+      "idle_timeout",  "dirty_return", "query_timeout", "server_down", "reload",    "shutdown"};
   EXPECT_EQ(names, design);
 }
 
@@ -22,6 +22,7 @@ TEST(EvictionReason, PlannedClosesAreNotDeaths) {
   EXPECT_TRUE(is_death(EvictionReason::ping_timeout));
   // A query whose cancel went unanswered: the server was found unresponsive.
   EXPECT_TRUE(is_death(EvictionReason::query_timeout));
+  EXPECT_TRUE(is_death(EvictionReason::server_down));
   EXPECT_FALSE(is_death(EvictionReason::max_lifetime));
   EXPECT_FALSE(is_death(EvictionReason::shutdown));
 }

@@ -267,7 +267,7 @@ TEST_F(ClientsPgTest, SilentClientIsDroppedAfterStartupTimeout) {
   EXPECT_EQ(pq_value(conn, "SELECT 'alive'"), "alive");
 }
 
-TEST_F(ClientsPgTest, CheckoutTimesOutWhenThePoolIsBusy) {
+TEST_F(ClientsPgTest, CheckoutTimesOutWhenThePoolIsBusyAndTheClientMayRetry) {
   start_daemon({.databases = {{.name = "tx",
                                .pool = "{max_size: 1, min_idle: 1, checkout_timeout: 300ms}"}}});
   auto holder = pq_connect(conninfo("tx"));
@@ -286,11 +286,27 @@ TEST_F(ClientsPgTest, CheckoutTimesOutWhenThePoolIsBusy) {
       << PQerrorMessage(waiter.get());
   EXPECT_GE(waited, 250);
   EXPECT_LE(waited, 2000);
-  EXPECT_EQ(metric("pgvigil_client_errors_total", {{"pool", "tx"}, {"class", "53"}}), 1);
+  // A refusal the client can recover from: ErrorResponse and ReadyForQuery, not a FATAL. The
+  // same with the extended protocol (Parse, Bind, Describe, Execute, Sync).
+  EXPECT_EQ(PQstatus(waiter.get()), CONNECTION_OK);
+  const char* const values[] = {"7"};
+  const auto extended = pq_first_result(
+      waiter, PQsendQueryParams(waiter.get(), "SELECT $1::int", 1, nullptr, values, nullptr,
+                                nullptr, 0) == 1);
+  EXPECT_EQ(result_sqlstate(extended), "53300") << PQerrorMessage(waiter.get());
+  EXPECT_EQ(PQstatus(waiter.get()), CONNECTION_OK);
+  EXPECT_EQ(metric("pgvigil_client_errors_total", {{"pool", "tx"}, {"class", "53"}}), 2);
 
-  // The holder's transaction is unharmed, and once it ends the pool serves again.
+  // The holder's transaction is unharmed, and once it ends the pool serves again: the refused
+  // client in the same session, and a new one.
   EXPECT_EQ(pq_value(holder, "SELECT 'still mine'"), "still mine");
   EXPECT_EQ(pq_run(holder, "COMMIT"), "");
+  EXPECT_EQ(pq_value(waiter, "SELECT 'retried'"), "retried");
+  const auto retried = pq_first_result(
+      waiter, PQsendQueryParams(waiter.get(), "SELECT $1::int", 1, nullptr, values, nullptr,
+                                nullptr, 0) == 1);
+  ASSERT_TRUE(result_ok(retried)) << PQerrorMessage(waiter.get());
+  EXPECT_STREQ(PQgetvalue(retried.get(), 0, 0), "7");
   auto later = pq_connect(conninfo("tx"));
   ASSERT_TRUE(pq_ok(later)) << PQerrorMessage(later.get());
   EXPECT_EQ(pq_value(later, "SELECT 'served'"), "served");
