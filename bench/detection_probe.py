@@ -82,7 +82,15 @@ class PgClient:
 
     def query(self, sql, deadline):
         """Runs sql; returns (ok, what). Rows are ignored. TimeoutError at the deadline."""
+        self.send(sql)
+        return self.finish(deadline)
+
+    def send(self, sql):
+        """Sends sql as a simple Query; finish() reads the answer."""
         self.sock.sendall(b"Q" + struct.pack("!i", 4 + len(sql) + 1) + sql.encode() + b"\0")
+
+    def finish(self, deadline):
+        """Reads the answer to what send() sent, up to ReadyForQuery; as query()."""
         error = None
         while True:
             try:
@@ -279,9 +287,15 @@ def window(args, setups, name, inject, undo, kind):
                 raise RuntimeError("warm-up query failed: " + what)
         servers_before = setups.pgbouncer_servers()
         evictions_before, _ = setups.pgvigil_evictions()
-        # Idle for a while first, as a real connection between two requests: longer than
-        # PgBouncer's server_check_delay and pgvigil's validate_after_idle.
-        time.sleep(2)
+        if kind == "running":
+            # A long query runs on the server when the fault strikes.
+            for client in clients.values():
+                client.send(RUNNING_QUERY)
+            time.sleep(1)
+        else:
+            # Idle for a while first, as a real connection between two requests: longer than
+            # PgBouncer's server_check_delay and pgvigil's validate_after_idle.
+            time.sleep(2)
         started = time.monotonic()
         inject(args)
         cap = started + args.cap
@@ -326,9 +340,20 @@ def window(args, setups, name, inject, undo, kind):
                     return None, "no answer"
             return run
 
+        def running(setup):
+            def run():
+                try:
+                    ok, what = clients[setup].finish(cap)
+                    return elapsed(), ("answered" if ok else what)
+                except TimeoutError:
+                    return None, "no answer"
+            return run
+
         if kind == "idle":
             measures = {"direct": idle_direct, "pgbouncer": idle_pgbouncer,
                         "pgvigil": idle_pgvigil}
+        elif kind == "running":
+            measures = {setup: running(setup) for setup in clients}
         else:
             measures = {setup: query(setup) for setup in clients}
         threads = [threading.Thread(target=watch, args=(setup, measure), daemon=True)
@@ -354,7 +379,14 @@ FAULTS = [
      freeze, thaw, "idle"),
     ("4q", "frozen server (SIGSTOP), then a query: time until the client gets an answer or error",
      freeze, thaw, "query"),
+    ("2r", "silent path (black hole) while a query runs (pg_sleep(60)): time until the client "
+     "gets an answer or error", black_hole, heal, "running"),
+    ("4r", "frozen server (SIGSTOP) while a query runs (pg_sleep(60)): time until the client "
+     "gets an answer or error", freeze, thaw, "running"),
 ]
+
+# Longer than every bound measured, so that its end is never mistaken for a detection.
+RUNNING_QUERY = "SELECT pg_sleep(60)"
 
 
 def main():
@@ -365,7 +397,7 @@ def main():
     for name in ("server-port", "pgvigil-port", "pgvigil-admin-port", "pgbouncer-port"):
         parser.add_argument("--" + name, type=int, required=True)
     parser.add_argument("--cap", type=float, default=180)
-    parser.add_argument("--faults", default="1,2,4,4q")
+    parser.add_argument("--faults", default="1,2,4,4q,2r,4r")
     args = parser.parse_args()
 
     wanted = args.faults.split(",")
