@@ -39,7 +39,7 @@ double sum_evictions(DaemonUnderTest& daemon, const std::vector<std::string>& re
 
 const std::vector<std::string> kDeathReasons = {
     "server_closed", "server_error", "keepalive_timeout", "user_timeout", "ping_timeout",
-    "ping_failed",   "checkout_check_failed"};
+    "ping_failed",   "checkout_check_failed", "server_down"};
 
 // After a fault was healed: /readyz 200 and min_idle idle connections, in seconds from healed_at.
 std::optional<double> refill_time(DaemonUnderTest& daemon, Clock::time_point healed_at,
@@ -104,9 +104,16 @@ TEST_P(KeepaliveOnly, BlackHoledIdleConnectionsAreEvictedAsKeepaliveTimeout) {
 
   const auto faulted_at = Clock::now();
   server().black_hole();
-  const auto all = seconds_until([&] { return daemon.evictions("keepalive_timeout") >= 2; },
-                                 faulted_at, std::chrono::milliseconds(int(bound * 1000) + 8000));
-  ASSERT_TRUE(all) << "not evicted as keepalive_timeout:\n" << daemon.summary();
+  // The first connection the kernel gives up on makes the server suspect, and the other one is
+  // pinged at once (pool/server_health.hpp): unless the kernel ends it within the same moment,
+  // it goes as ping_timeout. Keep-alive finds at least the first; both go within the bound.
+  const auto all = seconds_until(
+      [&] {
+        return daemon.evictions("keepalive_timeout") >= 1 &&
+               sum_evictions(daemon, kDeathReasons) >= 2;
+      },
+      faulted_at, std::chrono::milliseconds(int(bound * 1000) + 8000));
+  ASSERT_TRUE(all) << "not evicted by keep-alive:\n" << daemon.summary();
   std::printf("black hole, keep-alive only (idle %llds interval %llds count %d user_timeout "
               "%lldms): all evicted %.3f s after the fault; kernel bound %.1f s from the last "
               "ACK, asserted %.1f s\n",
@@ -116,7 +123,7 @@ TEST_P(KeepaliveOnly, BlackHoledIdleConnectionsAreEvictedAsKeepaliveTimeout) {
   print_histogram(daemon, {"keepalive_timeout"});
   EXPECT_LE(*all, bound);
   EXPECT_EQ(sum_evictions(daemon, kDeathReasons), 2) << daemon.summary();
-  EXPECT_GE(daemon.detection_count("keepalive_timeout"), 2);
+  EXPECT_GE(daemon.detection_count("keepalive_timeout"), 1);
   // The histogram measures from the last ACK, so it lands on the kernel's tick.
   EXPECT_NEAR(daemon.detection_sum("keepalive_timeout") / daemon.detection_count("keepalive_timeout"),
               kernel, 1.0);
