@@ -9,6 +9,12 @@ bool ResponseQueue::expect(OwedAnswer answer) {
     if (answer.owed != Owed::sync) return false;
     skipping_ = false;
   }
+  // A client that pipelines without pause may never let the queue run empty: the answered
+  // front is dropped once it is most of the vector, so the room stays bounded by what is owed.
+  if (next_ >= kCompactAfter && next_ * 2 >= owed_.size()) {
+    owed_.erase(owed_.begin(), owed_.begin() + static_cast<std::ptrdiff_t>(next_));
+    next_ = 0;
+  }
   owed_.push_back(std::move(answer));
   return true;
 }
@@ -25,12 +31,12 @@ void ResponseQueue::undo(const OwedAnswer& answer, ServerStatements& server,
 }
 
 void ResponseQueue::skip_to_sync(ServerStatements& server, ClientStatements& client) {
-  while (!owed_.empty() && owed_.front().owed != Owed::sync) {
-    undo(owed_.front(), server, client);
-    owed_.pop_front();
+  while (!none_owed() && front().owed != Owed::sync) {
+    undo(front(), server, client);
+    pop_front();
   }
   // The error's Sync has not been sent yet: what comes before it is skipped as it is planned.
-  if (owed_.empty()) skipping_ = true;
+  if (none_owed()) skipping_ = true;
 }
 
 bool ResponseQueue::terminal(Owed owed, char type) {

@@ -14,9 +14,9 @@
 // records of what they would have prepared are undone).
 
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proxy/relay/prepared_statements.hpp"
 
@@ -81,14 +81,15 @@ class ResponseQueue {
   // client may be waiting for them with no server message to come, after a Flush).
   template <typename Made>
   void take_made(Made&& made);
-  bool made_answer_due() const { return !owed_.empty() && is_made(owed_.front().owed); }
+  bool made_answer_due() const { return !none_owed() && is_made(front().owed); }
 
-  bool empty() const { return owed_.empty() && !skipping_; }
+  bool empty() const { return none_owed() && !skipping_; }
   // The request whose answer comes next; nullptr when none is owed.
-  const OwedAnswer* head() const { return owed_.empty() ? nullptr : &owed_.front(); }
+  const OwedAnswer* head() const { return none_owed() ? nullptr : &front(); }
   // Clears everything, as when the server connection goes back between transactions.
   void clear() {
     owed_.clear();
+    next_ = 0;
     skipping_ = false;
     after_parameter_description_ = false;
   }
@@ -109,7 +110,23 @@ class ResponseQueue {
   void skip_to_sync(ServerStatements& server, ClientStatements& client);
   bool terminal(Owed owed, char type);
 
-  std::deque<OwedAnswer> owed_;
+  // The owed answers are owed_[next_..]: a vector read from the front and emptied once all are
+  // answered keeps its room, so a session's requests cost no allocation once it has warmed up
+  // (a deque allocates and frees a block every few requests).
+  bool none_owed() const { return next_ == owed_.size(); }
+  OwedAnswer& front() { return owed_[next_]; }
+  const OwedAnswer& front() const { return owed_[next_]; }
+  void pop_front() {
+    if (++next_ == owed_.size()) {
+      owed_.clear();
+      next_ = 0;
+    }
+  }
+
+  static constexpr std::size_t kCompactAfter = 64;
+
+  std::vector<OwedAnswer> owed_;
+  std::size_t next_ = 0;  // the first answer still owed
   bool skipping_ = false;  // an error was answered and its Sync is not planned yet
   bool after_parameter_description_ = false;  // a describe_statement has had its 't'
 };
@@ -124,12 +141,12 @@ inline constexpr char kDeallocateComplete[] = {'C', 0, 0, 0, 15, 'D', 'E', 'A', 
 template <typename Made>
 void ResponseQueue::take_made(Made&& made) {
   while (made_answer_due()) {
-    if (owed_.front().owed == Owed::made_parse_complete) {
+    if (front().owed == Owed::made_parse_complete) {
       made(std::string_view(made_answers::kParseComplete, sizeof made_answers::kParseComplete));
     } else {
       made(std::string_view(made_answers::kCloseComplete, sizeof made_answers::kCloseComplete));
     }
-    owed_.pop_front();
+    pop_front();
   }
 }
 
@@ -140,17 +157,17 @@ ResponseQueue::Disposition ResponseQueue::on_server_message(char type, ServerSta
   // Messages that may come at any time belong to no request.
   if (type == 'N' || type == 'S' || type == 'A') return Disposition::pass;
   take_made(made);
-  if (owed_.empty()) {
+  if (none_owed()) {
     // An error on its own is a FATAL before a close; anything else is out of order.
     return type == 'E' ? Disposition::pass : Disposition::desync;
   }
-  OwedAnswer& head = owed_.front();
+  OwedAnswer& head = front();
   const bool own = head.owed == Owed::own_parse || head.owed == Owed::own_close;
   if (type == 'E' && ends_with_error(head.owed)) {
     // The failed request's answer ends here; the error goes to the client even for one of
     // pgvigil's own (its Parse of a client's statement failed: the client's request fails).
     undo(head, server, client);
-    owed_.pop_front();
+    pop_front();
     after_parameter_description_ = false;
     skip_to_sync(server, client);
     return Disposition::pass;
@@ -158,11 +175,11 @@ ResponseQueue::Disposition ResponseQueue::on_server_message(char type, ServerSta
   if ((head.owed == Owed::deallocate || head.owed == Owed::execute_deallocate) && type == 'I') {
     made(std::string_view(made_answers::kDeallocateComplete,
                           sizeof made_answers::kDeallocateComplete));
-    if (head.owed == Owed::execute_deallocate) owed_.pop_front();
+    if (head.owed == Owed::execute_deallocate) pop_front();
     return Disposition::swallow;
   }
   if (!terminal(head.owed, type)) return own ? Disposition::desync : Disposition::pass;
-  owed_.pop_front();
+  pop_front();
   return own ? Disposition::swallow : Disposition::pass;
 }
 

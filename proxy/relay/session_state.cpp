@@ -10,8 +10,10 @@
 namespace pgvigil::proxy::relay {
 namespace {
 
-// Reads the words of SQL text one at a time, lower-cased, skipping comments; notes which word
-// begins a statement (the first, and the first after each semicolon).
+// Reads the words of SQL text one at a time, as written (compared with keyword_is), skipping
+// comments; notes which word begins a statement (the first, and the first after each
+// semicolon). Words are views into the text: the scan runs over every Query and Parse, and
+// copying each word lower-cased showed in profiles of the relay.
 class Words {
  public:
   explicit Words(std::string_view text) : text_(text) {}
@@ -20,8 +22,8 @@ class Words {
   std::string_view rest() const { return text_.substr(at_); }
 
   // The next word, or false at the end.
-  bool next(std::string& word, bool& starts_statement) {
-    word.clear();
+  bool next(std::string_view& word, bool& starts_statement) {
+    word = {};
     while (at_ < text_.size()) {
       const char c = text_[at_];
       if (c == ';') {
@@ -34,7 +36,9 @@ class Words {
         const auto end = text_.find("*/", at_ + 2);
         at_ = end == std::string_view::npos ? text_.size() : end + 2;
       } else if (is_sql_word_char(c)) {
-        while (at_ < text_.size() && is_sql_word_char(text_[at_])) word.push_back(ascii_lower(text_[at_++]));
+        const auto begin = at_;
+        while (at_ < text_.size() && is_sql_word_char(text_[at_])) ++at_;
+        word = text_.substr(begin, at_ - begin);
         starts_statement = statement_begins_;
         statement_begins_ = false;
         return true;
@@ -55,7 +59,8 @@ class Words {
 // (ClientSession::adopt_reported_setting), so it pins nothing. "time" is SET TIME ZONE, "names"
 // SET NAMES (client_encoding).
 bool reported_setting(std::string_view name) {
-  return name == "time" || name == "names" || reported_and_client_settable(name);
+  return keyword_is(name, "time") || keyword_is(name, "names") ||
+         reported_and_client_settable(name);
 }
 
 // What a statement beginning with SET does to the session.
@@ -75,16 +80,19 @@ bool custom_name_follows(const Words& words) {
 
 // `words` is after SET.
 SetEffect set_statement(Words& words) {
-  std::string word;
+  std::string_view word;
   bool starts = false;
   if (!words.next(word, starts)) return SetEffect::none;
   // SET LOCAL lasts its transaction; SET TRANSACTION and SET CONSTRAINTS too.
-  if (word == "local" || word == "transaction" || word == "constraints") return SetEffect::none;
-  if (word == "role") return SetEffect::role;
-  if (word == "session") {
+  if (keyword_is(word, "local") || keyword_is(word, "transaction") ||
+      keyword_is(word, "constraints")) {
+    return SetEffect::none;
+  }
+  if (keyword_is(word, "role")) return SetEffect::role;
+  if (keyword_is(word, "session")) {
     if (!words.next(word, starts)) return SetEffect::setting;
-    if (word == "authorization" || word == "role") return SetEffect::role;
-    if (word == "characteristics") return SetEffect::setting;  // default_transaction_*
+    if (keyword_is(word, "authorization") || keyword_is(word, "role")) return SetEffect::role;
+    if (keyword_is(word, "characteristics")) return SetEffect::setting;  // default_transaction_*
   }
   if (custom_name_follows(words)) return SetEffect::custom_setting;
   return reported_setting(word) ? SetEffect::none : SetEffect::setting;
@@ -177,16 +185,19 @@ std::optional<PlainSet> plain_set(std::string_view sql) {
 
 std::optional<std::string> reset_target(std::string_view sql) {
   Words words(sql);
-  std::string first;
-  std::string second;
-  std::string more;
+  std::string_view first;
+  std::string_view second;
+  std::string_view more;
   bool starts = false;
   if (!words.next(first, starts) || !words.next(second, starts)) return std::nullopt;
   const bool alone = !words.next(more, starts);
   if (!alone) return std::nullopt;
-  if ((first == "reset" || first == "discard") && second == "all") return std::string();
-  if (first == "reset") return second;
-  return std::nullopt;
+  const bool reset = keyword_is(first, "reset");
+  if ((reset || keyword_is(first, "discard")) && keyword_is(second, "all")) return std::string();
+  if (!reset) return std::nullopt;
+  std::string setting(second.size(), '\0');
+  std::transform(second.begin(), second.end(), setting.begin(), ascii_lower);
+  return setting;
 }
 
 std::span<const std::string_view> pin_cause_names() {
@@ -201,9 +212,9 @@ std::span<const std::string_view> pin_cause_names() {
 SessionState scan_session_state(std::string_view sql) {
   SessionState found;
   Words words(sql);
-  std::string word;
+  std::string_view word;
   bool starts = false;
-  std::string statement;  // the first word of the statement the scan is in
+  std::string_view statement;  // the first word of the statement the scan is in
   // Ends at the first cause to pin: a pinned client's connection is reset when it leaves, so
   // whether it also reset settings no longer matters.
   const auto pin = [&found](PinCause cause) {
@@ -213,23 +224,25 @@ SessionState scan_session_state(std::string_view sql) {
   while (words.next(word, starts)) {
     if (starts) {
       statement = word;
-      if (word == "set") {
+      if (keyword_is(word, "set")) {
         const auto effect = set_statement(words);
         if (effect == SetEffect::role) return pin(PinCause::role);
         if (effect == SetEffect::custom_setting) return pin(PinCause::setting);
         if (effect == SetEffect::setting) found.changes_settings = true;
         continue;
       }
-      if (word == "reset" || word == "discard") found.resets_settings = true;
-      if (word == "listen") return pin(PinCause::listen);
-      if (word == "do" || word == "load") return pin(PinCause::unclassified);
-      if (word == "prepare") {
+      if (keyword_is(word, "reset") || keyword_is(word, "discard")) found.resets_settings = true;
+      if (keyword_is(word, "listen")) return pin(PinCause::listen);
+      if (keyword_is(word, "do") || keyword_is(word, "load")) return pin(PinCause::unclassified);
+      if (keyword_is(word, "prepare")) {
         // PREPARE TRANSACTION ends its transaction: nothing is left in the session.
-        if (words.next(word, starts) && word != "transaction") return pin(PinCause::sql_prepare);
+        if (words.next(word, starts) && !keyword_is(word, "transaction")) {
+          return pin(PinCause::sql_prepare);
+        }
       }
       continue;
     }
-    if (word == "set_config") {
+    if (keyword_is(word, "set_config")) {
       if (set_config_call(words.rest()) == SetEffect::custom_setting) {
         return pin(PinCause::setting);
       }
@@ -237,9 +250,11 @@ SessionState scan_session_state(std::string_view sql) {
     }
     // pg_advisory_lock, pg_try_advisory_lock and their _shared forms; the _xact_ ones end
     // with their transaction.
-    if (word.find("advisory_lock") != std::string::npos) return pin(PinCause::advisory_lock);
-    if (word == "temp" || word == "temporary") return pin(PinCause::temporary_table);
-    if (word == "hold" && statement == "declare") return pin(PinCause::cursor);
+    if (keyword_contains(word, "advisory_lock")) return pin(PinCause::advisory_lock);
+    if (keyword_is(word, "temp") || keyword_is(word, "temporary")) {
+      return pin(PinCause::temporary_table);
+    }
+    if (keyword_is(word, "hold") && keyword_is(statement, "declare")) return pin(PinCause::cursor);
   }
   return found;
 }

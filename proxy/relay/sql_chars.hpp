@@ -5,6 +5,9 @@
 // into the C library that consult the locale, and they were a visible part of the relay's
 // CPU time in extended-protocol benchmarks; the lexer does not use the locale either.
 
+#include <cstddef>
+#include <string_view>
+
 namespace pgvigil::proxy::relay {
 
 // A byte of an unquoted identifier or keyword: a letter, a digit, '_', '$', or any byte with
@@ -17,6 +20,23 @@ constexpr bool is_sql_word_char(char c) {
 
 // Keywords fold to lower case by ASCII rules only.
 constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
+// `word`, as written, is the keyword `lower` (given in lower case): ASCII case is ignored.
+constexpr bool keyword_is(std::string_view word, std::string_view lower) {
+  if (word.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < word.size(); ++i) {
+    if (ascii_lower(word[i]) != lower[i]) return false;
+  }
+  return true;
+}
+
+// `word`, as written, contains `lower` (given in lower case), ASCII case ignored.
+constexpr bool keyword_contains(std::string_view word, std::string_view lower) {
+  for (std::size_t at = 0; at + lower.size() <= word.size(); ++at) {
+    if (keyword_is(word.substr(at, lower.size()), lower)) return true;
+  }
+  return false;
+}
 
 // White space between SQL words: space, tab, newline, carriage return, form feed, vertical tab.
 constexpr bool is_sql_blank(char c) {

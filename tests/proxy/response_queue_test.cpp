@@ -166,5 +166,23 @@ TEST(ResponseQueue, AClientsDeallocateIsAnsweredAsTheServerWouldInItsPlace) {
   EXPECT_TRUE(queue.empty());
 }
 
+TEST(ResponseQueue, APipelineThatNeverRunsDryKeepsItsOrder) {
+  // A client always a few requests ahead: the queue is never empty, so its answered front must
+  // be dropped as it goes, in order, without losing what is still owed.
+  ResponseQueue queue;
+  queue.expect({Owed::query});
+  for (int round = 0; round < 500; ++round) {
+    // One more request goes out (a Parse pgvigil answers every third), then the oldest Query
+    // is answered: the made answer follows it, in its place.
+    const bool made = round % 3 == 0;
+    if (made) queue.expect({Owed::made_parse_complete});
+    queue.expect({Owed::query});
+    EXPECT_EQ(client_sees(queue, "CZ"), made ? "CZ1" : "CZ") << "round " << round;
+    ASSERT_FALSE(queue.empty());
+  }
+  EXPECT_EQ(client_sees(queue, "CZ"), "CZ");
+  EXPECT_TRUE(queue.empty());
+}
+
 }  // namespace
 }  // namespace pgvigil::proxy::relay
