@@ -145,7 +145,20 @@ std::vector<ConfigKey> make_keys() {
        "pool label in metrics."},
       {"databases.<name>.host", string, "127.0.0.1", kReloads,
        "Server host name, address, or Unix socket directory (starting with /)."},
-      {"databases.<name>.port", port, "5432", kReloads, "Server port."},
+      {"databases.<name>.port", port, "5432", kReloads,
+       "Server port; also the port of a hosts entry that names none."},
+      {"databases.<name>.hosts", host_list, "[]", kReloads,
+       "Several servers of one database, e.g. [\"db1:5432\", \"db2:5432\"], tried in order "
+       "from the one that last matched target_session_attrs; [] uses host and port. Not together "
+       "with host."},
+      {"databases.<name>.target_session_attrs",
+       enumeration,
+       "\"\"",
+       kReloads,
+       "Which servers the pool uses, as libpq names it; \"\": read-write when hosts lists "
+       "several, else any. A server whose role stops matching (a promotion) loses its "
+       "connections as their clients finish (role_changed).",
+       {"", "any", "read-write", "read-only", "primary", "standby", "prefer-standby"}},
       {"databases.<name>.dbname", string, "(the entry's name)", kReloads,
        "Database on the server."},
       {"databases.<name>.user", string, "(required)", kReloads, "Role the pool logs in as."},
@@ -251,6 +264,8 @@ std::string_view type_name(KeyType type) {
       return "port";
     case KeyType::listen:
       return "host:port";
+    case KeyType::host_list:
+      return "list of host:port";
     case KeyType::map:
       return "map";
     case KeyType::boolean:

@@ -17,6 +17,7 @@ enum class KeyType {
   enumeration,  // a string from ConfigKey::choices
   port,         // 1..65535
   listen,       // host:port, [v6]:port
+  host_list,    // a list of host:port, [v6]:port, host or /socket/dir
   map,          // a map whose own keys are described elsewhere (database entries, overrides)
   boolean,      // true or false
 };

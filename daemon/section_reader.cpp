@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "daemon/address_text.hpp"
 #include "daemon/config_error.hpp"
 #include "daemon/duration.hpp"
 
@@ -33,6 +34,8 @@ std::string_view expected_text(KeyType type) {
       return "a port number from 1 to 65535";
     case KeyType::listen:
       return "host:port such as 127.0.0.1:9930 or [::1]:9930";
+    case KeyType::host_list:
+      return "a list such as [\"db1:5432\", \"db2:5432\"]";
     case KeyType::map:
       return "a map";
     case KeyType::boolean:
@@ -79,40 +82,6 @@ std::string unknown_key_message(std::string_view key,
   std::string list;
   for (const std::string& candidate : known) list += (list.empty() ? "" : ", ") + candidate;
   return "unknown key (expected one of: " + list + ")";
-}
-
-std::optional<std::uint16_t> parse_port(std::string_view text) {
-  int port = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
-  if (error != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-  if (port < 1 || port > 65535) return std::nullopt;
-  return static_cast<std::uint16_t>(port);
-}
-
-// "host:port" or "[v6 address]:port"; throws std::invalid_argument saying what is wrong.
-std::pair<std::string, std::uint16_t> parse_listen(std::string_view text) {
-  std::string_view host;
-  std::string_view rest;
-  if (text.starts_with("[")) {
-    const std::size_t close = text.find(']');
-    if (close == std::string_view::npos)
-      throw std::invalid_argument("missing ']' after IPv6 address");
-    host = text.substr(1, close - 1);
-    rest = text.substr(close + 1);
-  } else {
-    const std::size_t colon = text.find(':');
-    if (colon == std::string_view::npos) throw std::invalid_argument("missing :port");
-    host = text.substr(0, colon);
-    rest = text.substr(colon);
-    if (rest.find(':', 1) != std::string_view::npos) {
-      throw std::invalid_argument("put an IPv6 address in brackets, e.g. [::1]:9930");
-    }
-  }
-  if (host.empty()) throw std::invalid_argument("missing host");
-  if (!rest.starts_with(":")) throw std::invalid_argument("missing :port");
-  const auto port = parse_port(rest.substr(1));
-  if (!port) throw std::invalid_argument("port must be a number from 1 to 65535");
-  return {std::string(host), *port};
 }
 
 }  // namespace
@@ -301,7 +270,7 @@ bool SectionReader::read(std::string_view key, std::string& value) {
         std::find(row->choices.begin(), row->choices.end(), *text) == row->choices.end()) {
       std::string list;
       for (std::string_view choice : row->choices)
-        list += (list.empty() ? "" : ", ") + std::string(choice);
+        list += (list.empty() ? "" : ", ") + (choice.empty() ? "\"\"" : std::string(choice));
       fail(key, "unknown value '" + *text + "' (expected one of: " + list + ")");
     }
     value = *text;
@@ -336,6 +305,41 @@ bool SectionReader::read_listen(std::string_view key, std::string& host, std::ui
   const bool v6 = host.find(':') != std::string::npos;
   note(key, host.empty() ? "" : (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port));
   return text.has_value();
+}
+
+bool SectionReader::read_hosts(std::string_view key, std::uint16_t default_port,
+                               std::vector<std::pair<std::string, std::uint16_t>>& hosts) {
+  expect(key, KeyType::host_list);
+  const MapEntry* entry = find(key);
+  if (entry != nullptr) {
+    if (!entry->value.IsSequence()) {
+      fail(key, "expected " + std::string(expected_text(KeyType::host_list)) + ", got " +
+                    std::string(node_kind(entry->value)));
+    }
+    hosts.clear();
+    for (const auto& item : entry->value) {
+      const auto mark = item.Mark();
+      if (!item.IsScalar()) {
+        throw_config_error(source_, mark, path(key), "each entry must be a string such as db1:5432");
+      }
+      try {
+        auto host = parse_server_host(item.Scalar(), default_port);
+        if (std::find(hosts.begin(), hosts.end(), host) != hosts.end()) {
+          throw std::invalid_argument("listed twice");
+        }
+        hosts.push_back(std::move(host));
+      } catch (const std::invalid_argument& e) {
+        throw_config_error(source_, mark, path(key),
+                           "invalid entry '" + item.Scalar() + "': " + e.what());
+      }
+    }
+  }
+  std::string canonical;
+  for (const auto& [host, port] : hosts) {
+    canonical += (canonical.empty() ? "" : ",") + host + ":" + std::to_string(port);
+  }
+  note(key, "[" + canonical + "]");
+  return entry != nullptr;
 }
 
 SectionReader SectionReader::section(std::string_view key,

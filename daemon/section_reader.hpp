@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "daemon/config_keys.hpp"
@@ -60,6 +61,10 @@ class SectionReader {
   // port as it was.
   bool read_listen(std::string_view key, std::string& host, std::uint16_t& port,
                    bool allow_empty = false);
+
+  // host_list: replaces `hosts` when present (entries without a port get default_port).
+  bool read_hosts(std::string_view key, std::uint16_t default_port,
+                  std::vector<std::pair<std::string, std::uint16_t>>& hosts);
 
   // A nested section. `table_prefix` replaces the derived one for per-database overrides,
   // whose keys are documented under the top-level section ("pool", not "databases.<name>.pool").

@@ -20,6 +20,7 @@ std::string_view to_string(ConnectFailureCause cause) {
     case ConnectFailureCause::database_missing: return "database_missing";
     case ConnectFailureCause::server_starting: return "server_starting";
     case ConnectFailureCause::tls: return "tls";
+    case ConnectFailureCause::role_mismatch: return "role_mismatch";
     case ConnectFailureCause::other: return "other";
   }
   return "other";

@@ -16,6 +16,7 @@ enum class ConnectFailureCause {
   database_missing,      // the database does not exist (3D000)
   server_starting,       // starting up, shutting down or in recovery (57P03)
   tls,                   // TLS negotiation or certificate failure
+  role_mismatch,         // connected, but the server's role is not target_session_attrs
   other,
 };
 
@@ -24,14 +25,16 @@ inline constexpr std::array kAllConnectFailureCauses = {
     ConnectFailureCause::timeout,         ConnectFailureCause::network,
     ConnectFailureCause::authentication,  ConnectFailureCause::too_many_connections,
     ConnectFailureCause::database_missing, ConnectFailureCause::server_starting,
-    ConnectFailureCause::tls,             ConnectFailureCause::other};
+    ConnectFailureCause::tls,             ConnectFailureCause::role_mismatch,
+    ConnectFailureCause::other};
 
 std::string_view to_string(ConnectFailureCause cause);
 
 // The attempt found nothing answering at the server's address: no listener, no answer in time,
 // a broken path. A sign of trouble for the server's health.
 bool server_unreachable(ConnectFailureCause cause);
-// The server itself answered the attempt, if only to refuse it: it is alive.
+// The server itself answered the attempt, if only to refuse it: it is alive. Not role_mismatch:
+// the one that answered is another server of the list (a standby), not the one the pool uses.
 bool server_answered(ConnectFailureCause cause);
 
 // libpq reports connection failures as text only (no SQLSTATE before a connection exists), so

@@ -2,20 +2,20 @@
 
 namespace pgvigil::pool {
 
-ConnectionParameters connection_parameters(const PoolConfig& config,
+ConnectionParameters connection_parameters(const PoolConfig& config, const ServerHost& server,
                                            const std::string& resolved_address) {
-  const auto& server = config.server;
+  const auto& endpoint = config.server;
   ConnectionParameters params = {
       {"host", server.host},
       {"port", std::to_string(server.port)},
-      {"dbname", server.dbname},
-      {"user", server.user},
-      {"application_name", server.application_name},
+      {"dbname", endpoint.dbname},
+      {"user", endpoint.user},
+      {"application_name", endpoint.application_name},
       // GSS encryption is not offered by pgvigil; asking for it costs a round trip per connect.
       {"gssencmode", "disable"},
   };
   if (!resolved_address.empty()) params.emplace_back("hostaddr", resolved_address);
-  if (!server.password.empty()) params.emplace_back("password", server.password);
+  if (!endpoint.password.empty()) params.emplace_back("password", endpoint.password);
   if (!server.is_unix_socket()) {
     const auto& keepalive = config.keepalive;
     params.emplace_back("keepalives", "1");
@@ -24,7 +24,7 @@ ConnectionParameters connection_parameters(const PoolConfig& config,
     params.emplace_back("keepalives_count", std::to_string(keepalive.count));
     params.emplace_back("tcp_user_timeout", std::to_string(keepalive.user_timeout.count()));
   }
-  for (const auto& [key, value] : server.tls) params.emplace_back(key, value);
+  for (const auto& [key, value] : endpoint.tls) params.emplace_back(key, value);
   return params;
 }
 

@@ -17,6 +17,7 @@ std::string_view to_string(EvictionReason reason) {
     case EvictionReason::dirty_return: return "dirty_return";
     case EvictionReason::query_timeout: return "query_timeout";
     case EvictionReason::server_down: return "server_down";
+    case EvictionReason::role_changed: return "role_changed";
     case EvictionReason::reload: return "reload";
     case EvictionReason::shutdown: return "shutdown";
   }
@@ -28,6 +29,7 @@ bool is_death(EvictionReason reason) {
     case EvictionReason::max_lifetime:
     case EvictionReason::idle_timeout:
     case EvictionReason::dirty_return:
+    case EvictionReason::role_changed:
     case EvictionReason::reload:
     case EvictionReason::shutdown:
       return false;

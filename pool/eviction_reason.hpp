@@ -24,6 +24,8 @@ enum class EvictionReason {
                           // answer its cancel
   server_down,            // the server as a whole was found down: no other path to it answered
                           // (pool/server_health.hpp)
+  role_changed,           // the server is no longer what the pool wants (a standby promoted, a
+                          // primary demoted): closed once its client has finished
   reload,                 // planned: configuration changed under it
   shutdown,               // planned: pgvigil is stopping
 };
@@ -36,6 +38,7 @@ inline constexpr std::array kAllEvictionReasons = {
     EvictionReason::checkout_check_failed, EvictionReason::max_lifetime,
     EvictionReason::idle_timeout,      EvictionReason::dirty_return,
     EvictionReason::query_timeout,     EvictionReason::server_down,
+    EvictionReason::role_changed,
     EvictionReason::reload,            EvictionReason::shutdown,
 };
 

@@ -129,6 +129,7 @@ void LibpqLink::discard_results() {
 
 void LibpqLink::finish() {
   tls_ = nullptr;
+  server_fatal_.reset();
   if (conn_ != nullptr) {
     PQfinish(conn_);
     conn_ = nullptr;

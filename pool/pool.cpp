@@ -140,6 +140,10 @@ void Pool::make_available(const Lease& connection) {
     evict(connection, {EvictionReason::reload, "server settings changed by a reload", now});
     return;
   }
+  if (connection->role_changed()) {
+    evict(connection, connection->role_change_death());
+    return;
+  }
   if (now >= connection->expires_at()) {
     evict(connection, {EvictionReason::max_lifetime, "lifetime reached", now});
     return;

@@ -36,6 +36,7 @@
 namespace pgvigil::pool {
 
 class ServerConnection;  // server_connection.hpp: what a lease holder uses
+struct ConnectFailure;
 
 struct CheckoutError {
   // server_down: the server's health says so and pool.fail_fast is on.
@@ -141,6 +142,10 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   // probe: a connection opened to ask the server during a health round (pool_health.cpp),
   // closed again if the pool has no room for it.
   boost::asio::awaitable<void> open_connection(std::shared_ptr<ProbeRound> probe = nullptr);
+  // Connects to the first host, from preferred_host_ on, whose role matches
+  // target_session_attrs (pool_hosts.cpp). Each host gets per_host_timeout.
+  boost::asio::awaitable<std::optional<ConnectFailure>> connect_to_matching_host(
+      ServerConnection& connection, Clock::duration per_host_timeout);
   boost::asio::awaitable<void> watch_idle(Lease connection);
   boost::asio::awaitable<void> shutdown_here();
   boost::asio::awaitable<void> update_config_here(PoolConfig config);
@@ -222,6 +227,8 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   Clock::time_point waiter_deadline_at_ = Clock::time_point::max();
   std::array<int, kAllConnectionStates.size()> counts_{};
   Backoff backoff_;
+  // The index in config_->server.hosts of the server that last matched: tried first.
+  std::size_t preferred_host_ = 0;
   Clock::time_point next_connect_at_{};
   Clock::time_point last_failure_at_{};
   LogThrottle failure_log_{std::chrono::seconds(10)};

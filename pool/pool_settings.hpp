@@ -4,7 +4,10 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "probes/keepalive_settings.hpp"
 #include "probes/ping_settings.hpp"
@@ -13,17 +16,62 @@ namespace pgvigil::pool {
 
 using Milliseconds = std::chrono::milliseconds;
 
-struct ServerEndpoint {
+// One server a database may be reached at.
+struct ServerHost {
   std::string host = "127.0.0.1";  // a name, an address, or a Unix socket directory ("/...")
   std::uint16_t port = 5432;
+
+  bool is_unix_socket() const { return !host.empty() && host.front() == '/'; }
+  // host:port, [v6]:port, or /dir/.s.PGSQL.port: the metrics' server label and the logs'.
+  std::string describe() const;
+  friend bool operator==(const ServerHost&, const ServerHost&) = default;
+};
+
+// Which servers of the list a pool may use, as libpq's target_session_attrs names them.
+enum class TargetSessionAttrs {
+  any,             // whichever answers first
+  read_write,      // one that accepts writes: a primary whose default_transaction_read_only is off
+  read_only,       // one that does not: a standby, or a primary made read-only
+  primary,         // not in hot standby
+  standby,         // in hot standby
+  prefer_standby,  // a standby if one answers, else any
+};
+
+// libpq's spelling ("read-write", "prefer-standby", ...). Inline: the config loader, which
+// does not link the pool, reads it.
+inline std::string_view to_string(TargetSessionAttrs target) {
+  switch (target) {
+    case TargetSessionAttrs::any: return "any";
+    case TargetSessionAttrs::read_write: return "read-write";
+    case TargetSessionAttrs::read_only: return "read-only";
+    case TargetSessionAttrs::primary: return "primary";
+    case TargetSessionAttrs::standby: return "standby";
+    case TargetSessionAttrs::prefer_standby: return "prefer-standby";
+  }
+  return "any";
+}
+// nullopt for anything but libpq's spelling.
+inline std::optional<TargetSessionAttrs> parse_target_session_attrs(std::string_view text) {
+  for (const auto target :
+       {TargetSessionAttrs::any, TargetSessionAttrs::read_write, TargetSessionAttrs::read_only,
+        TargetSessionAttrs::primary, TargetSessionAttrs::standby,
+        TargetSessionAttrs::prefer_standby}) {
+    if (text == to_string(target)) return target;
+  }
+  return std::nullopt;
+}
+
+struct ServerEndpoint {
+  // Tried in order from the one that last matched target_session_attrs; never empty.
+  std::vector<ServerHost> hosts{ServerHost{}};
+  TargetSessionAttrs target_session_attrs = TargetSessionAttrs::any;
   std::string dbname;               // the database on the server
   std::string user;
   std::string password;             // secret: loaded from a file or the environment, never logged
   std::map<std::string, std::string> tls;  // libpq's sslmode, sslrootcert, sslcert, sslkey, sslcrl
   std::string application_name = "pgvigil";
 
-  bool is_unix_socket() const { return !host.empty() && host.front() == '/'; }
-  // host:port/dbname as user, for logs (no password).
+  // host:port/dbname as user (every host, comma-separated), for logs (no password).
   std::string describe() const;
   // Every field decides which server, as whom, a connection reaches: a reload that changes any
   // of them replaces the pool's connections.

@@ -91,6 +91,10 @@ awaitable<bool> Pool::ping_idle(Lease connection) {
   metrics_->observe_ping(std::get<Clock::duration>(outcome));
   if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
   health_->answered();
+  if (connection->role_changed()) {
+    evict(connection, connection->role_change_death());
+    co_return false;
+  }
   co_return true;
 }
 
@@ -193,7 +197,7 @@ awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
   // A probe must be answered within ping.timeout, like a ping.
   const auto timeout = probe ? std::min(config_->pool.connect_timeout, config_->ping.timeout)
                              : config_->pool.connect_timeout;
-  auto failure = co_await connection->connect(started + timeout);
+  auto failure = co_await connect_to_matching_host(*connection, timeout);
   const auto now = Clock::now();
   if (stopping_ && !failure) failure = ConnectFailure{ConnectFailureCause::other, "stopping"};
   if (failure) {
@@ -208,7 +212,12 @@ awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
     }
     metrics_->record_connect_failure(to_string(failure->cause));
     last_failure_at_ = now;
-    const auto delay = backoff_.next_delay(waiting_checkouts() > 0);
+    auto delay = backoff_.next_delay(waiting_checkouts() > 0);
+    if (failure->cause == ConnectFailureCause::role_mismatch && waiting_checkouts() > 0) {
+      // A server answered in the wrong role: a failover is under way and the promotion may
+      // come any moment; the clients waiting for it are served at most initial_delay later.
+      delay = std::min(delay, config_->pool.reconnect.initial_delay);
+    }
     next_connect_at_ = now + delay;
     {
       std::lock_guard lock(failure_mutex_);
@@ -262,8 +271,9 @@ awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
     forget(connection);
     co_return;
   }
-  spdlog::debug("pool {}: connected {} to {} backend_pid={} in {:.1f} ms", name_, connection->id(),
-                connection->server_address(), connection->backend_pid(),
+  spdlog::debug("pool {}: connected {} to {} ({}) backend_pid={} in {:.1f} ms", name_,
+                connection->id(), connection->server_address(),
+                to_string(connection->role().role), connection->backend_pid(),
                 Seconds(now - started).count() * 1000);
   make_available(connection);
   wake_maintenance();

@@ -40,7 +40,7 @@ std::string peer_address(int fd) {
 
 awaitable<std::optional<ConnectFailure>> ServerConnection::resolve(Clock::time_point deadline,
                                                                    std::string& address) {
-  const auto& server = config_->server;
+  const auto& server = host_;
   if (server.is_unix_socket()) co_return std::nullopt;
   boost::system::error_code ec;
   asio::ip::make_address(server.host, ec);
@@ -66,7 +66,13 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::resolve(Clock::time_p
   co_return std::nullopt;
 }
 
-awaitable<std::optional<ConnectFailure>> ServerConnection::connect(Clock::time_point deadline) {
+awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerHost& host,
+                                                                   Clock::time_point deadline) {
+  close();  // what an earlier attempt (another host) left
+  host_ = host;
+  server_address_ = host_.describe();
+  role_ = {};
+  role_changed_ = false;
   std::string address;
   if (auto failure = co_await resolve(deadline, address)) co_return failure;
 
@@ -74,7 +80,7 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(Clock::time_p
     auto message = link_.error_message();
     return ConnectFailure{classify_connect_failure(message), message};
   };
-  if (!link_.start_connect(connection_parameters(*config_, address))) {
+  if (!link_.start_connect(connection_parameters(*config_, host_, address))) {
     co_return failure_from_libpq();
   }
   // Each poll says which direction to wait for next, and the socket may change between polls
@@ -109,6 +115,31 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(Clock::time_p
     if (auto peer = peer_address(socket()); !peer.empty()) server_address_ = peer;
   }
   mark_alive();
+  co_return std::nullopt;
+}
+
+bool ServerConnection::take_reported_role() {
+  const auto reported = role_from_parameters(link_.parameter_status("in_hot_standby"),
+                                             link_.parameter_status("default_transaction_read_only"));
+  if (reported) role_ = *reported;
+  return reported.has_value();
+}
+
+awaitable<std::optional<ConnectFailure>> ServerConnection::ask_role(Clock::time_point deadline) {
+  // Before PostgreSQL 14 the role is not reported: one round trip, as libpq does.
+  const auto answer = co_await query_value(kRoleQuery, deadline);
+  if (answer.error) {
+    co_return ConnectFailure{answer.error->death ? ConnectFailureCause::network
+                                                 : ConnectFailureCause::other,
+                             "asking the server's role: " + answer.error->message};
+  }
+  const auto report = role_from_query_value(answer.value.value_or(""));
+  if (!report) {
+    co_return ConnectFailure{ConnectFailureCause::other,
+                             "the server's role query answered \"" + answer.value.value_or("") +
+                                 "\""};
+  }
+  role_ = *report;
   co_return std::nullopt;
 }
 

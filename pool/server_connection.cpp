@@ -17,12 +17,9 @@ ServerConnection::ServerConnection(stream::Executor executor,
       config_(std::move(config)),
       id_(id),
       stream_(executor),
-      timer_(executor) {
-  const auto& server = config_->server;
-  server_address_ = server.is_unix_socket()
-                        ? server.host + "/.s.PGSQL." + std::to_string(server.port)
-                        : server.host + ":" + std::to_string(server.port);
-}
+      timer_(executor),
+      host_(config_->server.hosts.front()),
+      server_address_(host_.describe()) {}
 
 ServerConnection::~ServerConnection() { close(); }
 
@@ -79,6 +76,9 @@ std::optional<Death> ServerConnection::absorb_idle_input() {
   if (const auto& fatal = link_.server_fatal()) {
     return Death{EvictionReason::server_error, *fatal, Clock::now()};
   }
+  // A promotion reports in_hot_standby off to every session of the old standby.
+  note_hot_standby_report(link_.parameter_status("in_hot_standby"));
+  if (role_changed_) return role_change_death();
   // Nothing may be queued on an idle connection; anything that is, is drained and dropped.
   link_.discard_results();
   return std::nullopt;
@@ -104,6 +104,20 @@ std::optional<Death> ServerConnection::quick_check(bool thorough) {
       break;
   }
   return diagnose_failure(false, "checking socket");
+}
+
+void ServerConnection::note_hot_standby_report(std::string_view value) {
+  if (role_.role == ServerRole::unknown || (value != "on" && value != "off")) return;
+  const auto reported = value == "on" ? ServerRole::standby : ServerRole::primary;
+  if (reported != role_.role) role_changed_ = true;
+}
+
+Death ServerConnection::role_change_death() const {
+  const auto now_role = role_.role == ServerRole::standby ? ServerRole::primary : ServerRole::standby;
+  return Death{EvictionReason::role_changed,
+               "server " + server_address_ + " was a " + std::string(to_string(role_.role)) +
+                   " and reports itself a " + std::string(to_string(now_role)),
+               Clock::now()};
 }
 
 void ServerConnection::detach() {

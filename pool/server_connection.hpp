@@ -29,6 +29,7 @@
 #include "pool/failure_diagnosis.hpp"
 #include "pool/libpq_link.hpp"
 #include "pool/pool_settings.hpp"
+#include "pool/server_role.hpp"
 #include "probes/tcp_info.hpp"
 #include "stream/socket_stream.hpp"
 
@@ -58,8 +59,20 @@ class ServerConnection {
   ServerConnection& operator=(const ServerConnection&) = delete;
 
   // Resolves the host off the event loop, connects with libpq's non-blocking API and
-  // authenticates. nullopt on success.
-  boost::asio::awaitable<std::optional<ConnectFailure>> connect(Clock::time_point deadline);
+  // authenticates. nullopt on success. May be called again after a failure, for another host.
+  boost::asio::awaitable<std::optional<ConnectFailure>> connect(const ServerHost& host,
+                                                                Clock::time_point deadline);
+  // After connect: the server's role from its ParameterStatus (PostgreSQL 14 and later); false
+  // when it sent none. ask_role() asks an older server (kRoleQuery); nullopt on success.
+  bool take_reported_role();
+  boost::asio::awaitable<std::optional<ConnectFailure>> ask_role(Clock::time_point deadline);
+  const RoleReport& role() const { return role_; }
+  // The relay saw in_hot_standby reported while it held the connection (a promotion).
+  void note_hot_standby_report(std::string_view value);
+  // The server reported another role than it had at connect: the connection must go once its
+  // client has finished (reason role_changed). Cheap: asked at every return to the pool.
+  bool role_changed() const { return role_changed_; }
+  Death role_change_death() const;
 
   // Sends the ping (the empty query, or ping.query) and waits for ReadyForQuery. Returns the
   // round-trip time, or why the connection must go.
@@ -135,8 +148,9 @@ class ServerConnection {
   PGconn* native_handle() const { return link_.native_handle(); }
   int backend_pid() const { return backend_pid_; }  // kept: libpq forgets it once the link breaks
   const std::string& server_address() const { return server_address_; }
+  const ServerHost& host() const { return host_; }  // the configured host it connected to
   const PoolConfig& config() const { return *config_; }
-  bool is_tcp() const { return !config_->server.is_unix_socket(); }
+  bool is_tcp() const { return !host_.is_unix_socket(); }
   std::optional<probes::TcpSnapshot> tcp_snapshot() const;
 
   Clock::time_point created_at() const { return created_at_; }
@@ -179,7 +193,10 @@ class ServerConnection {
   stream::SocketStream stream_;
   boost::asio::steady_timer timer_;
   ConnectionState state_ = ConnectionState::connecting;
+  ServerHost host_;
   std::string server_address_;
+  RoleReport role_;
+  bool role_changed_ = false;
   int backend_pid_ = 0;
   std::unique_ptr<LeaseState> lease_state_;
   std::unique_ptr<Death> condemned_;

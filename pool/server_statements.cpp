@@ -53,7 +53,12 @@ awaitable<std::optional<Death>> ServerConnection::run_statement(const std::strin
     // message boundary afterwards.
     while (!link_.busy()) {
       const auto next = link_.next_result();
-      if (!next) co_return std::nullopt;
+      if (!next) {
+        // A promoted standby reports in_hot_standby off before the ReadyForQuery of the first
+        // statement after the promotion: a ping finds it on an idle connection.
+        note_hot_standby_report(link_.parameter_status("in_hot_standby"));
+        co_return std::nullopt;
+      }
       if (link_.broken()) {
         track_socket();
         co_return diagnose_failure(true, "statement");

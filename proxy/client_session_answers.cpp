@@ -84,7 +84,7 @@ bool ClientSession::on_server_message(const relay::MessageHeader& header,
                                       relay::ServerStatements* statements) {
   tracker_.on_server_message(header);
   if (header.type == 'Z') server_answered_ = true;
-  if (header.type == 'S' && transaction_pooling()) adopt_reported_setting(whole);
+  if (header.type == 'S') adopt_reported_setting(whole);
   if (pending_set_ && (header.type == 'C' || header.type == 'Z')) settle_pending_set(whole);
   if (!statements) return true;
   if (header.type == 'E' || header.type == 'C') note_statement_outcome(header.type, whole);

@@ -55,6 +55,9 @@ void ClientSession::adopt_reported_setting(std::span<const char> whole) {
   if (body.empty()) return;
   const auto status = wire::parse_parameter_status(body);
   if (!status) return;
+  // The server was promoted while this client held the connection: it goes when given back.
+  if (status->name == "in_hot_standby") return server_->note_hot_standby_report(status->value);
+  if (!transaction_pooling()) return;
   // The role changed (SET ROLE, SET SESSION AUTHORIZATION, however they were sent): the
   // connection is the client's own for the rest of its session.
   if (status->name == "session_authorization" || status->name == "is_superuser") {

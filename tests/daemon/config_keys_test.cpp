@@ -64,8 +64,8 @@ TEST(ConfigKeysTest, DefaultColumnMatchesTheStructDefaults) {
   EXPECT_EQ(from_table.reload.watch_file, from_structs.reload.watch_file);
   const pool::PoolConfig& a = from_table.databases.at(0);
   const pool::PoolConfig& b = from_structs.databases.at(0);
-  EXPECT_EQ(a.server.host, b.server.host);
-  EXPECT_EQ(a.server.port, b.server.port);
+  EXPECT_TRUE(a.server.hosts == b.server.hosts);
+  EXPECT_EQ(a.server.target_session_attrs, b.server.target_session_attrs);
   EXPECT_EQ(a.server.dbname, b.server.dbname);
   EXPECT_EQ(a.server.password, b.server.password);
   EXPECT_EQ(a.server.tls, b.server.tls);

@@ -70,8 +70,10 @@ TEST(ConfigLoaderTest, MinimalConfigTakesEveryDefault) {
   ASSERT_EQ(config.databases.size(), 1u);
   const pool::PoolConfig& db = config.databases[0];
   EXPECT_EQ(db.name, "app");
-  EXPECT_EQ(db.server.host, "127.0.0.1");
-  EXPECT_EQ(db.server.port, 5432);
+  ASSERT_EQ(db.server.hosts.size(), 1u);
+  EXPECT_EQ(db.server.hosts[0].host, "127.0.0.1");
+  EXPECT_EQ(db.server.hosts[0].port, 5432);
+  EXPECT_EQ(db.server.target_session_attrs, pool::TargetSessionAttrs::any);
   EXPECT_EQ(db.server.dbname, "app");  // the entry's name
   EXPECT_EQ(db.server.user, "app");
   EXPECT_EQ(db.server.password, "");
@@ -153,7 +155,7 @@ TEST(ConfigLoaderTest, DatabasesOverrideSectionDefaultsKeyByKey) {
 
   EXPECT_EQ(reports.name, "reports");
   EXPECT_EQ(reports.server.dbname, "reporting");
-  EXPECT_TRUE(reports.server.is_unix_socket());
+  EXPECT_TRUE(reports.server.hosts.at(0).is_unix_socket());
   EXPECT_EQ(reports.pool.min_idle, 0);   // overridden
   EXPECT_EQ(reports.pool.max_size, 20);  // inherited from the top level
   EXPECT_EQ(reports.pool.reconnect.initial_delay, milliseconds{1000});

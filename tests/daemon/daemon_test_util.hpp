@@ -14,10 +14,17 @@
 #include <vector>
 
 #include "tests/support/admin_metrics.hpp"
+#include "tests/support/free_port.hpp"
 #include "tests/support/prometheus_text.hpp"
 
 namespace pgvigil::testing {
 
+
+// The two ports a daemon under test listens on, free when made.
+struct DaemonPorts {
+  std::uint16_t admin = free_tcp_port();
+  std::uint16_t listen = free_tcp_port();
+};
 
 // A client connection through pgvigil's proxy.
 struct PgConnDeleter {

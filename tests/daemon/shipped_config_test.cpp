@@ -19,8 +19,9 @@ TEST(ShippedConfigTest, ParsesAndPointsAtLocalPostgres) {
   ASSERT_EQ(config.databases.size(), 1u);
   const pool::PoolConfig& db = config.databases[0];
   EXPECT_EQ(db.name, "postgres");
-  EXPECT_EQ(db.server.host, "127.0.0.1");
-  EXPECT_EQ(db.server.port, 5432);
+  ASSERT_EQ(db.server.hosts.size(), 1u);
+  EXPECT_EQ(db.server.hosts[0].host, "127.0.0.1");
+  EXPECT_EQ(db.server.hosts[0].port, 5432);
   EXPECT_EQ(db.server.dbname, "postgres");
   EXPECT_EQ(db.server.user, "postgres");
   EXPECT_EQ(db.server.password, "");
@@ -42,6 +43,11 @@ TEST(ShippedConfigTest, ShowsEveryKeyWithItsDefault) {
     ASSERT_TRUE(node.has_value()) << key.path << " is missing from config.yaml";
     if (key.type == KeyType::map) {
       EXPECT_TRUE(node->IsMap()) << key.path;
+      continue;
+    }
+    if (key.type == KeyType::host_list) {
+      EXPECT_TRUE(node->IsSequence() && node->size() == YAML::Load(std::string(key.default_text)).size())
+          << key.path << " in config.yaml differs from the documented default";
       continue;
     }
     if (key.default_text.starts_with("(")) continue;  // no literal default to compare

@@ -37,8 +37,7 @@ void PoolFixture::TearDown() {
 PoolConfig PoolFixture::fast_config(const testing::PgCluster& server) const {
   PoolConfig config;
   config.name = "app";
-  config.server.host = server.host();
-  config.server.port = server.port();
+  config.server.hosts = {{server.host(), server.port()}};
   config.server.dbname = "postgres";
   config.server.user = "postgres";
   config.server.application_name = application_name_;

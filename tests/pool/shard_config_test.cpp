@@ -39,11 +39,11 @@ TEST(ShardConfig, SharesAddUpToTheTotalsAndDifferByAtMostOne) {
 
 TEST(ShardConfig, EverythingButTheSizesIsTheDatabases) {
   auto whole = database(3, 9, 2);
-  whole.server.host = "db.internal";
+  whole.server.hosts = {{"db.internal", 5432}};
   whole.pool.checkout_timeout = Milliseconds{1234};
   const auto shard = shard_config(whole, 1);
   EXPECT_EQ(shard.name, "app");  // shards share the database's name and metric series
-  EXPECT_EQ(shard.server.host, "db.internal");
+  EXPECT_EQ(shard.server.hosts.at(0).host, "db.internal");
   EXPECT_EQ(shard.pool.checkout_timeout, Milliseconds{1234});
   EXPECT_EQ(shard.pool.max_size, 4);  // 9 = 5 + 4: the lower shard takes the remainder
   EXPECT_EQ(shard.pool.min_idle, 1);  // 3 = 2 + 1

@@ -54,18 +54,61 @@ std::unique_ptr<PgCluster> PgCluster::start_new(Options options) {
   }
   std::unique_ptr<PgCluster> cluster(new PgCluster(std::move(options), std::move(bin_dir)));
   cluster->init_data_dir();
-  const bool choose_port = cluster->options_.port == 0;
+  cluster->start_on_some_port();
+  return cluster;
+}
+
+std::unique_ptr<PgCluster> PgCluster::start_standby_of(const PgCluster& primary,
+                                                       Options options) {
+  if (options.bin_dir.empty()) options.bin_dir = primary.bin_dir_;
+  std::unique_ptr<PgCluster> cluster(new PgCluster(std::move(options), primary.bin_dir_));
+  cluster->base_backup_of(primary);
+  cluster->start_on_some_port();
+  return cluster;
+}
+
+void PgCluster::start_on_some_port() {
+  const bool choose_port = options_.port == 0;
   for (int attempt = 1;; ++attempt) {
-    cluster->port_ = choose_port ? free_tcp_port() : cluster->options_.port;
+    port_ = choose_port ? free_tcp_port() : options_.port;
     try {
-      cluster->start();
-      return cluster;
+      start();
+      return;
     } catch (const std::runtime_error&) {
       const bool port_taken =
-          file_tail(cluster->log_path(), 2000).find("could not bind") != std::string::npos;
+          file_tail(log_path(), 2000).find("could not bind") != std::string::npos;
       if (!choose_port || !port_taken || attempt == kStartAttempts) throw;
     }
   }
+}
+
+void PgCluster::base_backup_of(const PgCluster& primary) {
+  // Over the primary's Unix socket, which its first pg_hba.conf lines trust for replication.
+  run_tool("pg_basebackup", {"-D", data_dir().string(), "-h", primary.socket_dir().string(), "-p",
+                             std::to_string(primary.port()), "-U", "postgres", "-R", "-X",
+                             "stream", "-c", "fast", "--no-sync"});
+  // The copied postgresql.conf names the primary's socket directory; later lines win.
+  std::ostringstream conf;
+  conf << "\n# pgvigil test harness: standby\n"
+       << "listen_addresses = " << quote_conf(options_.listen_address) << "\n"
+       << "unix_socket_directories = " << quote_conf(socket_dir().string()) << "\n"
+       << "hot_standby = on\n";
+  for (const auto& line : options_.conf_lines) conf << line << "\n";
+  write_owned_file(data_dir() / "postgresql.conf", conf.str(), /*append=*/true);
+}
+
+void PgCluster::promote() {
+  const auto timeout_seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(options_.start_timeout).count() + 1;
+  run_tool("pg_ctl", {"-D", data_dir().string(), "-w", "-t", std::to_string(timeout_seconds),
+                      "promote"});
+}
+
+void PgCluster::rejoin_as_standby_of(const PgCluster& primary) {
+  stop("fast");
+  std::filesystem::remove_all(data_dir());
+  base_backup_of(primary);
+  start();
 }
 
 PgCluster::PgCluster(Options options, std::filesystem::path bin_dir)
@@ -130,7 +173,8 @@ void PgCluster::init_data_dir() {
   // The first line keeps the harness's own helper connections (over the Unix socket) working
   // whatever the test does to the other methods; first match wins in pg_hba.conf.
   std::ostringstream hba;
-  hba << "local all postgres trust\n";
+  hba << "local all postgres trust\n"
+      << "local replication postgres trust\n";  // a standby's base backup and stream
   for (const auto& line : options_.hba_lines) hba << line << "\n";
   hba << "local all all " << options_.default_auth << "\n"
       << "host all all 127.0.0.1/32 " << options_.default_auth << "\n"

@@ -63,6 +63,14 @@ class PgCluster {
   // initdb + start. Throws std::runtime_error (with the log tail) on failure.
   static std::unique_ptr<PgCluster> start_new(Options options);
   static std::unique_ptr<PgCluster> start_new() { return start_new(Options{}); }
+  // A streaming standby of `primary` (pg_basebackup -R over the primary's Unix socket), hot
+  // standby on, started on a port of its own. options.conf_lines are appended to the copied
+  // postgresql.conf; hba_lines and data_files are not used (the backup carries the primary's).
+  static std::unique_ptr<PgCluster> start_standby_of(const PgCluster& primary,
+                                                     Options options);
+  static std::unique_ptr<PgCluster> start_standby_of(const PgCluster& primary) {
+    return start_standby_of(primary, Options{});
+  }
 
   ~PgCluster();
   PgCluster(const PgCluster&) = delete;
@@ -81,6 +89,11 @@ class PgCluster {
   // port: a different server (new system_identifier, no tables or roles of the old one) answering
   // at the same address, as after a failover.
   void reset_data_dir_like_failover();
+  // pg_ctl promote -w: a standby becomes a primary and accepts writes once this returns.
+  void promote();
+  // Stops the server, replaces its data with a fresh base backup of `primary` and starts it on
+  // the same port as that server's standby: an old primary rejoining after a failover.
+  void rejoin_as_standby_of(const PgCluster& primary);
 
   std::string host() const { return options_.listen_address; }
   std::uint16_t port() const { return port_; }
@@ -110,6 +123,9 @@ class PgCluster {
  private:
   PgCluster(Options options, std::filesystem::path bin_dir);
   void init_data_dir();
+  void base_backup_of(const PgCluster& primary);
+  // start() on options_.port, or on a free port, retried if another process takes it first.
+  void start_on_some_port();
   std::string helper_conninfo() const;  // Unix socket, superuser: see the first pg_hba line
   void run_tool(const std::string& tool, const std::vector<std::string>& args) const;
   void write_owned_file(const std::filesystem::path& path, const std::string& text,

@@ -1,0 +1,52 @@
+#include "pool/server_role.hpp"
+
+namespace pgvigil::pool {
+
+std::string_view to_string(ServerRole role) {
+  switch (role) {
+    case ServerRole::primary: return "primary";
+    case ServerRole::standby: return "standby";
+    case ServerRole::unknown: break;
+  }
+  return "unknown";
+}
+
+std::optional<RoleReport> role_from_parameters(std::string_view in_hot_standby,
+                                               std::string_view default_transaction_read_only) {
+  if (in_hot_standby != "on" && in_hot_standby != "off") return std::nullopt;
+  RoleReport report;
+  report.role = in_hot_standby == "on" ? ServerRole::standby : ServerRole::primary;
+  report.read_only = report.role == ServerRole::standby || default_transaction_read_only == "on";
+  return report;
+}
+
+std::optional<RoleReport> role_from_query_value(std::string_view value) {
+  const auto comma = value.find(',');
+  if (comma == std::string_view::npos) return std::nullopt;
+  const auto recovery = value.substr(0, comma);
+  const auto read_only = value.substr(comma + 1);
+  if ((recovery != "true" && recovery != "false") || (read_only != "on" && read_only != "off")) {
+    return std::nullopt;
+  }
+  RoleReport report;
+  report.role = recovery == "true" ? ServerRole::standby : ServerRole::primary;
+  report.read_only = report.role == ServerRole::standby || read_only == "on";
+  return report;
+}
+
+bool role_matches(TargetSessionAttrs target, const RoleReport& report, bool standby_pass) {
+  switch (target) {
+    case TargetSessionAttrs::any: return true;
+    case TargetSessionAttrs::read_write:
+      return report.role != ServerRole::unknown && !report.read_only;
+    case TargetSessionAttrs::read_only:
+      return report.role != ServerRole::unknown && report.read_only;
+    case TargetSessionAttrs::primary: return report.role == ServerRole::primary;
+    case TargetSessionAttrs::standby: return report.role == ServerRole::standby;
+    case TargetSessionAttrs::prefer_standby:
+      return !standby_pass || report.role == ServerRole::standby;
+  }
+  return false;
+}
+
+}  // namespace pgvigil::pool

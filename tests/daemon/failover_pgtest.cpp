@@ -1,0 +1,197 @@
+// Several servers per database, against a real primary and a streaming standby the harness
+// starts (pg_basebackup -R): the pool connects only to the server whose role matches
+// target_session_attrs, follows a promotion, and lets a promoted standby's connections go.
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "tests/daemon/daemon_test_util.hpp"
+#include "tests/support/daemon_process.hpp"
+#include "tests/support/pg_cluster.hpp"
+#include "tests/support/wait_until.hpp"
+
+namespace pgvigil::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Ports = DaemonPorts;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+std::string host_entry(const PgCluster& pg) { return "\"127.0.0.1:" + std::to_string(pg.port()) + "\""; }
+
+// The first value of sql's first row through conn, or "ERROR: ..." when it fails.
+std::string value_through(PGconn* conn, const std::string& sql) {
+  PGresult* result = PQexec(conn, sql.c_str());
+  std::string value;
+  if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) > 0) {
+    value = PQgetvalue(result, 0, 0);
+  } else if (PQresultStatus(result) != PGRES_COMMAND_OK) {
+    value = "ERROR: " + std::string(PQerrorMessage(conn));
+  }
+  PQclear(result);
+  return value;
+}
+
+double evictions(const Ports& ports, const std::string& reason) {
+  return metric(ports.admin, "pgvigil_evictions_total", {{"pool", "app"}, {"reason", reason}})
+      .value_or(0);
+}
+
+class FailoverPgTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    primary_ = PgCluster::start_new();
+    primary_->execute("CREATE TABLE writes (id serial PRIMARY KEY, note text)");
+    standby_ = PgCluster::start_standby_of(*primary_);
+    // The standby has replayed the table: it is streaming.
+    ASSERT_TRUE(wait_until(
+        [&] {
+          try {
+            return standby_->query_value("SELECT count(*) FROM pg_class WHERE relname = 'writes'") ==
+                   "1";
+          } catch (const std::exception&) {
+            return false;
+          }
+        },
+        seconds(30)));
+    ASSERT_EQ(standby_->query_value("SELECT pg_is_in_recovery()"), "t");
+  }
+
+  // hosts: the YAML list's entries; target: "" leaves target_session_attrs out.
+  std::unique_ptr<DaemonProcess> start(const std::string& hosts, const std::string& target,
+                                       const std::string& checkout_timeout = "10s") {
+    const std::string yaml =
+        "workers: 2\n"
+        "admin: {listen: \"127.0.0.1:" + std::to_string(ports_.admin) + "\"}\n" +
+        "listen: {address: \"127.0.0.1:" + std::to_string(ports_.listen) + "\"}\n" +
+        "ping: {interval: 1s, timeout: 500ms, jitter: 0}\n"
+        "pool: {min_idle: 2, max_size: 4, checkout_timeout: " + checkout_timeout + "}\n" +
+        "databases:\n"
+        "  app:\n"
+        "    hosts: [" + hosts + "]\n" +
+        (target.empty() ? "" : "    target_session_attrs: " + target + "\n") +
+        "    dbname: postgres\n"
+        "    user: postgres\n"
+        "    sslmode: disable\n"
+        "    application_name: pgvigil-failover\n";
+    auto daemon = DaemonProcess::start(PGVIGIL_BINARY, yaml);
+    EXPECT_TRUE(wait_until(
+        [&] {
+          return metric(ports_.admin, "pgvigil_server_connections",
+                        {{"pool", "app"}, {"state", "idle"}}) == 2;
+        },
+        seconds(20)))
+        << daemon->log_text();
+    return daemon;
+  }
+
+  Client client() {
+    auto conn = connect_client(ports_.listen, "app");
+    EXPECT_EQ(PQstatus(conn.get()), CONNECTION_OK) << PQerrorMessage(conn.get());
+    return conn;
+  }
+
+  std::unique_ptr<PgCluster> primary_;
+  std::unique_ptr<PgCluster> standby_;
+  Ports ports_;
+};
+
+TEST_F(FailoverPgTest, SeveralHostsServeFromThePrimaryByDefault) {
+  // The standby is listed first: read-write (the default with several hosts) skips it.
+  auto daemon = start(host_entry(*standby_) + ", " + host_entry(*primary_), "");
+  auto conn = client();
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(value_through(conn.get(), "SELECT inet_server_port()"),
+              std::to_string(primary_->port()));
+    EXPECT_EQ(value_through(conn.get(), "INSERT INTO writes (note) VALUES ('default') RETURNING 'ok'"),
+              "ok");
+  }
+  EXPECT_TRUE(standby_->backend_pids("pgvigil-failover").empty())
+      << "a connection was kept on the standby";
+  EXPECT_EQ(primary_->backend_pids("pgvigil-failover").size(), 2u) << daemon->log_text();
+}
+
+TEST_F(FailoverPgTest, StandbyTargetReadsFromTheStandby) {
+  auto daemon = start(host_entry(*primary_) + ", " + host_entry(*standby_), "standby");
+  auto conn = client();
+  EXPECT_EQ(value_through(conn.get(), "SELECT inet_server_port()"), std::to_string(standby_->port()));
+  EXPECT_EQ(value_through(conn.get(), "SELECT pg_is_in_recovery()"), "t");
+  EXPECT_TRUE(primary_->backend_pids("pgvigil-failover").empty()) << daemon->log_text();
+}
+
+TEST_F(FailoverPgTest, UnplannedFailoverServesWritesFromThePromotedStandbyWithoutAReload) {
+  auto daemon = start(host_entry(*primary_) + ", " + host_entry(*standby_), "");
+  auto conn = client();
+  ASSERT_EQ(value_through(conn.get(), "INSERT INTO writes (note) VALUES ('before') RETURNING 'ok'"),
+            "ok");
+
+  primary_->stop("immediate");
+  standby_->promote();
+  const auto promoted_at = Clock::now();
+  // Writes go on as an application's would: a failed one is retried, on a new client
+  // connection when pgvigil closed this one.
+  std::string last_error;
+  const bool written = wait_until(
+      [&] {
+        if (PQstatus(conn.get()) != CONNECTION_OK) conn = connect_client(ports_.listen, "app");
+        const auto value =
+            value_through(conn.get(), "INSERT INTO writes (note) VALUES ('after') RETURNING 'ok'");
+        if (value != "ok") last_error = value;
+        return value == "ok";
+      },
+      seconds(15), milliseconds(10));
+  const auto took = std::chrono::duration<double>(Clock::now() - promoted_at).count();
+  ASSERT_TRUE(written) << last_error << "\n" << daemon->log_text();
+  std::printf("first write served %.3f s after the promotion returned\n", took);
+  // The bound the issue sets is 1 s on an idle machine; ctest allows for a loaded one, and
+  // bench/failover measures it.
+  EXPECT_LT(took, 5.0);
+  EXPECT_EQ(value_through(conn.get(), "SELECT inet_server_port()"), std::to_string(standby_->port()));
+  EXPECT_EQ(standby_->query_value("SELECT count(*) FROM writes WHERE note = 'after'"), "1");
+
+  // The old primary comes back as a standby of the new one: no transaction runs on it, even on
+  // connections opened afterwards.
+  primary_->rejoin_as_standby_of(*standby_);
+  for (const pid_t pid : standby_->backend_pids("pgvigil-failover")) standby_->terminate_backend(pid);
+  for (int i = 0; i < 20; ++i) {
+    auto fresh = client();
+    EXPECT_EQ(value_through(fresh.get(), "SELECT inet_server_port()"),
+              std::to_string(standby_->port()));
+  }
+  EXPECT_TRUE(primary_->backend_pids("pgvigil-failover").empty()) << daemon->log_text();
+}
+
+TEST_F(FailoverPgTest, APromotedStandbyLeavesAStandbyPoolOnceItsClientsFinish) {
+  auto daemon = start(host_entry(*standby_), "standby", "2s");
+  auto holder = client();
+  ASSERT_EQ(value_through(holder.get(), "BEGIN"), "");
+  ASSERT_EQ(value_through(holder.get(), "SELECT pg_is_in_recovery()"), "t");
+
+  primary_->stop("immediate");
+  standby_->promote();
+  // The idle connections learn it at their next ping, the held one when its client's next
+  // statement is answered; each goes with reason role_changed.
+  EXPECT_TRUE(wait_until([&] { return evictions(ports_, "role_changed") >= 1; }, seconds(15)))
+      << daemon->log_text();
+  EXPECT_EQ(value_through(holder.get(), "SELECT pg_is_in_recovery()"), "f");
+  ASSERT_EQ(value_through(holder.get(), "COMMIT"), "");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return metric(ports_.admin, "pgvigil_server_connections",
+                      {{"pool", "app"}, {"state", "idle"}}) == 0 &&
+               metric(ports_.admin, "pgvigil_server_connections",
+                      {{"pool", "app"}, {"state", "checked_out"}}) == 0;
+      },
+      seconds(15)))
+      << daemon->log_text();
+  EXPECT_GE(evictions(ports_, "role_changed"), 2);
+  // No standby is left: a client's query is refused after checkout_timeout, not served by
+  // the primary.
+  const auto value = value_through(holder.get(), "SELECT pg_is_in_recovery()");
+  EXPECT_TRUE(value.starts_with("ERROR")) << value;
+}
+
+}  // namespace
+}  // namespace pgvigil::testing
