@@ -62,6 +62,16 @@ MetricFamilies build_families(prometheus::Registry& registry) {
               .Name("pgvigil_server_down_verdict_seconds")
               .Help("Time from a server's first sign of trouble to the verdict that it is down.")
               .Register(registry),
+      .server_role = prometheus::BuildGauge()
+                         .Name("pgvigil_server_role")
+                         .Help("1 for the role each server of the pool's list was last found in "
+                               "(primary, standby, unknown), 0 for the others.")
+                         .Register(registry),
+      .failovers = prometheus::BuildCounter()
+                       .Name("pgvigil_failovers_total")
+                       .Help("Times the pool moved its connections to another server of its "
+                             "list (a failover or a switchover).")
+                       .Register(registry),
       .client_connections = prometheus::BuildGauge()
                                 .Name("pgvigil_client_connections")
                                 .Help("Client connections currently open to the pool.")

@@ -25,6 +25,8 @@ struct MetricFamilies {
   prometheus::Family<prometheus::Gauge>& server_health;
   prometheus::Family<prometheus::Counter>& server_verdicts;
   prometheus::Family<prometheus::Histogram>& server_down_verdict;
+  prometheus::Family<prometheus::Gauge>& server_role;
+  prometheus::Family<prometheus::Counter>& failovers;
   prometheus::Family<prometheus::Gauge>& client_connections;
   prometheus::Family<prometheus::Counter>& client_errors;
   prometheus::Family<prometheus::Gauge>& pinned_clients;

@@ -23,7 +23,8 @@ PoolSeries::PoolSeries(const MetricFamilies& families, std::string pool)
       keepalive_mismatches_(families_.keepalive_mismatches.Add({{"pool", pool_}})),
       server_rtt_(families_.server_rtt.Add({{"pool", pool_}})),
       checkout_wait_(families_.checkout_wait.Add({{"pool", pool_}}, buckets::kCheckoutWait)),
-      checkout_timeouts_(families_.checkout_timeouts.Add({{"pool", pool_}})) {}
+      checkout_timeouts_(families_.checkout_timeouts.Add({{"pool", pool_}})),
+      failovers_(families_.failovers.Add({{"pool", pool_}})) {}
 
 prometheus::Labels PoolSeries::labels_with(const char* name, const std::string& value) const {
   return {{"pool", pool_}, {name, value}};
@@ -63,6 +64,11 @@ void PoolSeries::detach() {
   for (const auto& [state, gauge] : connections_) families_.server_connections.Remove(gauge);
   for (const auto& [server, series] : servers_) remove_server_series(series);
   servers_.clear();
+  for (const auto& [server, gauges] : roles_) {
+    for (const auto& [role, gauge] : gauges) families_.server_role.Remove(gauge);
+  }
+  roles_.clear();
+  families_.failovers.Remove(&failovers_);
   families_.ping_latency.Remove(&ping_latency_);
   families_.connect_latency.Remove(&connect_latency_);
   families_.keepalive_mismatches.Remove(&keepalive_mismatches_);
@@ -175,6 +181,32 @@ void PoolSeries::forget_server(std::string_view server) {
   if (found == servers_.end()) return;
   remove_server_series(found->second);
   servers_.erase(found);
+}
+
+// The roles of pool/server_role.hpp.
+constexpr std::string_view kServerRoles[] = {"primary", "standby", "unknown"};
+
+void PoolSeries::set_server_role(std::string_view server, std::string_view role) {
+  // Exclusive: the first report of a server adds its children (connects are rare).
+  std::unique_lock lock(mutex_);
+  if (detached_) return;
+  auto found = roles_.find(server);
+  if (found == roles_.end()) {
+    ByLabel<prometheus::Gauge*> gauges;
+    for (const auto name : kServerRoles) {
+      gauges.emplace(std::string(name),
+                     &families_.server_role.Add({{"pool", pool_},
+                                                 {"server", std::string(server)},
+                                                 {"role", std::string(name)}}));
+    }
+    found = roles_.emplace(std::string(server), std::move(gauges)).first;
+  }
+  for (const auto& [name, gauge] : found->second) gauge->Set(name == role ? 1.0 : 0.0);
+}
+
+void PoolSeries::record_failover() {
+  std::shared_lock lock(mutex_);
+  if (!detached_) failovers_.Increment();
 }
 
 }  // namespace pgvigil::metrics

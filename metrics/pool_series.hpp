@@ -38,6 +38,8 @@ class PoolSeries final : public PoolMetrics {
                             Seconds since_first_sign) override;
   void show_server(std::string_view server) override;
   void forget_server(std::string_view server) override;
+  void set_server_role(std::string_view server, std::string_view role) override;
+  void record_failover() override;
 
  private:
   struct EvictionSeries {
@@ -68,12 +70,14 @@ class PoolSeries final : public PoolMetrics {
   ByLabel<prometheus::Counter*> connect_failures_;
   ByLabel<prometheus::Gauge*> connections_;
   ByLabel<ServerSeries> servers_;
+  ByLabel<ByLabel<prometheus::Gauge*>> roles_;  // by server, then by role
   prometheus::Histogram& ping_latency_;
   prometheus::Histogram& connect_latency_;
   prometheus::Counter& keepalive_mismatches_;
   prometheus::Gauge& server_rtt_;
   prometheus::Histogram& checkout_wait_;
   prometheus::Counter& checkout_timeouts_;
+  prometheus::Counter& failovers_;
 };
 
 }  // namespace pgvigil::metrics

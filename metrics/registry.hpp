@@ -59,6 +59,11 @@ class PoolMetrics {
   virtual void show_server(std::string_view server) = 0;
   // The pool no longer reaches `server` (a reload moved it): its health series go.
   virtual void forget_server(std::string_view server) = 0;
+  // A connection found `server` (one host of the database's list) in `role` ("primary",
+  // "standby" or "unknown"): pgvigil_server_role is 1 for that role, 0 for the others.
+  virtual void set_server_role(std::string_view server, std::string_view role) = 0;
+  // The database's connections moved to another server of its list (a failover, a switchover).
+  virtual void record_failover() = 0;
 };
 
 class Registry final : public StartupErrorMetrics {

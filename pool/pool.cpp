@@ -140,10 +140,7 @@ void Pool::make_available(const Lease& connection) {
     evict(connection, {EvictionReason::reload, "server settings changed by a reload", now});
     return;
   }
-  if (connection->role_changed()) {
-    evict(connection, connection->role_change_death());
-    return;
-  }
+  if (connection->role_changed()) return evict_role_changed(connection);
   if (now >= connection->expires_at()) {
     evict(connection, {EvictionReason::max_lifetime, "lifetime reached", now});
     return;

@@ -181,6 +181,8 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   void count_checkout_wait(Clock::duration wait);
   void start_due_watchers();
   void evict(const Lease& connection, const Death& death);
+  // Its server reported another role (pool_hosts.cpp): the role metric follows, and it goes.
+  void evict_role_changed(const Lease& connection);
   void on_return(const Lease& connection, std::optional<Death> death);
   std::optional<Death> check_before_lending(ServerConnection& connection);
   // The most recently used idle connection that passes check_before_lending (those that fail

@@ -37,12 +37,18 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
                                      ", not " + std::string(to_string(target))};
       }
       if (!failure) {
-        if (index != preferred_host_ && hosts.size() > 1) {
-          spdlog::info("pool {}: connecting to {} ({}) from now on", name_, host.describe(),
-                       to_string(connection.role().role));
+        const auto role = to_string(connection.role().role);
+        metrics_->set_server_role(host.describe(), role);
+        if (health_->moved_to(host.describe())) {
+          metrics_->record_failover();
+          spdlog::warn("pool {}: moved to {} ({}): the server used until now does not answer "
+                       "as {}", name_, host.describe(), role, to_string(target));
         }
         preferred_host_ = index;
         co_return std::nullopt;
+      }
+      if (failure->cause == ConnectFailureCause::role_mismatch) {
+        metrics_->set_server_role(host.describe(), to_string(connection.role().role));
       }
       if (hosts.size() == 1) co_return failure;
       failures += (failures.empty() ? "" : "; ") + host.describe() + ": " + failure->message;
@@ -58,6 +64,12 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
   connection.close();
   outcome->message = failures;
   co_return outcome;
+}
+
+void Pool::evict_role_changed(const Lease& connection) {
+  metrics_->set_server_role(connection->host().describe(),
+                            to_string(connection->reported_role()));
+  evict(connection, connection->role_change_death());
 }
 
 }  // namespace pgvigil::pool

@@ -92,7 +92,7 @@ awaitable<bool> Pool::ping_idle(Lease connection) {
   if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
   health_->answered();
   if (connection->role_changed()) {
-    evict(connection, connection->role_change_death());
+    evict_role_changed(connection);
     co_return false;
   }
   co_return true;

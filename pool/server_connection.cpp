@@ -113,7 +113,7 @@ void ServerConnection::note_hot_standby_report(std::string_view value) {
 }
 
 Death ServerConnection::role_change_death() const {
-  const auto now_role = role_.role == ServerRole::standby ? ServerRole::primary : ServerRole::standby;
+  const auto now_role = reported_role();
   return Death{EvictionReason::role_changed,
                "server " + server_address_ + " was a " + std::string(to_string(role_.role)) +
                    " and reports itself a " + std::string(to_string(now_role)),

@@ -72,6 +72,11 @@ class ServerConnection {
   // The server reported another role than it had at connect: the connection must go once its
   // client has finished (reason role_changed). Cheap: asked at every return to the pool.
   bool role_changed() const { return role_changed_; }
+  // The role the server reports now: role() until it reports another.
+  ServerRole reported_role() const {
+    if (!role_changed_) return role_.role;
+    return role_.role == ServerRole::standby ? ServerRole::primary : ServerRole::standby;
+  }
   Death role_change_death() const;
 
   // Sends the ping (the empty query, or ping.query) and waits for ReadyForQuery. Returns the

@@ -139,4 +139,12 @@ void ServerHealth::rename(const std::string& server) {
   state_.store(HealthState::healthy, std::memory_order_relaxed);
 }
 
+bool ServerHealth::moved_to(const std::string& host) {
+  std::lock_guard lock(mutex_);
+  if (current_host_ == host) return false;
+  const bool moved = !current_host_.empty();
+  current_host_ = host;
+  return moved;
+}
+
 }  // namespace pgvigil::pool

@@ -34,6 +34,14 @@ std::string value_through(PGconn* conn, const std::string& sql) {
   return value;
 }
 
+double server_role(const Ports& ports, const PgCluster& server, const std::string& role) {
+  return metric(ports.admin, "pgvigil_server_role",
+                {{"pool", "app"},
+                 {"server", "127.0.0.1:" + std::to_string(server.port())},
+                 {"role", role}})
+      .value_or(-1);
+}
+
 double evictions(const Ports& ports, const std::string& reason) {
   return metric(ports.admin, "pgvigil_evictions_total", {{"pool", "app"}, {"reason", reason}})
       .value_or(0);
@@ -110,6 +118,9 @@ TEST_F(FailoverPgTest, SeveralHostsServeFromThePrimaryByDefault) {
   }
   EXPECT_TRUE(standby_->backend_pids("pgvigil-failover").empty())
       << "a connection was kept on the standby";
+  EXPECT_EQ(server_role(ports_, *standby_, "standby"), 1);
+  EXPECT_EQ(server_role(ports_, *primary_, "primary"), 1);
+  EXPECT_EQ(metric(ports_.admin, "pgvigil_failovers_total", {{"pool", "app"}}), 0);
   EXPECT_EQ(primary_->backend_pids("pgvigil-failover").size(), 2u) << daemon->log_text();
 }
 
@@ -150,6 +161,9 @@ TEST_F(FailoverPgTest, UnplannedFailoverServesWritesFromThePromotedStandbyWithou
   EXPECT_LT(took, 5.0);
   EXPECT_EQ(value_through(conn.get(), "SELECT inet_server_port()"), std::to_string(standby_->port()));
   EXPECT_EQ(standby_->query_value("SELECT count(*) FROM writes WHERE note = 'after'"), "1");
+  EXPECT_EQ(metric(ports_.admin, "pgvigil_failovers_total", {{"pool", "app"}}), 1);
+  EXPECT_EQ(server_role(ports_, *standby_, "primary"), 1);
+  EXPECT_EQ(server_role(ports_, *standby_, "standby"), 0);
 
   // The old primary comes back as a standby of the new one: no transaction runs on it, even on
   // connections opened afterwards.
@@ -187,6 +201,7 @@ TEST_F(FailoverPgTest, APromotedStandbyLeavesAStandbyPoolOnceItsClientsFinish) {
       seconds(15)))
       << daemon->log_text();
   EXPECT_GE(evictions(ports_, "role_changed"), 2);
+  EXPECT_EQ(server_role(ports_, *standby_, "primary"), 1);
   // No standby is left: a client's query is refused after checkout_timeout, not served by
   // the primary.
   const auto value = value_through(holder.get(), "SELECT pg_is_in_recovery()");

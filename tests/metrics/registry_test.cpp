@@ -150,6 +150,24 @@ TEST(Registry, RecordsLandInTheirChildren) {
   }
 }
 
+TEST(Registry, AServersRoleIsOneSeriesPerRoleAndGoesWithItsPool) {
+  Registry registry("test");
+  auto pool = registry.add_pool("app", app_labels());
+  pool->set_server_role("db1:5432", "standby");
+  pool->set_server_role("db1:5432", "primary");
+  pool->record_failover();
+  const std::string page = registry.serialize();
+  EXPECT_TRUE(contains(page, "pgvigil_server_role{pool=\"app\",role=\"primary\",server=\"db1:5432\"} 1\n"))
+      << page;
+  EXPECT_TRUE(contains(page, "pgvigil_server_role{pool=\"app\",role=\"standby\",server=\"db1:5432\"} 0\n"))
+      << page;
+  EXPECT_TRUE(contains(page, "pgvigil_failovers_total{pool=\"app\"} 1\n")) << page;
+  registry.remove_pool("app");
+  const std::string after = registry.serialize();
+  EXPECT_FALSE(contains(after, "pgvigil_server_role{")) << after;
+  EXPECT_FALSE(contains(after, "pgvigil_failovers_total{")) << after;
+}
+
 TEST(Registry, TheScrapeHookRunsBeforeEverySerialization) {
   Registry registry("test");
   const auto pool = registry.add_pool("app", app_labels());
