@@ -10,7 +10,6 @@
 #include <filesystem>
 
 #include "daemon/duration.hpp"
-#include "pool/server_role.hpp"
 
 namespace pgvigil::daemon::detail {
 namespace {
@@ -74,6 +73,8 @@ probes::PingSettings parse_ping(SectionReader& r, probes::PingSettings base) {
   return base;
 }
 
+namespace {
+
 pool::ReconnectSettings parse_reconnect(SectionReader& r, pool::ReconnectSettings base) {
   if (r.read("initial_delay", base.initial_delay) && base.initial_delay <= milliseconds{0}) {
     r.fail("initial_delay", "must be above 0");  // 0 would reconnect in a busy loop
@@ -94,6 +95,8 @@ pool::ReconnectSettings parse_reconnect(SectionReader& r, pool::ReconnectSetting
   }
   return base;
 }
+
+}  // namespace
 
 pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base) {
   if (r.read("min_idle", base.min_idle) && base.min_idle < 0) {
@@ -144,6 +147,8 @@ pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base) {
   return base;
 }
 
+namespace {
+
 // The error names the file or the variable, never what it holds.
 std::string load_password(SectionReader& r, const EnvLookup& env) {
   std::string file;
@@ -172,6 +177,8 @@ std::string load_password(SectionReader& r, const EnvLookup& env) {
   }
   return {};
 }
+
+}  // namespace
 
 pool::PoolConfig parse_database(SectionReader& r, const std::string& name,
                                 const DatabaseDefaults& defaults, const EnvLookup& env) {

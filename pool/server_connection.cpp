@@ -107,9 +107,9 @@ std::optional<Death> ServerConnection::quick_check(bool thorough) {
 }
 
 void ServerConnection::note_hot_standby_report(std::string_view value) {
-  if (role_.role == ServerRole::unknown || (value != "on" && value != "off")) return;
-  const auto reported = value == "on" ? ServerRole::standby : ServerRole::primary;
-  if (reported != role_.role) role_changed_ = true;
+  if (role_.role == ServerRole::unknown) return;
+  const auto reported = role_from_hot_standby(value);
+  if (reported && *reported != role_.role) role_changed_ = true;
 }
 
 Death ServerConnection::role_change_death() const {

@@ -135,6 +135,7 @@ void ServerHealth::rename(const std::string& server) {
     metrics_->show_server(server);
   }
   server_ = server;
+  current_host_.clear();  // the first host of the new list is not a failover
   ++round_;  // reports of a round about the old server count for nothing
   state_.store(HealthState::healthy, std::memory_order_relaxed);
 }

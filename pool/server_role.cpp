@@ -11,11 +11,18 @@ std::string_view to_string(ServerRole role) {
   return "unknown";
 }
 
+std::optional<ServerRole> role_from_hot_standby(std::string_view in_hot_standby) {
+  if (in_hot_standby == "on") return ServerRole::standby;
+  if (in_hot_standby == "off") return ServerRole::primary;
+  return std::nullopt;
+}
+
 std::optional<RoleReport> role_from_parameters(std::string_view in_hot_standby,
                                                std::string_view default_transaction_read_only) {
-  if (in_hot_standby != "on" && in_hot_standby != "off") return std::nullopt;
+  const auto role = role_from_hot_standby(in_hot_standby);
+  if (!role) return std::nullopt;
   RoleReport report;
-  report.role = in_hot_standby == "on" ? ServerRole::standby : ServerRole::primary;
+  report.role = *role;
   report.read_only = report.role == ServerRole::standby || default_transaction_read_only == "on";
   return report;
 }

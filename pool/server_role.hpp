@@ -23,6 +23,9 @@ struct RoleReport {
 
 std::string_view to_string(ServerRole role);
 
+// in_hot_standby's value: "on" a standby, "off" a primary; nullopt for anything else (a server
+// before PostgreSQL 14 sends none).
+std::optional<ServerRole> role_from_hot_standby(std::string_view in_hot_standby);
 // From the ParameterStatus values ("on"/"off"); nullopt when the server did not send
 // in_hot_standby (before PostgreSQL 14), so it must be asked with kRoleQuery.
 std::optional<RoleReport> role_from_parameters(std::string_view in_hot_standby,

@@ -1,6 +1,7 @@
 // A database entry's servers: host and port, or a hosts list, and target_session_attrs.
 #include <gtest/gtest.h>
 
+#include "daemon/config_keys.hpp"
 #include "daemon/config_loader.hpp"
 
 namespace pgvigil::daemon {
@@ -46,6 +47,15 @@ TEST(ConfigHosts, TargetSessionAttrsAsLibpqSpellsThem) {
   EXPECT_EQ(error_of("    target_session_attrs: read_write\n"),
             "test.yaml:4:27: databases.app.target_session_attrs: unknown value 'read_write' "
             "(expected one of: \"\", any, read-write, read-only, primary, standby, prefer-standby)");
+}
+
+TEST(ConfigHosts, EveryChoiceOfTheKeyTableIsATarget) {
+  const ConfigKey* key = find_config_key("databases.<name>.target_session_attrs");
+  ASSERT_NE(key, nullptr);
+  for (const auto choice : key->choices) {
+    if (choice.empty()) continue;  // "": the default by host count
+    EXPECT_TRUE(pool::parse_target_session_attrs(choice).has_value()) << choice;
+  }
 }
 
 TEST(ConfigHosts, BadListsNameTheEntry) {

@@ -121,7 +121,8 @@ TEST_F(FailoverPgTest, SeveralHostsServeFromThePrimaryByDefault) {
   EXPECT_EQ(server_role(ports_, *standby_, "standby"), 1);
   EXPECT_EQ(server_role(ports_, *primary_, "primary"), 1);
   EXPECT_EQ(metric(ports_.admin, "pgvigil_failovers_total", {{"pool", "app"}}), 0);
-  EXPECT_EQ(primary_->backend_pids("pgvigil-failover").size(), 2u) << daemon->log_text();
+  // min_idle 2 (a third may be opened while the client holds one).
+  EXPECT_GE(primary_->backend_pids("pgvigil-failover").size(), 2u) << daemon->log_text();
 }
 
 TEST_F(FailoverPgTest, StandbyTargetReadsFromTheStandby) {

@@ -142,5 +142,13 @@ TEST_F(ServerHealthTest, ARenamedServerIsHealthyUnderItsNewName) {
       << text;
 }
 
+TEST_F(ServerHealthTest, AMoveToAnotherHostIsAFailoverButNotTheFirstHostOrAReload) {
+  EXPECT_FALSE(health_.moved_to("db1:5432"));  // the first host the database reaches
+  EXPECT_FALSE(health_.moved_to("db1:5432"));
+  EXPECT_TRUE(health_.moved_to("db2:5432"));
+  health_.rename("db3:5432/app as app");       // a reload pointed it elsewhere
+  EXPECT_FALSE(health_.moved_to("db3:5432"));
+}
+
 }  // namespace
 }  // namespace pgvigil::pool

@@ -60,7 +60,6 @@ std::unique_ptr<PgCluster> PgCluster::start_new(Options options) {
 
 std::unique_ptr<PgCluster> PgCluster::start_standby_of(const PgCluster& primary,
                                                        Options options) {
-  if (options.bin_dir.empty()) options.bin_dir = primary.bin_dir_;
   std::unique_ptr<PgCluster> cluster(new PgCluster(std::move(options), primary.bin_dir_));
   cluster->base_backup_of(primary);
   cluster->start_on_some_port();

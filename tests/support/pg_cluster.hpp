@@ -65,7 +65,7 @@ class PgCluster {
   static std::unique_ptr<PgCluster> start_new() { return start_new(Options{}); }
   // A streaming standby of `primary` (pg_basebackup -R over the primary's Unix socket), hot
   // standby on, started on a port of its own. options.conf_lines are appended to the copied
-  // postgresql.conf; hba_lines and data_files are not used (the backup carries the primary's).
+  // postgresql.conf; bin_dir, hba_lines and data_files are not used (the primary's serve).
   static std::unique_ptr<PgCluster> start_standby_of(const PgCluster& primary,
                                                      Options options);
   static std::unique_ptr<PgCluster> start_standby_of(const PgCluster& primary) {
