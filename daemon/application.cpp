@@ -37,6 +37,10 @@ Application::Application(Config config)
   metrics::AdminServerOptions admin_options;
   admin_options.host = config_.admin.host;
   admin_options.port = config_.admin.port;
+  admin_options.token = config_.admin.token;
+  admin_options.control = [this](std::string_view action, std::string_view database) {
+    return control(action, database);
+  };
   // /metrics is served on worker 0, where pools_ and retiring_ change: no lock needed.
   registry_.on_scrape([this] {
     pool::publish_connection_gauges(every_pool());
@@ -123,10 +127,11 @@ metrics::ReadyState Application::readiness() const {
   for (const auto& [name, pool] : named_pools()) {
     const auto status = pool->status();
     const bool healthy = status.healthy() > 0;
-    state.ready = state.ready && healthy;
-    state.detail += "pool " + name + ": " + std::to_string(status.healthy()) +
-                    " healthy (" + std::to_string(status.idle) + " idle, " +
-                    std::to_string(status.checked_out) + " in use, " +
+    // A paused pool has closed its connections on purpose: clients wait for the resume.
+    state.ready = state.ready && (healthy || status.paused);
+    state.detail += "pool " + name + ": " + (status.paused ? "paused, " : "") +
+                    std::to_string(status.healthy()) + " healthy (" + std::to_string(status.idle) +
+                    " idle, " + std::to_string(status.checked_out) + " in use, " +
                     std::to_string(status.connecting) + " connecting)";
     if (!healthy && !status.last_connect_failure.empty()) {
       state.detail += ", last connect failure: " + status.last_connect_failure;

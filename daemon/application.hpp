@@ -74,6 +74,8 @@ class Application {
   bool pools_healthy() const;
   std::optional<FileStamp> config_stamp() const;
   metrics::ReadyState readiness() const;
+  // POST /pause or /resume of one database (application_control.cpp).
+  metrics::ControlAnswer control(std::string_view action, std::string_view database);
   void build_proxy();
 
   Config config_;

@@ -20,6 +20,10 @@ struct LogSettings {
 struct AdminSettings {
   std::string host = "127.0.0.1";  // loopback only by default
   std::uint16_t port = 9930;
+  std::string token_file;  // admin.token_file, resolved against the config file's directory
+  // Its content: what a control request (POST /pause) must bring as a bearer token. Secret:
+  // never logged.
+  std::string token;
 };
 
 struct SystemdSettings {

@@ -29,7 +29,12 @@ std::vector<ConfigKey> make_keys() {
        "text suits journald and terminals; json writes one object per line.",
        {"text", "json"}},
       {"admin.listen", listen, "127.0.0.1:9930", kNeedsRestart,
-       "Address of the HTTP endpoint for /metrics, /healthz and /readyz; [::1]:9930 for IPv6."},
+       "Address of the HTTP endpoint for /metrics, /healthz, /readyz and the control requests "
+       "POST /pause and /resume; [::1]:9930 for IPv6."},
+      {"admin.token_file", string, "\"\"", kNeedsRestart,
+       "File holding a bearer token (16 characters or more) that control requests must bring "
+       "(Authorization: Bearer ...) when admin.listen is not a loopback address; \"\": control "
+       "requests are taken on loopback only. Relative to the config file's directory."},
       {"systemd.ready_when",
        enumeration,
        "listening",
@@ -133,6 +138,9 @@ std::vector<ConfigKey> make_keys() {
        "While the server is found down (no path to it answered within ping.timeout, see "
        "pgvigil_server_health), a client asking for a connection gets 08006 at once; false: it "
        "waits up to pool.checkout_timeout for the server to come back."},
+      {"pool.pause_timeout", duration, "30s", kReloads,
+       "While the database is paused (POST /pause, `pgvigil pause`), a client's next "
+       "transaction waits this long for the resume, then gets 53300; above 0."},
       {"pool.reconnect.initial_delay", duration, "250ms", kReloads,
        "First wait after a failed connect; doubles on each further failure; above 0."},
       {"pool.reconnect.max_delay", duration, "10s", kReloads,

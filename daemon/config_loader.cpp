@@ -36,6 +36,20 @@ LogSettings parse_log(SectionReader& r) {
 AdminSettings parse_admin(SectionReader& r) {
   AdminSettings admin;
   r.read_listen("listen", admin.host, admin.port);
+  if (r.read("token_file", admin.token_file) && !admin.token_file.empty()) {
+    std::filesystem::path path(admin.token_file);
+    if (path.is_relative()) path = std::filesystem::path(r.source()).parent_path() / path;
+    admin.token_file = path.string();
+    int error = 0;
+    auto text = read_file(admin.token_file, error);
+    if (!text) r.fail("token_file", "cannot read " + admin.token_file + ": " + std::strerror(error));
+    while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
+    // A short token can be guessed; the check is a plain comparison, so length is the defence.
+    if (text->size() < 16) {
+      r.fail("token_file", admin.token_file + " must hold a token of at least 16 characters");
+    }
+    admin.token = std::move(*text);
+  }
   return admin;
 }
 

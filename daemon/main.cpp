@@ -6,6 +6,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "daemon/admin_client.hpp"
 #include "daemon/application.hpp"
 #include "daemon/config_loader.hpp"
 #include "daemon/logging.hpp"
@@ -25,6 +26,16 @@ int main(int argc, char** argv) {
   cli.add_option("--log-format", log_format, "override log.format")
       ->check(CLI::IsMember({"text", "json"}));
   cli.set_version_flag("-V,--version", std::string("pgvigil ") + kVersion);
+  // Control commands for a running daemon, through its admin endpoint (admin_client.hpp).
+  ControlCommand control;
+  double wait_seconds = 30;
+  auto* pause = cli.add_subcommand(
+      "pause", "pause a database of the running daemon and wait until its transactions are done");
+  pause->add_option("database", control.database, "database name, as in the config")->required();
+  pause->add_option("--wait", wait_seconds, "seconds to wait for transactions in flight")
+      ->capture_default_str();
+  auto* resume = cli.add_subcommand("resume", "resume a paused database of the running daemon");
+  resume->add_option("database", control.database, "database name, as in the config")->required();
   CLI11_PARSE(cli, argc, argv);
 
   Config config;
@@ -33,6 +44,11 @@ int main(int argc, char** argv) {
   } catch (const ConfigError& error) {
     std::cerr << error.what() << "\n";
     return 1;
+  }
+  if (pause->parsed() || resume->parsed()) {
+    control.action = pause->parsed() ? "pause" : "resume";
+    control.wait = std::chrono::milliseconds(static_cast<long long>(wait_seconds * 1000));
+    return run_control_command(config, control);
   }
   if (check_only) {
     std::cout << config_path << ": valid (" << config.databases.size() << " database"

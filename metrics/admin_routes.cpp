@@ -1,6 +1,7 @@
 #include "metrics/admin_routes.hpp"
 
 #include <exception>
+#include <optional>
 #include <string_view>
 
 #include <boost/beast/http/field.hpp>
@@ -28,6 +29,98 @@ HttpResponse readiness(const HttpRequest& request, const ReadyCheck& ready_check
                         std::move(body), request.version(), request.keep_alive());
 }
 
+// The value of `name` in the target's query string, as written (no percent-decoding: database
+// names are matched as configured); nullopt when absent.
+std::optional<std::string_view> query_parameter(std::string_view target, std::string_view name) {
+  const auto mark = target.find('?');
+  if (mark == std::string_view::npos) return std::nullopt;
+  auto query = target.substr(mark + 1);
+  while (!query.empty()) {
+    const auto end = query.find('&');
+    const auto pair = query.substr(0, end);
+    const auto equals = pair.find('=');
+    if (pair.substr(0, equals) == name) {
+      return equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1);
+    }
+    if (end == std::string_view::npos) break;
+    query.remove_prefix(end + 1);
+  }
+  return std::nullopt;
+}
+
+// Compares in time that depends on the lengths only, so a wrong token's timing tells nothing
+// about how much of it was right.
+bool same_secret(std::string_view given, std::string_view expected) {
+  if (given.size() != expected.size()) return false;
+  unsigned char difference = 0;
+  for (std::size_t i = 0; i < given.size(); ++i) {
+    difference |= static_cast<unsigned char>(given[i] ^ expected[i]);
+  }
+  return difference == 0;
+}
+
+// Why a control request is refused, or nullopt when it may run.
+std::optional<HttpResponse> refusal(const HttpRequest& request, const AdminControl& control) {
+  const auto version = request.version();
+  const auto keep_alive = request.keep_alive();
+  const auto authorization = request[http::field::authorization];
+  if (!authorization.empty()) {
+    constexpr std::string_view kBearer = "Bearer ";
+    const std::string_view given(authorization.data(), authorization.size());
+    if (!control.token.empty() && given.starts_with(kBearer) &&
+        same_secret(given.substr(kBearer.size()), control.token)) {
+      return std::nullopt;
+    }
+    auto response = plain_response(http::status::unauthorized,
+                                   "the bearer token does not match admin.token_file\n", version,
+                                   keep_alive);
+    response.set(http::field::www_authenticate, "Bearer");
+    return response;
+  }
+  if (control.on_loopback) return std::nullopt;
+  if (control.token.empty()) {
+    return plain_response(http::status::forbidden,
+                          "control requests are taken on a loopback admin.listen only, unless "
+                          "admin.token_file is set\n",
+                          version, keep_alive);
+  }
+  auto response = plain_response(http::status::unauthorized,
+                                 "a bearer token is required (admin.token_file)\n", version,
+                                 keep_alive);
+  response.set(http::field::www_authenticate, "Bearer");
+  return response;
+}
+
+HttpResponse control_request(const HttpRequest& request, std::string_view action,
+                             const AdminControl& control) {
+  const auto version = request.version();
+  const auto keep_alive = request.keep_alive();
+  if (request.method() != http::verb::post) {
+    auto response = plain_response(http::status::method_not_allowed, "method not allowed\n",
+                                   version, keep_alive);
+    response.set(http::field::allow, "POST");
+    if (request.method() == http::verb::head) response.body().clear();
+    return response;
+  }
+  if (auto refused = refusal(request, control)) return std::move(*refused);
+  const auto database = query_parameter(request.target(), "database");
+  if (!database || database->empty()) {
+    return plain_response(http::status::bad_request,
+                          "name the database: /" + std::string(action) + "?database=NAME\n",
+                          version, keep_alive);
+  }
+  ControlAnswer answer;
+  try {
+    answer = control.handler(action, *database);
+  } catch (const std::exception& error) {
+    answer = {http::status::internal_server_error, std::string(action) + " failed: " + error.what()};
+  }
+  if (answer.body.empty() || answer.body.back() != '\n') answer.body += '\n';
+  auto response = plain_response(answer.status, std::move(answer.body), version, keep_alive);
+  response.set("X-Pgvigil-Open-Connections", std::to_string(answer.open_connections));
+  return response;
+}
+
 }  // namespace
 
 HttpResponse plain_response(http::status status, std::string body, unsigned version,
@@ -43,9 +136,13 @@ HttpResponse plain_response(http::status status, std::string body, unsigned vers
 }
 
 HttpResponse route_admin_request(const HttpRequest& request, const Registry& registry,
-                                 const ReadyCheck& ready_check) {
+                                 const ReadyCheck& ready_check, const AdminControl& control) {
   const unsigned version = request.version();
   const bool keep_alive = request.keep_alive();
+  const std::string_view path = path_of(request.target());
+  if (control.handler && (path == "/pause" || path == "/resume")) {
+    return control_request(request, path.substr(1), control);
+  }
   if (request.method() != http::verb::get) {
     auto response =
         plain_response(http::status::method_not_allowed, "method not allowed\n", version,
@@ -56,7 +153,6 @@ HttpResponse route_admin_request(const HttpRequest& request, const Registry& reg
     if (request.method() == http::verb::head) response.body().clear();
     return response;
   }
-  const std::string_view path = path_of(request.target());
   if (path == "/metrics") {
     auto response = plain_response(http::status::ok, registry.serialize(), version, keep_alive);
     response.set(http::field::content_type, kMetricsContentType);

@@ -68,6 +68,7 @@ struct AdminServerState {
         options(std::move(server_options)),
         registry(metrics_registry),
         ready_check(std::move(check)),
+        control{options.control, options.token, true},
         acceptor(io_context) {}
 
   asio::io_context& io;
@@ -76,6 +77,7 @@ struct AdminServerState {
   // coroutines still hold this state until they observe their cancellation.
   const Registry& registry;
   const ReadyCheck ready_check;
+  AdminControl control;  // on_loopback is set by start(), from the bound address
   tcp::acceptor acceptor;
   bool stopped = false;
   // Open sessions, so stop() can close them; weak so a finished session frees its socket.
@@ -134,7 +136,8 @@ asio::awaitable<void> serve_session(StatePtr state, tcp::socket socket) {
       break;
     }
 
-    auto response = route_admin_request(parser.get(), state->registry, state->ready_check);
+    auto response = route_admin_request(parser.get(), state->registry, state->ready_check,
+                                        state->control);
     stream->expires_after(options.request_timeout);
     const auto [write_error, written_bytes] =
         co_await http::async_write(*stream, response, kAsTuple);
@@ -192,6 +195,8 @@ void AdminServer::start() {
                                        "' is not an IPv4 or IPv6 literal");
   }
   const tcp::endpoint endpoint(address, state.options.port);
+  // 0.0.0.0 and :: are not loopback: they take connections from anywhere.
+  state.control.on_loopback = address.is_loopback();
   const auto throw_if_failed = [&](const char* step) {
     if (!error) return;
     beast::error_code ignored;

@@ -33,6 +33,10 @@ struct AdminServerOptions {
   std::size_t max_body_bytes = 4 * 1024;
   // Connections beyond this are closed at once, so scrapers cannot exhaust descriptors.
   std::size_t max_sessions = 64;
+  // POST /pause and /resume (admin_routes.hpp): taken on a loopback address, or with this
+  // bearer token; no handler, no control paths.
+  ControlHandler control;
+  std::string token;
 };
 
 class AdminServer {

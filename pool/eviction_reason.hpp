@@ -26,6 +26,7 @@ enum class EvictionReason {
                           // (pool/server_health.hpp)
   role_changed,           // the server is no longer what the pool wants (a standby promoted, a
                           // primary demoted): closed once its client has finished
+  paused,                 // planned: the database was paused (POST /pause); closed once idle
   reload,                 // planned: configuration changed under it
   shutdown,               // planned: pgvigil is stopping
 };
@@ -38,7 +39,7 @@ inline constexpr std::array kAllEvictionReasons = {
     EvictionReason::checkout_check_failed, EvictionReason::max_lifetime,
     EvictionReason::idle_timeout,      EvictionReason::dirty_return,
     EvictionReason::query_timeout,     EvictionReason::server_down,
-    EvictionReason::role_changed,
+    EvictionReason::role_changed,      EvictionReason::paused,
     EvictionReason::reload,            EvictionReason::shutdown,
 };
 

@@ -110,6 +110,7 @@ PoolStatus Pool::status() const {
   status.idle = count(ConnectionState::idle);
   status.probing = count(ConnectionState::probing);
   status.checked_out = count(ConnectionState::checked_out);
+  status.paused = paused();
   std::lock_guard lock(failure_mutex_);
   status.last_connect_failure = last_connect_failure_;
   return status;
@@ -141,6 +142,10 @@ void Pool::make_available(const Lease& connection) {
     return;
   }
   if (connection->role_changed()) return evict_role_changed(connection);
+  if (paused_) {
+    evict(connection, {EvictionReason::paused, "the database was paused", now});
+    return;
+  }
   if (now >= connection->expires_at()) {
     evict(connection, {EvictionReason::max_lifetime, "lifetime reached", now});
     return;

@@ -39,8 +39,9 @@ class ServerConnection;  // server_connection.hpp: what a lease holder uses
 struct ConnectFailure;
 
 struct CheckoutError {
-  // server_down: the server's health says so and pool.fail_fast is on.
-  enum class Kind { timeout, server_unreachable, server_down, shutting_down };
+  // server_down: the server's health says so and pool.fail_fast is on. paused: the database
+  // stayed paused for pool.pause_timeout.
+  enum class Kind { timeout, server_unreachable, server_down, paused, shutting_down };
   Kind kind;
   std::string detail;  // what a client should read: the last connect failure, or the wait
 };
@@ -56,6 +57,7 @@ struct PoolStatus {
   int checked_out = 0;
   int healthy() const { return idle + probing + checked_out; }
   std::string last_connect_failure;  // empty when the last attempt worked
+  bool paused = false;
 };
 
 // The label sets a pool's metrics are created with: its closed vocabularies.
@@ -88,7 +90,7 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   // A callback rather than a coroutine: at high concurrency most transactions wait here.
   void wait_for_connection(Milliseconds timeout, std::function<void(CheckoutResult)> done);
   // No idle connection at all (so try_checkout_now() failing means waiting, not a ping).
-  bool nothing_idle() const { return idle_.empty() && !stopping_; }
+  bool nothing_idle() const { return (idle_.empty() || paused_) && !stopping_; }
   // Checkouts (coroutine or callback) waiting for a connection now. On the pool's executor only.
   int waiting_checkouts() const;
 
@@ -112,6 +114,16 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   // reason reload and leased ones as they come back; completes once no connection is left.
   // Thread-safe.
   boost::asio::awaitable<void> retire();
+
+  // --- pause and resume (pool_pause.cpp), for planned switchovers
+  // Stops lending: transactions in flight finish and their connections close as they come
+  // back, idle ones close now, and checkouts wait (up to pool.pause_timeout) for resume().
+  // Thread-safe; takes effect on the pool's executor.
+  void pause();
+  // Lends again: connects afresh (to whichever host now matches target_session_attrs) and
+  // serves the waiting checkouts. Thread-safe.
+  void resume();
+  bool paused() const { return paused_flag_.load(std::memory_order_relaxed); }
 
   // --- the server's health (pool_health.cpp)
   HealthState server_health() const { return health_->state(); }
@@ -156,6 +168,11 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   boost::asio::awaitable<void> probe_idle(Lease connection, std::shared_ptr<ProbeRound> round);
   void probe_here(std::uint64_t round);
   void server_down_here(const Death& death);
+  void pause_here();
+  void resume_here();
+  // A checkout's deadline while paused: pool.pause_timeout from its start, if that is later.
+  Clock::time_point paused_deadline(Clock::time_point started, Clock::time_point deadline) const;
+  CheckoutError paused_error();
   // The end of one probe of a round: the first answer makes the server healthy; the last
   // probe without one reports the round unanswered.
   void probe_done(ProbeRound& round, bool answered);
@@ -237,6 +254,7 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   std::mt19937_64 random_{std::random_device{}()};
   std::uint64_t next_id_ = 0;
   bool stopping_ = false;
+  bool paused_ = false;  // nothing is lent, nothing kept idle, nothing opened (Pool::pause)
   EvictionReason stop_reason_ = EvictionReason::shutdown;  // reload when the pool is retired
   // Bumped when a reload changes the server endpoint; connections of an older generation are
   // evicted (reason reload) whenever they would become idle.
@@ -244,6 +262,7 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
 
   // Mirrors for other threads (status, readiness).
   std::array<std::atomic<int>, kAllConnectionStates.size()> shared_counts_{};
+  std::atomic<bool> paused_flag_{false};  // set at once by pause(), before paused_ follows
   mutable std::mutex failure_mutex_;
   std::string last_connect_failure_;
 };

@@ -19,7 +19,7 @@ using asio::awaitable;
 using Seconds = std::chrono::duration<double>;
 
 Lease Pool::try_checkout_now() {
-  if (stopping_ || !on_own_thread()) return nullptr;
+  if (stopping_ || paused_ || !on_own_thread()) return nullptr;
   auto connection = newest_healthy_idle();
   // Quiet for longer than validate_after_idle: checkout() pings it first.
   if (!connection || long_idle(*connection, Clock::now())) return nullptr;
@@ -65,9 +65,9 @@ std::optional<Death> Pool::check_before_lending(ServerConnection& connection) {
 
 awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
   const auto started = Clock::now();
-  const auto deadline = started + timeout;
+  auto deadline = started + timeout;
   while (true) {
-    while (auto connection = newest_healthy_idle()) {
+    while (auto connection = paused_ ? nullptr : newest_healthy_idle()) {
       // Silent for longer than validate_after_idle: prove the server answers before lending.
       if (long_idle(*connection, Clock::now())) {
         connection->detach();  // the idle watcher stops; the ping waits on the socket instead
@@ -82,6 +82,7 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
       co_return CheckoutError{CheckoutError::Kind::shutting_down, stop_detail(stop_reason_)};
     }
     if (failing_fast()) co_return server_down_error();
+    if (paused_) deadline = paused_deadline(started, deadline);
     if (Clock::now() >= deadline) break;
 
     auto waiter = std::make_shared<Waiter>();
@@ -96,7 +97,7 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
     }
     std::erase(waiters_, waiter);
   }
-  co_return checkout_failure(timeout);
+  co_return paused_ ? paused_error() : checkout_failure(timeout);
 }
 
 CheckoutError Pool::checkout_failure(Milliseconds timeout) {
@@ -130,6 +131,7 @@ void Pool::wait_for_connection(Milliseconds timeout, std::function<void(Checkout
   waiter->started = Clock::now();
   waiter->timeout = timeout;
   waiter->deadline = waiter->started + timeout;
+  if (paused_) waiter->deadline = paused_deadline(waiter->started, waiter->deadline);
   waiter->on_checkout = std::move(done);
   enqueue(waiter);
   if (waiter->deadline < waiter_deadline_at_) arm_waiter_deadline(waiter->deadline);
@@ -156,6 +158,7 @@ void Pool::wake(const std::shared_ptr<Waiter>& waiter) {
                 : stopping_     ? CheckoutResult(CheckoutError{CheckoutError::Kind::shutting_down,
                                                            stop_detail(stop_reason_)})
                 : failing_fast() ? CheckoutResult(server_down_error())
+                : paused_        ? CheckoutResult(paused_error())
                                  : CheckoutResult(checkout_failure(waiter->timeout));
   if (waiter->granted) count_checkout_wait(Clock::now() - waiter->started);
   // Posted, so that a connection given back inside another session's handler does not run this

@@ -114,6 +114,9 @@ struct PoolSettings {
   // While the server is found down (server_health.hpp), a checkout fails at once instead of
   // waiting up to checkout_timeout for the server to come back.
   bool fail_fast = false;
+  // While the database is paused (Pool::pause), a checkout waits this long, not
+  // checkout_timeout, before it fails.
+  Milliseconds pause_timeout{30000};
   friend bool operator==(const PoolSettings&, const PoolSettings&) = default;
 };
 

@@ -134,6 +134,7 @@ void Pool::trim_one_idle(Clock::time_point now) {
 }
 
 void Pool::open_missing(Clock::time_point now) {
+  if (paused_) return;  // resume() connects afresh
   const auto& settings = config_->pool;
   const int connecting = count(ConnectionState::connecting);
   const int spare = count(ConnectionState::idle) + count(ConnectionState::probing) + connecting;

@@ -44,6 +44,10 @@ ClientError ClientSession::checkout_failure(const pool::CheckoutError& error) co
               "the server for database \"" + database + "\" is down", error.detail,
               "pool.fail_fast is on: clients are refused at once until the server answers "
               "again; see pgvigil_server_health.", true};
+    case pool::CheckoutError::Kind::paused:
+      return {sqlstate::kTooManyConnections,
+              "database \"" + database + "\" is paused for maintenance", error.detail,
+              "An operator paused it (a switchover under way): retry in a moment.", true};
     case pool::CheckoutError::Kind::shutting_down:
       return {sqlstate::kAdminShutdown, "pgvigil is shutting down", "", ""};
   }

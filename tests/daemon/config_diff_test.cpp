@@ -51,6 +51,8 @@ class RestartOnlyKeys : public ::testing::Test {
     dir_ = ::mkdtemp(pattern.data());
     users_file_ = dir_ / "users.txt";
     std::ofstream(users_file_) << "\"u\" \"p\"\n";
+    token_file_ = dir_ / "token";
+    std::ofstream(token_file_) << "a-token-long-enough-to-pass\n";
   }
   ~RestartOnlyKeys() override { fs::remove_all(dir_); }
 
@@ -65,7 +67,7 @@ class RestartOnlyKeys : public ::testing::Test {
       case KeyType::whole_seconds:
         return {"3s", "7s"};
       case KeyType::string:
-        return {dir_.string(), users_file_.string()};
+        return {dir_.string(), users_file_.string(), token_file_.string()};
       case KeyType::enumeration:
         return {key.choices.begin(), key.choices.end()};
       case KeyType::port:
@@ -75,6 +77,7 @@ class RestartOnlyKeys : public ::testing::Test {
       case KeyType::boolean:
         return {"true", "false"};
       case KeyType::map:
+      case KeyType::host_list:  // in database entries only, which reload
         return {};
     }
     return {};
@@ -82,6 +85,7 @@ class RestartOnlyKeys : public ::testing::Test {
 
   fs::path dir_;
   fs::path users_file_;
+  fs::path token_file_;
 };
 
 TEST_F(RestartOnlyKeys, EveryOneTheTableMarksIsRefusedWhenItChanges) {

@@ -6,105 +6,10 @@
 
 #include <cstdio>
 
-#include "tests/daemon/daemon_test_util.hpp"
-#include "tests/support/daemon_process.hpp"
-#include "tests/support/pg_cluster.hpp"
-#include "tests/support/wait_until.hpp"
+#include "tests/daemon/failover_fixture.hpp"
 
 namespace pgvigil::testing {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-using Ports = DaemonPorts;
-using std::chrono::milliseconds;
-using std::chrono::seconds;
-
-std::string host_entry(const PgCluster& pg) { return "\"127.0.0.1:" + std::to_string(pg.port()) + "\""; }
-
-// The first value of sql's first row through conn, or "ERROR: ..." when it fails.
-std::string value_through(PGconn* conn, const std::string& sql) {
-  PGresult* result = PQexec(conn, sql.c_str());
-  std::string value;
-  if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) > 0) {
-    value = PQgetvalue(result, 0, 0);
-  } else if (PQresultStatus(result) != PGRES_COMMAND_OK) {
-    value = "ERROR: " + std::string(PQerrorMessage(conn));
-  }
-  PQclear(result);
-  return value;
-}
-
-double server_role(const Ports& ports, const PgCluster& server, const std::string& role) {
-  return metric(ports.admin, "pgvigil_server_role",
-                {{"pool", "app"},
-                 {"server", "127.0.0.1:" + std::to_string(server.port())},
-                 {"role", role}})
-      .value_or(-1);
-}
-
-double evictions(const Ports& ports, const std::string& reason) {
-  return metric(ports.admin, "pgvigil_evictions_total", {{"pool", "app"}, {"reason", reason}})
-      .value_or(0);
-}
-
-class FailoverPgTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    primary_ = PgCluster::start_new();
-    primary_->execute("CREATE TABLE writes (id serial PRIMARY KEY, note text)");
-    standby_ = PgCluster::start_standby_of(*primary_);
-    // The standby has replayed the table: it is streaming.
-    ASSERT_TRUE(wait_until(
-        [&] {
-          try {
-            return standby_->query_value("SELECT count(*) FROM pg_class WHERE relname = 'writes'") ==
-                   "1";
-          } catch (const std::exception&) {
-            return false;
-          }
-        },
-        seconds(30)));
-    ASSERT_EQ(standby_->query_value("SELECT pg_is_in_recovery()"), "t");
-  }
-
-  // hosts: the YAML list's entries; target: "" leaves target_session_attrs out.
-  std::unique_ptr<DaemonProcess> start(const std::string& hosts, const std::string& target,
-                                       const std::string& checkout_timeout = "10s") {
-    const std::string yaml =
-        "workers: 2\n"
-        "admin: {listen: \"127.0.0.1:" + std::to_string(ports_.admin) + "\"}\n" +
-        "listen: {address: \"127.0.0.1:" + std::to_string(ports_.listen) + "\"}\n" +
-        "ping: {interval: 1s, timeout: 500ms, jitter: 0}\n"
-        "pool: {min_idle: 2, max_size: 4, checkout_timeout: " + checkout_timeout + "}\n" +
-        "databases:\n"
-        "  app:\n"
-        "    hosts: [" + hosts + "]\n" +
-        (target.empty() ? "" : "    target_session_attrs: " + target + "\n") +
-        "    dbname: postgres\n"
-        "    user: postgres\n"
-        "    sslmode: disable\n"
-        "    application_name: pgvigil-failover\n";
-    auto daemon = DaemonProcess::start(PGVIGIL_BINARY, yaml);
-    EXPECT_TRUE(wait_until(
-        [&] {
-          return metric(ports_.admin, "pgvigil_server_connections",
-                        {{"pool", "app"}, {"state", "idle"}}) == 2;
-        },
-        seconds(20)))
-        << daemon->log_text();
-    return daemon;
-  }
-
-  Client client() {
-    auto conn = connect_client(ports_.listen, "app");
-    EXPECT_EQ(PQstatus(conn.get()), CONNECTION_OK) << PQerrorMessage(conn.get());
-    return conn;
-  }
-
-  std::unique_ptr<PgCluster> primary_;
-  std::unique_ptr<PgCluster> standby_;
-  Ports ports_;
-};
 
 TEST_F(FailoverPgTest, SeveralHostsServeFromThePrimaryByDefault) {
   // The standby is listed first: read-write (the default with several hosts) skips it.
