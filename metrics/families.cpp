@@ -72,6 +72,13 @@ MetricFamilies build_families(prometheus::Registry& registry) {
                        .Help("Times the pool moved its connections to another server of its "
                              "list (a failover or a switchover).")
                        .Register(registry),
+      .failover_time =
+          prometheus::BuildHistogram()
+              .Name("pgvigil_failover_seconds")
+              .Help("Time from the first sign that the server in use was going (a failed "
+                    "connection attempt, a role change, the server turning suspect) to the first "
+                    "transaction lent a connection to the server the pool moved to.")
+              .Register(registry),
       .client_connections = prometheus::BuildGauge()
                                 .Name("pgvigil_client_connections")
                                 .Help("Client connections currently open to the pool.")

@@ -27,6 +27,7 @@ struct MetricFamilies {
   prometheus::Family<prometheus::Histogram>& server_down_verdict;
   prometheus::Family<prometheus::Gauge>& server_role;
   prometheus::Family<prometheus::Counter>& failovers;
+  prometheus::Family<prometheus::Histogram>& failover_time;
   prometheus::Family<prometheus::Gauge>& client_connections;
   prometheus::Family<prometheus::Counter>& client_errors;
   prometheus::Family<prometheus::Gauge>& pinned_clients;

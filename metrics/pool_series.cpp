@@ -24,7 +24,8 @@ PoolSeries::PoolSeries(const MetricFamilies& families, std::string pool)
       server_rtt_(families_.server_rtt.Add({{"pool", pool_}})),
       checkout_wait_(families_.checkout_wait.Add({{"pool", pool_}}, buckets::kCheckoutWait)),
       checkout_timeouts_(families_.checkout_timeouts.Add({{"pool", pool_}})),
-      failovers_(families_.failovers.Add({{"pool", pool_}})) {}
+      failovers_(families_.failovers.Add({{"pool", pool_}})),
+      failover_time_(families_.failover_time.Add({{"pool", pool_}}, buckets::kDetectionLatency)) {}
 
 prometheus::Labels PoolSeries::labels_with(const char* name, const std::string& value) const {
   return {{"pool", pool_}, {name, value}};
@@ -69,6 +70,7 @@ void PoolSeries::detach() {
   }
   roles_.clear();
   families_.failovers.Remove(&failovers_);
+  families_.failover_time.Remove(&failover_time_);
   families_.ping_latency.Remove(&ping_latency_);
   families_.connect_latency.Remove(&connect_latency_);
   families_.keepalive_mismatches.Remove(&keepalive_mismatches_);
@@ -207,6 +209,11 @@ void PoolSeries::set_server_role(std::string_view server, std::string_view role)
 void PoolSeries::record_failover() {
   std::shared_lock lock(mutex_);
   if (!detached_) failovers_.Increment();
+}
+
+void PoolSeries::observe_failover(Seconds since_first_sign) {
+  std::shared_lock lock(mutex_);
+  if (!detached_) failover_time_.Observe(clamped_seconds(since_first_sign));
 }
 
 }  // namespace pgvigil::metrics

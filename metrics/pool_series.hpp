@@ -40,6 +40,7 @@ class PoolSeries final : public PoolMetrics {
   void forget_server(std::string_view server) override;
   void set_server_role(std::string_view server, std::string_view role) override;
   void record_failover() override;
+  void observe_failover(Seconds since_first_sign) override;
 
  private:
   struct EvictionSeries {
@@ -78,6 +79,7 @@ class PoolSeries final : public PoolMetrics {
   prometheus::Histogram& checkout_wait_;
   prometheus::Counter& checkout_timeouts_;
   prometheus::Counter& failovers_;
+  prometheus::Histogram& failover_time_;
 };
 
 }  // namespace pgvigil::metrics

@@ -64,6 +64,9 @@ class PoolMetrics {
   virtual void set_server_role(std::string_view server, std::string_view role) = 0;
   // The database's connections moved to another server of its list (a failover, a switchover).
   virtual void record_failover() = 0;
+  // The first transaction served on the new server, this long after the first sign that the old
+  // one was going (pool/failover_clock.hpp).
+  virtual void observe_failover(Seconds since_first_sign) = 0;
 };
 
 class Registry final : public StartupErrorMetrics {

@@ -93,6 +93,12 @@ void Pool::transition(ServerConnection& connection, ConnectionState to) {
       std::erase_if(idle_, [&connection](const Lease& idle) { return idle.get() == &connection; });
     }
   }
+  // The first lending after a move to another host ends the failover clock.
+  if (to == ConnectionState::checked_out && health_->failover().move_pending()) {
+    if (const auto took = health_->failover().lent_on(connection.host().describe())) {
+      metrics_->observe_failover(*took);
+    }
+  }
 }
 
 void Pool::forget(const Lease& connection) {

@@ -39,7 +39,7 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
       if (!failure) {
         const auto role = to_string(connection.role().role);
         metrics_->set_server_role(host.describe(), role);
-        if (health_->moved_to(host.describe())) {
+        if (health_->failover().moved_to(host.describe())) {
           metrics_->record_failover();
           spdlog::warn("pool {}: moved to {} ({}): the server used until now does not answer "
                        "as {}", name_, host.describe(), role, to_string(target));
@@ -50,6 +50,9 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
       if (failure->cause == ConnectFailureCause::role_mismatch) {
         metrics_->set_server_role(host.describe(), to_string(connection.role().role));
       }
+      // The host in use refused, did not answer or answered in another role: a failover may
+      // have begun (failover_clock.hpp).
+      health_->failover().sign_on(host.describe(), deadline - per_host_timeout);
       if (hosts.size() == 1) co_return failure;
       failures += (failures.empty() ? "" : "; ") + host.describe() + ": " + failure->message;
       // A server that answered with the wrong role says more than one that did not answer: the
@@ -67,8 +70,9 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
 }
 
 void Pool::evict_role_changed(const Lease& connection) {
-  metrics_->set_server_role(connection->host().describe(),
-                            to_string(connection->reported_role()));
+  const auto host = connection->host().describe();
+  metrics_->set_server_role(host, to_string(connection->reported_role()));
+  health_->failover().sign_on(host, Clock::now());
   evict(connection, connection->role_change_death());
 }
 

@@ -65,6 +65,7 @@ void ServerHealth::sign_of_trouble(const std::string& sign, Clock::time_point fi
     if (state() != HealthState::healthy) return;
     first_sign_ = sign;
     first_seen_ = first_seen;
+    failover_.sign_on_current(first_seen);
     round = ++round_;
     asked = live(listeners_);
     unanswered_due_ = static_cast<int>(asked.size());
@@ -89,6 +90,7 @@ void ServerHealth::answered() {
                  seconds_since(down_since_));
   }
   set_state(HealthState::healthy);
+  failover_.server_answered();
 }
 
 void ServerHealth::probe_unanswered(std::uint64_t round) {
@@ -135,17 +137,9 @@ void ServerHealth::rename(const std::string& server) {
     metrics_->show_server(server);
   }
   server_ = server;
-  current_host_.clear();  // the first host of the new list is not a failover
+  failover_.reset();  // the first host of the new list is not a failover
   ++round_;  // reports of a round about the old server count for nothing
   state_.store(HealthState::healthy, std::memory_order_relaxed);
-}
-
-bool ServerHealth::moved_to(const std::string& host) {
-  std::lock_guard lock(mutex_);
-  if (current_host_ == host) return false;
-  const bool moved = !current_host_.empty();
-  current_host_ = host;
-  return moved;
 }
 
 }  // namespace pgvigil::pool

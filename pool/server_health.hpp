@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "metrics/registry.hpp"
+#include "pool/failover_clock.hpp"
 #include "pool/failure_diagnosis.hpp"
 
 namespace pgvigil::pool {
@@ -68,9 +69,9 @@ class ServerHealth {
 
   // A reload pointed the database at another server: healthy, under that name.
   void rename(const std::string& server);
-  // A connection of the database reached `host` (one of its list). True when the database was
-  // using another host until now: a failover. Shared by the shards, so a move counts once.
-  bool moved_to(const std::string& host);
+  // Which host of the list is in use, and the time a move to another took (failover_clock.hpp).
+  // Shared by the shards, so a move counts once.
+  FailoverClock& failover() { return failover_; }
 
  private:
   void set_state(HealthState next);  // under mutex_
@@ -80,7 +81,7 @@ class ServerHealth {
   std::atomic<HealthState> state_{HealthState::healthy};
   mutable std::mutex mutex_;
   std::string server_;
-  std::string current_host_;  // the host connections last reached; "" before the first
+  FailoverClock failover_;
   std::vector<std::weak_ptr<HealthListener>> listeners_;
   std::uint64_t round_ = 0;
   int unanswered_due_ = 0;  // pools of the current round that have not reported yet

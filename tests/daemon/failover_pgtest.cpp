@@ -70,6 +70,14 @@ TEST_F(FailoverPgTest, UnplannedFailoverServesWritesFromThePromotedStandbyWithou
   EXPECT_EQ(metric(ports_.admin, "pgvigil_failovers_total", {{"pool", "app"}}), 1);
   EXPECT_EQ(server_role(ports_, *standby_, "primary"), 1);
   EXPECT_EQ(server_role(ports_, *standby_, "standby"), 0);
+  // Timed from the first sign (the crashed primary refusing a connection, or its connections'
+  // deaths making it suspect) to the first transaction lent a connection to the new primary.
+  EXPECT_EQ(metric(ports_.admin, "pgvigil_failover_seconds_count", {{"pool", "app"}}), 1);
+  const double failover_seconds =
+      metric(ports_.admin, "pgvigil_failover_seconds_sum", {{"pool", "app"}}).value_or(-1);
+  std::printf("pgvigil_failover_seconds observed %.3f s\n", failover_seconds);
+  EXPECT_GT(failover_seconds, 0);
+  EXPECT_LT(failover_seconds, took + 5.0);
 
   // The old primary comes back as a standby of the new one: no transaction runs on it, even on
   // connections opened afterwards.

@@ -121,6 +121,10 @@ TEST_F(SwitchoverPgTest, PauseSwitchResumeLosesNoTransaction) {
             std::stoll(history_before));
   EXPECT_GE(evictions(ports_, "paused"), 2);  // min_idle's connections at least
   EXPECT_EQ(metric(ports_.admin, "pgvigil_failovers_total", {{"pool", "app"}}), 1);
+  // From the resumed pool's refused attempt on the stopped primary to its first lending.
+  EXPECT_EQ(metric(ports_.admin, "pgvigil_failover_seconds_count", {{"pool", "app"}}), 1);
+  EXPECT_LT(metric(ports_.admin, "pgvigil_failover_seconds_sum", {{"pool", "app"}}).value_or(99),
+            took);
 }
 
 TEST_F(SwitchoverPgTest, APauseWaitsForTheTransactionInFlightAndIsBounded) {

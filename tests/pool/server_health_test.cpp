@@ -143,11 +143,22 @@ TEST_F(ServerHealthTest, ARenamedServerIsHealthyUnderItsNewName) {
 }
 
 TEST_F(ServerHealthTest, AMoveToAnotherHostIsAFailoverButNotTheFirstHostOrAReload) {
-  EXPECT_FALSE(health_.moved_to("db1:5432"));  // the first host the database reaches
-  EXPECT_FALSE(health_.moved_to("db1:5432"));
-  EXPECT_TRUE(health_.moved_to("db2:5432"));
+  EXPECT_FALSE(health_.failover().moved_to("db1:5432"));  // the first host the database reaches
+  EXPECT_FALSE(health_.failover().moved_to("db1:5432"));
+  EXPECT_TRUE(health_.failover().moved_to("db2:5432"));
   health_.rename("db3:5432/app as app");       // a reload pointed it elsewhere
-  EXPECT_FALSE(health_.moved_to("db3:5432"));
+  EXPECT_FALSE(health_.failover().moved_to("db3:5432"));
+}
+
+TEST_F(ServerHealthTest, TurningSuspectStartsTheFailoverClock) {
+  auto& clock = health_.failover();
+  clock.moved_to("db1:5432");
+  const auto first_seen = Clock::now() - std::chrono::seconds(2);
+  health_.sign_of_trouble("ping_timeout on connection 1", first_seen);
+  ASSERT_TRUE(clock.moved_to("db2:5432"));
+  const auto took = clock.lent_on("db2:5432");
+  ASSERT_TRUE(took);
+  EXPECT_GE(*took, std::chrono::seconds(2));
 }
 
 }  // namespace
