@@ -138,6 +138,11 @@ std::vector<ConfigKey> make_keys() {
        "While the server is found down (no path to it answered within ping.timeout, see "
        "pgvigil_server_health), a client asking for a connection gets 08006 at once; false: it "
        "waits up to pool.checkout_timeout for the server to come back."},
+      {"pool.max_replication_lag", duration, "0", kReloads,
+       "A standby whose replay lags more than this is given no connection, and its connections "
+       "are closed at their next ping (replication_lag), until it catches up. Measured at connect "
+       "and in every ping of a standby's connection: the age of the last replayed transaction "
+       "while WAL received is waiting to be replayed. 0: not measured."},
       {"pool.pause_timeout", duration, "30s", kReloads,
        "While the database is paused (POST /pause, `pgvigil pause`), a client's next "
        "transaction waits this long for the resume, then gets 53300; above 0."},

@@ -141,6 +141,7 @@ pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base) {
   r.read("client_idle_timeout", base.client_idle_timeout);
   r.read("query_timeout", base.query_timeout);
   r.read("fail_fast", base.fail_fast);
+  r.read("max_replication_lag", base.max_replication_lag);
   if (r.read("pause_timeout", base.pause_timeout) && base.pause_timeout <= milliseconds{0}) {
     r.fail("pause_timeout", "must be above 0");
   }

@@ -21,6 +21,7 @@ std::string_view to_string(ConnectFailureCause cause) {
     case ConnectFailureCause::server_starting: return "server_starting";
     case ConnectFailureCause::tls: return "tls";
     case ConnectFailureCause::role_mismatch: return "role_mismatch";
+    case ConnectFailureCause::replication_lag: return "replication_lag";
     case ConnectFailureCause::other: return "other";
   }
   return "other";

@@ -17,6 +17,7 @@ enum class ConnectFailureCause {
   server_starting,       // starting up, shutting down or in recovery (57P03)
   tls,                   // TLS negotiation or certificate failure
   role_mismatch,         // connected, but the server's role is not target_session_attrs
+  replication_lag,       // connected to a standby whose replay lags past max_replication_lag
   other,
 };
 
@@ -26,7 +27,7 @@ inline constexpr std::array kAllConnectFailureCauses = {
     ConnectFailureCause::authentication,  ConnectFailureCause::too_many_connections,
     ConnectFailureCause::database_missing, ConnectFailureCause::server_starting,
     ConnectFailureCause::tls,             ConnectFailureCause::role_mismatch,
-    ConnectFailureCause::other};
+    ConnectFailureCause::replication_lag, ConnectFailureCause::other};
 
 std::string_view to_string(ConnectFailureCause cause);
 

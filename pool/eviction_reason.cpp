@@ -18,6 +18,7 @@ std::string_view to_string(EvictionReason reason) {
     case EvictionReason::query_timeout: return "query_timeout";
     case EvictionReason::server_down: return "server_down";
     case EvictionReason::role_changed: return "role_changed";
+    case EvictionReason::replication_lag: return "replication_lag";
     case EvictionReason::paused: return "paused";
     case EvictionReason::reload: return "reload";
     case EvictionReason::shutdown: return "shutdown";
@@ -31,6 +32,7 @@ bool is_death(EvictionReason reason) {
     case EvictionReason::idle_timeout:
     case EvictionReason::dirty_return:
     case EvictionReason::role_changed:
+    case EvictionReason::replication_lag:
     case EvictionReason::paused:
     case EvictionReason::reload:
     case EvictionReason::shutdown:

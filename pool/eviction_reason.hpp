@@ -26,6 +26,7 @@ enum class EvictionReason {
                           // (pool/server_health.hpp)
   role_changed,           // the server is no longer what the pool wants (a standby promoted, a
                           // primary demoted): closed once its client has finished
+  replication_lag,        // a standby's replay fell behind pool.max_replication_lag
   paused,                 // planned: the database was paused (POST /pause); closed once idle
   reload,                 // planned: configuration changed under it
   shutdown,               // planned: pgvigil is stopping
@@ -39,7 +40,8 @@ inline constexpr std::array kAllEvictionReasons = {
     EvictionReason::checkout_check_failed, EvictionReason::max_lifetime,
     EvictionReason::idle_timeout,      EvictionReason::dirty_return,
     EvictionReason::query_timeout,     EvictionReason::server_down,
-    EvictionReason::role_changed,      EvictionReason::paused,
+    EvictionReason::role_changed,      EvictionReason::replication_lag,
+    EvictionReason::paused,
     EvictionReason::reload,            EvictionReason::shutdown,
 };
 

@@ -158,6 +158,13 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   // target_session_attrs (pool_hosts.cpp). Each host gets per_host_timeout.
   boost::asio::awaitable<std::optional<ConnectFailure>> connect_to_matching_host(
       ServerConnection& connection, Clock::duration per_host_timeout);
+  // The order a new connection tries the hosts in: from preferred_host_ on, and where several
+  // servers may serve the pool (standby, prefer-standby, read-only), least connections first.
+  std::vector<std::size_t> host_order(const std::vector<ServerHost>& hosts) const;
+  // A standby lagging past pool.max_replication_lag: why (reason replication_lag), or the death
+  // of the connection asked; nullopt when within the bound or not measured.
+  boost::asio::awaitable<std::optional<Death>> excess_replication_lag(
+      ServerConnection& connection, Clock::time_point deadline);
   boost::asio::awaitable<void> watch_idle(Lease connection);
   boost::asio::awaitable<void> shutdown_here();
   boost::asio::awaitable<void> update_config_here(PoolConfig config);

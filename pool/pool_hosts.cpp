@@ -3,12 +3,69 @@
 // mismatched attempt per connection until the new primary is found, and then none.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "pool/pool_internal.hpp"
 #include "pool/server_connection.hpp"
 
 namespace pgvigil::pool {
 namespace asio = boost::asio;
 using asio::awaitable;
+
+namespace {
+
+// Targets that several servers of the list may serve at once: their connections are spread.
+bool spreads(TargetSessionAttrs target) {
+  return target == TargetSessionAttrs::standby || target == TargetSessionAttrs::prefer_standby ||
+         target == TargetSessionAttrs::read_only;
+}
+
+}  // namespace
+
+std::vector<std::size_t> Pool::host_order(const std::vector<ServerHost>& hosts) const {
+  const std::size_t first = preferred_host_ < hosts.size() ? preferred_host_ : 0;
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < hosts.size(); ++i) order.push_back((first + i) % hosts.size());
+  if (hosts.size() < 2 || !spreads(config_->server.target_session_attrs)) return order;
+  // Least connections first (those still connecting included, so that a burst of new ones
+  // spreads too); ties keep the order from the preferred host.
+  std::vector<int> on_host(hosts.size(), 0);
+  for (const auto& [id, connection] : connections_) {
+    if (connection->state() == ConnectionState::closing) continue;
+    for (std::size_t i = 0; i < hosts.size(); ++i) {
+      if (connection->host() == hosts[i]) ++on_host[i];
+    }
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&on_host](std::size_t a, std::size_t b) { return on_host[a] < on_host[b]; });
+  return order;
+}
+
+awaitable<std::optional<Death>> Pool::excess_replication_lag(ServerConnection& connection,
+                                                             Clock::time_point deadline) {
+  const auto bound = config_->pool.max_replication_lag;
+  if (bound.count() == 0 || connection.role().role != ServerRole::standby) co_return std::nullopt;
+  const auto answer = co_await connection.query_value(kReplicationLagQuery, deadline);
+  if (answer.error) {
+    if (answer.error->death) co_return answer.error->death;
+    co_return Death{EvictionReason::ping_failed,
+                    "replication lag query answered with " + answer.error->sqlstate + ": " +
+                        answer.error->message,
+                    Clock::now()};
+  }
+  const auto lag = lag_from_query_value(answer.value.value_or(""));
+  if (!lag) {
+    co_return Death{EvictionReason::ping_failed,
+                    "replication lag query answered \"" + answer.value.value_or("") + "\"",
+                    Clock::now()};
+  }
+  if (*lag * 1000 <= static_cast<double>(bound.count())) co_return std::nullopt;
+  co_return Death{EvictionReason::replication_lag,
+                  fmt::format("standby replay lags {:.1f} s, more than pool.max_replication_lag "
+                              "({} ms)",
+                              *lag, bound.count()),
+                  Clock::now()};
+}
 
 awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
     ServerConnection& connection, Clock::duration per_host_timeout) {
@@ -17,12 +74,11 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
   const auto target = server.target_session_attrs;
   // prefer-standby goes over the list twice: standbys only, then any.
   const int passes = target == TargetSessionAttrs::prefer_standby && hosts.size() > 1 ? 2 : 1;
-  const std::size_t first = preferred_host_ < hosts.size() ? preferred_host_ : 0;
+  const auto order = host_order(hosts);
   std::optional<ConnectFailure> outcome;
   std::string failures;
   for (int pass = 0; pass < passes; ++pass) {
-    for (std::size_t i = 0; i < hosts.size(); ++i) {
-      const std::size_t index = (first + i) % hosts.size();
+    for (const std::size_t index : order) {
       const auto& host = hosts[index];
       const auto deadline = Clock::now() + per_host_timeout;
       auto failure = co_await connection.connect(host, deadline);
@@ -37,9 +93,18 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
                                      ", not " + std::string(to_string(target))};
       }
       if (!failure) {
+        if (auto lag = co_await excess_replication_lag(connection, deadline)) {
+          failure = ConnectFailure{lag->reason == EvictionReason::replication_lag
+                                       ? ConnectFailureCause::replication_lag
+                                       : ConnectFailureCause::other,
+                                   lag->detail};
+        }
+      }
+      if (!failure) {
         const auto role = to_string(connection.role().role);
         metrics_->set_server_role(host.describe(), role);
-        if (health_->failover().moved_to(host.describe())) {
+        // Where connections are spread over several servers, another one is no failover.
+        if (!spreads(target) && health_->failover().moved_to(host.describe())) {
           metrics_->record_failover();
           spdlog::warn("pool {}: moved to {} ({}): the server used until now does not answer "
                        "as {}", name_, host.describe(), role, to_string(target));
@@ -54,10 +119,12 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
       // have begun (failover_clock.hpp).
       health_->failover().sign_on(host.describe(), deadline - per_host_timeout);
       if (hosts.size() == 1) co_return failure;
+      spdlog::debug("pool {}: {} passed over: {}", name_, host.describe(), failure->message);
       failures += (failures.empty() ? "" : "; ") + host.describe() + ": " + failure->message;
-      // A server that answered with the wrong role says more than one that did not answer: the
-      // database is there, waiting for a promotion.
-      if (!outcome || failure->cause == ConnectFailureCause::role_mismatch) {
+      // A server that answered with the wrong role (or lagging) says more than one that did not
+      // answer: the database is there, waiting for a promotion or a replay.
+      if (!outcome || failure->cause == ConnectFailureCause::role_mismatch ||
+          failure->cause == ConnectFailureCause::replication_lag) {
         outcome = ConnectFailure{failure->cause, {}};
       }
       if (stopping_) break;

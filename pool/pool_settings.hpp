@@ -117,6 +117,9 @@ struct PoolSettings {
   // While the database is paused (Pool::pause), a checkout waits this long, not
   // checkout_timeout, before it fails.
   Milliseconds pause_timeout{30000};
+  // A standby whose replay lags more than this (kReplicationLagQuery, at connect and at every
+  // ping) gets no connection until it catches up; 0: not measured.
+  Milliseconds max_replication_lag{0};
   friend bool operator==(const PoolSettings&, const PoolSettings&) = default;
 };
 

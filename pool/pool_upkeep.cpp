@@ -95,6 +95,12 @@ awaitable<bool> Pool::ping_idle(Lease connection) {
     evict_role_changed(connection);
     co_return false;
   }
+  const auto lag = co_await excess_replication_lag(*connection, Clock::now() + config_->ping.timeout);
+  if (connection->state() != ConnectionState::probing) co_return false;
+  if (lag) {
+    evict(connection, *lag);
+    co_return false;
+  }
   co_return true;
 }
 
@@ -214,9 +220,11 @@ awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
     metrics_->record_connect_failure(to_string(failure->cause));
     last_failure_at_ = now;
     auto delay = backoff_.next_delay(waiting_checkouts() > 0);
-    if (failure->cause == ConnectFailureCause::role_mismatch && waiting_checkouts() > 0) {
-      // A server answered in the wrong role: a failover is under way and the promotion may
-      // come any moment; the clients waiting for it are served at most initial_delay later.
+    if ((failure->cause == ConnectFailureCause::role_mismatch ||
+         failure->cause == ConnectFailureCause::replication_lag) &&
+        waiting_checkouts() > 0) {
+      // A server answered in the wrong role, or lagging: a promotion or a replay may end it
+      // any moment; the clients waiting for it are served at most initial_delay later.
       delay = std::min(delay, config_->pool.reconnect.initial_delay);
     }
     next_connect_at_ = now + delay;

@@ -1,5 +1,8 @@
 #include "pool/server_role.hpp"
 
+#include <algorithm>
+#include <charconv>
+
 namespace pgvigil::pool {
 
 std::string_view to_string(ServerRole role) {
@@ -39,6 +42,14 @@ std::optional<RoleReport> role_from_query_value(std::string_view value) {
   report.role = recovery == "true" ? ServerRole::standby : ServerRole::primary;
   report.read_only = report.role == ServerRole::standby || read_only == "on";
   return report;
+}
+
+std::optional<double> lag_from_query_value(std::string_view value) {
+  double seconds = 0;
+  const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (error != std::errc() || end != value.data() + value.size()) return std::nullopt;
+  // The standby's clock may run behind the primary's: a replay "from the future" is no lag.
+  return std::max(seconds, 0.0);
 }
 
 bool role_matches(TargetSessionAttrs target, const RoleReport& report, bool standby_pass) {

@@ -36,6 +36,16 @@ inline constexpr char kRoleQuery[] =
 // kRoleQuery's answer; nullopt when it is not one.
 std::optional<RoleReport> role_from_query_value(std::string_view value);
 
+// A standby's replay lag in seconds: 0 while it has replayed all it received (an idle primary
+// sends nothing, so the last replayed transaction may be old without any lag), else the age of
+// the last transaction it replayed; 0 on a primary.
+inline constexpr char kReplicationLagQuery[] =
+    "SELECT CASE WHEN pg_last_wal_receive_lsn() IS NOT NULL AND "
+    "pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0 "
+    "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END";
+// kReplicationLagQuery's answer in seconds; nullopt when it is not a number.
+std::optional<double> lag_from_query_value(std::string_view value);
+
 // Whether a server in this role serves the pool. standby_pass: the first pass over the hosts
 // of prefer-standby, which takes only standbys (the second takes any).
 bool role_matches(TargetSessionAttrs target, const RoleReport& report, bool standby_pass);

@@ -49,11 +49,13 @@ void FailoverPgTest::SetUp() {
   ASSERT_EQ(standby_->query_value("SELECT pg_is_in_recovery()"), "t");
 }
 
-bool FailoverPgTest::standby_caught_up() {
-  const auto written = primary_->query_value("SELECT pg_current_wal_lsn()");
+bool FailoverPgTest::caught_up(const PgCluster& standby) {
+  // The insert position: the harness's servers commit asynchronously, so the write position may
+  // not have reached the last commit yet.
+  const auto written = primary_->query_value("SELECT pg_current_wal_insert_lsn()");
   return wait_until(
       [&] {
-        return standby_->query_value("SELECT pg_last_wal_replay_lsn() >= '" + written +
+        return standby.query_value("SELECT pg_last_wal_replay_lsn() >= '" + written +
                                      "'::pg_lsn") == "t";
       },
       seconds(30));

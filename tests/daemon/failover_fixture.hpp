@@ -45,8 +45,8 @@ class FailoverPgTest : public ::testing::Test {
 
   Client client();
 
-  // Waits until the standby has replayed everything the primary has written so far.
-  bool standby_caught_up();
+  // Waits until `standby` has replayed everything the primary has written so far.
+  bool caught_up(const PgCluster& standby);
 
   std::unique_ptr<PgCluster> primary_;
   std::unique_ptr<PgCluster> standby_;

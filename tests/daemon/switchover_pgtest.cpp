@@ -61,7 +61,7 @@ TEST_F(SwitchoverPgTest, PauseSwitchResumeLosesNoTransaction) {
                         work_.path() / "init.log", work_.path(), seconds(120)),
             0)
       << read_text(work_.path() / "init.log");
-  ASSERT_TRUE(standby_caught_up());
+  ASSERT_TRUE(caught_up(*standby_));
   auto daemon = start(host_entry(*primary_) + ", " + host_entry(*standby_), "", "10s",
                       "pause_timeout: 60s, ");
 

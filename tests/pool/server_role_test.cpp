@@ -56,5 +56,15 @@ TEST(ServerRole, TargetNamesRoundTrip) {
   EXPECT_EQ(parse_target_session_attrs("read_write"), std::nullopt);
 }
 
+TEST(ReplicationLag, ReadsTheLagQuerysSecondsAndRefusesAnythingElse) {
+  EXPECT_EQ(lag_from_query_value("0"), 0.0);
+  EXPECT_DOUBLE_EQ(*lag_from_query_value("12.345678"), 12.345678);
+  // A standby's clock behind the primary's makes a replay "from the future": no lag.
+  EXPECT_EQ(lag_from_query_value("-0.25"), 0.0);
+  EXPECT_FALSE(lag_from_query_value(""));
+  EXPECT_FALSE(lag_from_query_value("1.5s"));
+  EXPECT_FALSE(lag_from_query_value("t"));
+}
+
 }  // namespace
 }  // namespace pgvigil::pool
