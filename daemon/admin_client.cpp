@@ -1,5 +1,8 @@
 #include "daemon/admin_client.hpp"
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -20,6 +23,7 @@ struct Answer {
   unsigned status = 0;
   std::string body;
   int open_connections = 0;
+  bool paused = false;
 };
 
 // The address to reach the endpoint at: a wildcard listen address is reached on loopback.
@@ -36,11 +40,16 @@ asio::ip::address endpoint_address(const AdminSettings& admin) {
   return address;
 }
 
-Answer post(const AdminSettings& admin, const std::string& target) {
+Answer send(const AdminSettings& admin, http::verb method, const std::string& target) {
   asio::io_context io;
   tcp::socket socket(io);
   socket.connect(tcp::endpoint(endpoint_address(admin), admin.port));
-  http::request<http::empty_body> request{http::verb::post, target, 11};
+  // A daemon that stops answering must not hang the operator's command: blocking reads and
+  // writes give up after 10 s.
+  const timeval limit{10, 0};
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  http::request<http::empty_body> request{method, target, 11};
   request.set(http::field::host, admin.host);
   request.set(http::field::user_agent, "pgvigil");
   if (!admin.token.empty()) request.set(http::field::authorization, "Bearer " + admin.token);
@@ -49,9 +58,10 @@ Answer post(const AdminSettings& admin, const std::string& target) {
   boost::beast::flat_buffer buffer;
   http::response<http::string_body> response;
   http::read(socket, buffer, response);
-  Answer answer{response.result_int(), response.body(), 0};
+  Answer answer{response.result_int(), response.body(), 0, false};
   const auto open = response["X-Pgvigil-Open-Connections"];
   if (!open.empty()) answer.open_connections = std::stoi(std::string(open));
+  answer.paused = response["X-Pgvigil-Paused"] == "1";
   return answer;
 }
 
@@ -61,21 +71,26 @@ int run_control_command(const Config& config, const ControlCommand& command) {
   const std::string target = "/" + command.action + "?database=" + command.database;
   const auto until = std::chrono::steady_clock::now() + command.wait;
   try {
-    while (true) {
-      const auto answer = post(config.admin, target);
-      if (answer.status != 200) {
-        std::cerr << "pgvigil " << command.action << ": HTTP " << answer.status << ": "
-                  << answer.body;
-        return 1;
-      }
-      // A pause is asked again until it is complete: asking again changes nothing.
-      const bool complete = command.action != "pause" || answer.open_connections == 0;
-      if (complete || std::chrono::steady_clock::now() >= until) {
-        std::cout << answer.body;
-        return complete ? 0 : 2;
-      }
+    auto answer = send(config.admin, http::verb::post, target);
+    // A pause is complete once no connection is left: the state is read (GET changes nothing,
+    // so a resume sent meanwhile from elsewhere is not undone) until then.
+    while (answer.status == 200 && command.action == "pause" && answer.paused &&
+           answer.open_connections > 0 && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      answer = send(config.admin, http::verb::get, target);
     }
+    if (answer.status != 200) {
+      std::cerr << "pgvigil " << command.action << ": HTTP " << answer.status << ": "
+                << answer.body;
+      return 1;
+    }
+    std::cout << answer.body;
+    if (command.action != "pause") return 0;
+    if (!answer.paused) {
+      std::cerr << "pgvigil pause: the database was resumed while waiting\n";
+      return 1;
+    }
+    return answer.open_connections == 0 ? 0 : 2;
   } catch (const std::exception& error) {
     std::cerr << "pgvigil " << command.action << ": cannot reach the admin endpoint "
               << config.admin.host << ":" << config.admin.port << ": " << error.what() << "\n";

@@ -133,6 +133,7 @@ metrics::ReadyState Application::readiness() const {
                     std::to_string(status.healthy()) + " healthy (" + std::to_string(status.idle) +
                     " idle, " + std::to_string(status.checked_out) + " in use, " +
                     std::to_string(status.connecting) + " connecting)";
+    if (!status.servers.empty()) state.detail += " on " + status.servers;
     if (!healthy && !status.last_connect_failure.empty()) {
       state.detail += ", last connect failure: " + status.last_connect_failure;
     }

@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,7 @@ class Application {
   ServiceNotifier notifier_;
   std::vector<Shards> pools_;                          // same order as config_.databases
   std::vector<std::shared_ptr<pool::Pool>> retiring_;  // removed by a reload, still draining
+  std::set<std::string> paused_databases_;             // by POST /pause, until /resume
   int next_worker_ = 0;
   std::unique_ptr<metrics::AdminServer> admin_;
   std::unique_ptr<proxy::ProxyService> proxy_;

@@ -121,6 +121,16 @@ asio::awaitable<void> Application::reload_once(const char* trigger) {
   }
   config_ = std::move(next);
   pools_ = std::move(next_pools);
+  // A pause outlives the reload: new shards of a paused database start paused (a pause asked
+  // while the reload ran reached only the old ones), and a database gone is no longer paused.
+  std::erase_if(paused_databases_, [this](const std::string& name) {
+    return std::none_of(config_.databases.begin(), config_.databases.end(),
+                        [&name](const auto& database) { return database.name == name; });
+  });
+  for (std::size_t i = 0; i < config_.databases.size(); ++i) {
+    if (!paused_databases_.contains(config_.databases[i].name)) continue;
+    for (const auto& pool : pools_[i]) pool->pause();
+  }
   proxy_->replace_routes(make_routes());
   registry_.record_config_reload(true);
   spdlog::info("config reloaded ({}) from {}: {}", trigger, config_.source_path,

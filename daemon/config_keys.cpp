@@ -32,9 +32,9 @@ std::vector<ConfigKey> make_keys() {
        "Address of the HTTP endpoint for /metrics, /healthz, /readyz and the control requests "
        "POST /pause and /resume; [::1]:9930 for IPv6."},
       {"admin.token_file", string, "\"\"", kNeedsRestart,
-       "File holding a bearer token (16 characters or more) that control requests must bring "
-       "(Authorization: Bearer ...) when admin.listen is not a loopback address; \"\": control "
-       "requests are taken on loopback only. Relative to the config file's directory."},
+       "File holding a bearer token (16 characters or more) that control requests (POST /pause, "
+       "/resume) must then bring, as Authorization: Bearer ...; \"\": they are taken on a "
+       "loopback admin.listen only. Relative to the config file's directory."},
       {"systemd.ready_when",
        enumeration,
        "listening",
@@ -145,7 +145,8 @@ std::vector<ConfigKey> make_keys() {
        "while WAL received is waiting to be replayed. 0: not measured."},
       {"pool.pause_timeout", duration, "30s", kReloads,
        "While the database is paused (POST /pause, `pgvigil pause`), a client's next "
-       "transaction waits this long for the resume, then gets 53300; above 0."},
+       "transaction waits this long for the resume (from the pause, for one already waiting), "
+       "then gets 53300; above 0."},
       {"pool.reconnect.initial_delay", duration, "250ms", kReloads,
        "First wait after a failed connect; doubles on each further failure; above 0."},
       {"pool.reconnect.max_delay", duration, "10s", kReloads,

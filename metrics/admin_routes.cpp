@@ -63,46 +63,53 @@ bool same_secret(std::string_view given, std::string_view expected) {
 std::optional<HttpResponse> refusal(const HttpRequest& request, const AdminControl& control) {
   const auto version = request.version();
   const auto keep_alive = request.keep_alive();
+  // A web page may make a browser send a bodiless POST anywhere, loopback included; a browser
+  // says where the page came from, and no operator's tool does.
+  if (request.find(http::field::origin) != request.end()) {
+    return plain_response(http::status::forbidden,
+                          "control requests from a web page (Origin header) are refused\n",
+                          version, keep_alive);
+  }
   const auto authorization = request[http::field::authorization];
-  if (!authorization.empty()) {
+  if (!authorization.empty() || !control.token.empty()) {
     constexpr std::string_view kBearer = "Bearer ";
     const std::string_view given(authorization.data(), authorization.size());
     if (!control.token.empty() && given.starts_with(kBearer) &&
         same_secret(given.substr(kBearer.size()), control.token)) {
       return std::nullopt;
     }
-    auto response = plain_response(http::status::unauthorized,
-                                   "the bearer token does not match admin.token_file\n", version,
-                                   keep_alive);
+    // With a token configured it is required everywhere, loopback included.
+    auto response = plain_response(
+        http::status::unauthorized,
+        authorization.empty() ? "a bearer token is required (admin.token_file)\n"
+                              : "the bearer token does not match admin.token_file\n",
+        version, keep_alive);
     response.set(http::field::www_authenticate, "Bearer");
     return response;
   }
   if (control.on_loopback) return std::nullopt;
-  if (control.token.empty()) {
-    return plain_response(http::status::forbidden,
-                          "control requests are taken on a loopback admin.listen only, unless "
-                          "admin.token_file is set\n",
-                          version, keep_alive);
-  }
-  auto response = plain_response(http::status::unauthorized,
-                                 "a bearer token is required (admin.token_file)\n", version,
-                                 keep_alive);
-  response.set(http::field::www_authenticate, "Bearer");
-  return response;
+  return plain_response(http::status::forbidden,
+                        "control requests are taken on a loopback admin.listen only, unless "
+                        "admin.token_file is set\n",
+                        version, keep_alive);
 }
 
 HttpResponse control_request(const HttpRequest& request, std::string_view action,
                              const AdminControl& control) {
   const auto version = request.version();
   const auto keep_alive = request.keep_alive();
-  if (request.method() != http::verb::post) {
+  // GET reads the state (for a caller waiting for a pause to complete) and changes nothing.
+  const bool reading = request.method() == http::verb::get;
+  if (request.method() != http::verb::post && !reading) {
     auto response = plain_response(http::status::method_not_allowed, "method not allowed\n",
                                    version, keep_alive);
-    response.set(http::field::allow, "POST");
+    response.set(http::field::allow, "GET, POST");
     if (request.method() == http::verb::head) response.body().clear();
     return response;
   }
-  if (auto refused = refusal(request, control)) return std::move(*refused);
+  if (!reading) {
+    if (auto refused = refusal(request, control)) return std::move(*refused);
+  }
   const auto database = query_parameter(request.target(), "database");
   if (!database || database->empty()) {
     return plain_response(http::status::bad_request,
@@ -111,13 +118,14 @@ HttpResponse control_request(const HttpRequest& request, std::string_view action
   }
   ControlAnswer answer;
   try {
-    answer = control.handler(action, *database);
+    answer = control.handler(reading ? "status" : action, *database);
   } catch (const std::exception& error) {
     answer = {http::status::internal_server_error, std::string(action) + " failed: " + error.what()};
   }
   if (answer.body.empty() || answer.body.back() != '\n') answer.body += '\n';
   auto response = plain_response(answer.status, std::move(answer.body), version, keep_alive);
   response.set("X-Pgvigil-Open-Connections", std::to_string(answer.open_connections));
+  response.set("X-Pgvigil-Paused", answer.paused ? "1" : "0");
   return response;
 }
 

@@ -25,8 +25,10 @@ struct ControlAnswer {
   // Server connections of the database still open (a pause is complete at 0), for scripts:
   // sent as the X-Pgvigil-Open-Connections header.
   int open_connections = 0;
+  bool paused = false;  // the database's state after the request: X-Pgvigil-Paused, 1 or 0
 };
-// action: "pause" or "resume"; database: as the query string's database= names it.
+// action: "pause", "resume", or "status" (GET, which changes nothing); database: as the query
+// string's database= names it.
 using ControlHandler =
     std::function<ControlAnswer(std::string_view action, std::string_view database)>;
 
@@ -34,13 +36,15 @@ using ControlHandler =
 struct AdminControl {
   ControlHandler handler;  // empty: the control paths answer 404
   std::string token;       // "" when admin.token_file is not set
-  // A loopback endpoint takes control requests without a token: only local processes reach it.
+  // Without a token, only a loopback endpoint takes control requests: only local processes
+  // reach it.
   bool on_loopback = true;
 };
 
 // GET /metrics, /healthz, /readyz; POST /pause?database=NAME and /resume?database=NAME, taken
-// on a loopback endpoint or with "Authorization: Bearer <token>" (401 or 403 otherwise); 404
-// for other paths, 405 for another method. Keep-alive and version follow the request.
+// with "Authorization: Bearer <token>" when admin.token_file is set, else on a loopback endpoint
+// only, and never with an Origin header (401 or 403 otherwise); GET on those paths reads the
+// state. 404 for other paths, 405 for another method. Keep-alive and version follow the request.
 HttpResponse route_admin_request(const HttpRequest& request, const Registry& registry,
                                  const ReadyCheck& ready_check, const AdminControl& control = {});
 

@@ -93,18 +93,23 @@ void Pool::transition(ServerConnection& connection, ConnectionState to) {
       std::erase_if(idle_, [&connection](const Lease& idle) { return idle.get() == &connection; });
     }
   }
-  // The first lending after a move to another host ends the failover clock.
-  if (to == ConnectionState::checked_out && health_->failover().move_pending()) {
-    if (const auto took = health_->failover().lent_on(connection.host().describe())) {
-      metrics_->observe_failover(*took);
-    }
-  }
 }
 
 void Pool::forget(const Lease& connection) {
+  if (connection->counted_on_server) count_on_server(*connection, -1);
   connection->close();
   adjust_count(ConnectionState::closing, -1);
   connections_.erase(connection->id());
+}
+
+void Pool::count_on_server(ServerConnection& connection, int delta) {
+  connection.counted_on_server = delta > 0;
+  const auto server = connection.host().describe();
+  std::lock_guard lock(servers_mutex_);
+  auto& use = servers_in_use_[server];
+  use.connections += delta;
+  if (delta > 0) use.role = std::string(to_string(connection.role().role));
+  if (use.connections <= 0) servers_in_use_.erase(server);
 }
 
 PoolStatus Pool::status() const {
@@ -117,6 +122,14 @@ PoolStatus Pool::status() const {
   status.probing = count(ConnectionState::probing);
   status.checked_out = count(ConnectionState::checked_out);
   status.paused = paused();
+  {
+    std::lock_guard lock(servers_mutex_);
+    const bool several = servers_in_use_.size() > 1;
+    for (const auto& [server, use] : servers_in_use_) {
+      status.servers += (status.servers.empty() ? "" : ", ") + server + " (" + use.role +
+                        (several ? ", " + std::to_string(use.connections) : "") + ")";
+    }
+  }
   std::lock_guard lock(failure_mutex_);
   status.last_connect_failure = last_connect_failure_;
   return status;
@@ -152,9 +165,23 @@ void Pool::make_available(const Lease& connection) {
     evict(connection, {EvictionReason::paused, "the database was paused", now});
     return;
   }
+  if (connection->role_suspect) {
+    transition(*connection, ConnectionState::probing);
+    asio::co_spawn(
+        executor_, [self = shared_from_this(), connection] { return self->recheck_role(connection); },
+        asio::detached);
+    return;
+  }
   if (now >= connection->expires_at()) {
     evict(connection, {EvictionReason::max_lifetime, "lifetime reached", now});
     return;
+  }
+  // The first connection to a host the database moved to is lent to a waiting client here, or
+  // kept idle for the next one: either way transactions are served again.
+  if (health_->failover().move_pending()) {
+    if (const auto took = health_->failover().served_on(connection->host().describe())) {
+      metrics_->observe_failover(*took);
+    }
   }
   while (!waiters_.empty()) {
     auto waiter = waiters_.front();

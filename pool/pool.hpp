@@ -15,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
+#include <map>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -58,6 +59,10 @@ struct PoolStatus {
   int healthy() const { return idle + probing + checked_out; }
   std::string last_connect_failure;  // empty when the last attempt worked
   bool paused = false;
+  // The servers the pool's connections reach, each with the role it was found in and how
+  // many: "127.0.0.1:5432 (primary)", or "h1:5432 (standby, 2), h2:5432 (standby, 1)"
+  // where they are spread; "" with no connection.
+  std::string servers;
 };
 
 // The label sets a pool's metrics are created with: its closed vocabularies.
@@ -177,8 +182,9 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   void server_down_here(const Death& death);
   void pause_here();
   void resume_here();
-  // A checkout's deadline while paused: pool.pause_timeout from its start, if that is later.
-  Clock::time_point paused_deadline(Clock::time_point started, Clock::time_point deadline) const;
+  // A checkout's deadline while paused: pool.pause_timeout from its start, or from the pause
+  // for one that was waiting already.
+  Clock::time_point paused_deadline(Clock::time_point started) const;
   CheckoutError paused_error();
   // The end of one probe of a round: the first answer makes the server healthy; the last
   // probe without one reports the round unanswered.
@@ -197,6 +203,8 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   void transition(ServerConnection& connection, ConnectionState to);
   void adjust_count(ConnectionState state, int delta);
   void forget(const Lease& connection);  // closes a connection in state closing and drops it
+  // A connection reached its server (+1) or is gone (-1): status() names the servers in use.
+  void count_on_server(ServerConnection& connection, int delta);
   void make_available(const Lease& connection);
   struct Deferred;
   // Runs task once, delay from now, however often it is asked for until then.
@@ -207,6 +215,10 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   void evict(const Lease& connection, const Death& death);
   // Its server reported another role (pool_hosts.cpp): the role metric follows, and it goes.
   void evict_role_changed(const Lease& connection);
+  // A connection whose client saw 25006 on a primary's (role_suspect), on its way to idle: the
+  // server's role is asked; if it no longer matches, every connection to it goes (role_changed),
+  // lent ones when they come back.
+  boost::asio::awaitable<void> recheck_role(Lease connection);
   void on_return(const Lease& connection, std::optional<Death> death);
   std::optional<Death> check_before_lending(ServerConnection& connection);
   // The most recently used idle connection that passes check_before_lending (those that fail
@@ -262,6 +274,7 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   std::uint64_t next_id_ = 0;
   bool stopping_ = false;
   bool paused_ = false;  // nothing is lent, nothing kept idle, nothing opened (Pool::pause)
+  Clock::time_point paused_at_{};
   EvictionReason stop_reason_ = EvictionReason::shutdown;  // reload when the pool is retired
   // Bumped when a reload changes the server endpoint; connections of an older generation are
   // evicted (reason reload) whenever they would become idle.
@@ -272,6 +285,13 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   std::atomic<bool> paused_flag_{false};  // set at once by pause(), before paused_ follows
   mutable std::mutex failure_mutex_;
   std::string last_connect_failure_;
+  // Live connections by server, and the role each server was found in: for status().
+  struct ServerInUse {
+    std::string role;
+    int connections = 0;
+  };
+  mutable std::mutex servers_mutex_;
+  std::map<std::string, ServerInUse> servers_in_use_;
 };
 
 }  // namespace pgvigil::pool

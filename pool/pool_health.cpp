@@ -67,6 +67,9 @@ void Pool::probe_here(std::uint64_t round) {
     health_->probe_unanswered(round);
     return;
   }
+  // Paused: no connection is opened, and no answer is owed either (saying "unanswered" would
+  // make the server look down). A lent connection's own answer, or the resume, settles it.
+  if (paused_) return;
   // Every idle connection at once (not at its next ping); a probing one answers its own ping.
   const std::vector<Lease> idle(idle_.begin(), idle_.end());
   probes->pending = idle.empty() ? 1 : static_cast<int>(idle.size());

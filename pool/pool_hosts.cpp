@@ -31,7 +31,8 @@ std::vector<std::size_t> Pool::host_order(const std::vector<ServerHost>& hosts) 
   // spreads too); ties keep the order from the preferred host.
   std::vector<int> on_host(hosts.size(), 0);
   for (const auto& [id, connection] : connections_) {
-    if (connection->state() == ConnectionState::closing) continue;
+    // Not one that has yet to pick its host (it would count for the first of the list).
+    if (connection->state() == ConnectionState::closing || !connection->host_picked()) continue;
     for (std::size_t i = 0; i < hosts.size(); ++i) {
       if (connection->host() == hosts[i]) ++on_host[i];
     }
@@ -110,14 +111,20 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
                        "as {}", name_, host.describe(), role, to_string(target));
         }
         preferred_host_ = index;
+        count_on_server(connection, +1);
         co_return std::nullopt;
       }
       if (failure->cause == ConnectFailureCause::role_mismatch) {
         metrics_->set_server_role(host.describe(), to_string(connection.role().role));
       }
-      // The host in use refused, did not answer or answered in another role: a failover may
-      // have begun (failover_clock.hpp).
-      health_->failover().sign_on(host.describe(), deadline - per_host_timeout);
+      // The host in use refused, did not answer, is shutting down or answered in another role:
+      // a failover may have begun (failover_clock.hpp). A refused login or a full server is
+      // no such sign.
+      if (server_unreachable(failure->cause) ||
+          failure->cause == ConnectFailureCause::server_starting ||
+          failure->cause == ConnectFailureCause::role_mismatch) {
+        health_->failover().sign_on(host.describe(), deadline - per_host_timeout);
+      }
       if (hosts.size() == 1) co_return failure;
       spdlog::debug("pool {}: {} passed over: {}", name_, host.describe(), failure->message);
       failures += (failures.empty() ? "" : "; ") + host.describe() + ": " + failure->message;
@@ -134,6 +141,43 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
   connection.close();
   outcome->message = failures;
   co_return outcome;
+}
+
+awaitable<void> Pool::recheck_role(Lease connection) {
+  connection->role_suspect = false;
+  const auto failure = co_await connection->ask_role(Clock::now() + config_->ping.timeout);
+  if (connection->state() != ConnectionState::probing) co_return;  // evicted meanwhile
+  const auto now = Clock::now();
+  if (failure) {
+    evict(connection, {EvictionReason::ping_failed, failure->message, now});
+    co_return;
+  }
+  const auto target = config_->server.target_session_attrs;
+  // The client asked for a read-only transaction itself (BEGIN READ ONLY): nothing changed.
+  if (role_matches(target, connection->role(), false)) {
+    make_available(connection);
+    co_return;
+  }
+  const auto host = connection->host();
+  const auto role = connection->role();
+  metrics_->set_server_role(host.describe(), to_string(role.role));
+  health_->failover().sign_on(host.describe(), now);
+  const Death death{EvictionReason::role_changed,
+                    "the server refused a write as read-only (25006) and is now a " +
+                        std::string(to_string(role.role)) + (role.read_only ? " (read-only)" : "") +
+                        ", not " + std::string(to_string(target)),
+                    now};
+  std::vector<Lease> idle;
+  for (const auto& [id, other] : connections_) {
+    if (other->host() != host || other == connection) continue;
+    // Lent and pinged ones are asked when they would be idle again (make_available).
+    if (other->state() == ConnectionState::idle) idle.push_back(other);
+    if (other->state() == ConnectionState::checked_out || other->state() == ConnectionState::probing) {
+      other->role_suspect = true;
+    }
+  }
+  evict(connection, death);
+  for (const auto& other : idle) evict(other, death);
 }
 
 void Pool::evict_role_changed(const Lease& connection) {

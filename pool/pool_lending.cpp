@@ -72,6 +72,11 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
       if (long_idle(*connection, Clock::now())) {
         connection->detach();  // the idle watcher stops; the ping waits on the socket instead
         if (!co_await ping_idle(connection)) continue;
+        // Paused while it was pinged: it goes, as it would have had it been idle.
+        if (paused_) {
+          make_available(connection);
+          continue;
+        }
       }
       transition(*connection, ConnectionState::checked_out);
       connection->detach();
@@ -82,7 +87,7 @@ awaitable<CheckoutResult> Pool::checkout_here(Milliseconds timeout) {
       co_return CheckoutError{CheckoutError::Kind::shutting_down, stop_detail(stop_reason_)};
     }
     if (failing_fast()) co_return server_down_error();
-    if (paused_) deadline = paused_deadline(started, deadline);
+    if (paused_) deadline = paused_deadline(started);
     if (Clock::now() >= deadline) break;
 
     auto waiter = std::make_shared<Waiter>();
@@ -131,7 +136,7 @@ void Pool::wait_for_connection(Milliseconds timeout, std::function<void(Checkout
   waiter->started = Clock::now();
   waiter->timeout = timeout;
   waiter->deadline = waiter->started + timeout;
-  if (paused_) waiter->deadline = paused_deadline(waiter->started, waiter->deadline);
+  if (paused_) waiter->deadline = paused_deadline(waiter->started);
   waiter->on_checkout = std::move(done);
   enqueue(waiter);
   if (waiter->deadline < waiter_deadline_at_) arm_waiter_deadline(waiter->deadline);

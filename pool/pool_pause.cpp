@@ -27,6 +27,7 @@ void Pool::pause_here() {
   // A resume posted after this pause has cleared the flag already: it wins.
   if (paused_ || stopping_ || !paused_flag_.load(std::memory_order_relaxed)) return;
   paused_ = true;
+  paused_at_ = Clock::now();
   spdlog::info("pool {}: paused; {} server connections still lent close as they come back",
                name_, count(ConnectionState::checked_out));
   const auto now = Clock::now();
@@ -44,7 +45,7 @@ void Pool::pause_here() {
       waiter->timer->cancel();
       continue;
     }
-    waiter->deadline = paused_deadline(waiter->started, waiter->deadline);
+    waiter->deadline = paused_deadline(waiter->started);
     earliest = std::min(earliest, waiter->deadline);
   }
   if (earliest != Clock::time_point::max()) arm_waiter_deadline(earliest);
@@ -60,9 +61,8 @@ void Pool::resume_here() {
   wake_maintenance();
 }
 
-Clock::time_point Pool::paused_deadline(Clock::time_point started,
-                                        Clock::time_point deadline) const {
-  return std::max(deadline, started + config_->pool.pause_timeout);
+Clock::time_point Pool::paused_deadline(Clock::time_point started) const {
+  return std::max(started, paused_at_) + config_->pool.pause_timeout;
 }
 
 CheckoutError Pool::paused_error() {

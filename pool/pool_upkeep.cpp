@@ -91,6 +91,8 @@ awaitable<bool> Pool::ping_idle(Lease connection) {
   metrics_->observe_ping(std::get<Clock::duration>(outcome));
   if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
   health_->answered();
+  // The host in use answers: a sign that it was going came to nothing.
+  if (health_->failover().has_sign()) health_->failover().answered_on(connection->host().describe());
   if (connection->role_changed()) {
     evict_role_changed(connection);
     co_return false;

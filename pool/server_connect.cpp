@@ -70,6 +70,7 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerH
                                                                    Clock::time_point deadline) {
   close();  // what an earlier attempt (another host) left
   host_ = host;
+  host_picked_ = true;
   server_address_ = host_.describe();
   role_ = {};
   role_changed_ = false;

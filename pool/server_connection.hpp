@@ -154,6 +154,7 @@ class ServerConnection {
   int backend_pid() const { return backend_pid_; }  // kept: libpq forgets it once the link breaks
   const std::string& server_address() const { return server_address_; }
   const ServerHost& host() const { return host_; }  // the configured host it connected to
+  bool host_picked() const { return host_picked_; }  // connect() was called: host() is its
   const PoolConfig& config() const { return *config_; }
   bool is_tcp() const { return !host_.is_unix_socket(); }
   std::optional<probes::TcpSnapshot> tcp_snapshot() const;
@@ -171,6 +172,11 @@ class ServerConnection {
   bool watched = false;
   // The pool's endpoint generation when this connection was opened (see Pool::update_config).
   std::uint64_t endpoint_generation = 0;
+  // Counted in its pool's servers in use (Pool::status) until it is forgotten.
+  bool counted_on_server = false;
+  // Its server refused a write as read-only (25006) while held as a primary's: its role is
+  // asked again when it comes back (Pool::recheck_role). Set by the lease holder.
+  bool role_suspect = false;
   // A reload that keeps the server endpoint hands the connection the new settings, so config()
   // says what its socket carries. Only its pool, on its executor.
   void set_config(std::shared_ptr<const PoolConfig> config) { config_ = std::move(config); }
@@ -199,6 +205,7 @@ class ServerConnection {
   boost::asio::steady_timer timer_;
   ConnectionState state_ = ConnectionState::connecting;
   ServerHost host_;
+  bool host_picked_ = false;
   std::string server_address_;
   RoleReport role_;
   bool role_changed_ = false;

@@ -182,6 +182,9 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
                          relay::Edit& edit, relay::ServerStatements* statements);
   // An ErrorResponse or CommandComplete that may change what the connection's statements are.
   void note_statement_outcome(char type, std::span<const char> whole);
+  // An ErrorResponse on a primary's connection: 25006 (a write refused as read-only) has the
+  // pool ask the server's role when the connection comes back.
+  void note_error_on_primary(std::span<const char> whole);
   // Transaction pooling: a ParameterStatus the server sent during the client's transaction.
   void adopt_reported_setting(std::span<const char> whole);
   // The answer to a lone SET the client sent (pending_set_): adopted when it is "SET".

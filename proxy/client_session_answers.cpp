@@ -86,6 +86,9 @@ bool ClientSession::on_server_message(const relay::MessageHeader& header,
   if (header.type == 'Z') server_answered_ = true;
   if (header.type == 'S') adopt_reported_setting(whole);
   if (pending_set_ && (header.type == 'C' || header.type == 'Z')) settle_pending_set(whole);
+  if (header.type == 'E' && server_->role().role == pool::ServerRole::primary) {
+    note_error_on_primary(whole);
+  }
   if (!statements) return true;
   if (header.type == 'E' || header.type == 'C') note_statement_outcome(header.type, whole);
   using Disposition = relay::ResponseQueue::Disposition;
@@ -93,6 +96,15 @@ bool ClientSession::on_server_message(const relay::MessageHeader& header,
       header.type, *statements, [&edit](std::string_view made) { edit.insert(made); });
   if (disposition == Disposition::swallow) edit.drop();
   return disposition != Disposition::desync;
+}
+
+void ClientSession::note_error_on_primary(std::span<const char> whole) {
+  const auto body = relay::body_of(whole);
+  if (body.empty()) return;
+  // The client may have asked for a read-only transaction itself, or the server may no longer
+  // take writes (demoted, or made read-only by an operator): the pool asks which.
+  const auto error = wire::parse_error_response(body);
+  if (error && error->sqlstate == "25006") server_->role_suspect = true;
 }
 
 void ClientSession::note_statement_outcome(char type, std::span<const char> whole) {

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "tests/daemon/failover_fixture.hpp"
+#include "tests/metrics/http_client.hpp"
 
 namespace pgvigil::testing {
 namespace {
@@ -26,6 +27,10 @@ TEST_F(FailoverPgTest, SeveralHostsServeFromThePrimaryByDefault) {
   EXPECT_EQ(server_role(ports_, *standby_, "standby"), 1);
   EXPECT_EQ(server_role(ports_, *primary_, "primary"), 1);
   EXPECT_EQ(metric(ports_.admin, "pgvigil_failovers_total", {{"pool", "app"}}), 0);
+  const auto ready = test::http_get("127.0.0.1", ports_.admin, "/readyz");
+  EXPECT_NE(ready.body.find(" on 127.0.0.1:" + std::to_string(primary_->port()) + " (primary)"),
+            std::string::npos)
+      << ready.body;
   // min_idle 2 (a third may be opened while the client holds one).
   EXPECT_GE(primary_->backend_pids("pgvigil-failover").size(), 2u) << daemon->log_text();
 }
@@ -120,6 +125,57 @@ TEST_F(FailoverPgTest, APromotedStandbyLeavesAStandbyPoolOnceItsClientsFinish) {
   // the primary.
   const auto value = value_through(holder.get(), "SELECT pg_is_in_recovery()");
   EXPECT_TRUE(value.starts_with("ERROR")) << value;
+}
+
+double connections_in(const Ports& ports, const std::string& state) {
+  return metric(ports.admin, "pgvigil_server_connections", {{"pool", "app"}, {"state", state}})
+      .value_or(-1);
+}
+
+TEST_F(FailoverPgTest, AWriteRefusedAsReadOnlyOnThePrimaryHasItsRoleAskedAgain) {
+  auto daemon = start(host_entry(*primary_) + ", " + host_entry(*standby_), "", "2s");
+  const auto returned_and_asked = [&] {
+    return connections_in(ports_, "checked_out") == 0 && connections_in(ports_, "probing") == 0 &&
+           connections_in(ports_, "idle") >= 2;
+  };
+  // A read-only transaction the client asked for: the server is still the primary, and the
+  // connection stays.
+  {
+    auto conn = client();
+    ASSERT_EQ(value_through(conn.get(), "BEGIN READ ONLY"), "");
+    const auto refused = value_through(conn.get(), "INSERT INTO writes (note) VALUES ('no')");
+    EXPECT_NE(refused.find("read-only transaction"), std::string::npos) << refused;
+    ASSERT_EQ(value_through(conn.get(), "ROLLBACK"), "");
+  }
+  ASSERT_TRUE(wait_until(returned_and_asked, seconds(10))) << daemon->log_text();
+  EXPECT_EQ(evictions(ports_, "role_changed"), 0) << daemon->log_text();
+
+  // The primary stops taking writes (an operator, or a failover tool, made it read-only): the
+  // first write refused with 25006 has its role asked, and every connection to it goes.
+  primary_->execute("ALTER SYSTEM SET default_transaction_read_only = on");
+  primary_->execute("SELECT pg_reload_conf()");
+  {
+    auto conn = client();
+    const auto refused = value_through(conn.get(), "INSERT INTO writes (note) VALUES ('no')");
+    EXPECT_NE(refused.find("read-only transaction"), std::string::npos) << refused;
+  }
+  EXPECT_TRUE(wait_until([&] { return evictions(ports_, "role_changed") >= 2; }, seconds(10)))
+      << daemon->log_text();
+  EXPECT_TRUE(wait_until([&] { return connections_in(ports_, "idle") == 0; }, seconds(10)))
+      << daemon->log_text();
+
+  // Writable again: the pool connects to it again, and writes go through.
+  primary_->execute("ALTER SYSTEM RESET default_transaction_read_only");
+  primary_->execute("SELECT pg_reload_conf()");
+  std::string last;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto conn = client();
+        last = value_through(conn.get(), "INSERT INTO writes (note) VALUES ('yes') RETURNING 'ok'");
+        return last == "ok";
+      },
+      seconds(20), milliseconds(200)))
+      << last << "\n" << daemon->log_text();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/daemon/failover_fixture.hpp"
+#include "tests/metrics/http_client.hpp"
 
 namespace pgvigil::testing {
 namespace {
@@ -35,6 +36,13 @@ TEST_F(StandbyPgTest, StandbysShareTheConnectionsAndALaggingOneIsTakenOutUntilIt
   EXPECT_EQ(backends(*second_), 1u) << daemon->log_text();
   EXPECT_EQ(server_role(ports_, *standby_, "standby"), 1);
   EXPECT_EQ(server_role(ports_, *second_, "standby"), 1);
+  const auto ready = test::http_get("127.0.0.1", ports_.admin, "/readyz").body;
+  EXPECT_NE(ready.find("127.0.0.1:" + std::to_string(standby_->port()) + " (standby, 1)"),
+            std::string::npos)
+      << ready;
+  EXPECT_NE(ready.find("127.0.0.1:" + std::to_string(second_->port()) + " (standby, 1)"),
+            std::string::npos)
+      << ready;
 
   // The first standby stops replaying while the primary goes on writing: its replay lag (the
   // age of its last replayed transaction) passes 1 s. Its connection goes at its next ping,

@@ -88,7 +88,9 @@ TEST_F(SwitchoverPgTest, PauseSwitchResumeLosesNoTransaction) {
   EXPECT_NE(last_output_.find("0 server connections still open"), std::string::npos)
       << last_output_;
   EXPECT_EQ(open_connections(), 0);
-  EXPECT_TRUE(primary_->backend_pids("pgvigil-failover").empty());
+  // The backends exit once their sockets are closed.
+  EXPECT_TRUE(wait_until([&] { return primary_->backend_pids("pgvigil-failover").empty(); },
+                         seconds(10)));
   // Paused on purpose: still ready, and it says why it has no connection.
   const auto ready = test::http_get("127.0.0.1", ports_.admin, "/readyz");
   EXPECT_EQ(ready.status, 200) << ready.body;
@@ -96,8 +98,9 @@ TEST_F(SwitchoverPgTest, PauseSwitchResumeLosesNoTransaction) {
 
   primary_->stop("fast");
   standby_->promote();
-  const auto resumed_at = Clock::now();
   ASSERT_EQ(control(*daemon, "resume"), 0) << last_output_;
+  // The resume has taken effect when the command returns.
+  const auto resumed_at = Clock::now();
   // A write through pgvigil, as an application's next transaction.
   auto conn = client();
   const auto written =
@@ -148,7 +151,10 @@ TEST_F(SwitchoverPgTest, APauseWaitsForTheTransactionInFlightAndIsBounded) {
   EXPECT_STREQ(sqlstate ? sqlstate : "", "53300") << PQerrorMessage(waiting.get());
   EXPECT_NE(std::string(PQerrorMessage(waiting.get())).find("paused"), std::string::npos);
   PQclear(result);
-  EXPECT_GE(std::chrono::duration<double>(Clock::now() - refused_at).count(), 0.9);
+  const auto waited = std::chrono::duration<double>(Clock::now() - refused_at).count();
+  // pool.pause_timeout, not the longer checkout_timeout (10 s).
+  EXPECT_GE(waited, 0.9);
+  EXPECT_LT(waited, 5.0);
   EXPECT_EQ(PQstatus(waiting.get()), CONNECTION_OK);
 
   // The transaction in flight finishes normally; its connection closes as it comes back.

@@ -54,10 +54,23 @@ TEST_F(AdminControlTest, LoopbackTakesAPauseWithoutAToken) {
   EXPECT_EQ(calls_.back(), "resume app");
 }
 
-TEST_F(AdminControlTest, ControlPathsTakePostOnly) {
-  const auto response = send(http::verb::get, "/pause?database=app");
+TEST_F(AdminControlTest, GetReadsTheStateWithoutATokenAndOtherMethodsAreRefused) {
+  control_.on_loopback = false;
+  control_.token = kToken;
+  const auto state = send(http::verb::get, "/pause?database=app");
+  EXPECT_EQ(state.result(), http::status::ok);
+  EXPECT_EQ(calls_, std::vector<std::string>{"status app"});
+  const auto response = send(http::verb::put, "/pause?database=app");
   EXPECT_EQ(response.result(), http::status::method_not_allowed);
-  EXPECT_EQ(response[http::field::allow], "POST");
+  EXPECT_EQ(response[http::field::allow], "GET, POST");
+  EXPECT_EQ(calls_.size(), 1u);
+}
+
+TEST_F(AdminControlTest, ARequestFromAWebPageIsRefusedEvenOnLoopback) {
+  HttpRequest request{http::verb::post, "/pause?database=app", 11};
+  request.set(http::field::origin, "http://evil.example");
+  EXPECT_EQ(route_admin_request(request, registry_, {}, control_).result(),
+            http::status::forbidden);
   EXPECT_TRUE(calls_.empty());
 }
 
@@ -99,11 +112,14 @@ TEST_F(AdminControlTest, AnEndpointOffLoopbackTakesTheRightTokenOnly) {
   EXPECT_EQ(calls_, std::vector<std::string>{"pause app"});
 }
 
-TEST_F(AdminControlTest, AWrongTokenIsRefusedOnLoopbackToo) {
+TEST_F(AdminControlTest, AConfiguredTokenIsRequiredOnLoopbackToo) {
   control_.token = kToken;
+  EXPECT_EQ(send(http::verb::post, "/resume?database=app").result(), http::status::unauthorized);
   EXPECT_EQ(send(http::verb::post, "/resume?database=app", "Bearer wrong").result(),
             http::status::unauthorized);
   EXPECT_TRUE(calls_.empty());
+  EXPECT_EQ(send(http::verb::post, "/resume?database=app", std::string("Bearer ") + kToken).result(),
+            http::status::ok);
 }
 
 TEST(AdminControlServer, AWildcardAddressIsNotLoopback) {
@@ -120,9 +136,16 @@ TEST(AdminControlServer, AWildcardAddressIsNotLoopback) {
   AdminServer server(io, options, registry, {});
   server.start();
   std::thread loop([&io] { io.run(); });
-  const auto result = test::http_request("127.0.0.1", server.port(), "POST", "/pause?database=app");
+  test::HttpResult result;
+  std::string failure;
+  try {
+    result = test::http_request("127.0.0.1", server.port(), "POST", "/pause?database=app");
+  } catch (const std::exception& error) {
+    failure = error.what();
+  }
   boost::asio::post(io, [&server] { server.stop(); });
   loop.join();
+  ASSERT_EQ(failure, "");
   EXPECT_EQ(result.status, 403) << result.body;
   EXPECT_EQ(calls, 0);
 }

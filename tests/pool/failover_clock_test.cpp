@@ -26,13 +26,13 @@ TEST_F(FailoverClockTest, TimesFromTheFirstSignToTheFirstLendingOnTheNewHost) {
   ASSERT_TRUE(clock_.moved_to("db2:5432"));
   EXPECT_TRUE(clock_.move_pending());
   // A connection to the old host lent meanwhile stops nothing.
-  EXPECT_FALSE(clock_.lent_on("db1:5432"));
-  const auto took = clock_.lent_on("db2:5432");
+  EXPECT_FALSE(clock_.served_on("db1:5432"));
+  const auto took = clock_.served_on("db2:5432");
   ASSERT_TRUE(took);
   EXPECT_GE(*took, seconds(5));
   EXPECT_LT(*took, seconds(6));
   EXPECT_FALSE(clock_.move_pending());
-  EXPECT_FALSE(clock_.lent_on("db2:5432"));  // once
+  EXPECT_FALSE(clock_.served_on("db2:5432"));  // once
 }
 
 TEST_F(FailoverClockTest, SignsOnAnotherHostThanTheOneInUseDoNotCount) {
@@ -40,7 +40,7 @@ TEST_F(FailoverClockTest, SignsOnAnotherHostThanTheOneInUseDoNotCount) {
   ASSERT_TRUE(clock_.moved_to("db2:5432"));
   // Counted as a move, but without a sign there is nothing to time.
   EXPECT_FALSE(clock_.move_pending());
-  EXPECT_FALSE(clock_.lent_on("db2:5432"));
+  EXPECT_FALSE(clock_.served_on("db2:5432"));
 }
 
 TEST_F(FailoverClockTest, ReachingTheHostInUseAgainForgetsItsSigns) {
@@ -48,7 +48,7 @@ TEST_F(FailoverClockTest, ReachingTheHostInUseAgainForgetsItsSigns) {
   EXPECT_FALSE(clock_.moved_to("db1:5432"));              // the next attempt worked
   clock_.sign_on("db1:5432", Clock::now() - milliseconds(100));
   ASSERT_TRUE(clock_.moved_to("db2:5432"));
-  const auto took = clock_.lent_on("db2:5432");
+  const auto took = clock_.served_on("db2:5432");
   ASSERT_TRUE(took);
   EXPECT_LT(*took, seconds(5));
 }
@@ -56,6 +56,17 @@ TEST_F(FailoverClockTest, ReachingTheHostInUseAgainForgetsItsSigns) {
 TEST_F(FailoverClockTest, AServerThatAnswersAgainForgetsItsSigns) {
   clock_.sign_on_current(Clock::now() - seconds(60));
   clock_.server_answered();
+  ASSERT_TRUE(clock_.moved_to("db2:5432"));
+  EXPECT_FALSE(clock_.move_pending());
+}
+
+TEST_F(FailoverClockTest, APingAnsweredOnTheHostInUseForgetsItsSigns) {
+  clock_.sign_on("db1:5432", Clock::now() - seconds(60));
+  EXPECT_TRUE(clock_.has_sign());
+  clock_.answered_on("db2:5432");  // another host's answer says nothing of db1
+  EXPECT_TRUE(clock_.has_sign());
+  clock_.answered_on("db1:5432");
+  EXPECT_FALSE(clock_.has_sign());
   ASSERT_TRUE(clock_.moved_to("db2:5432"));
   EXPECT_FALSE(clock_.move_pending());
 }

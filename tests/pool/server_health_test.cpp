@@ -156,7 +156,7 @@ TEST_F(ServerHealthTest, TurningSuspectStartsTheFailoverClock) {
   const auto first_seen = Clock::now() - std::chrono::seconds(2);
   health_.sign_of_trouble("ping_timeout on connection 1", first_seen);
   ASSERT_TRUE(clock.moved_to("db2:5432"));
-  const auto took = clock.lent_on("db2:5432");
+  const auto took = clock.served_on("db2:5432");
   ASSERT_TRUE(took);
   EXPECT_GE(*took, std::chrono::seconds(2));
 }
