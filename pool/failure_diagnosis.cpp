@@ -24,6 +24,8 @@ Clock::time_point last_kernel_ack(const FailureEvidence& evidence) {
 Death diagnose(const FailureEvidence& evidence) {
   std::string cause =
       evidence.pending_error != 0 ? std::strerror(evidence.pending_error) : evidence.libpq_message;
+  // The relay reads the socket itself, so libpq has nothing to say of a close it did not see.
+  if (cause.empty()) cause = "the server closed the connection";
   bool kernel_timeout = evidence.pending_error == ETIMEDOUT || mentions_timeout(cause);
   std::optional<EvictionReason> timer;
   if (evidence.tcp && evidence.tcp->closed) {

@@ -1,5 +1,10 @@
 #include "tests/daemon/failover_fixture.hpp"
 
+#include <fstream>
+#include <sstream>
+
+#include "tests/support/subprocess.hpp"
+
 namespace pgvigil::testing {
 
 std::string host_entry(const PgCluster& pg) {
@@ -16,6 +21,13 @@ std::string value_through(PGconn* conn, const std::string& sql) {
   }
   PQclear(result);
   return value;
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 double server_role(const Ports& ports, const PgCluster& server, const std::string& role) {
@@ -59,6 +71,27 @@ bool FailoverPgTest::caught_up(const PgCluster& standby) {
                                      "'::pg_lsn") == "t";
       },
       seconds(30));
+}
+
+std::optional<std::filesystem::path> FailoverPgTest::pgbench_tables(
+    const std::filesystem::path& work) {
+  const auto pgbench = find_executable("pgbench");
+  if (!pgbench) {
+    ADD_FAILURE() << "pgbench is not installed";
+    return std::nullopt;
+  }
+  const auto log = work / "pgbench-init.log";
+  if (run_process({pgbench->string(), "-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p",
+                   std::to_string(primary_->port()), "-U", "postgres", "postgres"},
+                  log, work, seconds(120)) != 0) {
+    ADD_FAILURE() << "pgbench -i failed: " << read_text(log);
+    return std::nullopt;
+  }
+  if (!caught_up(*standby_)) {
+    ADD_FAILURE() << "the standby did not replay pgbench's tables";
+    return std::nullopt;
+  }
+  return pgbench;
 }
 
 std::unique_ptr<DaemonProcess> FailoverPgTest::start(const std::string& hosts,

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tests/daemon/daemon_test_util.hpp"
@@ -29,6 +31,9 @@ std::string value_through(PGconn* conn, const std::string& sql);
 // pgvigil_server_role{pool="app",server=...,role=...}; -1 when absent.
 double server_role(const Ports& ports, const PgCluster& server, const std::string& role);
 
+// A file's whole text ("" when it cannot be read).
+std::string read_text(const std::filesystem::path& path);
+
 // pgvigil_evictions_total{pool="app",reason=...}.
 double evictions(const Ports& ports, const std::string& reason);
 
@@ -47,6 +52,10 @@ class FailoverPgTest : public ::testing::Test {
 
   // Waits until `standby` has replayed everything the primary has written so far.
   bool caught_up(const PgCluster& standby);
+
+  // pgbench's tables (-i -s 1) on the primary, replayed by the standby; its log in `work`.
+  // pgbench's path, or nullopt (with the failure added) when it is missing or fails.
+  std::optional<std::filesystem::path> pgbench_tables(const std::filesystem::path& work);
 
   std::unique_ptr<PgCluster> primary_;
   std::unique_ptr<PgCluster> standby_;

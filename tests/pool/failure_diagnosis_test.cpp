@@ -92,5 +92,13 @@ TEST(FailureDiagnosis, AnOrdinaryCloseSaysWhatPgvigilWasDoing) {
   EXPECT_EQ(death.detail, "relaying: server closed the connection unexpectedly");
 }
 
+TEST(FailureDiagnosis, ACloseOnlyTheRelaySawIsStillNamed) {
+  auto e = evidence(true);
+  e.libpq_message.clear();
+  const auto death = diagnose(e);
+  EXPECT_EQ(death.reason, EvictionReason::server_closed);
+  EXPECT_EQ(death.detail, "relaying: the server closed the connection");
+}
+
 }  // namespace
 }  // namespace pgvigil::pool
