@@ -52,7 +52,7 @@ Application::Application(Config config)
 }
 
 Application::Shards Application::make_pools(const pool::PoolConfig& database) {
-  auto metrics = registry_.add_pool(database.name, pool::pool_label_sets());
+  auto metrics = registry_.add_pool(database.name, pool::pool_label_sets(database.server));
   // The shards reach one server: what one learns of its health, all act on.
   auto health =
       std::make_shared<pool::ServerHealth>(database.name, database.server.describe(), metrics);

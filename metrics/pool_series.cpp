@@ -17,11 +17,6 @@ double clamped_seconds(Seconds value) { return std::max(0.0, value.count()); }
 PoolSeries::PoolSeries(const MetricFamilies& families, std::string pool)
     : families_(families),
       pool_(std::move(pool)),
-      ping_latency_(families_.ping_latency.Add({{"pool", pool_}}, buckets::kPingLatency)),
-      connect_latency_(
-          families_.connect_latency.Add({{"pool", pool_}}, buckets::kConnectLatency)),
-      keepalive_mismatches_(families_.keepalive_mismatches.Add({{"pool", pool_}})),
-      server_rtt_(families_.server_rtt.Add({{"pool", pool_}})),
       checkout_wait_(families_.checkout_wait.Add({{"pool", pool_}}, buckets::kCheckoutWait)),
       checkout_timeouts_(families_.checkout_timeouts.Add({{"pool", pool_}})),
       failovers_(families_.failovers.Add({{"pool", pool_}})),
@@ -35,77 +30,126 @@ void PoolSeries::add_labels(const PoolLabelSets& labels) {
   std::unique_lock lock(mutex_);
   if (detached_) return;
   for (const auto& reason : labels.eviction_reasons) {
-    if (evictions_.contains(reason)) continue;
-    const auto child_labels = labels_with("reason", reason);
-    evictions_.emplace(reason, EvictionSeries{
-                                   &families_.evictions.Add(child_labels),
-                                   &families_.detection_latency.Add(
-                                       child_labels, buckets::kDetectionLatency),
-                               });
+    if (std::ranges::find(eviction_reasons_, reason) == eviction_reasons_.end()) {
+      eviction_reasons_.push_back(reason);
+    }
   }
   for (const auto& cause : labels.connect_failure_causes) {
-    if (connect_failures_.contains(cause)) continue;
-    connect_failures_.emplace(cause, &families_.connect_failures.Add(labels_with("cause", cause)));
+    if (std::ranges::find(connect_failure_causes_, cause) == connect_failure_causes_.end()) {
+      connect_failure_causes_.push_back(cause);
+    }
   }
   for (const auto& state : labels.connection_states) {
     if (connections_.contains(state)) continue;
     connections_.emplace(state, &families_.server_connections.Add(labels_with("state", state)));
   }
+  for (auto& [host, series] : hosts_) add_vocabulary(host, series);
+  for (const auto& server : labels.servers) host_series(server);
 }
 
 void PoolSeries::detach() {
   std::unique_lock lock(mutex_);
   if (detached_) return;
   detached_ = true;
-  for (const auto& [reason, series] : evictions_) {
-    families_.evictions.Remove(series.count);
-    families_.detection_latency.Remove(series.detection_latency);
-  }
-  for (const auto& [cause, counter] : connect_failures_) families_.connect_failures.Remove(counter);
   for (const auto& [state, gauge] : connections_) families_.server_connections.Remove(gauge);
   for (const auto& [server, series] : servers_) remove_server_series(series);
   servers_.clear();
+  for (const auto& [host, series] : hosts_) remove_host_series(series);
+  hosts_.clear();
   for (const auto& [server, gauges] : roles_) {
     for (const auto& [role, gauge] : gauges) families_.server_role.Remove(gauge);
   }
   roles_.clear();
   families_.failovers.Remove(&failovers_);
   families_.failover_time.Remove(&failover_time_);
-  families_.ping_latency.Remove(&ping_latency_);
-  families_.connect_latency.Remove(&connect_latency_);
-  families_.keepalive_mismatches.Remove(&keepalive_mismatches_);
-  families_.server_rtt.Remove(&server_rtt_);
   families_.checkout_wait.Remove(&checkout_wait_);
   families_.checkout_timeouts.Remove(&checkout_timeouts_);
-  evictions_.clear();
-  connect_failures_.clear();
   connections_.clear();
 }
 
-void PoolSeries::record_eviction(std::string_view reason, Seconds detection_latency) {
-  std::shared_lock lock(mutex_);
-  if (detached_) return;
-  const auto found = evictions_.find(reason);
-  if (found == evictions_.end()) return;
-  found->second.count->Increment();
-  found->second.detection_latency->Observe(clamped_seconds(detection_latency));
+PoolSeries::HostSeries& PoolSeries::host_series(std::string_view host) {
+  const auto found = hosts_.find(host);
+  if (found != hosts_.end()) return found->second;
+  const prometheus::Labels labels{{"pool", pool_}, {"server", std::string(host)}};
+  HostSeries series{{},
+                    {},
+                    &families_.ping_latency.Add(labels, buckets::kPingLatency),
+                    &families_.connect_latency.Add(labels, buckets::kConnectLatency),
+                    &families_.keepalive_mismatches.Add(labels),
+                    &families_.server_rtt.Add(labels)};
+  add_vocabulary(std::string(host), series);
+  return hosts_.emplace(std::string(host), std::move(series)).first->second;
 }
 
-void PoolSeries::observe_ping(Seconds latency) {
-  std::shared_lock lock(mutex_);
-  if (!detached_) ping_latency_.Observe(clamped_seconds(latency));
+void PoolSeries::add_vocabulary(const std::string& host, HostSeries& series) {
+  const prometheus::Labels labels{{"pool", pool_}, {"server", host}};
+  for (const auto& reason : eviction_reasons_) {
+    if (series.evictions.contains(reason)) continue;
+    auto with_reason = labels;
+    with_reason.emplace("reason", reason);
+    series.evictions.emplace(reason, EvictionSeries{&families_.evictions.Add(with_reason),
+                                                    &families_.detection_latency.Add(
+                                                        with_reason, buckets::kDetectionLatency)});
+  }
+  for (const auto& cause : connect_failure_causes_) {
+    if (series.connect_failures.contains(cause)) continue;
+    auto with_cause = labels;
+    with_cause.emplace("cause", cause);
+    series.connect_failures.emplace(cause, &families_.connect_failures.Add(with_cause));
+  }
 }
 
-void PoolSeries::observe_connect(Seconds latency) {
-  std::shared_lock lock(mutex_);
-  if (!detached_) connect_latency_.Observe(clamped_seconds(latency));
+void PoolSeries::remove_host_series(const HostSeries& series) {
+  for (const auto& [reason, eviction] : series.evictions) {
+    families_.evictions.Remove(eviction.count);
+    families_.detection_latency.Remove(eviction.detection_latency);
+  }
+  for (const auto& [cause, counter] : series.connect_failures) {
+    families_.connect_failures.Remove(counter);
+  }
+  families_.ping_latency.Remove(series.ping_latency);
+  families_.connect_latency.Remove(series.connect_latency);
+  families_.keepalive_mismatches.Remove(series.keepalive_mismatches);
+  families_.server_rtt.Remove(series.server_rtt);
 }
 
-void PoolSeries::record_connect_failure(std::string_view cause) {
-  std::shared_lock lock(mutex_);
-  if (detached_) return;
-  const auto found = connect_failures_.find(cause);
-  if (found != connect_failures_.end()) found->second->Increment();
+template <typename Record>
+void PoolSeries::with_host(std::string_view host, Record record) {
+  {
+    std::shared_lock lock(mutex_);
+    if (detached_) return;
+    const auto found = hosts_.find(host);
+    if (found != hosts_.end()) return record(found->second);
+  }
+  std::unique_lock lock(mutex_);
+  if (!detached_) record(host_series(host));
+}
+
+void PoolSeries::record_eviction(std::string_view server, std::string_view reason,
+                                 Seconds detection_latency) {
+  with_host(server, [&](HostSeries& series) {
+    const auto found = series.evictions.find(reason);
+    if (found == series.evictions.end()) return;
+    found->second.count->Increment();
+    found->second.detection_latency->Observe(clamped_seconds(detection_latency));
+  });
+}
+
+void PoolSeries::observe_ping(std::string_view server, Seconds latency) {
+  with_host(server,
+            [&](HostSeries& series) { series.ping_latency->Observe(clamped_seconds(latency)); });
+}
+
+void PoolSeries::observe_connect(std::string_view server, Seconds latency) {
+  with_host(server,
+            [&](HostSeries& series) { series.connect_latency->Observe(clamped_seconds(latency)); });
+}
+
+void PoolSeries::record_connect_failure(std::string_view server, std::string_view cause) {
+  with_host(server, [&](HostSeries& series) {
+    const auto found = series.connect_failures.find(cause);
+    if (found != series.connect_failures.end()) found->second->Increment();
+  });
 }
 
 void PoolSeries::set_connections(std::string_view state, std::int64_t count) {
@@ -115,14 +159,12 @@ void PoolSeries::set_connections(std::string_view state, std::int64_t count) {
   if (found != connections_.end()) found->second->Set(static_cast<double>(count));
 }
 
-void PoolSeries::record_keepalive_mismatch() {
-  std::shared_lock lock(mutex_);
-  if (!detached_) keepalive_mismatches_.Increment();
+void PoolSeries::record_keepalive_mismatch(std::string_view server) {
+  with_host(server, [](HostSeries& series) { series.keepalive_mismatches->Increment(); });
 }
 
-void PoolSeries::observe_server_rtt(Seconds rtt) {
-  std::shared_lock lock(mutex_);
-  if (!detached_) server_rtt_.Set(clamped_seconds(rtt));
+void PoolSeries::observe_server_rtt(std::string_view server, Seconds rtt) {
+  with_host(server, [&](HostSeries& series) { series.server_rtt->Set(clamped_seconds(rtt)); });
 }
 
 void PoolSeries::observe_checkout_waits(const std::vector<double>& bucket_increments,
@@ -143,7 +185,8 @@ PoolSeries::ServerSeries& PoolSeries::server_series(std::string_view server) {
   const auto found = servers_.find(server);
   if (found != servers_.end()) return found->second;
   const prometheus::Labels labels{{"pool", pool_}, {"server", std::string(server)}};
-  ServerSeries series{&families_.server_health.Add(labels), {},
+  ServerSeries series{&families_.server_health.Add(labels),
+                      {},
                       &families_.server_down_verdict.Add(labels, buckets::kDetectionLatency)};
   for (const auto state : kHealthStates) {
     auto with_state = labels;
@@ -196,10 +239,9 @@ void PoolSeries::set_server_role(std::string_view server, std::string_view role)
   if (found == roles_.end()) {
     ByLabel<prometheus::Gauge*> gauges;
     for (const auto name : kServerRoles) {
-      gauges.emplace(std::string(name),
-                     &families_.server_role.Add({{"pool", pool_},
-                                                 {"server", std::string(server)},
-                                                 {"role", std::string(name)}}));
+      gauges.emplace(std::string(name), &families_.server_role.Add({{"pool", pool_},
+                                                                    {"server", std::string(server)},
+                                                                    {"role", std::string(name)}}));
     }
     found = roles_.emplace(std::string(server), std::move(gauges)).first;
   }

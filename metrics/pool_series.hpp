@@ -5,6 +5,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "metrics/families.hpp"
 #include "metrics/registry.hpp"
@@ -24,13 +25,14 @@ class PoolSeries final : public PoolMetrics {
   // holding this handle cannot touch freed children or resurrect series.
   void detach();
 
-  void record_eviction(std::string_view reason, Seconds detection_latency) override;
-  void observe_ping(Seconds latency) override;
-  void observe_connect(Seconds latency) override;
-  void record_connect_failure(std::string_view cause) override;
+  void record_eviction(std::string_view server, std::string_view reason,
+                       Seconds detection_latency) override;
+  void observe_ping(std::string_view server, Seconds latency) override;
+  void observe_connect(std::string_view server, Seconds latency) override;
+  void record_connect_failure(std::string_view server, std::string_view cause) override;
   void set_connections(std::string_view state, std::int64_t count) override;
-  void record_keepalive_mismatch() override;
-  void observe_server_rtt(Seconds rtt) override;
+  void record_keepalive_mismatch(std::string_view server) override;
+  void observe_server_rtt(std::string_view server, Seconds rtt) override;
   void observe_checkout_waits(const std::vector<double>& bucket_increments,
                               double sum_seconds) override;
   void record_checkout_timeout() override;
@@ -56,10 +58,27 @@ class PoolSeries final : public PoolMetrics {
     ByLabel<prometheus::Counter*> verdicts;  // by the state entered
     prometheus::Histogram* down_verdict;
   };
+  // What one host of the database's list saw (label server="host:port").
+  struct HostSeries {
+    ByLabel<EvictionSeries> evictions;               // by reason
+    ByLabel<prometheus::Counter*> connect_failures;  // by cause
+    prometheus::Histogram* ping_latency;
+    prometheus::Histogram* connect_latency;
+    prometheus::Counter* keepalive_mismatches;
+    prometheus::Gauge* server_rtt;
+  };
 
   prometheus::Labels labels_with(const char* name, const std::string& value) const;
   ServerSeries& server_series(std::string_view server);  // made on first use; mutex_ held
   void remove_server_series(const ServerSeries& series);
+  HostSeries& host_series(std::string_view host);  // made on first use; mutex_ held exclusively
+  // Adds the children of the reasons and causes `series` lacks; mutex_ held exclusively.
+  void add_vocabulary(const std::string& host, HostSeries& series);
+  void remove_host_series(const HostSeries& series);
+  // Runs `record` on the host's series: under the shared lock when they exist, else made first
+  // under the exclusive one. Nothing once detached.
+  template <typename Record>
+  void with_host(std::string_view host, Record record);
 
   const MetricFamilies families_;
   const std::string pool_;
@@ -67,15 +86,12 @@ class PoolSeries final : public PoolMetrics {
   // for detach, which frees them.
   mutable std::shared_mutex mutex_;
   bool detached_ = false;
-  ByLabel<EvictionSeries> evictions_;
-  ByLabel<prometheus::Counter*> connect_failures_;
+  std::vector<std::string> eviction_reasons_;  // the label sets of add_labels, for new hosts
+  std::vector<std::string> connect_failure_causes_;
   ByLabel<prometheus::Gauge*> connections_;
   ByLabel<ServerSeries> servers_;
+  ByLabel<HostSeries> hosts_;
   ByLabel<ByLabel<prometheus::Gauge*>> roles_;  // by server, then by role
-  prometheus::Histogram& ping_latency_;
-  prometheus::Histogram& connect_latency_;
-  prometheus::Counter& keepalive_mismatches_;
-  prometheus::Gauge& server_rtt_;
   prometheus::Histogram& checkout_wait_;
   prometheus::Counter& checkout_timeouts_;
   prometheus::Counter& failovers_;

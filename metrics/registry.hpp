@@ -27,23 +27,29 @@ struct PoolLabelSets {
   std::vector<std::string> eviction_reasons;
   std::vector<std::string> connect_failure_causes;
   std::vector<std::string> connection_states;
+  // The database's servers as configured (host:port, the `server` label): the series that
+  // concern one server are made at 0 for each. A server outside the list (a reload changed it)
+  // gets its series when it is first recorded.
+  std::vector<std::string> servers;
 };
 
-// Handle of one pool's metric children. Labels outside the sets given at add_pool are ignored
-// (counted nowhere) rather than creating unbounded series.
+// Handle of one pool's metric children. Reasons, causes and states outside the sets given at
+// add_pool are ignored (counted nowhere) rather than creating unbounded series. `server` is the
+// host:port of the database's list the connection reached.
 class PoolMetrics {
  public:
   virtual ~PoolMetrics() = default;
-  virtual void record_eviction(std::string_view reason, Seconds detection_latency) = 0;
-  virtual void observe_ping(Seconds latency) = 0;
-  virtual void observe_connect(Seconds latency) = 0;
-  virtual void record_connect_failure(std::string_view cause) = 0;
+  virtual void record_eviction(std::string_view server, std::string_view reason,
+                               Seconds detection_latency) = 0;
+  virtual void observe_ping(std::string_view server, Seconds latency) = 0;
+  virtual void observe_connect(std::string_view server, Seconds latency) = 0;
+  virtual void record_connect_failure(std::string_view server, std::string_view cause) = 0;
   // Connections in a state now. Set when metrics are read (Registry::on_scrape), from the
   // pools' own counts, so the relay's path touches no shared gauge and the shards of a database
   // add up.
   virtual void set_connections(std::string_view state, std::int64_t count) = 0;
-  virtual void record_keepalive_mismatch() = 0;
-  virtual void observe_server_rtt(Seconds rtt) = 0;
+  virtual void record_keepalive_mismatch(std::string_view server) = 0;
+  virtual void observe_server_rtt(std::string_view server, Seconds rtt) = 0;
   // A batch of checkout waits: how many fell in each bucket of buckets::kCheckoutWait (then
   // +Inf, not cumulative) and the sum of their waits. Pools count their checkouts and report
   // them this way, since every transaction checks out a connection (pool/checkout_wait_tally).
@@ -82,8 +88,8 @@ class Registry final : public StartupErrorMetrics {
   // already added.
   // pin_causes: the closed set of causes of pgvigil_pinned_clients (they must outlive the
   // registry: string literals).
-  std::shared_ptr<ClientMetrics> add_client_pool(
-      const std::string& pool, std::span<const std::string_view> pin_causes = {});
+  std::shared_ptr<ClientMetrics> add_client_pool(const std::string& pool,
+                                                 std::span<const std::string_view> pin_causes = {});
   // Removes the pool's server-side and client-side series; handles held after that are no-ops.
   void remove_pool(const std::string& pool);
 

@@ -19,8 +19,9 @@ namespace pgvigil::pool {
 namespace asio = boost::asio;
 using asio::awaitable;
 using Seconds = std::chrono::duration<double>;
-metrics::PoolLabelSets pool_label_sets() {
+metrics::PoolLabelSets pool_label_sets(const ServerEndpoint& server) {
   metrics::PoolLabelSets sets;
+  for (const auto& host : server.hosts) sets.servers.push_back(host.describe());
   for (auto reason : kAllEvictionReasons) sets.eviction_reasons.emplace_back(to_string(reason));
   for (auto cause : kAllConnectFailureCauses) {
     sets.connect_failure_causes.emplace_back(to_string(cause));
@@ -135,13 +136,19 @@ PoolStatus Pool::status() const {
   return status;
 }
 
+std::string Pool::server_label(const ServerConnection& connection) const {
+  // Before it picked a host, what it did concerns the list's first.
+  return (connection.host_picked() ? connection.host() : config_->server.hosts.front()).describe();
+}
+
 void Pool::evict(const Lease& connection, const Death& death) {
   if (connection->state() == ConnectionState::closing) return;
   tell_health(death, connection->id());
   const auto latency = std::max(Seconds(Clock::now() - death.last_sign_of_life), Seconds(0));
   const auto planned = !is_death(death.reason);
   transition(*connection, ConnectionState::closing);
-  metrics_->record_eviction(to_string(death.reason), planned ? Seconds(0) : latency);
+  metrics_->record_eviction(server_label(*connection), to_string(death.reason),
+                            planned ? Seconds(0) : latency);
   const auto level = planned ? spdlog::level::info : spdlog::level::warn;
   spdlog::log(level,
               "pool {}: evicted server connection {} reason={} detection_latency={:.3f}s "

@@ -65,8 +65,9 @@ struct PoolStatus {
   std::string servers;
 };
 
-// The label sets a pool's metrics are created with: its closed vocabularies.
-metrics::PoolLabelSets pool_label_sets();
+// The label sets a pool's metrics are created with: its closed vocabularies, and the servers
+// of its list.
+metrics::PoolLabelSets pool_label_sets(const ServerEndpoint& server);
 
 class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
  public:
@@ -213,6 +214,8 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   void count_checkout_wait(Clock::duration wait);
   void start_due_watchers();
   void evict(const Lease& connection, const Death& death);
+  // The metrics' server label of what `connection` did: the host of the list it reached.
+  std::string server_label(const ServerConnection& connection) const;
   // Its server reported another role (pool_hosts.cpp): the role metric follows, and it goes.
   void evict_role_changed(const Lease& connection);
   // A connection whose client saw 25006 on a primary's (role_suspect), on its way to idle: the

@@ -125,6 +125,8 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
           failure->cause == ConnectFailureCause::role_mismatch) {
         health_->failover().sign_on(host.describe(), deadline - per_host_timeout);
       }
+      // Counted for the host that failed (connect_to_matching_host's caller counts nothing).
+      if (!stopping_) metrics_->record_connect_failure(host.describe(), to_string(failure->cause));
       if (hosts.size() == 1) co_return failure;
       spdlog::debug("pool {}: {} passed over: {}", name_, host.describe(), failure->message);
       failures += (failures.empty() ? "" : "; ") + host.describe() + ": " + failure->message;

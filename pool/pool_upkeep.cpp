@@ -88,8 +88,9 @@ awaitable<bool> Pool::ping_idle(Lease connection) {
     evict(connection, *death);
     co_return false;
   }
-  metrics_->observe_ping(std::get<Clock::duration>(outcome));
-  if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
+  const auto server = server_label(*connection);
+  metrics_->observe_ping(server, std::get<Clock::duration>(outcome));
+  if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(server, tcp->rtt);
   health_->answered();
   // The host in use answers: a sign that it was going came to nothing.
   if (health_->failover().has_sign()) health_->failover().answered_on(connection->host().describe());
@@ -191,7 +192,7 @@ void Pool::verify_keepalive(ServerConnection& connection) {
   if (!connection.is_tcp()) return;
   auto mismatch = probes::describe_keepalive_mismatch(connection.socket(), config_->keepalive);
   if (mismatch.empty()) return;
-  metrics_->record_keepalive_mismatch();
+  metrics_->record_keepalive_mismatch(server_label(connection));
   spdlog::warn("pool {}: keep-alive options on connection {} differ from the config: {}", name_,
                connection.id(), mismatch);
 }
@@ -219,7 +220,6 @@ awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
       health_->sign_of_trouble("a connection attempt failed: " + std::string(to_string(failure->cause)),
                                started);
     }
-    metrics_->record_connect_failure(to_string(failure->cause));
     last_failure_at_ = now;
     auto delay = backoff_.next_delay(waiting_checkouts() > 0);
     if ((failure->cause == ConnectFailureCause::role_mismatch ||
@@ -259,7 +259,7 @@ awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
     std::lock_guard lock(failure_mutex_);
     last_connect_failure_.clear();
   }
-  metrics_->observe_connect(now - started);
+  metrics_->observe_connect(server_label(*connection), now - started);
   if (connection->endpoint_generation != endpoint_generation_) {
     // The server it reached is no longer the configured one; make_available evicts it.
   } else if (connection->config().keepalive != config_->keepalive) {
@@ -267,7 +267,9 @@ awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
   } else {
     verify_keepalive(*connection);
   }
-  if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(tcp->rtt);
+  if (auto tcp = connection->tcp_snapshot()) {
+    metrics_->observe_server_rtt(server_label(*connection), tcp->rtt);
+  }
   const auto& settings = config_->pool;
   if (settings.max_lifetime.count() > 0) {
     std::uniform_real_distribution<double> cut(0.0, settings.lifetime_jitter);

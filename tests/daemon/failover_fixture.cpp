@@ -51,8 +51,8 @@ void FailoverPgTest::SetUp() {
   ASSERT_TRUE(wait_until(
       [&] {
         try {
-          return standby_->query_value(
-                     "SELECT count(*) FROM pg_class WHERE relname = 'writes'") == "1";
+          return standby_->query_value("SELECT count(*) FROM pg_class WHERE relname = 'writes'") ==
+                 "1";
         } catch (const std::exception&) {
           return false;
         }
@@ -68,7 +68,7 @@ bool FailoverPgTest::caught_up(const PgCluster& standby) {
   return wait_until(
       [&] {
         return standby.query_value("SELECT pg_last_wal_replay_lsn() >= '" + written +
-                                     "'::pg_lsn") == "t";
+                                   "'::pg_lsn") == "t";
       },
       seconds(30));
 }
@@ -100,15 +100,16 @@ std::unique_ptr<DaemonProcess> FailoverPgTest::start(const std::string& hosts,
                                                      const std::string& pool_extra) {
   const std::string yaml =
       "workers: 2\n"
-      "admin: {listen: \"127.0.0.1:" + std::to_string(ports_.admin) + "\"}\n" +
+      "admin: {listen: \"127.0.0.1:" +
+      std::to_string(ports_.admin) + "\"}\n" +
       "listen: {address: \"127.0.0.1:" + std::to_string(ports_.listen) + "\"}\n" +
       "ping: {interval: 1s, timeout: 500ms, jitter: 0}\n"
-      "pool: {" + pool_extra + "min_idle: 2, max_size: 4, checkout_timeout: " + checkout_timeout +
-      "}\n" +
+      "pool: {" +
+      pool_extra + "min_idle: 2, max_size: 4, checkout_timeout: " + checkout_timeout + "}\n" +
       "databases:\n"
       "  app:\n"
-      "    hosts: [" + hosts + "]\n" +
-      (target.empty() ? "" : "    target_session_attrs: " + target + "\n") +
+      "    hosts: [" +
+      hosts + "]\n" + (target.empty() ? "" : "    target_session_attrs: " + target + "\n") +
       "    dbname: postgres\n"
       "    user: postgres\n"
       "    sslmode: disable\n"

@@ -27,8 +27,7 @@ const std::string kLoadTool = std::string(PGVIGIL_SOURCE_DIR) + "/bench/failover
 
 // Seconds since the epoch: the load tool stamps its transactions with the wall clock.
 double wall_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // The report's numeric "key: value" lines.
@@ -55,16 +54,16 @@ TEST_F(FailoverLoadPgTest, OnlyTransactionsInFlightAtTheCrashFailAndWritesResume
 
   // Eight clients writing 50 transactions a second each, and pgbench's TPC-B beside them.
   const auto load_log = work_.path() / "load.log";
-  const pid_t load = spawn_process(
-      {"/usr/bin/python3", kLoadTool, "run", "--port", std::to_string(ports_.listen), "--dbname",
-       "app", "--clients", "8", "--rate", "50", "--seconds", "12", "--grace", "20", "--log",
-       load_log.string()},
-      work_.path() / "load.out", work_.path());
+  const pid_t load =
+      spawn_process({"/usr/bin/python3", kLoadTool, "run", "--port", std::to_string(ports_.listen),
+                     "--dbname", "app", "--clients", "8", "--rate", "50", "--seconds", "12",
+                     "--grace", "20", "--log", load_log.string()},
+                    work_.path() / "load.out", work_.path());
   const auto bench_log = work_.path() / "pgbench.log";
-  const pid_t bench = spawn_process(
-      {pgbench->string(), "-n", "-c", "2", "-T", "12", "-h", "127.0.0.1", "-p",
-       std::to_string(ports_.listen), "-U", "postgres", "app"},
-      bench_log, work_.path());
+  const pid_t bench =
+      spawn_process({pgbench->string(), "-n", "-c", "2", "-T", "12", "-h", "127.0.0.1", "-p",
+                     std::to_string(ports_.listen), "-U", "postgres", "app"},
+                    bench_log, work_.path());
   // The load is running: its writes reach the primary.
   ASSERT_TRUE(wait_until(
       [&] {

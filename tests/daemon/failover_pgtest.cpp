@@ -19,8 +19,9 @@ TEST_F(FailoverPgTest, SeveralHostsServeFromThePrimaryByDefault) {
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(value_through(conn.get(), "SELECT inet_server_port()"),
               std::to_string(primary_->port()));
-    EXPECT_EQ(value_through(conn.get(), "INSERT INTO writes (note) VALUES ('default') RETURNING 'ok'"),
-              "ok");
+    EXPECT_EQ(
+        value_through(conn.get(), "INSERT INTO writes (note) VALUES ('default') RETURNING 'ok'"),
+        "ok");
   }
   EXPECT_TRUE(standby_->backend_pids("pgvigil-failover").empty())
       << "a connection was kept on the standby";
@@ -38,7 +39,8 @@ TEST_F(FailoverPgTest, SeveralHostsServeFromThePrimaryByDefault) {
 TEST_F(FailoverPgTest, StandbyTargetReadsFromTheStandby) {
   auto daemon = start(host_entry(*primary_) + ", " + host_entry(*standby_), "standby");
   auto conn = client();
-  EXPECT_EQ(value_through(conn.get(), "SELECT inet_server_port()"), std::to_string(standby_->port()));
+  EXPECT_EQ(value_through(conn.get(), "SELECT inet_server_port()"),
+            std::to_string(standby_->port()));
   EXPECT_EQ(value_through(conn.get(), "SELECT pg_is_in_recovery()"), "t");
   EXPECT_TRUE(primary_->backend_pids("pgvigil-failover").empty()) << daemon->log_text();
 }
@@ -70,7 +72,8 @@ TEST_F(FailoverPgTest, UnplannedFailoverServesWritesFromThePromotedStandbyWithou
   // The bound the issue sets is 1 s on an idle machine; ctest allows for a loaded one, and
   // bench/failover measures it.
   EXPECT_LT(took, 5.0);
-  EXPECT_EQ(value_through(conn.get(), "SELECT inet_server_port()"), std::to_string(standby_->port()));
+  EXPECT_EQ(value_through(conn.get(), "SELECT inet_server_port()"),
+            std::to_string(standby_->port()));
   EXPECT_EQ(standby_->query_value("SELECT count(*) FROM writes WHERE note = 'after'"), "1");
   EXPECT_EQ(metric(ports_.admin, "pgvigil_failovers_total", {{"pool", "app"}}), 1);
   EXPECT_EQ(server_role(ports_, *standby_, "primary"), 1);
@@ -83,11 +86,21 @@ TEST_F(FailoverPgTest, UnplannedFailoverServesWritesFromThePromotedStandbyWithou
   std::printf("pgvigil_failover_seconds observed %.3f s\n", failover_seconds);
   EXPECT_GT(failover_seconds, 0);
   EXPECT_LT(failover_seconds, took + 5.0);
+  // The series of one server carry its label: the crash's evictions are the old primary's, the
+  // connections opened since the new one's.
+  const auto of = [](const PgCluster& server) {
+    return Labels{{"pool", "app"}, {"server", "127.0.0.1:" + std::to_string(server.port())}};
+  };
+  EXPECT_GE(metric(ports_.admin, "pgvigil_evictions_total", of(*primary_)).value_or(0), 1);
+  EXPECT_EQ(metric(ports_.admin, "pgvigil_evictions_total", of(*standby_)), 0);
+  EXPECT_GE(
+      metric(ports_.admin, "pgvigil_connect_latency_seconds_count", of(*standby_)).value_or(0), 1);
 
   // The old primary comes back as a standby of the new one: no transaction runs on it, even on
   // connections opened afterwards.
   primary_->rejoin_as_standby_of(*standby_);
-  for (const pid_t pid : standby_->backend_pids("pgvigil-failover")) standby_->terminate_backend(pid);
+  for (const pid_t pid : standby_->backend_pids("pgvigil-failover"))
+    standby_->terminate_backend(pid);
   for (int i = 0; i < 20; ++i) {
     auto fresh = client();
     EXPECT_EQ(value_through(fresh.get(), "SELECT inet_server_port()"),
@@ -154,6 +167,11 @@ TEST_F(FailoverPgTest, AWriteRefusedAsReadOnlyOnThePrimaryHasItsRoleAskedAgain) 
   // first write refused with 25006 has its role asked, and every connection to it goes.
   primary_->execute("ALTER SYSTEM SET default_transaction_read_only = on");
   primary_->execute("SELECT pg_reload_conf()");
+  // The reload is asynchronous: once a new backend sees it, the postmaster has signalled the
+  // old ones too, and each applies it before its next statement.
+  ASSERT_TRUE(wait_until(
+      [&] { return primary_->query_value("SHOW default_transaction_read_only") == "on"; },
+      seconds(10)));
   {
     auto conn = client();
     const auto refused = value_through(conn.get(), "INSERT INTO writes (note) VALUES ('no')");
@@ -175,7 +193,8 @@ TEST_F(FailoverPgTest, AWriteRefusedAsReadOnlyOnThePrimaryHasItsRoleAskedAgain) 
         return last == "ok";
       },
       seconds(20), milliseconds(200)))
-      << last << "\n" << daemon->log_text();
+      << last << "\n"
+      << daemon->log_text();
 }
 
 }  // namespace

@@ -3,6 +3,10 @@
 
 #include "metrics/admin_server.hpp"
 
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -11,19 +15,15 @@
 #include <system_error>
 #include <thread>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <gtest/gtest.h>
-
 #include "tests/metrics/http_client.hpp"
 
 namespace pgvigil::metrics {
 namespace {
 
 using namespace std::chrono_literals;
-using test::HttpConnection;
 using test::http_get;
 using test::http_request;
+using test::HttpConnection;
 
 class AdminServerTest : public ::testing::Test {
  protected:
@@ -69,13 +69,14 @@ TEST_F(AdminServerTest, BindsAnEphemeralPort) {
 }
 
 TEST_F(AdminServerTest, ServesMetrics) {
-  registry_.add_pool("app", PoolLabelSets{{"ping_timeout"}, {"refused"}, {"idle"}});
+  registry_.add_pool("app", PoolLabelSets{{"ping_timeout"}, {"refused"}, {"idle"}, {"db:5432"}});
   start();
   const auto result = http_get("127.0.0.1", port_, "/metrics");
   EXPECT_EQ(result.status, 200);
   EXPECT_EQ(result.header("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
   EXPECT_NE(result.body.find("pgvigil_build_info{version=\"9.9.9\"} 1\n"), std::string::npos);
-  EXPECT_NE(result.body.find("pgvigil_evictions_total{pool=\"app\",reason=\"ping_timeout\"} 0"),
+  EXPECT_NE(result.body.find("pgvigil_evictions_total{pool=\"app\",reason=\"ping_timeout\","
+                             "server=\"db:5432\"} 0"),
             std::string::npos)
       << result.body;
   // Scrapers may add query parameters; they do not change the route.

@@ -142,7 +142,8 @@ TEST(ClientMetrics, RemovePoolRemovesClientSeriesToo) {
   const auto app = registry.add_client_pool("app");
   registry.add_pool("app", PoolLabelSets{.eviction_reasons = {},
                                          .connect_failure_causes = {},
-                                         .connection_states = {"idle"}});
+                                         .connection_states = {"idle"},
+                                         .servers = {}});
   registry.add_client_pool("reports");
   registry.remove_pool("app");
   // A handle still held must be harmless and must not bring series back.

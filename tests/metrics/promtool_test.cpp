@@ -2,20 +2,19 @@
 // `prometheus` Debian package; without it this test fails, since a skipped check would let
 // an invalid page through unnoticed.
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <gtest/gtest.h>
 
 #include "metrics/admin_server.hpp"
 #include "metrics/buckets.hpp"
@@ -52,21 +51,21 @@ CommandResult run_shell(const std::string& command) {
 void populate(Registry& registry) {
   const PoolLabelSets labels{
       .eviction_reasons = {"server_closed", "server_error", "keepalive_timeout", "user_timeout",
-                           "ping_timeout", "ping_failed", "checkout_check_failed",
-                           "max_lifetime", "idle_timeout", "dirty_return", "reload",
-                           "shutdown"},
+                           "ping_timeout", "ping_failed", "checkout_check_failed", "max_lifetime",
+                           "idle_timeout", "dirty_return", "reload", "shutdown"},
       .connect_failure_causes = {"refused", "timeout", "auth", "server_error"},
       .connection_states = {"connecting", "idle", "checked_out", "probing", "closing"},
+      .servers = {"db1:5432", "db2:5432"},
   };
   for (const char* name : {"app", "reports"}) {
     const auto pool = registry.add_pool(name, labels);
-    pool->record_eviction("ping_timeout", 7s);
-    pool->observe_ping(400us);
-    pool->observe_connect(15ms);
-    pool->record_connect_failure("refused");
+    pool->record_eviction("db1:5432", "ping_timeout", 7s);
+    pool->observe_ping("db1:5432", 400us);
+    pool->observe_connect("db1:5432", 15ms);
+    pool->record_connect_failure("db1:5432", "refused");
     pool->set_connections("idle", 2);
-    pool->record_keepalive_mismatch();
-    pool->observe_server_rtt(250us);
+    pool->record_keepalive_mismatch("db2:5432");
+    pool->observe_server_rtt("db1:5432", 250us);
     std::vector<double> checkout_waits(buckets::kCheckoutWait.size() + 1, 0.0);
     checkout_waits[3] = 1;  // one wait of 1 ms (le="0.001")
     pool->observe_checkout_waits(checkout_waits, 0.001);

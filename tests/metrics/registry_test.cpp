@@ -3,12 +3,12 @@
 
 #include "metrics/registry.hpp"
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "metrics/buckets.hpp"
 
@@ -22,6 +22,7 @@ PoolLabelSets app_labels() {
       .eviction_reasons = {"ping_timeout", "server_closed"},
       .connect_failure_causes = {"refused", "auth"},
       .connection_states = {"idle", "checked_out"},
+      .servers = {"db1:5432"},
   };
 }
 
@@ -54,8 +55,8 @@ TEST(Registry, StartupErrorsCountByClassFromZero) {
   registry.startup_error("53300");
   registry.startup_error("22P02");  // not a class of its own
   const std::string after = registry.serialize();
-  for (const auto& expected : {series("3D", 1), series("53", 2), series("other", 1),
-                               series("08", 0)}) {
+  for (const auto& expected :
+       {series("3D", 1), series("53", 2), series("other", 1), series("08", 0)}) {
     EXPECT_TRUE(contains(after, expected)) << expected << after;
   }
 }
@@ -81,23 +82,28 @@ TEST(Registry, AddPoolCreatesEveryFamilyAndChildAtZero) {
     EXPECT_TRUE(contains(page, type_line)) << type_line << "\n" << page;
   }
   for (const char* series : {
-           "pgvigil_evictions_total{pool=\"app\",reason=\"ping_timeout\"} 0\n",
-           "pgvigil_evictions_total{pool=\"app\",reason=\"server_closed\"} 0\n",
-           "pgvigil_detection_latency_seconds_count{pool=\"app\",reason=\"ping_timeout\"} 0\n",
-           "pgvigil_detection_latency_seconds_bucket{pool=\"app\",reason=\"server_closed\","
+           "pgvigil_evictions_total{pool=\"app\",reason=\"ping_timeout\",server=\"db1:5432\"} 0\n",
+           "pgvigil_evictions_total{pool=\"app\",reason=\"server_closed\",server=\"db1:5432\"} 0\n",
+           "pgvigil_detection_latency_seconds_count{pool=\"app\",reason=\"ping_timeout\",server="
+           "\"db1:5432\"} 0\n",
+           "pgvigil_detection_latency_seconds_bucket{pool=\"app\",reason=\"server_closed\",server="
+           "\"db1:5432\","
            "le=\"300\"} 0\n",
-           "pgvigil_detection_latency_seconds_bucket{pool=\"app\",reason=\"server_closed\","
+           "pgvigil_detection_latency_seconds_bucket{pool=\"app\",reason=\"server_closed\",server="
+           "\"db1:5432\","
            "le=\"0.01\"} 0\n",
-           "pgvigil_ping_latency_seconds_bucket{pool=\"app\",le=\"0.0001\"} 0\n",
-           "pgvigil_ping_latency_seconds_bucket{pool=\"app\",le=\"5\"} 0\n",
-           "pgvigil_connect_latency_seconds_bucket{pool=\"app\",le=\"0.001\"} 0\n",
-           "pgvigil_connect_latency_seconds_bucket{pool=\"app\",le=\"10\"} 0\n",
-           "pgvigil_connect_failures_total{cause=\"refused\",pool=\"app\"} 0\n",
-           "pgvigil_connect_failures_total{cause=\"auth\",pool=\"app\"} 0\n",
+           "pgvigil_ping_latency_seconds_bucket{pool=\"app\",server=\"db1:5432\",le=\"0.0001\"} "
+           "0\n",
+           "pgvigil_ping_latency_seconds_bucket{pool=\"app\",server=\"db1:5432\",le=\"5\"} 0\n",
+           "pgvigil_connect_latency_seconds_bucket{pool=\"app\",server=\"db1:5432\",le=\"0.001\"} "
+           "0\n",
+           "pgvigil_connect_latency_seconds_bucket{pool=\"app\",server=\"db1:5432\",le=\"10\"} 0\n",
+           "pgvigil_connect_failures_total{cause=\"refused\",pool=\"app\",server=\"db1:5432\"} 0\n",
+           "pgvigil_connect_failures_total{cause=\"auth\",pool=\"app\",server=\"db1:5432\"} 0\n",
            "pgvigil_server_connections{pool=\"app\",state=\"idle\"} 0\n",
            "pgvigil_server_connections{pool=\"app\",state=\"checked_out\"} 0\n",
-           "pgvigil_keepalive_mismatches_total{pool=\"app\"} 0\n",
-           "pgvigil_server_rtt_seconds{pool=\"app\"} 0\n",
+           "pgvigil_keepalive_mismatches_total{pool=\"app\",server=\"db1:5432\"} 0\n",
+           "pgvigil_server_rtt_seconds{pool=\"app\",server=\"db1:5432\"} 0\n",
            "pgvigil_checkout_wait_seconds_bucket{pool=\"app\",le=\"30\"} 0\n",
            "pgvigil_checkout_timeouts_total{pool=\"app\"} 0\n",
        }) {
@@ -108,13 +114,13 @@ TEST(Registry, AddPoolCreatesEveryFamilyAndChildAtZero) {
 TEST(Registry, RecordsLandInTheirChildren) {
   Registry registry("test");
   const auto pool = registry.add_pool("app", app_labels());
-  pool->record_eviction("ping_timeout", 2.5s);
-  pool->observe_ping(300us);
-  pool->observe_connect(20ms);
-  pool->record_connect_failure("refused");
+  pool->record_eviction("db1:5432", "ping_timeout", 2.5s);
+  pool->observe_ping("db1:5432", 300us);
+  pool->observe_connect("db1:5432", 20ms);
+  pool->record_connect_failure("db1:5432", "refused");
   pool->set_connections("idle", 3);
-  pool->record_keepalive_mismatch();
-  pool->observe_server_rtt(1500us);
+  pool->record_keepalive_mismatch("db1:5432");
+  pool->observe_server_rtt("db1:5432", 1500us);
   std::vector<double> checkout_waits(buckets::kCheckoutWait.size() + 1, 0.0);
   checkout_waits[4] = 1;  // one wait of 2 ms (le="0.0025")
   pool->observe_checkout_waits(checkout_waits, 0.002);
@@ -125,19 +131,22 @@ TEST(Registry, RecordsLandInTheirChildren) {
 
   const std::string page = registry.serialize();
   for (const char* series : {
-           "pgvigil_evictions_total{pool=\"app\",reason=\"ping_timeout\"} 1\n",
-           "pgvigil_evictions_total{pool=\"app\",reason=\"server_closed\"} 0\n",
-           "pgvigil_detection_latency_seconds_bucket{pool=\"app\",reason=\"ping_timeout\","
+           "pgvigil_evictions_total{pool=\"app\",reason=\"ping_timeout\",server=\"db1:5432\"} 1\n",
+           "pgvigil_evictions_total{pool=\"app\",reason=\"server_closed\",server=\"db1:5432\"} 0\n",
+           "pgvigil_detection_latency_seconds_bucket{pool=\"app\",reason=\"ping_timeout\",server="
+           "\"db1:5432\","
            "le=\"2\"} 0\n",
-           "pgvigil_detection_latency_seconds_bucket{pool=\"app\",reason=\"ping_timeout\","
+           "pgvigil_detection_latency_seconds_bucket{pool=\"app\",reason=\"ping_timeout\",server="
+           "\"db1:5432\","
            "le=\"3\"} 1\n",
-           "pgvigil_detection_latency_seconds_sum{pool=\"app\",reason=\"ping_timeout\"} 2.5\n",
-           "pgvigil_ping_latency_seconds_count{pool=\"app\"} 1\n",
-           "pgvigil_connect_latency_seconds_count{pool=\"app\"} 1\n",
-           "pgvigil_connect_failures_total{cause=\"refused\",pool=\"app\"} 1\n",
+           "pgvigil_detection_latency_seconds_sum{pool=\"app\",reason=\"ping_timeout\",server="
+           "\"db1:5432\"} 2.5\n",
+           "pgvigil_ping_latency_seconds_count{pool=\"app\",server=\"db1:5432\"} 1\n",
+           "pgvigil_connect_latency_seconds_count{pool=\"app\",server=\"db1:5432\"} 1\n",
+           "pgvigil_connect_failures_total{cause=\"refused\",pool=\"app\",server=\"db1:5432\"} 1\n",
            "pgvigil_server_connections{pool=\"app\",state=\"idle\"} 3\n",
-           "pgvigil_keepalive_mismatches_total{pool=\"app\"} 1\n",
-           "pgvigil_server_rtt_seconds{pool=\"app\"} 0.0015\n",
+           "pgvigil_keepalive_mismatches_total{pool=\"app\",server=\"db1:5432\"} 1\n",
+           "pgvigil_server_rtt_seconds{pool=\"app\",server=\"db1:5432\"} 0.0015\n",
            "pgvigil_checkout_wait_seconds_bucket{pool=\"app\",le=\"0.001\"} 0\n",
            "pgvigil_checkout_wait_seconds_bucket{pool=\"app\",le=\"0.0025\"} 1\n",
            "pgvigil_checkout_wait_seconds_sum{pool=\"app\"} 0.002\n",
@@ -150,6 +159,29 @@ TEST(Registry, RecordsLandInTheirChildren) {
   }
 }
 
+TEST(Registry, EachServerOfTheListHasItsOwnSeries) {
+  Registry registry("test");
+  const auto pool = registry.add_pool("app", app_labels());
+  // db2 is not in the list the pool was added with (a reload added it): made when first seen.
+  pool->record_eviction("db2:5432", "ping_timeout", 1s);
+  pool->record_connect_failure("db2:5432", "refused");
+  pool->observe_ping("db1:5432", 1ms);
+  const std::string page = registry.serialize();
+  for (const char* series : {
+           "pgvigil_evictions_total{pool=\"app\",reason=\"ping_timeout\",server=\"db2:5432\"} 1\n",
+           "pgvigil_evictions_total{pool=\"app\",reason=\"ping_timeout\",server=\"db1:5432\"} 0\n",
+           "pgvigil_evictions_total{pool=\"app\",reason=\"server_closed\",server=\"db2:5432\"} 0\n",
+           "pgvigil_connect_failures_total{cause=\"refused\",pool=\"app\",server=\"db2:5432\"} 1\n",
+           "pgvigil_connect_failures_total{cause=\"refused\",pool=\"app\",server=\"db1:5432\"} 0\n",
+           "pgvigil_ping_latency_seconds_count{pool=\"app\",server=\"db1:5432\"} 1\n",
+           "pgvigil_ping_latency_seconds_count{pool=\"app\",server=\"db2:5432\"} 0\n",
+       }) {
+    EXPECT_TRUE(contains(page, series)) << series << "\n" << page;
+  }
+  registry.remove_pool("app");
+  EXPECT_FALSE(contains(registry.serialize(), "server=\"db2:5432\""));
+}
+
 TEST(Registry, AServersRoleIsOneSeriesPerRoleAndGoesWithItsPool) {
   Registry registry("test");
   auto pool = registry.add_pool("app", app_labels());
@@ -157,9 +189,11 @@ TEST(Registry, AServersRoleIsOneSeriesPerRoleAndGoesWithItsPool) {
   pool->set_server_role("db1:5432", "primary");
   pool->record_failover();
   const std::string page = registry.serialize();
-  EXPECT_TRUE(contains(page, "pgvigil_server_role{pool=\"app\",role=\"primary\",server=\"db1:5432\"} 1\n"))
+  EXPECT_TRUE(
+      contains(page, "pgvigil_server_role{pool=\"app\",role=\"primary\",server=\"db1:5432\"} 1\n"))
       << page;
-  EXPECT_TRUE(contains(page, "pgvigil_server_role{pool=\"app\",role=\"standby\",server=\"db1:5432\"} 0\n"))
+  EXPECT_TRUE(
+      contains(page, "pgvigil_server_role{pool=\"app\",role=\"standby\",server=\"db1:5432\"} 0\n"))
       << page;
   EXPECT_TRUE(contains(page, "pgvigil_failovers_total{pool=\"app\"} 1\n")) << page;
   registry.remove_pool("app");
@@ -183,8 +217,8 @@ TEST(Registry, LabelsOutsideTheSetsAreIgnored) {
   Registry registry("test");
   const auto pool = registry.add_pool("app", app_labels());
   const std::string before = registry.serialize();
-  pool->record_eviction("made_up_reason", 1s);
-  pool->record_connect_failure("made_up_cause");
+  pool->record_eviction("db1:5432", "made_up_reason", 1s);
+  pool->record_connect_failure("db1:5432", "made_up_cause");
   pool->set_connections("made_up_state", 7);
   const std::string after = registry.serialize();
   EXPECT_FALSE(contains(after, "made_up")) << after;
@@ -197,8 +231,8 @@ TEST(Registry, RemovePoolRemovesItsSeriesOnly) {
   registry.add_pool("reports", app_labels());
   registry.remove_pool("app");
   // A handle the pool still holds must be harmless and must not bring series back.
-  app->record_eviction("ping_timeout", 1s);
-  app->observe_ping(1ms);
+  app->record_eviction("db1:5432", "ping_timeout", 1s);
+  app->observe_ping("db1:5432", 1ms);
   app->set_connections("idle", 1);
 
   const std::string page = registry.serialize();
@@ -219,7 +253,8 @@ TEST(Registry, AddingAPoolAgainKeepsItsSeries) {
   EXPECT_EQ(first, second);
   const std::string page = registry.serialize();
   EXPECT_TRUE(contains(page, "pgvigil_checkout_timeouts_total{pool=\"app\"} 1\n")) << page;
-  EXPECT_TRUE(contains(page, "pgvigil_evictions_total{pool=\"app\",reason=\"reload\"} 0\n"))
+  EXPECT_TRUE(contains(
+      page, "pgvigil_evictions_total{pool=\"app\",reason=\"reload\",server=\"db1:5432\"} 0\n"))
       << page;
 }
 
@@ -233,13 +268,13 @@ TEST(Registry, ReAddingARemovedPoolStartsFromZero) {
 
 // Every method of a pool's handle, with a label each of its label sets knows.
 void touch_every_series(PoolMetrics& pool) {
-  pool.record_eviction("ping_timeout", 1s);
-  pool.observe_ping(2ms);
-  pool.observe_connect(3ms);
-  pool.record_connect_failure("refused");
+  pool.record_eviction("db1:5432", "ping_timeout", 1s);
+  pool.observe_ping("db1:5432", 2ms);
+  pool.observe_connect("db1:5432", 3ms);
+  pool.record_connect_failure("db1:5432", "refused");
   pool.set_connections("idle", 5);
-  pool.record_keepalive_mismatch();
-  pool.observe_server_rtt(4ms);
+  pool.record_keepalive_mismatch("db1:5432");
+  pool.observe_server_rtt("db1:5432", 4ms);
   std::vector<double> checkout_waits(buckets::kCheckoutWait.size() + 1, 1.0);
   pool.observe_checkout_waits(checkout_waits, 0.5);
   pool.record_checkout_timeout();
@@ -284,7 +319,7 @@ TEST(Registry, ConcurrentUseIsSafe) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < kPerThread; ++i) pool->record_eviction("server_closed", 10ms);
+      for (int i = 0; i < kPerThread; ++i) pool->record_eviction("db1:5432", "server_closed", 10ms);
     });
   }
   threads.emplace_back([&] {
@@ -297,9 +332,10 @@ TEST(Registry, ConcurrentUseIsSafe) {
     for (int i = 0; i < 50; ++i) (void)registry.serialize();
   });
   for (auto& thread : threads) thread.join();
-  EXPECT_TRUE(contains(registry.serialize(),
-                       "pgvigil_evictions_total{pool=\"app\",reason=\"server_closed\"} " +
-                           std::to_string(3 * kPerThread) + "\n"));
+  EXPECT_TRUE(contains(
+      registry.serialize(),
+      "pgvigil_evictions_total{pool=\"app\",reason=\"server_closed\",server=\"db1:5432\"} " +
+          std::to_string(3 * kPerThread) + "\n"));
 }
 
 }  // namespace

@@ -53,7 +53,7 @@ PoolConfig PoolFixture::fast_config(const testing::PgCluster& server) const {
 }
 
 std::shared_ptr<Pool> PoolFixture::start_pool(PoolConfig config) {
-  auto metrics = registry_.add_pool(config.name, pool_label_sets());
+  auto metrics = registry_.add_pool(config.name, pool_label_sets(config.server));
   pool_ = std::make_shared<Pool>(io_.get_executor(), std::move(config), metrics);
   // As the daemon does: the connection gauges are set from the pool's counts when read.
   registry_.on_scrape([this] { publish_connection_gauges({pool_}); });
