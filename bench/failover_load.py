@@ -12,9 +12,13 @@
         <start> <end> ok
         <start> <end> fail <sqlstate or -> <first line of the error>
         <start> - hung                       still unanswered --grace seconds after the run
+        <end> - end                          the load's end (last line)
   failover_load.py report --log FILE --crash-start T --crash-end T --promoted T [--json]
-      Counts what the log says about a crash between crash-start and crash-end (the times around
-      `pg_ctl stop -m immediate`) and a promotion that returned at `promoted`.
+      Counts what the log says about a crash from crash-start (the primary's postmaster sent
+      SIGQUIT, as `pg_ctl stop -m immediate` does) to crash-end (it has exited, its backends with
+      it) and a promotion that returned at `promoted`. A transaction is in flight at the crash
+      when it began before crash-start and had not ended; one begun between the two ran into a
+      server already dying; one begun after crash-end could have waited for the new primary.
 
 Needs Debian's python3-psycopg2 (scripts/install-deps.sh installs it).
 """
@@ -108,35 +112,43 @@ def run(args) -> int:
         for client in clients:
             if client.is_alive() and client.current_start is not None:
                 lines.append(f"{client.current_start:.6f} - hung")
+        lines.append(f"{stop_at:.6f} - end")
         with open(args.log, "w") as out:
             out.write("\n".join(lines) + ("\n" if lines else ""))
     return 0
 
 
 def report(args) -> dict:
-    done, failed, hung = [], [], []
+    done, failed, hung, load_end = [], [], [], None
     with open(args.log) as log:
         for line in log:
             fields = line.rstrip("\n").split(" ", 4)
-            if len(fields) >= 3 and fields[2] == "hung":
+            if len(fields) < 3:
+                continue
+            if fields[2] == "hung":
                 hung.append(float(fields[0]))
-            elif len(fields) >= 3:
+            elif fields[2] == "end":
+                load_end = float(fields[0])
+            else:
                 start, end = float(fields[0]), float(fields[1])
                 (done if fields[2] == "ok" else failed).append((start, end, fields[3:]))
     crash_start, crash_end, promoted = args.crash_start, args.crash_end, args.promoted
-    # In flight at the crash: begun before the server was gone, not ended before it began going.
-    in_flight = lambda start, end: start < crash_end and end > crash_start  # noqa: E731
-    all_tx = done + failed
+    in_flight = lambda start, end: start < crash_start < end  # noqa: E731
     commits = sorted(end for _, end, _ in done)
-    gaps = [b - a for a, b in zip(commits, commits[1:])]
+    # The gaps between commits, and from the last one to the load's end: a load whose writes
+    # never came back has been without writes since its last commit.
+    ends = commits + ([load_end] if load_end is not None and commits else [])
+    gaps = [b - a for a, b in zip(ends, ends[1:])]
     after_promotion = [end for end in commits if end >= promoted]
-    failed_outside = [f for f in failed if not in_flight(f[0], f[1])]
-    result = {
+    return {
         "committed": len(done),
+        "in_flight_at_crash": sum(1 for start, end, _ in done + failed if in_flight(start, end))
+        + sum(1 for start in hung if start < crash_start),
         "failed": len(failed),
-        "in_flight_at_crash": sum(1 for start, end, _ in all_tx if in_flight(start, end)) + len(hung),
-        "failed_in_flight_at_crash": len(failed) - len(failed_outside),
-        "failed_after_crash": len(failed_outside),
+        "failed_in_flight_at_crash": sum(1 for start, end, _ in failed if in_flight(start, end)),
+        "failed_while_crashing": sum(1 for start, _, _ in failed
+                                     if crash_start <= start < crash_end),
+        "failed_after_crash": sum(1 for start, _, _ in failed if start >= crash_end),
         "hung": len(hung),
         "longest_failed_seconds": max((end - start for start, end, _ in failed), default=0.0),
         "seconds_without_writes": max(gaps, default=float("inf")),
@@ -145,7 +157,6 @@ def report(args) -> dict:
         "committed_after_promotion": len(after_promotion),
         "errors": sorted({" ".join(f[2]).strip() for f in failed})[:10],
     }
-    return result
 
 
 def main() -> int:

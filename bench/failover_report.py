@@ -14,7 +14,8 @@ import time
 COLUMNS = [
     ("in_flight_at_crash", "in flight at the crash", "{:.0f}"),
     ("failed", "failed transactions", "{:.0f}"),
-    ("failed_after_crash", "of them begun after the crash", "{:.0f}"),
+    ("failed_while_crashing", "of them begun while the server was dying", "{:.0f}"),
+    ("failed_after_crash", "of them begun after it was gone", "{:.0f}"),
     ("hung", "unanswered after the run", "{:.0f}"),
     ("seconds_without_writes", "seconds without writes", "{:.2f}"),
     ("first_write_after_promotion_seconds", "first write after the promotion (s)", "{:.2f}"),

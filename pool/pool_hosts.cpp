@@ -78,6 +78,12 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
   const auto order = host_order(hosts);
   std::optional<ConnectFailure> outcome;
   std::string failures;
+  std::vector<std::pair<std::string, ConnectFailureCause>> skipped;  // role or lag
+  const auto record_skipped = [&] {
+    for (const auto& [name, cause] : skipped) {
+      metrics_->record_connect_failure(name, to_string(cause));
+    }
+  };
   for (int pass = 0; pass < passes; ++pass) {
     for (const std::size_t index : order) {
       const auto& host = hosts[index];
@@ -126,8 +132,20 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
         health_->failover().sign_on(host.describe(), deadline - per_host_timeout);
       }
       // Counted for the host that failed (connect_to_matching_host's caller counts nothing).
-      if (!stopping_) metrics_->record_connect_failure(host.describe(), to_string(failure->cause));
-      if (hosts.size() == 1) co_return failure;
+      // A server passed over for its role or its lag is no failure when another one serves:
+      // where connections are spread, the primary of a standby pool is passed over at every
+      // connect. Those count only when no host matched.
+      const bool passed_over = failure->cause == ConnectFailureCause::role_mismatch ||
+                               failure->cause == ConnectFailureCause::replication_lag;
+      if (passed_over) {
+        skipped.emplace_back(host.describe(), failure->cause);
+      } else if (!stopping_) {
+        metrics_->record_connect_failure(host.describe(), to_string(failure->cause));
+      }
+      if (hosts.size() == 1) {
+        if (passed_over && !stopping_) record_skipped();
+        co_return failure;
+      }
       spdlog::debug("pool {}: {} passed over: {}", name_, host.describe(), failure->message);
       failures += (failures.empty() ? "" : "; ") + host.describe() + ": " + failure->message;
       // A server that answered with the wrong role (or lagging) says more than one that did not
@@ -141,6 +159,7 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
     if (stopping_) break;
   }
   connection.close();
+  if (!stopping_) record_skipped();
   outcome->message = failures;
   co_return outcome;
 }

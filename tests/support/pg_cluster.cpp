@@ -231,6 +231,24 @@ void PgCluster::stop(const std::string& mode) {
   running_ = false;
 }
 
+void PgCluster::crash() {
+  if (!running_) return;
+  const pid_t pid = postmaster_pid();
+  if (pid <= 0 || ::kill(pid, SIGQUIT) != 0) throw std::runtime_error("no postmaster to crash");
+  // Gone, or a zombie its reaper has not collected yet (it has exited all the same).
+  const auto exited = [pid] {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return true;
+    const auto after_name = line.rfind(')');
+    return after_name == std::string::npos || line.substr(after_name + 2, 1) == "Z";
+  };
+  if (!wait_until(exited, std::chrono::seconds(30), std::chrono::milliseconds(5))) {
+    throw std::runtime_error("the postmaster did not exit after SIGQUIT");
+  }
+  running_ = false;
+}
+
 void PgCluster::restart(const std::string& mode) {
   stop(mode);
   start();

@@ -82,6 +82,10 @@ class PgCluster {
   // pg_ctl stop -m mode ("smart", "fast" or "immediate") and wait for the postmaster to exit.
   // No-op when not running.
   void stop(const std::string& mode = "fast");
+  // What pg_ctl stop -m immediate does (SIGQUIT to the postmaster), returning as soon as the
+  // postmaster has exited (polled every 5 ms, where pg_ctl polls every 100 ms): a caller timing
+  // a crash knows when the server was gone.
+  void crash();
   void restart(const std::string& mode = "fast");
   bool running() const { return running_; }
 

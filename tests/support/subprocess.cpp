@@ -107,6 +107,18 @@ std::optional<int> try_reap(pid_t pid) {
   return std::nullopt;
 }
 
+ChildGroup::~ChildGroup() {
+  if (reaped_) return;
+  ::kill(-pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+}
+
+std::optional<int> ChildGroup::try_reap() {
+  auto code = pgvigil::testing::try_reap(pid_);
+  if (code) reaped_ = true;
+  return code;
+}
+
 int run_process(const std::vector<std::string>& argv, const std::filesystem::path& output_file,
                 const std::filesystem::path& cwd, std::chrono::milliseconds timeout) {
   const pid_t pid = spawn_process(argv, output_file, cwd);

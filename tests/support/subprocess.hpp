@@ -24,6 +24,23 @@ std::optional<std::filesystem::path> find_executable(const std::string& name);
 pid_t spawn_process(const std::vector<std::string>& argv, const std::filesystem::path& output_file,
                     const std::filesystem::path& cwd);
 
+// A spawned process group that is killed (SIGKILL to the group) and reaped when the owner goes
+// out of scope without having reaped it, so a test that stops at a failed ASSERT leaves no load
+// running into the next test.
+class ChildGroup {
+ public:
+  explicit ChildGroup(pid_t pid) : pid_(pid) {}
+  ChildGroup(const ChildGroup&) = delete;
+  ChildGroup& operator=(const ChildGroup&) = delete;
+  ~ChildGroup();
+  // The exit code once the process has ended (reaped then), nullopt while it runs.
+  std::optional<int> try_reap();
+
+ private:
+  pid_t pid_;
+  bool reaped_ = false;
+};
+
 // Runs argv to completion and returns its exit code (see exit_code_from_status). If it is still
 // running after timeout its process group is killed and std::runtime_error thrown.
 int run_process(const std::vector<std::string>& argv, const std::filesystem::path& output_file,
