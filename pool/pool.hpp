@@ -15,8 +15,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
-#include <map>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -169,8 +169,8 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   std::vector<std::size_t> host_order(const std::vector<ServerHost>& hosts) const;
   // A standby lagging past pool.max_replication_lag: why (reason replication_lag), or the death
   // of the connection asked; nullopt when within the bound or not measured.
-  boost::asio::awaitable<std::optional<Death>> excess_replication_lag(
-      ServerConnection& connection, Clock::time_point deadline);
+  boost::asio::awaitable<std::optional<Death>> excess_replication_lag(ServerConnection& connection,
+                                                                      Clock::time_point deadline);
   boost::asio::awaitable<void> watch_idle(Lease connection);
   boost::asio::awaitable<void> shutdown_here();
   boost::asio::awaitable<void> update_config_here(PoolConfig config);
@@ -222,6 +222,11 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   // server's role is asked; if it no longer matches, every connection to it goes (role_changed),
   // lent ones when they come back.
   boost::asio::awaitable<void> recheck_role(Lease connection);
+  // Asks a probing connection's server its role (kRoleQuery). true when it still matches the
+  // target; otherwise the connection and the idle ones to the same host are evicted
+  // (role_changed, detail starting with `evidence`), or the connection alone when the question
+  // fails, and false.
+  boost::asio::awaitable<bool> confirm_role(Lease connection, std::string evidence);
   void on_return(const Lease& connection, std::optional<Death> death);
   std::optional<Death> check_before_lending(ServerConnection& connection);
   // The most recently used idle connection that passes check_before_lending (those that fail
@@ -260,7 +265,7 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   Deferred metrics_publish_;
   CheckoutWaitTally checkout_waits_;
   std::unordered_map<std::uint64_t, Lease> connections_;  // every connection not yet closed
-  std::deque<Lease> idle_;                                 // most recently used at the back
+  std::deque<Lease> idle_;                                // most recently used at the back
   std::deque<std::shared_ptr<Waiter>> waiters_;
   // One timer for the deadlines of all callback waiters (wait_for_connection), armed at the
   // earliest: a timer per waiter cost a timer-queue insert and removal on every waited checkout.

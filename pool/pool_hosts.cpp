@@ -113,8 +113,10 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
         // Where connections are spread over several servers, another one is no failover.
         if (!spreads(target) && health_->failover().moved_to(host.describe())) {
           metrics_->record_failover();
-          spdlog::warn("pool {}: moved to {} ({}): the server used until now does not answer "
-                       "as {}", name_, host.describe(), role, to_string(target));
+          spdlog::warn(
+              "pool {}: moved to {} ({}): the server used until now does not answer "
+              "as {}",
+              name_, host.describe(), role, to_string(target));
         }
         preferred_host_ = index;
         count_on_server(connection, +1);
@@ -166,39 +168,46 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
 
 awaitable<void> Pool::recheck_role(Lease connection) {
   connection->role_suspect = false;
+  // When it still matches, the client asked for a read-only transaction itself (BEGIN READ
+  // ONLY): nothing changed. (The argument is a named local: GCC 12 mishandles a temporary
+  // std::string in a co_await expression.)
+  std::string evidence = "the server refused a write as read-only (25006)";
+  const bool matches = co_await confirm_role(connection, std::move(evidence));
+  if (matches) make_available(connection);
+}
+
+awaitable<bool> Pool::confirm_role(Lease connection, std::string evidence) {
   const auto failure = co_await connection->ask_role(Clock::now() + config_->ping.timeout);
-  if (connection->state() != ConnectionState::probing) co_return;  // evicted meanwhile
+  if (connection->state() != ConnectionState::probing) co_return false;  // evicted meanwhile
   const auto now = Clock::now();
   if (failure) {
     evict(connection, {EvictionReason::ping_failed, failure->message, now});
-    co_return;
+    co_return false;
   }
   const auto target = config_->server.target_session_attrs;
-  // The client asked for a read-only transaction itself (BEGIN READ ONLY): nothing changed.
-  if (role_matches(target, connection->role(), false)) {
-    make_available(connection);
-    co_return;
-  }
+  if (role_matches(target, connection->role(), false)) co_return true;
   const auto host = connection->host();
   const auto role = connection->role();
   metrics_->set_server_role(host.describe(), to_string(role.role));
   health_->failover().sign_on(host.describe(), now);
   const Death death{EvictionReason::role_changed,
-                    "the server refused a write as read-only (25006) and is now a " +
-                        std::string(to_string(role.role)) + (role.read_only ? " (read-only)" : "") +
-                        ", not " + std::string(to_string(target)),
+                    evidence + ": the server is now a " + std::string(to_string(role.role)) +
+                        (role.read_only ? " (read-only)" : "") + ", not " +
+                        std::string(to_string(target)),
                     now};
   std::vector<Lease> idle;
   for (const auto& [id, other] : connections_) {
     if (other->host() != host || other == connection) continue;
     // Lent and pinged ones are asked when they would be idle again (make_available).
     if (other->state() == ConnectionState::idle) idle.push_back(other);
-    if (other->state() == ConnectionState::checked_out || other->state() == ConnectionState::probing) {
+    if (other->state() == ConnectionState::checked_out ||
+        other->state() == ConnectionState::probing) {
       other->role_suspect = true;
     }
   }
   evict(connection, death);
   for (const auto& other : idle) evict(other, death);
+  co_return false;
 }
 
 void Pool::evict_role_changed(const Lease& connection) {

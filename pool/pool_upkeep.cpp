@@ -93,12 +93,21 @@ awaitable<bool> Pool::ping_idle(Lease connection) {
   if (auto tcp = connection->tcp_snapshot()) metrics_->observe_server_rtt(server, tcp->rtt);
   health_->answered();
   // The host in use answers: a sign that it was going came to nothing.
-  if (health_->failover().has_sign()) health_->failover().answered_on(connection->host().describe());
+  if (health_->failover().has_sign())
+    health_->failover().answered_on(connection->host().describe());
   if (connection->role_changed()) {
     evict_role_changed(connection);
     co_return false;
   }
-  const auto lag = co_await excess_replication_lag(*connection, Clock::now() + config_->ping.timeout);
+  // A server before PostgreSQL 14 does not report a promotion or a demotion: the ping asks.
+  if (!connection->reports_role() &&
+      config_->server.target_session_attrs != TargetSessionAttrs::any) {
+    std::string evidence = "the ping asked the server's role";
+    const bool matches = co_await confirm_role(connection, std::move(evidence));
+    if (!matches) co_return false;
+  }
+  const auto lag =
+      co_await excess_replication_lag(*connection, Clock::now() + config_->ping.timeout);
   if (connection->state() != ConnectionState::probing) co_return false;
   if (lag) {
     evict(connection, *lag);
@@ -151,8 +160,8 @@ void Pool::open_missing(Clock::time_point now) {
   // A server found down is asked again by connecting, min_idle or not: a connection made is
   // what ends the verdict (clients failing fast do not wait, so nobody else would ask).
   const int asking = server_health() == HealthState::down ? 1 : 0;
-  int wanted = std::max({settings.min_idle - spare, waiting_checkouts() - connecting,
-                         asking - connecting});
+  int wanted =
+      std::max({settings.min_idle - spare, waiting_checkouts() - connecting, asking - connecting});
   wanted = std::min(wanted, settings.max_size - live);
   if (backoff_.failures() > 0) {
     // While the server refuses, one attempt at a time, on the back-off schedule: no herd.
@@ -217,8 +226,8 @@ awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
     if (probe) probe_done(*probe, server_answered(failure->cause));
     if (stopping_) co_return;
     if (server_unreachable(failure->cause)) {
-      health_->sign_of_trouble("a connection attempt failed: " + std::string(to_string(failure->cause)),
-                               started);
+      health_->sign_of_trouble(
+          "a connection attempt failed: " + std::string(to_string(failure->cause)), started);
     }
     last_failure_at_ = now;
     auto delay = backoff_.next_delay(waiting_checkouts() > 0);
@@ -285,9 +294,8 @@ awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
     co_return;
   }
   spdlog::debug("pool {}: connected {} to {} ({}) backend_pid={} in {:.1f} ms", name_,
-                connection->id(), connection->server_address(),
-                to_string(connection->role().role), connection->backend_pid(),
-                Seconds(now - started).count() * 1000);
+                connection->id(), connection->server_address(), to_string(connection->role().role),
+                connection->backend_pid(), Seconds(now - started).count() * 1000);
   make_available(connection);
   wake_maintenance();
 }

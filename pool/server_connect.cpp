@@ -123,7 +123,8 @@ bool ServerConnection::take_reported_role() {
   const auto reported = role_from_parameters(link_.parameter_status("in_hot_standby"),
                                              link_.parameter_status("default_transaction_read_only"));
   if (reported) role_ = *reported;
-  return reported.has_value();
+  role_reported_ = reported.has_value();
+  return role_reported_;
 }
 
 awaitable<std::optional<ConnectFailure>> ServerConnection::ask_role(Clock::time_point deadline) {

@@ -107,7 +107,7 @@ std::optional<Death> ServerConnection::quick_check(bool thorough) {
 }
 
 void ServerConnection::note_hot_standby_report(std::string_view value) {
-  if (role_.role == ServerRole::unknown) return;
+  if (!role_reported_ || role_.role == ServerRole::unknown) return;
   const auto reported = role_from_hot_standby(value);
   if (reported && *reported != role_.role) role_changed_ = true;
 }

@@ -66,6 +66,12 @@ class ServerConnection {
   // when it sent none. ask_role() asks an older server (kRoleQuery); nullopt on success.
   bool take_reported_role();
   boost::asio::awaitable<std::optional<ConnectFailure>> ask_role(Clock::time_point deadline);
+  // The server reports its role (in_hot_standby, PostgreSQL 14 and later), so a change reaches
+  // the connection by itself; otherwise the ping must ask it.
+  bool reports_role() const { return role_reported_; }
+  // Ignores the server's role reports from now on, as if it were older than PostgreSQL 14: the
+  // ping then asks the role. For tests, which have only newer servers; never called otherwise.
+  void ignore_role_reports() { role_reported_ = false; }
   const RoleReport& role() const { return role_; }
   // The relay saw in_hot_standby reported while it held the connection (a promotion).
   void note_hot_standby_report(std::string_view value);
@@ -153,7 +159,7 @@ class ServerConnection {
   PGconn* native_handle() const { return link_.native_handle(); }
   int backend_pid() const { return backend_pid_; }  // kept: libpq forgets it once the link breaks
   const std::string& server_address() const { return server_address_; }
-  const ServerHost& host() const { return host_; }  // the configured host it connected to
+  const ServerHost& host() const { return host_; }   // the configured host it connected to
   bool host_picked() const { return host_picked_; }  // connect() was called: host() is its
   const PoolConfig& config() const { return *config_; }
   bool is_tcp() const { return !host_.is_unix_socket(); }
@@ -209,6 +215,7 @@ class ServerConnection {
   std::string server_address_;
   RoleReport role_;
   bool role_changed_ = false;
+  bool role_reported_ = false;
   int backend_pid_ = 0;
   std::unique_ptr<LeaseState> lease_state_;
   std::unique_ptr<Death> condemned_;
