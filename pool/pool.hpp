@@ -226,7 +226,7 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   // target; otherwise the connection and the idle ones to the same host are evicted
   // (role_changed, detail starting with `evidence`), or the connection alone when the question
   // fails, and false.
-  boost::asio::awaitable<bool> confirm_role(Lease connection, std::string evidence);
+  boost::asio::awaitable<bool> confirm_role(Lease connection, const char* evidence);
   void on_return(const Lease& connection, std::optional<Death> death);
   std::optional<Death> check_before_lending(ServerConnection& connection);
   // The most recently used idle connection that passes check_before_lending (those that fail

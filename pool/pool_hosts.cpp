@@ -46,7 +46,8 @@ awaitable<std::optional<Death>> Pool::excess_replication_lag(ServerConnection& c
                                                              Clock::time_point deadline) {
   const auto bound = config_->pool.max_replication_lag;
   if (bound.count() == 0 || connection.role().role != ServerRole::standby) co_return std::nullopt;
-  const auto answer = co_await connection.query_value(kReplicationLagQuery, deadline);
+  const std::string query = kReplicationLagQuery;  // named: see ServerConnection::ask_role
+  const auto answer = co_await connection.query_value(query, deadline);
   if (answer.error) {
     if (answer.error->death) co_return answer.error->death;
     co_return Death{EvictionReason::ping_failed,
@@ -169,31 +170,36 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
 awaitable<void> Pool::recheck_role(Lease connection) {
   connection->role_suspect = false;
   // When it still matches, the client asked for a read-only transaction itself (BEGIN READ
-  // ONLY): nothing changed. (The argument is a named local: GCC 12 mishandles a temporary
-  // std::string in a co_await expression.)
-  std::string evidence = "the server refused a write as read-only (25006)";
-  const bool matches = co_await confirm_role(connection, std::move(evidence));
+  // ONLY): nothing changed.
+  // A statement of its own, not an if's condition: GCC 12 crashed on the co_await there.
+  const bool matches =
+      co_await confirm_role(connection, "the server refused a write as read-only (25006)");
   if (matches) make_available(connection);
 }
 
-awaitable<bool> Pool::confirm_role(Lease connection, std::string evidence) {
+awaitable<bool> Pool::confirm_role(Lease connection, const char* evidence) {
   const auto failure = co_await connection->ask_role(Clock::now() + config_->ping.timeout);
   if (connection->state() != ConnectionState::probing) co_return false;  // evicted meanwhile
   const auto now = Clock::now();
   if (failure) {
-    evict(connection, {EvictionReason::ping_failed, failure->message, now});
+    // Died while asked (reset, timeout): evicted as what it died of, with its last sign of life.
+    evict(connection, failure->death ? *failure->death
+                                     : Death{EvictionReason::ping_failed, failure->message, now});
     co_return false;
   }
   const auto target = config_->server.target_session_attrs;
-  if (role_matches(target, connection->role(), false)) co_return true;
+  if (role_matches(target, connection->role(), false)) {
+    connection->role_suspect = false;  // asked already: no second question on its return
+    co_return true;
+  }
   const auto host = connection->host();
   const auto role = connection->role();
   metrics_->set_server_role(host.describe(), to_string(role.role));
   health_->failover().sign_on(host.describe(), now);
   const Death death{EvictionReason::role_changed,
-                    evidence + ": the server is now a " + std::string(to_string(role.role)) +
-                        (role.read_only ? " (read-only)" : "") + ", not " +
-                        std::string(to_string(target)),
+                    std::string(evidence) + ": the server is now a " +
+                        std::string(to_string(role.role)) + (role.read_only ? " (read-only)" : "") +
+                        ", not " + std::string(to_string(target)),
                     now};
   std::vector<Lease> idle;
   for (const auto& [id, other] : connections_) {

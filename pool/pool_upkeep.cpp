@@ -99,11 +99,13 @@ awaitable<bool> Pool::ping_idle(Lease connection) {
     evict_role_changed(connection);
     co_return false;
   }
-  // A server before PostgreSQL 14 does not report a promotion or a demotion: the ping asks.
-  if (!connection->reports_role() &&
-      config_->server.target_session_attrs != TargetSessionAttrs::any) {
-    std::string evidence = "the ping asked the server's role";
-    const bool matches = co_await confirm_role(connection, std::move(evidence));
+  // A server before PostgreSQL 14 does not report a promotion or a demotion: the ping asks,
+  // where a role could stop matching (any role matches any and prefer-standby).
+  const auto target = config_->server.target_session_attrs;
+  if (!connection->reports_role() && target != TargetSessionAttrs::any &&
+      target != TargetSessionAttrs::prefer_standby) {
+    // A statement of its own, not inside a condition: see recheck_role.
+    const bool matches = co_await confirm_role(connection, "the ping asked the server's role");
     if (!matches) co_return false;
   }
   const auto lag =

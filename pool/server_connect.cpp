@@ -51,8 +51,9 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::resolve(Clock::time_p
   // Asio resolves on a private thread, so getaddrinfo never blocks the event loop. It cannot
   // interrupt a getaddrinfo already running: the deadline is checked when it returns.
   auto resolver = std::make_shared<asio::ip::tcp::resolver>(executor_);
-  auto [resolve_ec, results] = co_await resolver->async_resolve(
-      server.host, std::to_string(server.port), asio::as_tuple(asio::use_awaitable));
+  const auto port = std::to_string(server.port);  // named: see ask_role
+  auto [resolve_ec, results] =
+      co_await resolver->async_resolve(server.host, port, asio::as_tuple(asio::use_awaitable));
   if (resolve_ec) {
     co_return ConnectFailure{
         ConnectFailureCause::name_resolution,
@@ -74,6 +75,7 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerH
   server_address_ = host_.describe();
   role_ = {};
   role_changed_ = false;
+  role_reported_ = false;
   std::string address;
   if (auto failure = co_await resolve(deadline, address)) co_return failure;
 
@@ -120,8 +122,9 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerH
 }
 
 bool ServerConnection::take_reported_role() {
-  const auto reported = role_from_parameters(link_.parameter_status("in_hot_standby"),
-                                             link_.parameter_status("default_transaction_read_only"));
+  const auto reported =
+      role_from_parameters(link_.parameter_status("in_hot_standby"),
+                           link_.parameter_status("default_transaction_read_only"));
   if (reported) role_ = *reported;
   role_reported_ = reported.has_value();
   return role_reported_;
@@ -129,17 +132,18 @@ bool ServerConnection::take_reported_role() {
 
 awaitable<std::optional<ConnectFailure>> ServerConnection::ask_role(Clock::time_point deadline) {
   // Before PostgreSQL 14 the role is not reported: one round trip, as libpq does.
-  const auto answer = co_await query_value(kRoleQuery, deadline);
+  // A named string: GCC 12 mishandles a temporary with a destructor inside co_await.
+  const std::string query = kRoleQuery;
+  const auto answer = co_await query_value(query, deadline);
   if (answer.error) {
-    co_return ConnectFailure{answer.error->death ? ConnectFailureCause::network
-                                                 : ConnectFailureCause::other,
-                             "asking the server's role: " + answer.error->message};
+    co_return ConnectFailure{
+        answer.error->death ? ConnectFailureCause::network : ConnectFailureCause::other,
+        "asking the server's role: " + answer.error->message, answer.error->death};
   }
   const auto report = role_from_query_value(answer.value.value_or(""));
   if (!report) {
-    co_return ConnectFailure{ConnectFailureCause::other,
-                             "the server's role query answered \"" + answer.value.value_or("") +
-                                 "\""};
+    co_return ConnectFailure{ConnectFailureCause::other, "the server's role query answered \"" +
+                                                             answer.value.value_or("") + "\""};
   }
   role_ = *report;
   co_return std::nullopt;

@@ -38,6 +38,8 @@ namespace pgvigil::pool {
 struct ConnectFailure {
   ConnectFailureCause cause;
   std::string message;  // libpq's or ours; never contains the password
+  // Set when an established connection died while asked something (ask_role): how it died.
+  std::optional<Death> death = std::nullopt;
 };
 
 // What a lease holder keeps with a connection from one lease to the next (the relay's record of

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tests/pool/pool_fixture.hpp"
 #include "tests/support/wait_until.hpp"
 
@@ -28,9 +30,9 @@ class PoolRolePgTest : public PoolFixture {
   }
 
   double pings() const {
-    return metric("pgvigil_ping_latency_seconds_count",
-                  {{"pool", "app"},
-                   {"server", standby_->host() + ":" + std::to_string(standby_->port())}});
+    return metric(
+        "pgvigil_ping_latency_seconds_count",
+        {{"pool", "app"}, {"server", standby_->host() + ":" + std::to_string(standby_->port())}});
   }
 
   std::unique_ptr<PgCluster> standby_;
