@@ -11,9 +11,11 @@ Usage: bench/run.sh [--allow-missing-pgvigil] [-h|--help]
 Environment (defaults in brackets):
   BENCH_SECONDS=10        duration of each pgbench run
   BENCH_CLIENTS="1 8 32"  client counts
-  BENCH_MODES="simple extended prepared"  pgbench query modes (-M); PgBouncer 1.18 cannot run
+  BENCH_MODES="simple extended prepared tls"  pgbench query modes (-M); PgBouncer 1.18 cannot run
                           prepared in transaction mode: it is not run against it, and pgvigil's
-                          prepared TPS is compared with its own extended TPS instead
+                          prepared TPS is compared with its own extended TPS instead. tls: -M simple
+                          with sslmode=require to every target (PostgreSQL ssl=on, PgBouncer
+                          client_tls_sslmode=allow, pgvigil listen.tls), one certificate for all
   BENCH_POOL_SIZE=20      server connections of each pooler (pgvigil min_idle=max_size, PgBouncer default_pool_size)
   BENCH_PGVIGIL_SHARDS=<cores>  pgvigil pool.shards: the pool split over this many workers
   BENCH_SCALE=10          pgbench -i scale
@@ -45,7 +47,7 @@ cd "$ROOT"
 
 BENCH_SECONDS="${BENCH_SECONDS:-10}"
 BENCH_CLIENTS="${BENCH_CLIENTS:-1 8 32}"
-BENCH_MODES="${BENCH_MODES:-simple extended prepared}"
+BENCH_MODES="${BENCH_MODES:-simple extended prepared tls}"
 BENCH_POOL_SIZE="${BENCH_POOL_SIZE:-20}"
 BENCH_PGVIGIL_SHARDS="${BENCH_PGVIGIL_SHARDS:-$(nproc)}"
 BENCH_SCALE="${BENCH_SCALE:-10}"
@@ -165,6 +167,13 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 nofile() { awk '/^Max open files/ {print $4}' "/proc/$1/limits" 2>/dev/null; }
 declare -A NOFILE
 
+# One certificate (EC P-256) for every target's client TLS (mode tls), readable by postgres.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" >"$TMP/openssl.log" 2>&1 \
+  || { cat "$TMP/openssl.log" >&2; die "openssl could not make the benchmark's certificate"; }
+chmod 600 "$TMP/tls.key"
+[[ $EUID -eq 0 ]] && chown postgres: "$TMP/tls.key" "$TMP/tls.crt"
+
 # ---------------------------------------------------------------------------------------------
 # 1. Throwaway PostgreSQL.
 log "PostgreSQL: initdb in $TMP/pgdata, port $PG_PORT"
@@ -180,6 +189,9 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 logging_collector = off
+ssl = on
+ssl_cert_file = '$TMP/tls.crt'
+ssl_key_file = '$TMP/tls.key'
 EOF
 "${AS_PG[@]}" "$PGVIGIL_PG_BINDIR/pg_ctl" -D "$TMP/pgdata" -l "$TMP/postgres.log" -w -t 60 start >/dev/null \
   || { tail -20 "$TMP/postgres.log" >&2; die "PostgreSQL did not start"; }
@@ -213,6 +225,9 @@ max_db_connections = $BENCH_POOL_SIZE
 listen_backlog = 1024
 ignore_startup_parameters = extra_float_digits
 server_tls_sslmode = disable
+client_tls_sslmode = allow
+client_tls_cert_file = $TMP/tls.crt
+client_tls_key_file = $TMP/tls.key
 logfile = $TMP/pgbouncer.log
 pidfile = $TMP/pgbouncer.pid
 log_connections = 0
@@ -242,10 +257,10 @@ pgvigil_unavailable() {
   fi
   die "pgvigil: $1 (pass --allow-missing-pgvigil to benchmark PgBouncer and direct only)"
 }
-write_pgvigil_config() {  # file port admin_port
+write_pgvigil_config() {  # file port admin_port [listen.tls map]
   cat >"$1" <<EOF
 admin: {listen: "127.0.0.1:$3"}
-listen: {address: "127.0.0.1:$2", max_client_connections: $((BENCH_IDLE_CLIENTS + 100))}
+listen: {address: "127.0.0.1:$2", max_client_connections: $((BENCH_IDLE_CLIENTS + 100))${4:+, tls: $4}}
 log: {level: warn}
 pool: {min_idle: $BENCH_POOL_SIZE, max_size: $BENCH_POOL_SIZE, shards: $BENCH_PGVIGIL_SHARDS}
 databases:
@@ -262,7 +277,8 @@ start_pgvigil() {
     fi
   fi
   PV_VERSION="$("$PGVIGIL_BINARY" --version 2>/dev/null | head -1 || echo unknown)"
-  write_pgvigil_config "$TMP/pgvigil.yaml" "$PV_PORT" "$PV_ADMIN_PORT"
+  write_pgvigil_config "$TMP/pgvigil.yaml" "$PV_PORT" "$PV_ADMIN_PORT" \
+    "{cert_file: \"$TMP/tls.crt\", key_file: \"$TMP/tls.key\"}"
   log "pgvigil: port $PV_PORT, admin $PV_ADMIN_PORT (min_idle=max_size=$BENCH_POOL_SIZE, shards=$BENCH_PGVIGIL_SHARDS)"
   # In a session of its own, as PgBouncer (-d) and PostgreSQL (pg_ctl) are: with the kernel's
   # autogroup scheduling each session shares one CPU weight, so a pooler left in this script's
@@ -315,10 +331,16 @@ target_port() {
 declare -A TPS LAT
 FAILURES=()
 run_pgbench() {  # target mode clients seconds outfile
-  local jobs=$(( $3 < 2 ? $3 : 2 ))
+  local jobs=$(( $3 < 2 ? $3 : 2 )) protocol=$2 sslmode=disable
+  [[ "$2" == tls ]] && protocol=simple sslmode=require
   run_waited timeout --signal=INT --kill-after=10 $(( $4 + 60 )) \
-    "$PGBENCH" -h 127.0.0.1 -p "$(target_port "$1")" -U postgres -n -S -M "$2" \
+    env PGSSLMODE="$sslmode" "$PGBENCH" -h 127.0.0.1 -p "$(target_port "$1")" -U postgres -n -S -M "$protocol" \
     -c "$3" -j "$jobs" -T "$4" "$DB" >"$5" 2>&1
+}
+# What a target does not run: PgBouncer before 1.21 refuses named statements in transaction
+# pooling; a baseline binary may predate client TLS.
+skipped() {  # target mode
+  [[ "$2" == prepared && "$1" == pgbouncer ]] || [[ "$2" == tls && "$1" == baseline ]]
 }
 
 if (( BENCH_WARMUP_SECONDS > 0 )); then
@@ -336,8 +358,7 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
   for mode in $BENCH_MODES; do
     for c in $BENCH_CLIENTS; do
       for t in "${TARGETS[@]}"; do
-        # Named statements in transaction pooling: PgBouncer before 1.21 refuses them.
-        if [[ "$mode" == prepared && "$t" == pgbouncer ]]; then
+        if skipped "$t" "$mode"; then
           ROUND_TPS[$t,$mode,$c,$round]=n/a ROUND_LAT[$t,$mode,$c,$round]=n/a
           continue
         fi
@@ -364,7 +385,7 @@ median() {  # values... -> the middle of the sorted values, or "error" if any is
 for mode in $BENCH_MODES; do
   for c in $BENCH_CLIENTS; do
     for t in "${TARGETS[@]}"; do
-      if [[ "$mode" == prepared && "$t" == pgbouncer ]]; then
+      if skipped "$t" "$mode"; then
         TPS[$t,$mode,$c]=cannot LAT[$t,$mode,$c]=cannot
         continue
       fi
@@ -462,7 +483,7 @@ MISSED=()
   echo "- PostgreSQL: $("$PGVIGIL_PG_BINDIR/postgres" --version)"
   echo "- PgBouncer: $PGB_VERSION"
   echo "- pgvigil: $PV_VERSION, $PV_STATUS; git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
-  echo "- Workload: \`pgbench -S -n -T $BENCH_SECONDS\` (select-only), scale $BENCH_SCALE, \`-j min(clients,2)\`, TCP on 127.0.0.1, sslmode=disable; all processes on the same machine."
+  echo "- Workload: \`pgbench -S -n -T $BENCH_SECONDS\` (select-only), scale $BENCH_SCALE, \`-j min(clients,2)\`, TCP on 127.0.0.1, sslmode=disable except in mode tls (\`-M simple\`, sslmode=require: TLS between pgbench and the target, one EC P-256 certificate for PostgreSQL ssl=on, PgBouncer client_tls_sslmode=allow and pgvigil listen.tls; the poolers' server links stay plain); all processes on the same machine."
   echo "- PostgreSQL settings: max_connections=200, shared_buffers=256MB, **fsync=off, synchronous_commit=off, full_page_writes=off** (no durability; irrelevant for a read-only proxy benchmark)."
   echo "- Poolers: transaction mode, $BENCH_POOL_SIZE server connections each (PgBouncer default_pool_size=min_pool_size=max_db_connections; pgvigil min_idle=max_size, split into pool.shards=$BENCH_PGVIGIL_SHARDS pools on as many of its $(nproc) default workers; PgBouncer is one process, one thread)."
   echo "- TPS is pgbench's \"without initial connection time\" figure, the median of $BENCH_ROUNDS rounds (the lower middle one for an even count); each round runs the whole matrix, the three targets one after the other per configuration. Ratios are pgvigil's median TPS divided by the other target's; the ratio of every round is listed below the table."

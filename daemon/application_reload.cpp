@@ -119,6 +119,13 @@ asio::awaitable<void> Application::reload_once(const char* trigger) {
   if (next.reload.watch_file != config_.reload.watch_file) {
     summary.push_back(std::string("reload.watch_file ") + (next.reload.watch_file ? "on" : "off"));
   }
+  if (next.proxy.tls.context || config_.proxy.tls.context) {
+    // Made again from the files at every reload: a renewed certificate needs no other change.
+    summary.push_back(next.proxy.tls.context
+                          ? "client TLS certificate loaded from " + next.proxy.tls.files.cert_file
+                          : std::string("client TLS no longer offered"));
+  }
+  proxy_->replace_tls_context(next.proxy.tls.context);
   config_ = std::move(next);
   pools_ = std::move(next_pools);
   // A pause outlives the reload: new shards of a paused database start paused (a pause asked

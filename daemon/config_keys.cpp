@@ -57,6 +57,31 @@ std::vector<ConfigKey> make_keys() {
        "A client that has not finished start-up and authentication by then is dropped; above 0."},
       {"listen.max_message_bytes", integer, "268435456", kNeedsRestart,
        "Largest protocol message accepted from a client, in bytes; at least 1024."},
+      {"listen.tls.cert_file", string, "\"\"", kReloads,
+       "PEM certificate chain shown to clients that ask for TLS (SSLRequest); \"\": TLS is not "
+       "offered and such clients go on in the clear. Read again at every reload (SIGHUP), so a "
+       "renewed certificate reaches new clients without dropping any session. Relative to the "
+       "config file's directory."},
+      {"listen.tls.key_file", string, "\"\"", kReloads,
+       "The certificate's private key (PEM, unencrypted); required with cert_file."},
+      {"listen.tls.ca_file", string, "\"\"", kReloads,
+       "PEM CA certificates that sign client certificates; clients are asked for one when set. "
+       "Required by verify-ca and verify-full."},
+      {"listen.tls.mode",
+       enumeration,
+       "allow",
+       kReloads,
+       "What every database that does not override it asks of a TCP client's link: allow (TLS "
+       "when the client asks), require (refused in the clear with 28000), verify-ca (and a client "
+       "certificate signed by ca_file), verify-full (whose common name is the user name); "
+       "disable: TLS is never offered. Unix-socket clients are local and exempt.",
+       {"disable", "allow", "require", "verify-ca", "verify-full"}},
+      {"listen.tls.min_protocol",
+       enumeration,
+       "TLSv1.2",
+       kReloads,
+       "Oldest TLS version accepted from clients.",
+       {"TLSv1.2", "TLSv1.3"}},
       {"auth.method",
        enumeration,
        "trust",
@@ -213,6 +238,12 @@ std::vector<ConfigKey> make_keys() {
        kReloads,
        "Overrides auth.method for this database; \"\" inherits it.",
        {"", "trust", "md5", "scram-sha-256"}},
+      {"databases.<name>.tls_mode",
+       enumeration,
+       "\"\"",
+       kReloads,
+       "Overrides listen.tls.mode for this database's TCP clients; \"\" inherits it.",
+       {"", "allow", "require", "verify-ca", "verify-full"}},
       {"databases.<name>.pool", map, "{}", kReloads, "Overrides any pool.* key for this database."},
       {"databases.<name>.keepalive", map, "{}", kReloads,
        "Overrides any keepalive.* key for this database."},

@@ -33,13 +33,18 @@ LogSettings parse_log(SectionReader& r) {
   return log;
 }
 
+// A file named in the config: relative paths are taken from the config file's directory.
+std::string resolve_path(const SectionReader& r, const std::string& path) {
+  std::filesystem::path resolved(path);
+  if (resolved.is_relative()) resolved = std::filesystem::path(r.source()).parent_path() / resolved;
+  return resolved.string();
+}
+
 AdminSettings parse_admin(SectionReader& r) {
   AdminSettings admin;
   r.read_listen("listen", admin.host, admin.port);
   if (r.read("token_file", admin.token_file) && !admin.token_file.empty()) {
-    std::filesystem::path path(admin.token_file);
-    if (path.is_relative()) path = std::filesystem::path(r.source()).parent_path() / path;
-    admin.token_file = path.string();
+    admin.token_file = resolve_path(r, admin.token_file);
     int error = 0;
     auto text = read_file(admin.token_file, error);
     if (!text) r.fail("token_file", "cannot read " + admin.token_file + ": " + std::strerror(error));
@@ -73,6 +78,63 @@ void parse_listen(SectionReader& r, proxy::ProxySettings& settings) {
   settings.max_message_bytes = static_cast<std::uint32_t>(max_message_bytes);
 }
 
+proxy::ClientTlsMode tls_mode_from(std::string_view text) {
+  if (text == "disable") return proxy::ClientTlsMode::disable;
+  if (text == "require") return proxy::ClientTlsMode::require;
+  if (text == "verify-ca") return proxy::ClientTlsMode::verify_ca;
+  if (text == "verify-full") return proxy::ClientTlsMode::verify_full;
+  return proxy::ClientTlsMode::allow;  // the table allows nothing else
+}
+
+// listen.tls.*: the files are read and the TLS context made here, so that a missing file or a
+// key that does not match its certificate is a config error with a position (at start, at
+// --check, and at a reload, which then keeps the previous certificate).
+void parse_listen_tls(SectionReader& r, proxy::ClientTlsSettings& tls) {
+  auto& files = tls.files;
+  std::string mode = "allow";
+  r.read("mode", mode);
+  tls.mode = tls_mode_from(mode);
+  std::string min_protocol = "TLSv1.2";
+  r.read("min_protocol", min_protocol);
+  files.tls13_only = min_protocol == "TLSv1.3";
+  if (r.read("cert_file", files.cert_file) && !files.cert_file.empty()) {
+    files.cert_file = resolve_path(r, files.cert_file);
+  }
+  if (r.read("key_file", files.key_file) && !files.key_file.empty()) {
+    files.key_file = resolve_path(r, files.key_file);
+  }
+  if (r.read("ca_file", files.ca_file) && !files.ca_file.empty()) {
+    files.ca_file = resolve_path(r, files.ca_file);
+  }
+  if (files.cert_file.empty() != files.key_file.empty()) {
+    r.fail(files.cert_file.empty() ? "cert_file" : "key_file",
+           "cert_file and key_file go together: set both or neither");
+  }
+  if (files.cert_file.empty() || tls.mode == proxy::ClientTlsMode::disable) return;
+  auto made = stream::make_server_tls(files);
+  if (!made.context) {
+    r.fail(made.failed == stream::TlsFile::key  ? "key_file"
+           : made.failed == stream::TlsFile::ca ? "ca_file"
+                                                : "cert_file",
+           made.error);
+  }
+  tls.context = std::move(made.context);
+}
+
+// What a database's tls_mode (or the inherited listen.tls.mode) needs of listen.tls.
+void check_tls_mode(const SectionReader& r, std::string_view key, proxy::ClientTlsMode mode,
+                    const proxy::ClientTlsSettings& tls) {
+  if (mode <= proxy::ClientTlsMode::allow) return;
+  if (!tls.context) {
+    r.fail(key, tls.mode == proxy::ClientTlsMode::disable
+                    ? "needs TLS, but listen.tls.mode is disable"
+                    : "needs TLS, but listen.tls.cert_file is empty");
+  }
+  if (mode >= proxy::ClientTlsMode::verify_ca && tls.files.ca_file.empty()) {
+    r.fail(key, "checks client certificates, but listen.tls.ca_file is empty");
+  }
+}
+
 proxy::AuthMethod auth_method_from(std::string_view text) {
   if (text == "md5") return proxy::AuthMethod::md5;
   if (text == "scram-sha-256") return proxy::AuthMethod::scram_sha_256;
@@ -88,9 +150,7 @@ void parse_auth(SectionReader& r, proxy::ProxySettings& settings) {
   r.read("method", method);
   settings.auth_method = auth_method_from(method);
   if (r.read("users_file", settings.users_file) && !settings.users_file.empty()) {
-    std::filesystem::path path(settings.users_file);
-    if (path.is_relative()) path = std::filesystem::path(r.source()).parent_path() / path;
-    settings.users_file = path.string();
+    settings.users_file = resolve_path(r, settings.users_file);
   }
 }
 
@@ -103,7 +163,8 @@ void check_users_file(SectionReader& r, const std::string& path) {
 }
 
 proxy::RouteSettings parse_route(SectionReader& r, const std::string& name,
-                                 proxy::AuthMethod default_method) {
+                                 const proxy::ProxySettings& proxy) {
+  const proxy::AuthMethod default_method = proxy.auth_method;
   proxy::RouteSettings route;
   route.database = name;
   std::string pool_mode = "transaction";
@@ -114,6 +175,15 @@ proxy::RouteSettings parse_route(SectionReader& r, const std::string& name,
   std::string method;
   r.read("auth_method", method);
   route.auth_method = method.empty() ? default_method : auth_method_from(method);
+  std::string tls_mode;
+  r.read("tls_mode", tls_mode);
+  if (tls_mode.empty()) {
+    route.tls_mode = proxy.tls.mode == proxy::ClientTlsMode::disable ? proxy::ClientTlsMode::allow
+                                                                     : proxy.tls.mode;
+  } else {
+    route.tls_mode = tls_mode_from(tls_mode);
+    check_tls_mode(r, "tls_mode", route.tls_mode, proxy.tls);
+  }
   return route;
 }
 
@@ -158,6 +228,10 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   reload.finish();
   SectionReader listen = top.section("listen");
   parse_listen(listen, config.proxy);
+  SectionReader listen_tls = listen.section("tls");
+  parse_listen_tls(listen_tls, config.proxy.tls);
+  check_tls_mode(listen_tls, "mode", config.proxy.tls.mode, config.proxy.tls);
+  listen_tls.finish();
   listen.finish();
   if (config.proxy.listen.host.empty() && config.proxy.listen.unix_socket_dir.empty()) {
     top.fail("listen", "address and unix_socket_dir are both empty: clients could not connect");
@@ -185,7 +259,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
     SectionReader db(entry.value, entry.key_node.Mark(), "databases." + std::string(kDatabaseName),
                      "databases." + entry.key, source_name);
     config.databases.push_back(parse_database(db, entry.key, defaults, env));
-    config.routes.push_back(parse_route(db, entry.key, config.proxy.auth_method));
+    config.routes.push_back(parse_route(db, entry.key, config.proxy));
     // The relay's keys that are read with the pool's.
     const auto& pool_settings = config.databases.back().pool;
     config.routes.back().max_prepared_statements = pool_settings.max_prepared_statements;

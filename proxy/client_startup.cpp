@@ -6,6 +6,7 @@
 #include "proxy/wire/frontend_parser.hpp"
 #include "proxy/wire/protocol.hpp"
 #include "proxy/wire/startup_message.hpp"
+#include "stream/server_tls.hpp"
 
 namespace pgvigil::proxy {
 namespace asio = boost::asio;
@@ -30,14 +31,13 @@ awaitable<std::optional<ClientError>> ClientStartup::read_startup() {
     auto next = co_await reader_.next();
     if (auto* error = std::get_if<ClientError>(&next)) co_return *error;
     const auto& frame = std::get<OwnedFrame>(next);
-    if (frame.startup_code == wire::kSslRequestCode ||
-        frame.startup_code == wire::kGssEncRequestCode) {
-      // TLS to clients is not offered (yet): 'N' tells the client to go on in the clear.
-      std::string refusal;
-      wire::append_encryption_refusal(refusal);
-      boost::system::error_code ec;
-      co_await stream_.write_all(refusal, ec);
-      if (ec) co_return ClientError{"", "client went away", "", ""};
+    if (frame.startup_code == wire::kSslRequestCode) {
+      if (auto error = co_await answer_ssl_request()) co_return *error;
+      continue;
+    }
+    if (frame.startup_code == wire::kGssEncRequestCode) {
+      // GSSAPI encryption is not offered: 'N' tells the client to go on (or ask for TLS).
+      if (auto error = co_await refuse_encryption()) co_return *error;
       continue;
     }
     if (frame.startup_code == wire::kCancelRequestCode) {
@@ -66,6 +66,7 @@ awaitable<std::optional<ClientError>> ClientStartup::read_startup() {
                           "database \"" + startup.database + "\" does not exist in pgvigil", "",
                           "pgvigil serves: " + service_.route_names()};
   }
+  if (auto refusal = check_link(startup.user)) co_return *refusal;
   if (!startup.replication.empty()) {
     co_return ClientError{sqlstate::kFeatureNotSupported,
                           "replication connections are not supported through pgvigil", "",
@@ -89,6 +90,70 @@ awaitable<std::optional<ClientError>> ClientStartup::read_startup() {
   }
   reader_.enter_normal_phase();
   co_return std::nullopt;
+}
+
+awaitable<std::optional<ClientError>> ClientStartup::refuse_encryption() {
+  std::string refusal;
+  wire::append_encryption_refusal(refusal);
+  boost::system::error_code ec;
+  co_await stream_.write_all(refusal, ec);
+  if (ec) co_return ClientError{"", "client went away", "", ""};
+  co_return std::nullopt;
+}
+
+awaitable<std::optional<ClientError>> ClientStartup::answer_ssl_request() {
+  if (stream_.is_tls()) {
+    co_return ClientError{sqlstate::kProtocolViolation, "SSLRequest over a TLS link", "", ""};
+  }
+  const auto context = service_.tls_context();
+  if (!context) co_return co_await refuse_encryption();
+  if (reader_.has_buffered()) {
+    // As PostgreSQL (CVE-2021-23222): bytes after the request came in the clear, where anyone
+    // on the path could have put them; they must not be taken as the client's once TLS begins.
+    co_return ClientError{sqlstate::kProtocolViolation,
+                          "received unencrypted data after SSL request", "", ""};
+  }
+  boost::system::error_code ec;
+  const char accept = 'S';
+  co_await stream_.write_all(std::span<const char>(&accept, 1), ec);
+  if (ec) co_return ClientError{"", "client went away", "", ""};
+  std::string failure;
+  co_await stream::accept_tls(stream_, context, ec, failure);
+  // Nothing can be told to a client whose handshake failed: it speaks TLS and has no session.
+  if (ec) co_return ClientError{"", "TLS handshake failed: " + failure, "", ""};
+  co_return std::nullopt;
+}
+
+std::optional<ClientError> ClientStartup::check_link(const std::string& user) const {
+  const auto mode = route_->settings.tls_mode;
+  if (mode <= ClientTlsMode::allow || stream_.is_local()) return std::nullopt;
+  const auto database = route_->settings.database;
+  if (!stream_.is_tls()) {
+    return ClientError{sqlstate::kInvalidAuthorization,
+                       "database \"" + database + "\" requires TLS: this connection is not encrypted",
+                       "", "Connect with sslmode=require (or verify-ca, verify-full)."};
+  }
+  if (mode == ClientTlsMode::require) return std::nullopt;
+  const auto certificate = stream::client_certificate(stream_);
+  if (!certificate.presented) {
+    return ClientError{sqlstate::kInvalidAuthorization,
+                       "database \"" + database + "\" requires a valid client certificate", "",
+                       "Give the client a certificate signed by pgvigil's listen.tls.ca_file "
+                       "(sslcert and sslkey in libpq)."};
+  }
+  if (!certificate.verified) {
+    return ClientError{sqlstate::kInvalidAuthorization,
+                       "client certificate not accepted: " + certificate.verify_error, "",
+                       "It must be signed by a CA in pgvigil's listen.tls.ca_file."};
+  }
+  if (mode == ClientTlsMode::verify_full && certificate.common_name != user) {
+    return ClientError{sqlstate::kInvalidAuthorization,
+                       "certificate authentication failed for user \"" + user +
+                           "\": the client certificate's common name is \"" +
+                           certificate.common_name + "\"",
+                       "", "Under verify-full the common name must be the user name."};
+  }
+  return std::nullopt;
 }
 
 awaitable<std::optional<ClientError>> ClientStartup::authenticate() {

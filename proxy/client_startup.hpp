@@ -1,7 +1,7 @@
 #pragma once
 // The start of a client connection, before it reaches a pool: from its first byte to
 // AuthenticationOk. It answers encryption requests, forwards cancel requests, reads the
-// StartupMessage, finds the route, negotiates the protocol version and authenticates; what the
+// StartupMessage, finds the route, checks the link against its TLS rule, negotiates the protocol version and authenticates; what the
 // session needs afterwards comes out as Admitted. No server connection is involved.
 
 #include <boost/asio/awaitable.hpp>
@@ -39,6 +39,12 @@ class ClientStartup {
   Admitted admitted() &&;
 
  private:
+  // SSLRequest: TLS when a certificate is configured ('S' and the handshake), else 'N'.
+  boost::asio::awaitable<std::optional<ClientError>> answer_ssl_request();
+  boost::asio::awaitable<std::optional<ClientError>> refuse_encryption();
+  // What the route's tls_mode asks of the link (and of the client's certificate).
+  std::optional<ClientError> check_link(const std::string& user) const;
+
   ProxyService& service_;
   stream::SocketStream& stream_;
   FrameReader reader_;

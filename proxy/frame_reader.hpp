@@ -28,6 +28,9 @@ class FrameReader {
   boost::asio::awaitable<std::variant<OwnedFrame, ClientError>> next();
 
   void enter_normal_phase() { decoder_.set_phase(wire::Phase::normal); }
+  // Bytes were read past the last frame. After an SSLRequest they would be bytes a client sent in
+  // the clear before TLS began, which a man in the middle could have injected.
+  bool has_buffered() const { return !buffer_.empty(); }
   // Bytes read past the last frame (a client that sent its first query right after auth).
   // Empty means no capacity either: the session keeps this string while the client is idle.
   std::string take_leftover() { return buffer_.empty() ? std::string() : std::move(buffer_); }

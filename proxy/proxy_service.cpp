@@ -9,6 +9,17 @@ ProxyService::ProxyService(ProxySettings settings, std::vector<Route> routes,
                            metrics::StartupErrorMetrics& startup_errors)
     : settings_(std::move(settings)), users_(std::move(users)), startup_errors_(startup_errors) {
   for (auto& route : routes) routes_.push_back(std::make_shared<Route>(std::move(route)));
+  tls_context_ = settings_.tls.context;
+}
+
+stream::ServerTlsContext ProxyService::tls_context() const {
+  std::lock_guard lock(tls_mutex_);
+  return tls_context_;
+}
+
+void ProxyService::replace_tls_context(stream::ServerTlsContext context) {
+  std::lock_guard lock(tls_mutex_);
+  tls_context_ = std::move(context);
 }
 
 ProxyService::~ProxyService() { blocking_.join(); }

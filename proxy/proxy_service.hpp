@@ -40,6 +40,10 @@ class ProxyService {
   // counters. Runs when metrics are read (metrics::Registry::on_scrape).
   void publish_relayed();
   const auth::UsersFile* users() const { return users_.get(); }
+  // The TLS context offered to clients that ask (null: answered 'N'). A reload replaces it;
+  // sessions keep the one they were accepted with. Thread-safe.
+  stream::ServerTlsContext tls_context() const;
+  void replace_tls_context(stream::ServerTlsContext context);
   CancelRegistry& cancels() { return cancels_; }
   boost::asio::thread_pool& blocking() { return blocking_; }
 
@@ -64,6 +68,8 @@ class ProxyService {
   // Replaced and removed routes: sessions may still point at them.
   std::vector<std::shared_ptr<Route>> retired_routes_;
   std::shared_ptr<const auth::UsersFile> users_;
+  mutable std::mutex tls_mutex_;
+  stream::ServerTlsContext tls_context_;  // under tls_mutex_
   metrics::StartupErrorMetrics& startup_errors_;
   CancelRegistry cancels_;
   std::atomic<int> clients_{0};

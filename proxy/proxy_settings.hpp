@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "stream/server_tls.hpp"
+
 namespace pgvigil::proxy {
 
 enum class PoolMode {
@@ -13,6 +15,26 @@ enum class PoolMode {
 };
 
 enum class AuthMethod { trust, md5, scram_sha_256 };
+
+// What a database asks of a client's link (listen.tls.mode, databases.<name>.tls_mode). Clients on
+// the Unix socket are local and never use TLS (libpq does not offer it there): only TCP clients
+// are held to require and above.
+enum class ClientTlsMode : std::uint8_t {
+  disable,      // TLS is not offered (only as listen.tls.mode)
+  allow,        // offered; a client may stay in the clear
+  require,      // TCP clients must use TLS
+  verify_ca,    // ... and present a certificate signed by listen.tls.ca_file
+  verify_full,  // ... whose common name is the user name the client logs in with
+};
+
+// listen.tls.*: the certificate pgvigil shows clients.
+struct ClientTlsSettings {
+  ClientTlsMode mode = ClientTlsMode::allow;
+  stream::ServerTlsFiles files;  // cert_file "" offers no TLS
+  // Made from the files when the configuration is read (and again at every reload, so a renewed
+  // certificate is picked up); null when TLS is not offered.
+  stream::ServerTlsContext context;
+};
 
 struct ListenSettings {
   std::string host = "127.0.0.1";  // empty: no TCP listener
@@ -27,6 +49,7 @@ struct ProxySettings {
   std::uint32_t max_message_bytes = 256u * 1024 * 1024;
   AuthMethod auth_method = AuthMethod::trust;  // default for every database
   std::string users_file;  // "user" "secret" lines: plain, md5..., or SCRAM-SHA-256$...
+  ClientTlsSettings tls;
 };
 
 // Per database (the client-facing name); same order as Config::databases.
@@ -35,6 +58,8 @@ struct RouteSettings {
   PoolMode pool_mode = PoolMode::transaction;
   std::string reset_query = "DISCARD ALL";  // run before a session-mode connection is reused
   AuthMethod auth_method = AuthMethod::trust;  // the global auth.method unless overridden
+  // What the client's link must be (databases.<name>.tls_mode, else listen.tls.mode).
+  ClientTlsMode tls_mode = ClientTlsMode::allow;
   // Named statements kept per server connection in transaction pooling; 0 passes them through
   // and pins their client (pool.max_prepared_statements, read with the pool's keys).
   int max_prepared_statements = 256;

@@ -98,6 +98,11 @@ HandedOff SocketStream::hand_off() {
 void SocketStream::close() {
   if (ownership_ == Ownership::borrowed) return release();
   if (tls_ != nullptr) {
+    // close_notify, as PostgreSQL sends: the peer can tell an end from a cut connection. One
+    // non-blocking try; its answer is not awaited.
+    ERR_clear_error();
+    SSL_shutdown(tls_);
+    ERR_clear_error();
     SSL_free(tls_);
     tls_ = nullptr;
   }
@@ -108,6 +113,17 @@ void SocketStream::close() {
 
 void SocketStream::cancel() {
   if (descriptor_.is_open()) descriptor_.cancel();
+}
+
+bool SocketStream::is_local() const {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  auto& descriptor = const_cast<decltype(descriptor_)&>(descriptor_);
+  if (!descriptor.is_open() ||
+      ::getsockname(descriptor.native_handle(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    return false;
+  }
+  return address.ss_family == AF_UNIX;
 }
 
 bool SocketStream::tls_has_pending() const { return tls_ != nullptr && SSL_pending(tls_) > 0; }

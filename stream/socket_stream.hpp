@@ -90,6 +90,16 @@ class SocketStream {
   bool is_open() const { return descriptor_.is_open(); }
   int native_handle() { return is_open() ? descriptor_.native_handle() : -1; }
   bool is_tls() const { return tls_ != nullptr; }
+  // A Unix-socket peer (on this host), as opposed to TCP. One system call: not for hot paths.
+  bool is_local() const;
+  // The OpenSSL object of a TLS stream (null in the clear), for what the peer's certificate says.
+  SSL* tls_object() const { return tls_; }
+  // From now on the stream is TLS through `tls` (a completed handshake over this descriptor),
+  // which it frees with an owned descriptor.
+  void start_tls(SSL* tls) {
+    tls_ = tls;
+    drain_claim_ = false;
+  }
   Executor get_executor() { return descriptor_.get_executor(); }
 
   // --- reading

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <map>
 
+#include "tests/daemon/config_parse_util.hpp"
+
 namespace pgvigil::daemon {
 namespace {
 
@@ -15,31 +17,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 const std::string minimal_config = "databases:\n  app:\n    user: app\n";
-
-EnvLookup env_of(std::map<std::string, std::string> variables) {
-  return [variables = std::move(variables)](const std::string& name) -> std::optional<std::string> {
-    const auto it = variables.find(name);
-    if (it == variables.end()) return std::nullopt;
-    return it->second;
-  };
-}
-
-Config parse(const std::string& yaml, const std::string& source = "test.yaml",
-             std::map<std::string, std::string> env = {}) {
-  return parse_config(yaml, source, env_of(std::move(env)));
-}
-
-// The error parse_config throws, or a test failure.
-ConfigError error_of(const std::string& yaml, const std::string& source = "test.yaml",
-                     std::map<std::string, std::string> env = {}) {
-  try {
-    parse(yaml, source, std::move(env));
-  } catch (const ConfigError& e) {
-    return e;
-  }
-  ADD_FAILURE() << "parsed without error:\n" << yaml;
-  return ConfigError("", 0, 0, "", "");
-}
 
 // A scratch directory for password files, removed after the test.
 class TempDir {

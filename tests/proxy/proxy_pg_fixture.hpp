@@ -37,6 +37,7 @@ struct Database {
   std::string dbname = "postgres";
   std::string auth_method;  // "": inherit auth.method
   std::string pool;         // flow map of pool overrides, e.g. "{max_size: 1}"; "": none
+  std::string tls_mode;     // "": inherit listen.tls.mode
 };
 
 struct ProxyOptions {
