@@ -26,6 +26,7 @@ Environment (defaults in brackets):
   PGBOUNCER=/usr/sbin/pgbouncer  PgBouncer binary
   PGVIGIL_PG_BINDIR=/usr/lib/postgresql/15/bin  PostgreSQL server binaries (the first Debian has)
   BENCH_KEEP_TMP=0        1 keeps the temporary directory (data, configs, logs)
+  BENCH_OUTPUT=bench/results/latest.md  where the report is written
   BENCH_BASELINE_BINARY=  another pgvigil binary (say, the build before a change) measured as a
                           fourth target, interleaved with the others; the report adds
                           pgvigil/baseline for every figure
@@ -61,8 +62,8 @@ PGBOUNCER="${PGBOUNCER:-/usr/sbin/pgbouncer}"
 PGBENCH="$PGVIGIL_PG_BINDIR/pgbench"
 [[ -x "$PGBENCH" ]] || PGBENCH="$(command -v pgbench)"
 DB=bench
-RESULTS="$BENCH_DIR/results/latest.md"
-COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS${BENCH_BASELINE_BINARY:+ BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY} bench/run.sh${*:+ $*}"
+RESULTS="${BENCH_OUTPUT:-$BENCH_DIR/results/latest.md}"
+COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS${BENCH_BASELINE_BINARY:+ BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY}${BENCH_OUTPUT:+ BENCH_OUTPUT=$BENCH_OUTPUT} bench/run.sh${*:+ $*}"
 
 for v in BENCH_SECONDS BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS BENCH_SCALE BENCH_IDLE_CLIENTS BENCH_WARMUP_SECONDS BENCH_ROUNDS; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a non-negative integer" >&2; exit 64; }

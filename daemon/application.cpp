@@ -115,7 +115,22 @@ void Application::build_proxy() {
     if (!loaded) throw std::runtime_error(loaded.error());
     users = std::make_shared<const proxy::auth::UsersFile>(std::move(loaded).value());
   }
-  proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, make_routes(), users, registry_);
+  std::shared_ptr<const proxy::auth::AccessRules> rules;
+  if (!config_.proxy.hba_file.empty()) {
+    auto loaded = proxy::auth::load_access_rules(config_.proxy.hba_file);
+    if (!loaded) throw std::runtime_error(loaded.error());
+    if (loaded->needs_passwords() && !users) {
+      throw std::runtime_error(config_.proxy.hba_file +
+                               ": md5 and scram-sha-256 rules need auth.users_file, which is empty");
+    }
+    if (loaded->needs_certificates() && config_.proxy.tls.files.ca_file.empty()) {
+      throw std::runtime_error(config_.proxy.hba_file +
+                               ": cert rules need listen.tls.ca_file, which is empty");
+    }
+    rules = std::make_shared<const proxy::auth::AccessRules>(std::move(loaded).value());
+  }
+  proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, make_routes(), users, rules,
+                                                 registry_);
   listener_ = std::make_unique<proxy::Listener>(workers_.context(0), *proxy_);
 }
 

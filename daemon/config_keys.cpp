@@ -52,7 +52,15 @@ std::vector<ConfigKey> make_keys() {
        "Directory for the Unix socket `.s.PGSQL.<port>`; \"\" disables it. At least one of "
        "address and unix_socket_dir must be set."},
       {"listen.max_client_connections", integer, "1000", kNeedsRestart,
-       "Most client connections at once; further clients are refused; at least 1."},
+       "Most authenticated client connections at once; further clients are refused (53300); at "
+       "least 1."},
+      {"listen.max_startup_connections", integer, "100", kNeedsRestart,
+       "Most connections still in start-up (TLS, StartupMessage, authentication) at once, apart "
+       "from max_client_connections, so silent sockets cannot keep real clients out: a new "
+       "connection beyond it pushes out the one that has waited longest (53300); 0: no bound."},
+      {"listen.max_startup_per_address", integer, "50", kNeedsRestart,
+       "The same, for the connections from one source address (the Unix socket counts as one); "
+       "0: no bound."},
       {"listen.startup_timeout", duration, "10s", kNeedsRestart,
        "A client that has not finished start-up and authentication by then is dropped; above 0."},
       {"listen.max_message_bytes", integer, "268435456", kNeedsRestart,
@@ -88,6 +96,12 @@ std::vector<ConfigKey> make_keys() {
        kReloads,
        "How clients authenticate to pgvigil, for every database that does not override it.",
        {"trust", "md5", "scram-sha-256"}},
+      {"auth.hba_file", string, "\"\"", kNeedsRestart,
+       "Access rules in pg_hba.conf's form, first match wins: TYPE (local, host, hostssl, "
+       "hostnossl) DATABASE USER [ADDRESS] METHOD (trust, md5, scram-sha-256, cert, reject); a "
+       "client no rule matches is refused (28000). When set, the rules decide every client's "
+       "method and the databases' auth_method is not used. \"\": auth_method for everyone. "
+       "Relative to the config file's directory."},
       {"auth.users_file", string, "\"\"", kNeedsRestart,
        "File of \"user\" \"secret\" lines; relative to the config file's directory; required "
        "when any database authenticates with md5 or scram-sha-256."},

@@ -66,6 +66,14 @@ void parse_listen(SectionReader& r, proxy::ProxySettings& settings) {
       settings.max_client_connections < 1) {
     r.fail("max_client_connections", "must be at least 1");
   }
+  if (r.read("max_startup_connections", settings.max_startup_connections) &&
+      settings.max_startup_connections < 0) {
+    r.fail("max_startup_connections", "must not be negative (0: no bound)");
+  }
+  if (r.read("max_startup_per_address", settings.max_startup_per_address) &&
+      settings.max_startup_per_address < 0) {
+    r.fail("max_startup_per_address", "must not be negative (0: no bound)");
+  }
   if (r.read("startup_timeout", settings.startup_timeout) &&
       settings.startup_timeout <= milliseconds{0}) {
     r.fail("startup_timeout", "must be above 0");  // 0 would drop every client at once
@@ -151,6 +159,13 @@ void parse_auth(SectionReader& r, proxy::ProxySettings& settings) {
   settings.auth_method = auth_method_from(method);
   if (r.read("users_file", settings.users_file) && !settings.users_file.empty()) {
     settings.users_file = resolve_path(r, settings.users_file);
+  }
+  if (r.read("hba_file", settings.hba_file) && !settings.hba_file.empty()) {
+    settings.hba_file = resolve_path(r, settings.hba_file);
+    int error = 0;
+    if (!read_file(settings.hba_file, error)) {
+      r.fail("hba_file", "cannot read " + settings.hba_file + ": " + std::strerror(error));
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 #include "metrics/admin_server.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <stdexcept>
 #include <system_error>
@@ -80,8 +81,13 @@ struct AdminServerState {
   AdminControl control;  // on_loopback is set by start(), from the bound address
   tcp::acceptor acceptor;
   bool stopped = false;
-  // Open sessions, so stop() can close them; weak so a finished session frees its socket.
-  std::unordered_map<std::uint64_t, std::weak_ptr<beast::tcp_stream>> sessions;
+  // Open sessions, so stop() can close them (weak so a finished session frees its socket), and
+  // since when each has been waiting for its next request (nullopt while it answers one).
+  struct Listed {
+    std::weak_ptr<beast::tcp_stream> stream;
+    std::optional<std::chrono::steady_clock::time_point> awaiting_since;
+  };
+  std::unordered_map<std::uint64_t, Listed> sessions;
   std::uint64_t next_session_id = 0;
 };
 
@@ -96,9 +102,17 @@ class SessionListing {
  public:
   SessionListing(StatePtr state, const std::shared_ptr<beast::tcp_stream>& stream)
       : state_(std::move(state)), id_(state_->next_session_id++) {
-    state_->sessions.emplace(id_, stream);
+    state_->sessions.emplace(id_, detail::AdminServerState::Listed{stream, std::nullopt});
   }
   ~SessionListing() { state_->sessions.erase(id_); }
+  // Waiting for the next request (true) or answering one (false). A session pushed out is no
+  // longer listed.
+  void awaiting_request(bool awaiting) {
+    const auto found = state_->sessions.find(id_);
+    if (found == state_->sessions.end()) return;
+    found->second.awaiting_since =
+        awaiting ? std::optional(std::chrono::steady_clock::now()) : std::nullopt;
+  }
   SessionListing(const SessionListing&) = delete;
   SessionListing& operator=(const SessionListing&) = delete;
 
@@ -112,7 +126,7 @@ class SessionListing {
 // (or stops reading) is dropped after request_timeout.
 asio::awaitable<void> serve_session(StatePtr state, tcp::socket socket) {
   auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
-  const SessionListing listing(state, stream);
+  SessionListing listing(state, stream);
   const auto& options = state->options;
   beast::flat_buffer buffer;
   for (;;) {
@@ -121,10 +135,12 @@ asio::awaitable<void> serve_session(StatePtr state, tcp::socket socket) {
     parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
     parser.body_limit(options.max_body_bytes);
 
-    stream->expires_after(options.request_timeout);
+    stream->expires_after(std::min(options.request_timeout, options.header_timeout));
+    listing.awaiting_request(true);
     const auto [read_error, read_bytes] =
         co_await http::async_read(*stream, buffer, parser, kAsTuple);
     if (state->stopped) co_return;
+    listing.awaiting_request(false);
     if (read_error) {
       if (const auto status = status_for_read_error(read_error)) {
         // After a bad request the stream position is unknown: answer, then close.
@@ -148,6 +164,23 @@ asio::awaitable<void> serve_session(StatePtr state, tcp::socket socket) {
   stream->socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
+// Closes the session that has waited longest for a request, to make room; false when every
+// session is busy answering one.
+bool push_out_slowest(detail::AdminServerState& state) {
+  auto slowest = state.sessions.end();
+  for (auto it = state.sessions.begin(); it != state.sessions.end(); ++it) {
+    if (!it->second.awaiting_since) continue;
+    if (slowest == state.sessions.end() ||
+        *it->second.awaiting_since < *slowest->second.awaiting_since) {
+      slowest = it;
+    }
+  }
+  if (slowest == state.sessions.end()) return false;
+  if (auto stream = slowest->second.stream.lock()) stream->close();
+  state.sessions.erase(slowest);  // its room is free now; its coroutine ends on its own
+  return true;
+}
+
 asio::awaitable<void> accept_connections(StatePtr state) {
   for (;;) {
     auto [error, socket] = co_await state->acceptor.async_accept(kAsTuple);
@@ -157,9 +190,9 @@ asio::awaitable<void> accept_connections(StatePtr state) {
       co_await pause.async_wait(kAsTuple);
       continue;
     }
-    if (state->sessions.size() >= state->options.max_sessions) {
+    if (state->sessions.size() >= state->options.max_sessions && !push_out_slowest(*state)) {
       beast::error_code ignored;
-      socket.close(ignored);  // Over the limit: refuse by closing, before reading anything.
+      socket.close(ignored);  // Every session is answering: refuse by closing, reading nothing.
       continue;
     }
     asio::co_spawn(state->io, serve_session(state, std::move(socket)), asio::detached);
@@ -224,7 +257,7 @@ void AdminServer::stop() {
   beast::error_code ignored;
   state.acceptor.close(ignored);
   for (auto& [id, session] : state.sessions) {
-    if (auto stream = session.lock()) stream->close();
+    if (auto stream = session.stream.lock()) stream->close();
   }
 }
 

@@ -31,7 +31,14 @@ struct AdminServerOptions {
   // Admin requests are tiny GETs; anything bigger is refused (431 / 413) and disconnected.
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_body_bytes = 4 * 1024;
-  // Connections beyond this are closed at once, so scrapers cannot exhaust descriptors.
+  // Longest wait for a whole request once a connection is open or its last answer written:
+  // admin requests are a few hundred bytes, so a client that takes longer is sending half a
+  // header on purpose (the read deadline is the smaller of this and request_timeout).
+  std::chrono::milliseconds header_timeout{std::chrono::seconds(2)};
+  // Sessions at once, so scrapers cannot exhaust descriptors. A connection beyond it pushes out
+  // the session that has waited longest for its request (a half-sent header, an idle keep-alive),
+  // so slow clients cannot keep /healthz and /readyz from answering; when every session is busy
+  // answering, the new connection is closed instead.
   std::size_t max_sessions = 64;
   // POST /pause and /resume (admin_routes.hpp): taken on a loopback address, or with this
   // bearer token; no handler, no control paths.

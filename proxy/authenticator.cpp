@@ -62,12 +62,11 @@ asio::awaitable<Outcome> authenticate_md5(stream::SocketStream& stream, FrameRea
 asio::awaitable<Outcome> authenticate_scram(stream::SocketStream& stream, FrameReader& reader,
                                             const std::string& user,
                                             const auth::UsersFile& users) {
+  // Known or not, the client sees the same exchange: a salt stable per name, the same work
+  // (verifiers are made when the users file is read), a failure only at the proof.
   const auto* entry = users.find(user);
   std::optional<auth::ScramServer> server;
-  if (entry != nullptr && entry->kind != auth::SecretKind::md5) {
-    auto verifier = auth::scram_verifier_for(*entry);
-    if (verifier) server.emplace(std::move(verifier).value());
-  }
+  if (entry != nullptr && entry->scram) server.emplace(*entry->scram);
   if (!server) server.emplace(auth::ScramServer::for_unknown_user(user));
 
   std::string request;

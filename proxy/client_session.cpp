@@ -22,6 +22,24 @@ using pool::Clock;
 using pool::Death;
 using pool::EvictionReason;
 
+namespace {
+
+ClientError pushed_out_error() {
+  return {sqlstate::kTooManyConnections,
+          "too many connections are starting up at once: this one waited longest and made room",
+          "", "listen.max_startup_connections and max_startup_per_address bound connections that "
+          "have not authenticated yet; retry."};
+}
+
+ClientError too_many_clients_error(int limit) {
+  return {sqlstate::kTooManyConnections,
+          "too many client connections: listen.max_client_connections is " +
+              std::to_string(limit),
+          "", ""};
+}
+
+}  // namespace
+
 ClientError ClientSession::checkout_failure(const pool::CheckoutError& error) const {
   const auto& database = route_->settings.database;
   const auto timeout = route_->checkout_timeout;
@@ -89,7 +107,7 @@ ClientSession::~ClientSession() {
     if (route_->metrics) route_->metrics->client_disconnected();
     if (pin_ && route_->metrics) route_->metrics->client_pinned(relay::to_string(*pin_), -1);
   }
-  service_.client_left();
+  if (counted_) service_.client_left();
 }
 
 void ClientSession::start(ProxyService& service, stream::Executor executor, int fd) {
@@ -139,15 +157,33 @@ awaitable<void> ClientSession::handshake() {
     if (auto self = weak.lock()) self->stream_->cancel();
   });
 
+  // Connections that have not authenticated have a room of their own: a newer one may push
+  // this one out (it is ended here, on its own worker, unless its startup is over by then).
+  auto slot = service_.startup_gate().admit(
+      stream_->peer_address(), [weak = weak_from_this(), over, executor = stream_->get_executor()] {
+        asio::post(executor, [weak, over] {
+          if (*over) return;
+          if (auto self = weak.lock()) {
+            self->pushed_out_ = true;
+            self->stream_->cancel();
+          }
+        });
+      });
+
   ClientStartup startup(service_, *stream_);
   auto error = co_await startup.read_startup();
   route_ = startup.route();
-  if (error) co_return fail(std::move(*error));
+  if (error) co_return fail(pushed_out_ ? pushed_out_error() : std::move(*error));
   enter(Phase::authenticating, "startup packet read");
   error = co_await startup.authenticate();
-  if (error) co_return fail(std::move(*error));
+  if (error) co_return fail(pushed_out_ ? pushed_out_error() : std::move(*error));
   *over = true;
   deadline.cancel();
+  slot.leave();
+  if (!service_.admit_client()) {
+    co_return fail(too_many_clients_error(service_.settings().max_client_connections));
+  }
+  counted_ = true;
 
   // Move to the pool's worker: hand the socket off here, adopt it there.
   auto admitted = std::move(startup).admitted();

@@ -300,6 +300,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   bool query_cancelled_ : 1 = false;    // pool.query_timeout sent a cancel
   bool parked_watched_ : 1 = false;     // listed with the sweep's parked sessions
   bool idle_timed_out_ : 1 = false;     // idle past pool.client_idle_timeout: the wake ends it
+  bool pushed_out_ : 1 = false;  // a newer connection took its startup slot (StartupGate)
+  bool counted_ : 1 = false;     // authenticated: counted in listen.max_client_connections
 };
 
 std::string_view to_string(ClientSession::Phase phase);

@@ -67,6 +67,7 @@ awaitable<std::optional<ClientError>> ClientStartup::read_startup() {
                           "pgvigil serves: " + service_.route_names()};
   }
   if (auto refusal = check_link(startup.user)) co_return *refusal;
+  if (auto refusal = apply_access_rules(startup.user)) co_return *refusal;
   if (!startup.replication.empty()) {
     co_return ClientError{sqlstate::kFeatureNotSupported,
                           "replication connections are not supported through pgvigil", "",
@@ -134,10 +135,18 @@ std::optional<ClientError> ClientStartup::check_link(const std::string& user) co
                        "", "Connect with sslmode=require (or verify-ca, verify-full)."};
   }
   if (mode == ClientTlsMode::require) return std::nullopt;
+  // verify-full: the certificate names the user too.
+  return check_client_certificate(mode == ClientTlsMode::verify_full ? &user : nullptr);
+}
+
+std::optional<ClientError> ClientStartup::check_client_certificate(
+    const std::string* must_name) const {
   const auto certificate = stream::client_certificate(stream_);
   if (!certificate.presented) {
     return ClientError{sqlstate::kInvalidAuthorization,
-                       "database \"" + database + "\" requires a valid client certificate", "",
+                       "database \"" + route_->settings.database +
+                           "\" requires a valid client certificate",
+                       "",
                        "Give the client a certificate signed by pgvigil's listen.tls.ca_file "
                        "(sslcert and sslkey in libpq)."};
   }
@@ -146,19 +155,59 @@ std::optional<ClientError> ClientStartup::check_link(const std::string& user) co
                        "client certificate not accepted: " + certificate.verify_error, "",
                        "It must be signed by a CA in pgvigil's listen.tls.ca_file."};
   }
-  if (mode == ClientTlsMode::verify_full && certificate.common_name != user) {
+  if (must_name != nullptr && certificate.common_name != *must_name) {
     return ClientError{sqlstate::kInvalidAuthorization,
-                       "certificate authentication failed for user \"" + user +
+                       "certificate authentication failed for user \"" + *must_name +
                            "\": the client certificate's common name is \"" +
                            certificate.common_name + "\"",
-                       "", "Under verify-full the common name must be the user name."};
+                       "", "The certificate's common name must be the user name."};
   }
   return std::nullopt;
 }
 
+std::optional<ClientError> ClientStartup::apply_access_rules(const std::string& user) {
+  method_ = route_->settings.auth_method;
+  const auto* rules = service_.access_rules();
+  if (rules == nullptr) return std::nullopt;
+  const auth::ConnectionSource source{stream_.is_local(), stream_.peer_address(), stream_.is_tls()};
+  const auto& database = route_->settings.database;
+  const auto* rule = rules->match(source, database, user);
+  const std::string who = std::string(source.local ? "local connection" : "host \"" + source.address + "\"") +
+                          ", user \"" + user + "\", database \"" + database + "\", " +
+                          (source.tls ? "TLS" : "no encryption");
+  if (rule == nullptr) {
+    return ClientError{sqlstate::kInvalidAuthorization,
+                       "no pgvigil access rule for " + who, "",
+                       "Add a line for it to auth.hba_file."};
+  }
+  if (rule->method == auth::AccessMethod::reject) {
+    return ClientError{sqlstate::kInvalidAuthorization,
+                       "pgvigil's access rules reject " + who, "", ""};
+  }
+  switch (rule->method) {
+    case auth::AccessMethod::md5:
+      method_ = AuthMethod::md5;
+      return std::nullopt;
+    case auth::AccessMethod::scram_sha_256:
+      method_ = AuthMethod::scram_sha_256;
+      return std::nullopt;
+    case auth::AccessMethod::cert:
+      // The certificate stands for the password: nothing more is asked.
+      method_ = AuthMethod::trust;
+      if (!stream_.is_tls()) {
+        return ClientError{sqlstate::kInvalidAuthorization,
+                           "certificate authentication needs TLS: " + who, "",
+                           "Connect with sslmode=verify-full, sslcert and sslkey."};
+      }
+      return check_client_certificate(&user);
+    default:
+      method_ = AuthMethod::trust;
+      return std::nullopt;
+  }
+}
+
 awaitable<std::optional<ClientError>> ClientStartup::authenticate() {
-  co_return co_await proxy::authenticate(stream_, reader_, route_->settings.auth_method, user_,
-                                         service_.users());
+  co_return co_await proxy::authenticate(stream_, reader_, method_, user_, service_.users());
 }
 
 Admitted ClientStartup::admitted() && {

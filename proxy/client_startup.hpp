@@ -44,6 +44,12 @@ class ClientStartup {
   boost::asio::awaitable<std::optional<ClientError>> refuse_encryption();
   // What the route's tls_mode asks of the link (and of the client's certificate).
   std::optional<ClientError> check_link(const std::string& user) const;
+  // auth.hba_file's rule for this client: refused, or the method it authenticates with
+  // (method_); without rules, the route's auth_method.
+  std::optional<ClientError> apply_access_rules(const std::string& user);
+  // A client certificate verified against listen.tls.ca_file (and, unless must_name is null,
+  // whose common name is *must_name).
+  std::optional<ClientError> check_client_certificate(const std::string* must_name) const;
 
   ProxyService& service_;
   stream::SocketStream& stream_;
@@ -51,6 +57,7 @@ class ClientStartup {
   Route* route_ = nullptr;
   std::string user_;
   SettingMap settings_;
+  AuthMethod method_ = AuthMethod::trust;  // how the client authenticates (after the rules)
 };
 
 }  // namespace pgvigil::proxy

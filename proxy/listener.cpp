@@ -90,7 +90,7 @@ asio::awaitable<void> Listener::accept_loop(Acceptor& acceptor, bool tcp) {
 }
 
 void Listener::admit(int fd) {
-  if (!service_.admit_client()) {
+  if (!service_.room_for_client()) {
     // The refusal is tiny: a best-effort non-blocking send, then close.
     const auto refusal = fatal_error_bytes(
         {sqlstate::kTooManyConnections,

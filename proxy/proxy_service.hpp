@@ -11,10 +11,12 @@
 #include <vector>
 
 #include "metrics/proxy_metrics.hpp"
+#include "proxy/auth/access_rules.hpp"
 #include "proxy/auth/users_file.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/proxy_settings.hpp"
 #include "proxy/route.hpp"
+#include "proxy/startup_gate.hpp"
 
 namespace pgvigil::proxy {
 
@@ -24,6 +26,7 @@ class ProxyService {
   // service.
   ProxyService(ProxySettings settings, std::vector<Route> routes,
                std::shared_ptr<const auth::UsersFile> users,
+               std::shared_ptr<const auth::AccessRules> access_rules,
                metrics::StartupErrorMetrics& startup_errors);
   ~ProxyService();
 
@@ -40,6 +43,8 @@ class ProxyService {
   // counters. Runs when metrics are read (metrics::Registry::on_scrape).
   void publish_relayed();
   const auth::UsersFile* users() const { return users_.get(); }
+  // null: no auth.hba_file, each database's auth_method applies to every client.
+  const auth::AccessRules* access_rules() const { return access_rules_.get(); }
   // The TLS context offered to clients that ask (null: answered 'N'). A reload replaces it;
   // sessions keep the one they were accepted with. Thread-safe.
   stream::ServerTlsContext tls_context() const;
@@ -47,8 +52,14 @@ class ProxyService {
   CancelRegistry& cancels() { return cancels_; }
   boost::asio::thread_pool& blocking() { return blocking_; }
 
-  // Counts a client in; false when max_client_connections are already connected.
+  // Counts an authenticated client in; false when max_client_connections are already connected.
   bool admit_client();
+  // A new connection is worth starting: fewer than max_client_connections are authenticated.
+  bool room_for_client() const {
+    return clients_.load(std::memory_order_relaxed) < settings_.max_client_connections;
+  }
+  // The connections still in startup (listen.max_startup_connections and _per_address).
+  StartupGate& startup_gate() { return startup_gate_; }
   // An error sent to a client that has no route yet (its database is unknown or not yet named).
   void count_startup_error(std::string_view sqlstate) { startup_errors_.startup_error(sqlstate); }
 
@@ -68,11 +79,13 @@ class ProxyService {
   // Replaced and removed routes: sessions may still point at them.
   std::vector<std::shared_ptr<Route>> retired_routes_;
   std::shared_ptr<const auth::UsersFile> users_;
+  std::shared_ptr<const auth::AccessRules> access_rules_;
   mutable std::mutex tls_mutex_;
   stream::ServerTlsContext tls_context_;  // under tls_mutex_
   metrics::StartupErrorMetrics& startup_errors_;
   CancelRegistry cancels_;
-  std::atomic<int> clients_{0};
+  std::atomic<int> clients_{0};  // authenticated
+  StartupGate startup_gate_;
   std::atomic<bool> draining_{false};
   boost::asio::thread_pool blocking_{1};
 };

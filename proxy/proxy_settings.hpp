@@ -44,11 +44,17 @@ struct ListenSettings {
 
 struct ProxySettings {
   ListenSettings listen;
-  int max_client_connections = 1000;
+  int max_client_connections = 1000;  // authenticated clients
+  // Connections not yet authenticated, apart (proxy/startup_gate.hpp); 0: no bound.
+  int max_startup_connections = 100;
+  int max_startup_per_address = 50;
   std::chrono::milliseconds startup_timeout{10000};  // a client that says nothing is dropped
   std::uint32_t max_message_bytes = 256u * 1024 * 1024;
   AuthMethod auth_method = AuthMethod::trust;  // default for every database
   std::string users_file;  // "user" "secret" lines: plain, md5..., or SCRAM-SHA-256$...
+  // Access rules in pg_hba.conf's form (proxy/auth/access_rules.hpp); "": the databases'
+  // auth_method for every client.
+  std::string hba_file;
   ClientTlsSettings tls;
 };
 

@@ -2,6 +2,8 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -124,6 +126,23 @@ bool SocketStream::is_local() const {
     return false;
   }
   return address.ss_family == AF_UNIX;
+}
+
+std::string SocketStream::peer_address() const {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  auto& descriptor = const_cast<decltype(descriptor_)&>(descriptor_);
+  if (!descriptor.is_open() ||
+      ::getpeername(descriptor.native_handle(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    return {};
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  if (address.ss_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&address)->sin_addr, text, sizeof text);
+  } else if (address.ss_family == AF_INET6) {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&address)->sin6_addr, text, sizeof text);
+  }
+  return text;
 }
 
 bool SocketStream::tls_has_pending() const { return tls_ != nullptr && SSL_pending(tls_) > 0; }

@@ -20,6 +20,7 @@
 #include <boost/system/error_code.hpp>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <utility>
 
 #include "stream/detail/turn_read_op.hpp"
@@ -92,6 +93,8 @@ class SocketStream {
   bool is_tls() const { return tls_ != nullptr; }
   // A Unix-socket peer (on this host), as opposed to TCP. One system call: not for hot paths.
   bool is_local() const;
+  // The peer's IP address as text ("10.0.0.7", "::1"); "" for a Unix-socket peer or when unknown.
+  std::string peer_address() const;
   // The OpenSSL object of a TLS stream (null in the clear), for what the peer's certificate says.
   SSL* tls_object() const { return tls_; }
   // From now on the stream is TLS through `tls` (a completed handshake over this descriptor),

@@ -25,13 +25,6 @@ bool is_valid_nonce(std::string_view nonce) {
                                        [](char c) { return c >= 0x21 && c <= 0x7e && c != ','; });
 }
 
-// The key behind mock salts: random per process, so salts are stable per user name within a
-// run (a probing client sees no change between attempts) yet unpredictable.
-const Bytes& mock_salt_key() {
-  static const Bytes key = random_bytes(32);
-  return key;
-}
-
 }  // namespace
 
 ScramServer::ScramServer(ScramVerifier verifier, std::string server_nonce)
@@ -42,8 +35,8 @@ ScramServer::ScramServer(ScramVerifier verifier, std::string server_nonce)
 ScramServer ScramServer::for_unknown_user(std::string_view user) {
   ScramVerifier verifier;
   verifier.iterations = kDefaultScramIterations;
-  const Sha256Digest salt = hmac_sha256(mock_salt_key(), as_bytes(user));
-  verifier.salt.assign(salt.begin(), salt.begin() + kDefaultScramSaltSize);
+  // The salt a listed user with a plain password gets too (users_file.cpp).
+  verifier.salt = name_salt(user);
   const Bytes keys = random_bytes(64);
   std::copy_n(keys.begin(), 32, verifier.stored_key.begin());
   std::copy_n(keys.begin() + 32, 32, verifier.server_key.begin());

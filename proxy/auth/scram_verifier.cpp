@@ -79,4 +79,10 @@ ScramVerifier derive_scram_verifier(std::string_view password) {
   return derive_scram_verifier(password, random_bytes(kDefaultScramSaltSize));
 }
 
+Bytes name_salt(std::string_view user) {
+  static const Bytes key = random_bytes(32);
+  const Sha256Digest digest = hmac_sha256(key, as_bytes(user));
+  return Bytes(digest.begin(), digest.begin() + kDefaultScramSaltSize);
+}
+
 }  // namespace pgvigil::proxy::auth

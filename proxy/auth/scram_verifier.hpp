@@ -35,4 +35,10 @@ ScramVerifier derive_scram_verifier(std::string_view password, std::span<const s
 // Same with a fresh random salt.
 ScramVerifier derive_scram_verifier(std::string_view password);
 
+// The salt a user name gets when no stored verifier brings one: HMAC-SHA-256 of the name under a
+// key drawn when the process starts, cut to kDefaultScramSaltSize. Unknown users and users with
+// a plain password both get it, so the salt a client is shown is stable per name and says
+// nothing about whether the user exists.
+Bytes name_salt(std::string_view user);
+
 }  // namespace pgvigil::proxy::auth

@@ -93,6 +93,11 @@ ParseResult<UsersFile> parse_users_file(std::string_view text, std::string_view 
     for (const UserEntry& earlier : entries) {
       if (earlier.name == entry.name) return error_at("duplicate user \"" + entry.name + "\"");
     }
+    if (entry.kind != SecretKind::md5) {
+      auto verifier = scram_verifier_for(entry);
+      if (!verifier) return error_at(verifier.error());
+      entry.scram = std::move(verifier).value();
+    }
     entries.push_back(std::move(entry));
   }
   return Result::ok(UsersFile(std::move(entries)));
@@ -112,7 +117,8 @@ ParseResult<ScramVerifier> scram_verifier_for(const UserEntry& entry) {
     case SecretKind::scram_sha_256:
       return parse_scram_verifier(entry.secret);
     case SecretKind::plain:
-      return ParseResult<ScramVerifier>::ok(derive_scram_verifier(entry.secret));
+      return ParseResult<ScramVerifier>::ok(
+          derive_scram_verifier(entry.secret, name_salt(entry.name)));
     case SecretKind::md5:
       break;
   }

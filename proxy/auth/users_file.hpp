@@ -18,6 +18,7 @@
 // Errors are reported as "<file>:<line>: <message>" and never quote a secret.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,10 @@ struct UserEntry {
   std::string name;
   std::string secret;  // as written; validated for md5 and SCRAM forms
   SecretKind kind = SecretKind::plain;
+  // The SCRAM verifier, made once when the file is read (absent for md5 secrets): a plain
+  // password costs its PBKDF2 then, never while a client logs in, so no client that has not
+  // authenticated can make pgvigil run it, and a login takes as long for every kind of user.
+  std::optional<ScramVerifier> scram;
 };
 
 class UsersFile {
@@ -54,9 +59,10 @@ ParseResult<UsersFile> parse_users_file(std::string_view text, std::string_view 
 // Reads and parses the file; an unreadable file is an error naming it.
 ParseResult<UsersFile> load_users_file(const std::filesystem::path& path);
 
-// The verifier to run SCRAM with: parsed for a SCRAM secret, derived with a fresh random salt for
-// a plain password (each call costs one PBKDF2 run; cache it if that matters). Fails for md5
-// secrets, which cannot be turned into a SCRAM verifier.
+// The verifier to run SCRAM with: parsed for a SCRAM secret, derived for a plain password with
+// the user name's salt (name_salt: the one an unknown user is shown too) at one PBKDF2 run. Fails
+// for md5 secrets, which cannot be turned into a SCRAM verifier. parse_users_file calls it once
+// per entry (UserEntry::scram).
 ParseResult<ScramVerifier> scram_verifier_for(const UserEntry& entry);
 
 }  // namespace pgvigil::proxy::auth

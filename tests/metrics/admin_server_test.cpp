@@ -3,7 +3,15 @@
 
 #include "metrics/admin_server.hpp"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -134,6 +142,38 @@ TEST_F(AdminServerTest, DropsASilentClientAfterTheRequestTimeout) {
   const auto began = std::chrono::steady_clock::now();
   EXPECT_TRUE(connection.closed_by_server_within(5s));
   EXPECT_GE(std::chrono::steady_clock::now() - began, 150ms);
+}
+
+// A slow-request flood: 1,000 connections that each send half a request header and stop. Each
+// new one pushes out the session that waited longest, so a probe's /healthz, whose request
+// arrives whole, is answered at once instead of after the flood's request timeouts.
+TEST_F(AdminServerTest, HealthzAnswersWhileAThousandClientsSendHalfAHeader) {
+  start();  // the daemon's limits: 64 sessions, 10 s request timeout, 2 s header timeout
+  std::vector<int> flood;
+  const auto close_all = [&flood] {
+    for (const int fd : flood) ::close(fd);
+  };
+  for (int i = 0; i < 1000; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0) << "socket: " << std::strerror(errno);
+    flood.push_back(fd);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port_);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0)
+        << std::strerror(errno);
+    const std::string half = "GET /healthz HTTP/1.1\r\nHost: pgvigil\r\n";
+    ASSERT_EQ(::send(fd, half.data(), half.size(), MSG_NOSIGNAL), static_cast<ssize_t>(half.size()));
+  }
+  const auto began = std::chrono::steady_clock::now();
+  const auto answer = http_get("127.0.0.1", port_, "/healthz", 5s);
+  const auto took = std::chrono::steady_clock::now() - began;
+  EXPECT_EQ(answer.status, 200);
+  EXPECT_LT(took, 1s) << "took "
+                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                      << " ms";
+  close_all();
 }
 
 TEST_F(AdminServerTest, RefusesOversizedHeaders) {

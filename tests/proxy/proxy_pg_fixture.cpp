@@ -26,6 +26,7 @@ void ProxyPgFixture::start_daemon(const ProxyOptions& options) {
     write_file(users, options.users_file);
     yaml += ", users_file: \"" + users.string() + "\"";
   }
+  if (!options.auth_extra.empty()) yaml += ", " + options.auth_extra;
   yaml += "}\n";
   yaml += "ping: {interval: 1s, timeout: 500ms}\n";
   yaml += "pool: {min_idle: 1, max_size: 10, checkout_timeout: 5s}\n";

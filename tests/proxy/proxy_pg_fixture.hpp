@@ -45,6 +45,7 @@ struct ProxyOptions {
   std::string auth_method = "trust";
   std::string users_file;    // contents of the users file; "": none
   std::string listen_extra;  // more keys of the listen map, e.g. "max_client_connections: 3"
+  std::string auth_extra;    // more keys of the auth map, e.g. "hba_file: /path"
 };
 
 inline long elapsed_ms(Clock::time_point since) {

@@ -90,5 +90,26 @@ TEST(UsersFile, ScramVerifierForEachKind) {
   EXPECT_FALSE(scram_verifier_for({"bob", md5_stored_hash("bob", "x"), SecretKind::md5}));
 }
 
+// A plain password's verifier is made once, when the file is read, with the salt its name would
+// get as an unknown user: logging in runs no PBKDF2, and the salt shown says nothing of whether
+// the user exists.
+TEST(UsersFile, VerifiersAreMadeOnceWithTheNamesSalt) {
+  const auto users =
+      parse_users_file("\"alice\" \"pencil\"\n\"carol\" \"" + scram_secret + "\"\n\"bob\" \"" +
+                           md5_stored_hash("bob", "x") + "\"\n",
+                       "users.txt");
+  ASSERT_TRUE(users) << users.error();
+  const auto* alice = users->find("alice");
+  ASSERT_TRUE(alice && alice->scram);
+  EXPECT_EQ(alice->scram->salt, name_salt("alice"));
+  EXPECT_EQ(format_scram_verifier(*alice->scram),
+            format_scram_verifier(derive_scram_verifier("pencil", name_salt("alice"))));
+  ASSERT_TRUE(users->find("carol")->scram);
+  EXPECT_EQ(format_scram_verifier(*users->find("carol")->scram), scram_secret);
+  EXPECT_FALSE(users->find("bob")->scram) << "an md5 secret cannot do SCRAM";
+  EXPECT_NE(name_salt("alice"), name_salt("alicf"));
+  EXPECT_EQ(name_salt("alice"), name_salt("alice"));
+}
+
 }  // namespace
 }  // namespace pgvigil::proxy::auth

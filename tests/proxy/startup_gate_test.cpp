@@ -1,0 +1,75 @@
+// StartupGate: connections that have not authenticated, bounded in all and per source address,
+// the one that waited longest pushed out by a newer one.
+
+#include "proxy/startup_gate.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace pgvigil::proxy {
+namespace {
+
+class StartupGateTest : public ::testing::Test {
+ protected:
+  // Admits a connection named `name` from `address`; its push-out is recorded in pushed_.
+  StartupGate::Ticket admit(StartupGate& gate, const std::string& address,
+                            const std::string& name) {
+    return gate.admit(address, [this, name] { pushed_.push_back(name); });
+  }
+  std::vector<std::string> pushed_;
+};
+
+TEST_F(StartupGateTest, ANewConnectionOverTheBoundPushesOutTheOldest) {
+  StartupGate gate(3, 0);
+  auto a = admit(gate, "10.0.0.1", "a");
+  auto b = admit(gate, "10.0.0.2", "b");
+  auto c = admit(gate, "10.0.0.3", "c");
+  EXPECT_TRUE(pushed_.empty());
+  auto d = admit(gate, "10.0.0.4", "d");
+  EXPECT_EQ(pushed_, std::vector<std::string>{"a"});
+  EXPECT_EQ(gate.in_startup(), 3);
+  EXPECT_EQ(gate.pushed_out(), 1u);
+  a.leave();  // the pushed-out connection ends later: nothing more happens
+  EXPECT_EQ(gate.in_startup(), 3);
+}
+
+TEST_F(StartupGateTest, AnAddressAtItsBoundPushesOutItsOwnOldestOnly) {
+  StartupGate gate(10, 2);
+  auto other = admit(gate, "10.0.0.9", "other");
+  auto a = admit(gate, "10.0.0.1", "a");
+  auto b = admit(gate, "10.0.0.1", "b");
+  auto c = admit(gate, "10.0.0.1", "c");
+  EXPECT_EQ(pushed_, std::vector<std::string>{"a"})
+      << "not the older connection of another address";
+  EXPECT_EQ(gate.in_startup(), 3);
+}
+
+TEST_F(StartupGateTest, LeavingGivesThePlaceBack) {
+  StartupGate gate(2, 0);
+  {
+    auto a = admit(gate, "", "a");
+    auto b = admit(gate, "", "b");
+    b.leave();
+    auto c = admit(gate, "", "c");
+    EXPECT_TRUE(pushed_.empty());
+    EXPECT_EQ(gate.in_startup(), 2);
+  }
+  EXPECT_EQ(gate.in_startup(), 0) << "tickets leave when destroyed";
+  StartupGate::Ticket moved = admit(gate, "", "x");
+  StartupGate::Ticket target = std::move(moved);
+  moved.leave();  // moved-from: holds nothing
+  EXPECT_EQ(gate.in_startup(), 1);
+}
+
+TEST_F(StartupGateTest, ZeroMeansNoBound) {
+  StartupGate gate(0, 0);
+  std::vector<StartupGate::Ticket> tickets;
+  for (int i = 0; i < 500; ++i) tickets.push_back(admit(gate, "127.0.0.1", std::to_string(i)));
+  EXPECT_TRUE(pushed_.empty());
+  EXPECT_EQ(gate.in_startup(), 500);
+}
+
+}  // namespace
+}  // namespace pgvigil::proxy
