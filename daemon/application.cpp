@@ -118,15 +118,8 @@ void Application::build_proxy() {
   std::shared_ptr<const proxy::auth::AccessRules> rules;
   if (!config_.proxy.hba_file.empty()) {
     auto loaded = proxy::auth::load_access_rules(config_.proxy.hba_file);
+    // The config loader checked it already (it may have changed since: read again here).
     if (!loaded) throw std::runtime_error(loaded.error());
-    if (loaded->needs_passwords() && !users) {
-      throw std::runtime_error(config_.proxy.hba_file +
-                               ": md5 and scram-sha-256 rules need auth.users_file, which is empty");
-    }
-    if (loaded->needs_certificates() && config_.proxy.tls.files.ca_file.empty()) {
-      throw std::runtime_error(config_.proxy.hba_file +
-                               ": cert rules need listen.tls.ca_file, which is empty");
-    }
     rules = std::make_shared<const proxy::auth::AccessRules>(std::move(loaded).value());
   }
   proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, make_routes(), users, rules,

@@ -12,6 +12,7 @@
 #include "daemon/duration.hpp"
 #include "daemon/database_section.hpp"
 #include "daemon/section_reader.hpp"
+#include "proxy/auth/access_rules.hpp"
 
 namespace pgvigil::daemon {
 namespace {
@@ -162,9 +163,17 @@ void parse_auth(SectionReader& r, proxy::ProxySettings& settings) {
   }
   if (r.read("hba_file", settings.hba_file) && !settings.hba_file.empty()) {
     settings.hba_file = resolve_path(r, settings.hba_file);
-    int error = 0;
-    if (!read_file(settings.hba_file, error)) {
-      r.fail("hba_file", "cannot read " + settings.hba_file + ": " + std::strerror(error));
+    // Read whole now (and at --check and every reload), so a bad line, or rules that the rest
+    // of the config cannot serve, are config errors rather than clients refused later.
+    const auto rules = proxy::auth::load_access_rules(settings.hba_file);
+    if (!rules) r.fail("hba_file", rules.error());
+    if (rules->needs_passwords() && settings.users_file.empty()) {
+      r.fail("hba_file", settings.hba_file +
+                             ": md5 and scram-sha-256 rules need auth.users_file, which is empty");
+    }
+    if (rules->needs_certificates() && (!settings.tls.context || settings.tls.files.ca_file.empty())) {
+      r.fail("hba_file", settings.hba_file +
+                             ": cert rules need client TLS with listen.tls.ca_file, which is not set");
     }
   }
 }

@@ -6,6 +6,7 @@
 #include "proxy/auth/scram_server.hpp"
 #include "proxy/wire/backend_messages.hpp"
 #include "proxy/wire/frontend_parser.hpp"
+#include "stream/server_tls.hpp"
 
 namespace pgvigil::proxy {
 namespace asio = boost::asio;
@@ -67,18 +68,30 @@ asio::awaitable<Outcome> authenticate_scram(stream::SocketStream& stream, FrameR
   const auto* entry = users.find(user);
   std::optional<auth::ScramServer> server;
   if (entry != nullptr && entry->scram) server.emplace(*entry->scram);
-  if (!server) server.emplace(auth::ScramServer::for_unknown_user(user));
+  if (!server) server.emplace(auth::ScramServer::for_unknown_user(user, users.name_salts()));
+  // Over TLS, -PLUS is offered too (first: libpq takes it with channel_binding=prefer).
+  const auto end_point = stream::tls_server_end_point(stream);
+  if (!end_point.empty()) server->offer_channel_binding(auth::Bytes(end_point.begin(), end_point.end()));
 
   std::string request;
-  const std::string_view mechanisms[] = {auth::kScramSha256};
-  wire::append_authentication_sasl(request, mechanisms);
+  const std::string_view with_binding[] = {auth::kScramSha256Plus, auth::kScramSha256};
+  const std::string_view without_binding[] = {auth::kScramSha256};
+  if (end_point.empty()) {
+    wire::append_authentication_sasl(request, without_binding);
+  } else {
+    wire::append_authentication_sasl(request, with_binding);
+  }
   auto first = co_await exchange(stream, reader, request);
   if (auto* error = std::get_if<ClientError>(&first)) co_return *error;
   const auto initial = wire::parse_sasl_initial_response(std::get<std::string>(first));
-  if (!initial || initial->mechanism != auth::kScramSha256) {
+  const bool known_mechanism =
+      initial && (initial->mechanism == auth::kScramSha256 ||
+                  (initial->mechanism == auth::kScramSha256Plus && !end_point.empty()));
+  if (!known_mechanism) {
     co_return ClientError{sqlstate::kProtocolViolation,
                           "expected a SASL initial response for SCRAM-SHA-256", "", ""};
   }
+  server->set_client_mechanism(initial->mechanism);
   // Feed each client message to the SCRAM state machine until it succeeds or fails.
   auto step = server->step(initial->data);
   while (step.outcome == auth::ScramStep::Outcome::send_continue) {

@@ -165,18 +165,25 @@ awaitable<void> ClientSession::handshake() {
           if (*over) return;
           if (auto self = weak.lock()) {
             self->pushed_out_ = true;
+            // Shut for reading as well as cancelled: a read already completed and queued would
+            // otherwise be followed by another that waits. Writing stays open for the 53300.
+            self->stream_->shut_reading();
             self->stream_->cancel();
           }
         });
       });
 
   ClientStartup startup(service_, *stream_);
+  // Told why, unless the client is halfway into a TLS handshake, where clear text is noise.
+  const auto why = [&](ClientError error) {
+    return pushed_out_ && !startup.tls_handshake_failed() ? pushed_out_error() : std::move(error);
+  };
   auto error = co_await startup.read_startup();
   route_ = startup.route();
-  if (error) co_return fail(pushed_out_ ? pushed_out_error() : std::move(*error));
+  if (error) co_return fail(why(std::move(*error)));
   enter(Phase::authenticating, "startup packet read");
   error = co_await startup.authenticate();
-  if (error) co_return fail(pushed_out_ ? pushed_out_error() : std::move(*error));
+  if (error) co_return fail(why(std::move(*error)));
   *over = true;
   deadline.cancel();
   slot.leave();

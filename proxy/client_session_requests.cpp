@@ -290,7 +290,10 @@ void ClientSession::write_rest_of_plan(relay::ForwardPlan& plan, std::size_t wri
   auto& unsent = toward == Toward::server ? unsent_ : unsent_to_client_;
   const auto pieces = plan.pieces();
   const std::less_equal<const char*> not_after;  // a total order, unlike <= on pointers
-  if (pieces.size() == 1 && not_after(buffer.data(), pieces[0].data()) &&
+  if (pieces.empty() && unsent) {
+    // Everything to write is in `unsent` already (answers pgvigil made, then the server's bytes):
+    // from == to says so.
+  } else if (pieces.size() == 1 && not_after(buffer.data(), pieces[0].data()) &&
       not_after(pieces[0].data() + pieces[0].size(), buffer.data() + buffer.size())) {
     from = static_cast<std::size_t>(pieces[0].data() - buffer.data()) + written;
     to = from - written + pieces[0].size();

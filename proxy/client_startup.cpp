@@ -1,5 +1,7 @@
 #include "proxy/client_startup.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include "proxy/authenticator.hpp"
 #include "proxy/wire/backend_messages.hpp"
 #include "proxy/wire/frame_decoder.hpp"
@@ -121,7 +123,11 @@ awaitable<std::optional<ClientError>> ClientStartup::answer_ssl_request() {
   std::string failure;
   co_await stream::accept_tls(stream_, context, ec, failure);
   // Nothing can be told to a client whose handshake failed: it speaks TLS and has no session.
-  if (ec) co_return ClientError{"", "TLS handshake failed: " + failure, "", ""};
+  if (ec) {
+    tls_handshake_failed_ = true;
+    spdlog::info("client TLS handshake failed: {}", failure);
+    co_return ClientError{"", "TLS handshake failed: " + failure, "", ""};
+  }
   co_return std::nullopt;
 }
 

@@ -37,6 +37,8 @@ class ClientStartup {
   // nullopt.
   boost::asio::awaitable<std::optional<ClientError>> authenticate();
   Admitted admitted() &&;
+  // The client asked for TLS and its handshake did not complete: it cannot read a plain error.
+  bool tls_handshake_failed() const { return tls_handshake_failed_; }
 
  private:
   // SSLRequest: TLS when a certificate is configured ('S' and the handshake), else 'N'.
@@ -58,6 +60,7 @@ class ClientStartup {
   std::string user_;
   SettingMap settings_;
   AuthMethod method_ = AuthMethod::trust;  // how the client authenticates (after the rules)
+  bool tls_handshake_failed_ = false;
 };
 
 }  // namespace pgvigil::proxy

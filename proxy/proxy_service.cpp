@@ -12,7 +12,8 @@ ProxyService::ProxyService(ProxySettings settings, std::vector<Route> routes,
       users_(std::move(users)),
       access_rules_(std::move(access_rules)),
       startup_errors_(startup_errors),
-      startup_gate_(settings_.max_startup_connections, settings_.max_startup_per_address) {
+      startup_gate_(std::make_shared<StartupGate>(settings_.max_startup_connections,
+                                                  settings_.max_startup_per_address)) {
   for (auto& route : routes) routes_.push_back(std::make_shared<Route>(std::move(route)));
   tls_context_ = settings_.tls.context;
 }

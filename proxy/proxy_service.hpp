@@ -59,7 +59,7 @@ class ProxyService {
     return clients_.load(std::memory_order_relaxed) < settings_.max_client_connections;
   }
   // The connections still in startup (listen.max_startup_connections and _per_address).
-  StartupGate& startup_gate() { return startup_gate_; }
+  StartupGate& startup_gate() { return *startup_gate_; }
   // An error sent to a client that has no route yet (its database is unknown or not yet named).
   void count_startup_error(std::string_view sqlstate) { startup_errors_.startup_error(sqlstate); }
 
@@ -85,7 +85,7 @@ class ProxyService {
   metrics::StartupErrorMetrics& startup_errors_;
   CancelRegistry cancels_;
   std::atomic<int> clients_{0};  // authenticated
-  StartupGate startup_gate_;
+  std::shared_ptr<StartupGate> startup_gate_;
   std::atomic<bool> draining_{false};
   boost::asio::thread_pool blocking_{1};
 };

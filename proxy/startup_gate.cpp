@@ -8,14 +8,14 @@ namespace pgvigil::proxy {
 StartupGate::Ticket& StartupGate::Ticket::operator=(Ticket&& other) noexcept {
   if (this != &other) {
     leave();
-    gate_ = std::exchange(other.gate_, nullptr);
+    gate_ = std::move(other.gate_);
     id_ = std::exchange(other.id_, 0);
   }
   return *this;
 }
 
 void StartupGate::Ticket::leave() {
-  if (gate_ != nullptr) std::exchange(gate_, nullptr)->leave(id_);
+  if (gate_) std::exchange(gate_, nullptr)->leave(id_);
 }
 
 StartupGate::Ticket StartupGate::admit(const std::string& address, std::function<void()> push_out) {
@@ -34,7 +34,7 @@ StartupGate::Ticket StartupGate::admit(const std::string& address, std::function
     order_.push_back({id, address, std::move(push_out)});
     by_id_.emplace(id, std::prev(order_.end()));
     ++per_address_[address];
-    ticket.gate_ = this;
+    ticket.gate_ = shared_from_this();
     ticket.id_ = id;
   }
   for (auto& push : pushed) {

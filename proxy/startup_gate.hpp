@@ -18,7 +18,7 @@
 
 namespace pgvigil::proxy {
 
-class StartupGate {
+class StartupGate : public std::enable_shared_from_this<StartupGate> {
  public:
   StartupGate(int max_total, int max_per_address)
       : max_total_(max_total), max_per_address_(max_per_address) {}
@@ -34,11 +34,14 @@ class StartupGate {
 
    private:
     friend class StartupGate;
-    StartupGate* gate_ = nullptr;
+    // Shared: a session still in startup when the proxy is destroyed (at shutdown, with the
+    // event loops) leaves a gate that is still there.
+    std::shared_ptr<StartupGate> gate_;
     std::uint64_t id_ = 0;
   };
 
-  // A new connection from `address` ("" for the Unix socket: one group). `push_out` is called
+  // A new connection from `address` ("" for the Unix socket: one group). The gate must be owned
+  // by a shared_ptr. `push_out` is called
   // (from any thread, at most once, never inside admit's lock) if the connection is later pushed
   // out by a newer one; it must end the startup on the connection's own thread.
   Ticket admit(const std::string& address, std::function<void()> push_out);

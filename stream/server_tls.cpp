@@ -1,6 +1,8 @@
 #include "stream/server_tls.hpp"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509err.h>
@@ -144,6 +146,23 @@ ClientCertificate client_certificate(const SocketStream& stream) {
   }
   X509_free(peer);
   return found;
+}
+
+std::vector<unsigned char> tls_server_end_point(const SocketStream& stream) {
+  SSL* tls = stream.tls_object();
+  X509* own = tls != nullptr ? SSL_get_certificate(tls) : nullptr;
+  if (own == nullptr) return {};
+  int digest_nid = NID_undef;
+  int key_nid = NID_undef;
+  if (OBJ_find_sigid_algs(X509_get_signature_nid(own), &digest_nid, &key_nid) != 1) return {};
+  const EVP_MD* digest = digest_nid == NID_md5 || digest_nid == NID_sha1
+                             ? EVP_sha256()
+                             : EVP_get_digestbynid(digest_nid);
+  if (digest == nullptr) return {};
+  unsigned char hash[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (X509_digest(own, digest, hash, &length) != 1) return {};
+  return std::vector<unsigned char>(hash, hash + length);
 }
 
 }  // namespace pgvigil::stream

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "stream/socket_stream.hpp"
 
@@ -50,5 +51,10 @@ struct ClientCertificate {
   std::string common_name;   // the subject's CN ("" when none)
 };
 ClientCertificate client_certificate(const SocketStream& stream);
+
+// SCRAM's tls-server-end-point channel binding data (RFC 5929): the hash of the certificate this
+// side showed on the TLS stream, with its signature's digest (SHA-256 for MD5 and SHA-1). Empty
+// in the clear, or for a certificate whose signature has no single digest (Ed25519).
+std::vector<unsigned char> tls_server_end_point(const SocketStream& stream);
 
 }  // namespace pgvigil::stream

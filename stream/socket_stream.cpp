@@ -117,6 +117,10 @@ void SocketStream::cancel() {
   if (descriptor_.is_open()) descriptor_.cancel();
 }
 
+void SocketStream::shut_reading() {
+  if (descriptor_.is_open()) ::shutdown(descriptor_.native_handle(), SHUT_RD);
+}
+
 bool SocketStream::is_local() const {
   sockaddr_storage address{};
   socklen_t length = sizeof address;

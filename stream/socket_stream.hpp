@@ -87,6 +87,8 @@ class SocketStream {
   void close();
   // Completes every pending operation with operation_aborted; the stream stays usable.
   void cancel();
+  // Shuts the socket for reading (SHUT_RD): every later read ends at once; writes still go.
+  void shut_reading();
 
   bool is_open() const { return descriptor_.is_open(); }
   int native_handle() { return is_open() ? descriptor_.native_handle() : -1; }

@@ -32,11 +32,11 @@ ScramServer::ScramServer(ScramVerifier verifier, std::string server_nonce)
   if (server_nonce_.empty()) server_nonce_ = base64_encode(random_bytes(kServerNonceBytes));
 }
 
-ScramServer ScramServer::for_unknown_user(std::string_view user) {
+ScramServer ScramServer::for_unknown_user(std::string_view user, const NameSalts& salts) {
   ScramVerifier verifier;
-  verifier.iterations = kDefaultScramIterations;
+  verifier.iterations = salts.iterations;
   // The salt a listed user with a plain password gets too (users_file.cpp).
-  verifier.salt = name_salt(user);
+  verifier.salt = name_salt(salts, user);
   const Bytes keys = random_bytes(64);
   std::copy_n(keys.begin(), 32, verifier.stored_key.begin());
   std::copy_n(keys.begin() + 32, 32, verifier.server_key.begin());
@@ -68,19 +68,44 @@ ScramStep ScramServer::fail(ScramFailure failure, std::string reason) {
 }
 
 ScramStep ScramServer::handle_client_first(std::string_view message) {
-  // gs2-header: cbind-flag "," [authzid] ","
-  if (message.starts_with("p=")) {
-    return fail(ScramFailure::protocol_violation, "channel binding is not supported");
-  }
-  if (!(message.starts_with("n,") || message.starts_with("y,"))) {
+  // gs2-header: cbind-flag "," [authzid] ","; cbind-flag: "n", "y" or "p=<type>".
+  const std::size_t flag_end = message.find(',');
+  if (flag_end == std::string_view::npos) {
     return fail(ScramFailure::protocol_violation, "malformed SCRAM gs2 header");
   }
-  if (message.size() < 3 || message[2] != ',') {
+  const std::string_view flag = message.substr(0, flag_end);
+  if (flag.starts_with("p=")) {
+    if (channel_binding_.empty()) {
+      return fail(ScramFailure::protocol_violation, "channel binding is not supported");
+    }
+    if (flag.substr(2) != kTlsServerEndPoint) {
+      return fail(ScramFailure::protocol_violation, "unsupported SCRAM channel binding type");
+    }
+    if (!plus_) {
+      return fail(ScramFailure::protocol_violation,
+                  "SCRAM channel binding requested with a mechanism that does not bind");
+    }
+    bound_ = true;
+  } else if (flag == "n" || flag == "y") {
+    if (plus_) {
+      return fail(ScramFailure::protocol_violation,
+                  "SCRAM-SHA-256-PLUS chosen without channel binding");
+    }
+    // The client could bind but believes this server cannot, though it offered to: someone
+    // between them removed -PLUS from the offer.
+    if (flag == "y" && !channel_binding_.empty()) {
+      return fail(ScramFailure::protocol_violation,
+                  "SCRAM channel binding downgrade: the client supports it and so does pgvigil");
+    }
+  } else {
+    return fail(ScramFailure::protocol_violation, "malformed SCRAM gs2 header");
+  }
+  if (message.size() < flag_end + 2 || message[flag_end + 1] != ',') {
     // PostgreSQL refuses an authorisation identity too: the startup user is the only identity.
     return fail(ScramFailure::protocol_violation, "SCRAM authorization identity is not supported");
   }
-  gs2_header_ = message.substr(0, 3);
-  std::string_view bare = message.substr(3);
+  gs2_header_ = message.substr(0, flag_end + 2);
+  std::string_view bare = message.substr(flag_end + 2);
   client_first_bare_ = bare;
 
   if (bare.starts_with("m=")) {
@@ -118,10 +143,12 @@ ScramStep ScramServer::handle_client_final(std::string_view message) {
   if (!take_attribute(rest, 'c', binding)) {
     return fail(ScramFailure::protocol_violation, "SCRAM client-final-message lacks c=");
   }
-  // With no channel binding, c= must carry exactly the gs2 header from the first message.
+  // c= carries the gs2 header from the first message, then, when bound, the hash of the
+  // certificate this session showed: a client that saw another certificate cannot match it.
+  Bytes expected(gs2_header_.begin(), gs2_header_.end());
+  if (bound_) expected.insert(expected.end(), channel_binding_.begin(), channel_binding_.end());
   const std::optional<Bytes> binding_bytes = base64_decode(binding);
-  if (!binding_bytes || !std::equal(binding_bytes->begin(), binding_bytes->end(),
-                                    gs2_header_.begin(), gs2_header_.end())) {
+  if (!binding_bytes || *binding_bytes != expected) {
     return fail(ScramFailure::protocol_violation, "SCRAM channel binding data does not match");
   }
   if (!take_attribute(rest, 'r', nonce) || nonce != combined_nonce_) {

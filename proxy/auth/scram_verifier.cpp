@@ -79,9 +79,13 @@ ScramVerifier derive_scram_verifier(std::string_view password) {
   return derive_scram_verifier(password, random_bytes(kDefaultScramSaltSize));
 }
 
-Bytes name_salt(std::string_view user) {
-  static const Bytes key = random_bytes(32);
-  const Sha256Digest digest = hmac_sha256(key, as_bytes(user));
+const NameSalts& process_name_salts() {
+  static const NameSalts salts{random_bytes(32), kDefaultScramIterations};
+  return salts;
+}
+
+Bytes name_salt(const NameSalts& salts, std::string_view user) {
+  const Sha256Digest digest = hmac_sha256(salts.key, as_bytes(user));
   return Bytes(digest.begin(), digest.begin() + kDefaultScramSaltSize);
 }
 

@@ -35,10 +35,18 @@ ScramVerifier derive_scram_verifier(std::string_view password, std::span<const s
 // Same with a fresh random salt.
 ScramVerifier derive_scram_verifier(std::string_view password);
 
-// The salt a user name gets when no stored verifier brings one: HMAC-SHA-256 of the name under a
-// key drawn when the process starts, cut to kDefaultScramSaltSize. Unknown users and users with
-// a plain password both get it, so the salt a client is shown is stable per name and says
-// nothing about whether the user exists.
-Bytes name_salt(std::string_view user);
+// What a user name is shown when no stored verifier brings its own salt and iteration count:
+// unknown users, and users with a plain password. The salt is HMAC-SHA-256 of the name under
+// `key`, cut to kDefaultScramSaltSize, so it is stable per name and says nothing about whether
+// the user exists. The users file derives the key from its secrets (UsersFile::name_salts), so
+// salts stay the same across restarts and between instances that share the file, as stored
+// verifiers' salts do, and takes the iteration count its stored verifiers use most.
+struct NameSalts {
+  Bytes key;
+  int iterations = kDefaultScramIterations;
+};
+// A key drawn at random when the process starts, for when there is no users file.
+const NameSalts& process_name_salts();
+Bytes name_salt(const NameSalts& salts, std::string_view user);
 
 }  // namespace pgvigil::proxy::auth

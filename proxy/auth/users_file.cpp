@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "proxy/auth/md5_auth.hpp"
@@ -10,6 +11,30 @@ namespace pgvigil::proxy::auth {
 namespace {
 
 using Result = ParseResult<UsersFile>;
+
+// The key of the name salts, from the file's secrets: the same file gives the same salts after
+// a restart and on another instance, and nobody without the secrets can compute them. The
+// iteration count is the one the stored verifiers use most (PostgreSQL's default without any).
+NameSalts name_salts_of(const std::vector<UserEntry>& entries) {
+  std::string material = "pgvigil name salts";
+  std::map<int, int> counts;
+  for (const auto& entry : entries) {
+    material.append(1, '\0').append(entry.name).append(1, '\0').append(entry.secret);
+    if (entry.kind != SecretKind::scram_sha_256) continue;
+    if (const auto stored = parse_scram_verifier(entry.secret)) ++counts[stored->iterations];
+  }
+  NameSalts salts;
+  const Sha256Digest key = sha256(as_bytes(material));
+  salts.key.assign(key.begin(), key.end());
+  int most = 0;
+  for (const auto& [iterations, count] : counts) {
+    if (count > most) {
+      most = count;
+      salts.iterations = iterations;
+    }
+  }
+  return salts;
+}
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
@@ -93,14 +118,16 @@ ParseResult<UsersFile> parse_users_file(std::string_view text, std::string_view 
     for (const UserEntry& earlier : entries) {
       if (earlier.name == entry.name) return error_at("duplicate user \"" + entry.name + "\"");
     }
-    if (entry.kind != SecretKind::md5) {
-      auto verifier = scram_verifier_for(entry);
-      if (!verifier) return error_at(verifier.error());
-      entry.scram = std::move(verifier).value();
-    }
     entries.push_back(std::move(entry));
   }
-  return Result::ok(UsersFile(std::move(entries)));
+  const NameSalts salts = name_salts_of(entries);
+  for (auto& entry : entries) {
+    if (entry.kind == SecretKind::md5) continue;
+    auto verifier = scram_verifier_for(entry, salts);
+    if (!verifier) return Result::fail(std::string(file_name) + ": " + verifier.error());
+    entry.scram = std::move(verifier).value();
+  }
+  return Result::ok(UsersFile(std::move(entries), salts));
 }
 
 ParseResult<UsersFile> load_users_file(const std::filesystem::path& path) {
@@ -112,13 +139,13 @@ ParseResult<UsersFile> load_users_file(const std::filesystem::path& path) {
   return parse_users_file(content.str(), path.string());
 }
 
-ParseResult<ScramVerifier> scram_verifier_for(const UserEntry& entry) {
+ParseResult<ScramVerifier> scram_verifier_for(const UserEntry& entry, const NameSalts& salts) {
   switch (entry.kind) {
     case SecretKind::scram_sha_256:
       return parse_scram_verifier(entry.secret);
     case SecretKind::plain:
       return ParseResult<ScramVerifier>::ok(
-          derive_scram_verifier(entry.secret, name_salt(entry.name)));
+          derive_scram_verifier(entry.secret, name_salt(salts, entry.name), salts.iterations));
     case SecretKind::md5:
       break;
   }

@@ -43,14 +43,18 @@ struct UserEntry {
 class UsersFile {
  public:
   UsersFile() = default;
-  explicit UsersFile(std::vector<UserEntry> entries) : entries_(std::move(entries)) {}
+  explicit UsersFile(std::vector<UserEntry> entries, NameSalts name_salts = process_name_salts())
+      : entries_(std::move(entries)), name_salts_(std::move(name_salts)) {}
 
   // nullptr when the user is not listed.
   const UserEntry* find(std::string_view name) const;
   const std::vector<UserEntry>& entries() const { return entries_; }
+  // What unknown users and plain passwords are shown (scram_verifier.hpp).
+  const NameSalts& name_salts() const { return name_salts_; }
 
  private:
   std::vector<UserEntry> entries_;
+  NameSalts name_salts_;
 };
 
 // `file_name` only labels error messages.
@@ -60,9 +64,10 @@ ParseResult<UsersFile> parse_users_file(std::string_view text, std::string_view 
 ParseResult<UsersFile> load_users_file(const std::filesystem::path& path);
 
 // The verifier to run SCRAM with: parsed for a SCRAM secret, derived for a plain password with
-// the user name's salt (name_salt: the one an unknown user is shown too) at one PBKDF2 run. Fails
+// the user name's salt and count (NameSalts: what an unknown user is shown too) at one PBKDF2 run. Fails
 // for md5 secrets, which cannot be turned into a SCRAM verifier. parse_users_file calls it once
 // per entry (UserEntry::scram).
-ParseResult<ScramVerifier> scram_verifier_for(const UserEntry& entry);
+ParseResult<ScramVerifier> scram_verifier_for(const UserEntry& entry,
+                                              const NameSalts& salts = process_name_salts());
 
 }  // namespace pgvigil::proxy::auth

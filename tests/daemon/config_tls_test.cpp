@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "tests/daemon/config_parse_util.hpp"
@@ -147,6 +148,40 @@ TEST(ConfigTlsTest, ModesThatCannotBeHonouredAreRefused) {
   const Config config = parse(kDatabase + "    tls_mode: verify-full\n" + "listen: {tls: {" +
                               certificate + ", ca_file: " + files.cert().string() + "}}\n");
   EXPECT_EQ(config.routes[0].tls_mode, proxy::ClientTlsMode::verify_full);
+}
+
+// auth.hba_file is read whole with the config: a bad line, or rules the config cannot serve, are
+// config errors (at start, --check and reload), not clients refused later.
+TEST(ConfigTlsTest, AccessRulesAreCheckedWithTheConfig) {
+  const SelfSigned files;
+  const auto rules = [](const std::string& name, const std::string& text) {
+    const auto path = fs::temp_directory_path() / name;
+    std::ofstream(path) << text;
+    return path.string();
+  };
+  auto error =
+      error_of(kDatabase + "auth: {hba_file: " + rules("pgv-bad.hba", "host all all\n") + "}\n");
+  EXPECT_EQ(error.key(), "auth.hba_file");
+  EXPECT_NE(std::string(error.what()).find("pgv-bad.hba:1: expected 5 fields"), std::string::npos)
+      << error.what();
+  error = error_of(kDatabase +
+                   "auth: {hba_file: " + rules("pgv-md5.hba", "host all all all md5\n") + "}\n");
+  EXPECT_NE(std::string(error.what()).find("need auth.users_file"), std::string::npos)
+      << error.what();
+  error = error_of(kDatabase +
+                   "auth: {hba_file: " + rules("pgv-cert.hba", "hostssl all all all cert\n") +
+                   "}\nlisten: {tls: {cert_file: " + files.cert().string() +
+                   ", key_file: " + files.key().string() + "}}\n");
+  EXPECT_NE(std::string(error.what()).find("cert rules need client TLS with listen.tls.ca_file"),
+            std::string::npos)
+      << error.what();
+  const Config config =
+      parse(kDatabase + "auth: {hba_file: " + rules("pgv-ok.hba", "local all all trust\n") + "}\n");
+  EXPECT_FALSE(config.proxy.hba_file.empty());
+  fs::remove(fs::temp_directory_path() / "pgv-bad.hba");
+  fs::remove(fs::temp_directory_path() / "pgv-md5.hba");
+  fs::remove(fs::temp_directory_path() / "pgv-cert.hba");
+  fs::remove(fs::temp_directory_path() / "pgv-ok.hba");
 }
 
 }  // namespace

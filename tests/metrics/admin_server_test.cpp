@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -149,6 +150,15 @@ TEST_F(AdminServerTest, DropsASilentClientAfterTheRequestTimeout) {
 // arrives whole, is answered at once instead of after the flood's request timeouts.
 TEST_F(AdminServerTest, HealthzAnswersWhileAThousandClientsSendHalfAHeader) {
   start();  // the daemon's limits: 64 sessions, 10 s request timeout, 2 s header timeout
+  // 1,000 client sockets and up to 64 accepted ones in this process: more than the common
+  // default of 1,024 descriptors.
+  rlimit files{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &files), 0);
+  if (files.rlim_cur < 2048 && files.rlim_max >= 2048) {
+    files.rlim_cur = 2048;
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &files), 0);
+  }
+  ASSERT_GE(files.rlim_cur, 2048u) << "needs 2048 open files";
   std::vector<int> flood;
   const auto close_all = [&flood] {
     for (const int fd : flood) ::close(fd);

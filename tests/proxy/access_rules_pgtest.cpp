@@ -1,6 +1,6 @@
 // Access rules (auth.hba_file) through the real pgvigil binary with psql: each method (trust,
 // scram-sha-256, md5, cert, reject), a CIDR that does not match, hostssl and hostnossl, the
-// Unix socket as local, and a client no rule matches.
+// Unix socket as local, and a client no rule matches; SCRAM with channel binding over TLS.
 
 #include <gtest/gtest.h>
 
@@ -84,6 +84,14 @@ TEST_F(AccessRulesPgTest, EveryKindOfRuleInTheOrderWritten) {
   ran = connect("certdb", "postgres", "");
   EXPECT_NE(ran.exit_code, 0) << "hostssl does not match a plain client";
   EXPECT_TRUE(contains(ran.output, "no pgvigil access rule")) << ran.output;
+
+  // SCRAM over TLS binds to the TLS session (SCRAM-SHA-256-PLUS, tls-server-end-point): libpq
+  // checks the server's proof against the certificate it saw, and require refuses anything less.
+  EXPECT_EQ(connect("app", "alice", "pw-alice", tls + " channel_binding=require").exit_code, 0)
+      << connect("app", "alice", "pw-alice", tls + " channel_binding=require").output;
+  ran = connect("app", "alice", "wrong", tls + " channel_binding=require");
+  EXPECT_NE(ran.exit_code, 0);
+  EXPECT_TRUE(contains(ran.output, "password authentication failed")) << ran.output;
 
   // hostnossl: in the clear only.
   EXPECT_EQ(connect("plain", "anyone", "").exit_code, 0);

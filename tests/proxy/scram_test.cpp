@@ -70,6 +70,7 @@ struct TestClient {
   std::string password;
   std::string gs2_header;
   std::string client_first_bare = "n=,r=fyko+d2lbbFgONRv9qkxdawL";
+  std::string cbind_data;  // what follows the gs2 header in c= (channel binding)
   Key server_key_seen{};
   std::string auth_message;
 
@@ -93,8 +94,9 @@ struct TestClient {
                nullptr);
     server_key_seen = hmac(salted, "Server Key");
 
+    const std::string binding = gs2_header + cbind_data;
     const std::string without_proof =
-        "c=" + b64(reinterpret_cast<const unsigned char*>(gs2_header.data()), gs2_header.size()) +
+        "c=" + b64(reinterpret_cast<const unsigned char*>(binding.data()), binding.size()) +
         ",r=" + attribute(server_first, 'r');
     auth_message = client_first_bare + "," + std::string(server_first) + "," + without_proof;
     const Key signature = hmac(stored_key, auth_message);
@@ -144,6 +146,42 @@ TEST(ScramServer, AcceptsClientThatCouldBindButWasNotOffered) {
   const ScramStep first = server.step(client.first());
   ASSERT_EQ(first.outcome, Outcome::send_continue) << first.reason;
   EXPECT_EQ(server.step(client.final_for(first.message)).outcome, Outcome::send_final);
+}
+
+// SCRAM-SHA-256-PLUS with tls-server-end-point: the proof holds only with the hash of the
+// certificate the server showed.
+TEST(ScramServer, ChannelBindingNeedsTheCertificatesHash) {
+  const Bytes end_point(32, 0xab);
+  const std::string end_point_text(end_point.begin(), end_point.end());
+  const auto exchange = [&](std::string_view mechanism, const std::string& gs2,
+                            const std::string& cbind) {
+    ScramServer server(derive_scram_verifier("pw"));
+    server.offer_channel_binding(end_point);
+    server.set_client_mechanism(mechanism);
+    TestClient client{"pw", gs2};
+    client.cbind_data = cbind;
+    const ScramStep first = server.step(client.first());
+    if (first.outcome != Outcome::send_continue) return first;
+    return server.step(client.final_for(first.message));
+  };
+  const std::string bound = "p=tls-server-end-point,,";
+  EXPECT_EQ(exchange(kScramSha256Plus, bound, end_point_text).outcome, Outcome::send_final);
+  const auto other_certificate = exchange(kScramSha256Plus, bound, std::string(32, 'x'));
+  EXPECT_EQ(other_certificate.outcome, Outcome::failed);
+  EXPECT_EQ(other_certificate.reason, "SCRAM channel binding data does not match");
+  EXPECT_EQ(exchange(kScramSha256Plus, "p=tls-unique,,", end_point_text).reason,
+            "unsupported SCRAM channel binding type");
+  EXPECT_EQ(exchange(kScramSha256Plus, "n,,", "").reason,
+            "SCRAM-SHA-256-PLUS chosen without channel binding");
+  EXPECT_EQ(exchange(kScramSha256, bound, end_point_text).reason,
+            "SCRAM channel binding requested with a mechanism that does not bind");
+  // A client that could bind, told -PLUS was not offered although it was: a downgrade.
+  EXPECT_EQ(exchange(kScramSha256, "y,,", "").outcome, Outcome::failed);
+  EXPECT_EQ(exchange(kScramSha256, "n,,", "").outcome, Outcome::send_final)
+      << "a client that cannot bind still logs in";
+  // Not offered (in the clear): p= is refused.
+  ScramServer clear(derive_scram_verifier("pw"));
+  EXPECT_EQ(clear.step(TestClient{"pw", bound}.first()).reason, "channel binding is not supported");
 }
 
 TEST(ScramServer, RefusesWrongPassword) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,8 @@ class StartupGateTest : public ::testing::Test {
 };
 
 TEST_F(StartupGateTest, ANewConnectionOverTheBoundPushesOutTheOldest) {
-  StartupGate gate(3, 0);
+  auto owner = std::make_shared<StartupGate>(3, 0);
+  StartupGate& gate = *owner;
   auto a = admit(gate, "10.0.0.1", "a");
   auto b = admit(gate, "10.0.0.2", "b");
   auto c = admit(gate, "10.0.0.3", "c");
@@ -36,7 +38,8 @@ TEST_F(StartupGateTest, ANewConnectionOverTheBoundPushesOutTheOldest) {
 }
 
 TEST_F(StartupGateTest, AnAddressAtItsBoundPushesOutItsOwnOldestOnly) {
-  StartupGate gate(10, 2);
+  auto owner = std::make_shared<StartupGate>(10, 2);
+  StartupGate& gate = *owner;
   auto other = admit(gate, "10.0.0.9", "other");
   auto a = admit(gate, "10.0.0.1", "a");
   auto b = admit(gate, "10.0.0.1", "b");
@@ -47,7 +50,8 @@ TEST_F(StartupGateTest, AnAddressAtItsBoundPushesOutItsOwnOldestOnly) {
 }
 
 TEST_F(StartupGateTest, LeavingGivesThePlaceBack) {
-  StartupGate gate(2, 0);
+  auto owner = std::make_shared<StartupGate>(2, 0);
+  StartupGate& gate = *owner;
   {
     auto a = admit(gate, "", "a");
     auto b = admit(gate, "", "b");
@@ -64,11 +68,23 @@ TEST_F(StartupGateTest, LeavingGivesThePlaceBack) {
 }
 
 TEST_F(StartupGateTest, ZeroMeansNoBound) {
-  StartupGate gate(0, 0);
+  auto owner = std::make_shared<StartupGate>(0, 0);
+  StartupGate& gate = *owner;
   std::vector<StartupGate::Ticket> tickets;
   for (int i = 0; i < 500; ++i) tickets.push_back(admit(gate, "127.0.0.1", std::to_string(i)));
   EXPECT_TRUE(pushed_.empty());
   EXPECT_EQ(gate.in_startup(), 500);
+}
+
+// A session still starting when the proxy goes (shutdown) holds the gate alive.
+TEST_F(StartupGateTest, ATicketOutlivesTheGatesOwner) {
+  auto owner = std::make_shared<StartupGate>(1, 0);
+  auto ticket = admit(*owner, "", "a");
+  std::weak_ptr<StartupGate> watched = owner;
+  owner.reset();
+  EXPECT_FALSE(watched.expired());
+  ticket.leave();
+  EXPECT_TRUE(watched.expired());
 }
 
 }  // namespace

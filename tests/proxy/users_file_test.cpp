@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "proxy/auth/md5_auth.hpp"
+#include "proxy/auth/scram_server.hpp"
 
 namespace pgvigil::proxy::auth {
 namespace {
@@ -101,14 +102,35 @@ TEST(UsersFile, VerifiersAreMadeOnceWithTheNamesSalt) {
   ASSERT_TRUE(users) << users.error();
   const auto* alice = users->find("alice");
   ASSERT_TRUE(alice && alice->scram);
-  EXPECT_EQ(alice->scram->salt, name_salt("alice"));
+  const auto& salts = users->name_salts();
+  EXPECT_EQ(alice->scram->salt, name_salt(salts, "alice"));
+  EXPECT_EQ(alice->scram->salt, ScramServer::for_unknown_user("alice", salts).verifier().salt)
+      << "the salt alice would be shown if she were not listed";
   EXPECT_EQ(format_scram_verifier(*alice->scram),
-            format_scram_verifier(derive_scram_verifier("pencil", name_salt("alice"))));
+            format_scram_verifier(derive_scram_verifier("pencil", name_salt(salts, "alice"))));
   ASSERT_TRUE(users->find("carol")->scram);
   EXPECT_EQ(format_scram_verifier(*users->find("carol")->scram), scram_secret);
   EXPECT_FALSE(users->find("bob")->scram) << "an md5 secret cannot do SCRAM";
-  EXPECT_NE(name_salt("alice"), name_salt("alicf"));
-  EXPECT_EQ(name_salt("alice"), name_salt("alice"));
+  EXPECT_NE(name_salt(salts, "alice"), name_salt(salts, "alicf"));
+}
+
+// Salts that changed at a restart while stored verifiers' did not would tell listed users from
+// others: the key comes from the file's secrets, the count from its stored verifiers.
+TEST(UsersFile, NameSaltsAreTheFilesAcrossRestartsAndFollowStoredIterations) {
+  const std::string text = "\"alice\" \"pencil\"\n\"carol\" \"" + scram_secret + "\"\n";
+  const auto first = parse_users_file(text, "users.txt");
+  const auto again = parse_users_file(text, "users.txt");
+  ASSERT_TRUE(first && again);
+  EXPECT_EQ(name_salt(first->name_salts(), "nobody"), name_salt(again->name_salts(), "nobody"));
+  EXPECT_EQ(first->find("alice")->scram->salt, again->find("alice")->scram->salt);
+  const auto other = parse_users_file("\"alice\" \"other\"\n", "users.txt");
+  ASSERT_TRUE(other);
+  EXPECT_NE(name_salt(first->name_salts(), "nobody"), name_salt(other->name_salts(), "nobody"))
+      << "other secrets, another key";
+  const auto stored = parse_scram_verifier(scram_secret);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(first->name_salts().iterations, stored->iterations);
+  EXPECT_EQ(first->find("alice")->scram->iterations, stored->iterations);
 }
 
 }  // namespace
