@@ -115,15 +115,7 @@ void Application::build_proxy() {
     if (!loaded) throw std::runtime_error(loaded.error());
     users = std::make_shared<const proxy::auth::UsersFile>(std::move(loaded).value());
   }
-  std::shared_ptr<const proxy::auth::AccessRules> rules;
-  if (!config_.proxy.hba_file.empty()) {
-    auto loaded = proxy::auth::load_access_rules(config_.proxy.hba_file);
-    // The config loader checked it already (it may have changed since: read again here).
-    if (!loaded) throw std::runtime_error(loaded.error());
-    rules = std::make_shared<const proxy::auth::AccessRules>(std::move(loaded).value());
-  }
-  proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, make_routes(), users, rules,
-                                                 registry_);
+  proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, make_routes(), users, registry_);
   listener_ = std::make_unique<proxy::Listener>(workers_.context(0), *proxy_);
 }
 

@@ -165,7 +165,7 @@ void parse_auth(SectionReader& r, proxy::ProxySettings& settings) {
     settings.hba_file = resolve_path(r, settings.hba_file);
     // Read whole now (and at --check and every reload), so a bad line, or rules that the rest
     // of the config cannot serve, are config errors rather than clients refused later.
-    const auto rules = proxy::auth::load_access_rules(settings.hba_file);
+    auto rules = proxy::auth::load_access_rules(settings.hba_file);
     if (!rules) r.fail("hba_file", rules.error());
     if (rules->needs_passwords() && settings.users_file.empty()) {
       r.fail("hba_file", settings.hba_file +
@@ -175,6 +175,7 @@ void parse_auth(SectionReader& r, proxy::ProxySettings& settings) {
       r.fail("hba_file", settings.hba_file +
                              ": cert rules need client TLS with listen.tls.ca_file, which is not set");
     }
+    settings.access_rules = std::make_shared<const proxy::auth::AccessRules>(std::move(rules).value());
   }
 }
 

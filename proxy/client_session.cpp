@@ -159,8 +159,9 @@ awaitable<void> ClientSession::handshake() {
 
   // Connections that have not authenticated have a room of their own: a newer one may push
   // this one out (it is ended here, on its own worker, unless its startup is over by then).
+  ClientStartup startup(service_, *stream_);
   auto slot = service_.startup_gate().admit(
-      stream_->peer_address(), [weak = weak_from_this(), over, executor = stream_->get_executor()] {
+      startup.peer().address, [weak = weak_from_this(), over, executor = stream_->get_executor()] {
         asio::post(executor, [weak, over] {
           if (*over) return;
           if (auto self = weak.lock()) {
@@ -173,7 +174,6 @@ awaitable<void> ClientSession::handshake() {
         });
       });
 
-  ClientStartup startup(service_, *stream_);
   // Told why, unless the client is halfway into a TLS handshake, where clear text is noise.
   const auto why = [&](ClientError error) {
     return pushed_out_ && !startup.tls_handshake_failed() ? pushed_out_error() : std::move(error);

@@ -25,7 +25,10 @@ wire::DecoderLimits limits_of(const ProxySettings& settings) {
 }  // namespace
 
 ClientStartup::ClientStartup(ProxyService& service, stream::SocketStream& stream)
-    : service_(service), stream_(stream), reader_(stream, limits_of(service.settings())) {}
+    : service_(service),
+      stream_(stream),
+      peer_(stream.peer()),
+      reader_(stream, limits_of(service.settings())) {}
 
 awaitable<std::optional<ClientError>> ClientStartup::read_startup() {
   wire::StartupMessage startup;
@@ -87,21 +90,23 @@ awaitable<std::optional<ClientError>> ClientStartup::read_startup() {
   if (startup.minor_version > 0 || !unsupported.empty()) {
     std::string negotiate;
     wire::append_negotiate_protocol_version(negotiate, 0, unsupported);
-    boost::system::error_code ec;
-    co_await stream_.write_all(negotiate, ec);
-    if (ec) co_return ClientError{"", "client went away", "", ""};
+    if (auto gone = co_await send(negotiate)) co_return gone;
   }
   reader_.enter_normal_phase();
+  co_return std::nullopt;
+}
+
+awaitable<std::optional<ClientError>> ClientStartup::send(std::span<const char> bytes) {
+  boost::system::error_code ec;
+  co_await stream_.write_all(bytes, ec);
+  if (ec) co_return ClientError{"", "client went away", "", ""};
   co_return std::nullopt;
 }
 
 awaitable<std::optional<ClientError>> ClientStartup::refuse_encryption() {
   std::string refusal;
   wire::append_encryption_refusal(refusal);
-  boost::system::error_code ec;
-  co_await stream_.write_all(refusal, ec);
-  if (ec) co_return ClientError{"", "client went away", "", ""};
-  co_return std::nullopt;
+  co_return co_await send(refusal);
 }
 
 awaitable<std::optional<ClientError>> ClientStartup::answer_ssl_request() {
@@ -116,10 +121,9 @@ awaitable<std::optional<ClientError>> ClientStartup::answer_ssl_request() {
     co_return ClientError{sqlstate::kProtocolViolation,
                           "received unencrypted data after SSL request", "", ""};
   }
-  boost::system::error_code ec;
   const char accept = 'S';
-  co_await stream_.write_all(std::span<const char>(&accept, 1), ec);
-  if (ec) co_return ClientError{"", "client went away", "", ""};
+  if (auto gone = co_await send(std::span<const char>(&accept, 1))) co_return gone;
+  boost::system::error_code ec;
   std::string failure;
   co_await stream::accept_tls(stream_, context, ec, failure);
   // Nothing can be told to a client whose handshake failed: it speaks TLS and has no session.
@@ -133,7 +137,7 @@ awaitable<std::optional<ClientError>> ClientStartup::answer_ssl_request() {
 
 std::optional<ClientError> ClientStartup::check_link(const std::string& user) const {
   const auto mode = route_->settings.tls_mode;
-  if (mode <= ClientTlsMode::allow || stream_.is_local()) return std::nullopt;
+  if (mode <= ClientTlsMode::allow || peer_.local) return std::nullopt;
   const auto database = route_->settings.database;
   if (!stream_.is_tls()) {
     return ClientError{sqlstate::kInvalidAuthorization,
@@ -175,22 +179,22 @@ std::optional<ClientError> ClientStartup::apply_access_rules(const std::string& 
   method_ = route_->settings.auth_method;
   const auto* rules = service_.access_rules();
   if (rules == nullptr) return std::nullopt;
-  const auth::ConnectionSource source{stream_.is_local(), stream_.peer_address(), stream_.is_tls()};
+  const auth::ConnectionSource source{peer_.local, peer_.address, stream_.is_tls()};
   const auto& database = route_->settings.database;
   const auto* rule = rules->match(source, database, user);
-  const std::string who = std::string(source.local ? "local connection" : "host \"" + source.address + "\"") +
-                          ", user \"" + user + "\", database \"" + database + "\", " +
-                          (source.tls ? "TLS" : "no encryption");
+  const auto who = [&] {
+    return (source.local ? std::string("local connection") : "host \"" + source.address + "\"") +
+           ", user \"" + user + "\", database \"" + database + "\", " +
+           (source.tls ? "TLS" : "no encryption");
+  };
   if (rule == nullptr) {
-    return ClientError{sqlstate::kInvalidAuthorization,
-                       "no pgvigil access rule for " + who, "",
+    return ClientError{sqlstate::kInvalidAuthorization, "no pgvigil access rule for " + who(), "",
                        "Add a line for it to auth.hba_file."};
   }
-  if (rule->method == auth::AccessMethod::reject) {
-    return ClientError{sqlstate::kInvalidAuthorization,
-                       "pgvigil's access rules reject " + who, "", ""};
-  }
   switch (rule->method) {
+    case auth::AccessMethod::reject:
+      return ClientError{sqlstate::kInvalidAuthorization,
+                         "pgvigil's access rules reject " + who(), "", ""};
     case auth::AccessMethod::md5:
       method_ = AuthMethod::md5;
       return std::nullopt;
@@ -202,14 +206,15 @@ std::optional<ClientError> ClientStartup::apply_access_rules(const std::string& 
       method_ = AuthMethod::trust;
       if (!stream_.is_tls()) {
         return ClientError{sqlstate::kInvalidAuthorization,
-                           "certificate authentication needs TLS: " + who, "",
+                           "certificate authentication needs TLS: " + who(), "",
                            "Connect with sslmode=verify-full, sslcert and sslkey."};
       }
       return check_client_certificate(&user);
-    default:
+    case auth::AccessMethod::trust:
       method_ = AuthMethod::trust;
       return std::nullopt;
   }
+  return std::nullopt;
 }
 
 awaitable<std::optional<ClientError>> ClientStartup::authenticate() {

@@ -30,6 +30,8 @@ class ClientStartup {
   // Reads up to the StartupMessage and finds the client's route. An error is what to tell the
   // client (an empty sqlstate: nothing, as for a cancel request or a client gone).
   boost::asio::awaitable<std::optional<ClientError>> read_startup();
+  // Who the client is (asked once: the startup gate, the TLS rule and the access rules use it).
+  const stream::SocketStream::Peer& peer() const { return peer_; }
   // The route read_startup() found (null before, or when the database is unknown): an error
   // after it counts against that database.
   Route* route() const { return route_; }
@@ -41,6 +43,8 @@ class ClientStartup {
   bool tls_handshake_failed() const { return tls_handshake_failed_; }
 
  private:
+  // Writes `bytes`; an error with no SQLSTATE when the client is gone.
+  boost::asio::awaitable<std::optional<ClientError>> send(std::span<const char> bytes);
   // SSLRequest: TLS when a certificate is configured ('S' and the handshake), else 'N'.
   boost::asio::awaitable<std::optional<ClientError>> answer_ssl_request();
   boost::asio::awaitable<std::optional<ClientError>> refuse_encryption();
@@ -55,6 +59,7 @@ class ClientStartup {
 
   ProxyService& service_;
   stream::SocketStream& stream_;
+  stream::SocketStream::Peer peer_;
   FrameReader reader_;
   Route* route_ = nullptr;
   std::string user_;

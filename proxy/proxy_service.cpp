@@ -6,11 +6,9 @@ namespace pgvigil::proxy {
 
 ProxyService::ProxyService(ProxySettings settings, std::vector<Route> routes,
                            std::shared_ptr<const auth::UsersFile> users,
-                           std::shared_ptr<const auth::AccessRules> access_rules,
                            metrics::StartupErrorMetrics& startup_errors)
     : settings_(std::move(settings)),
       users_(std::move(users)),
-      access_rules_(std::move(access_rules)),
       startup_errors_(startup_errors),
       startup_gate_(std::make_shared<StartupGate>(settings_.max_startup_connections,
                                                   settings_.max_startup_per_address)) {

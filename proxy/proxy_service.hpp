@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "metrics/proxy_metrics.hpp"
-#include "proxy/auth/access_rules.hpp"
 #include "proxy/auth/users_file.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/proxy_settings.hpp"
@@ -26,7 +25,6 @@ class ProxyService {
   // service.
   ProxyService(ProxySettings settings, std::vector<Route> routes,
                std::shared_ptr<const auth::UsersFile> users,
-               std::shared_ptr<const auth::AccessRules> access_rules,
                metrics::StartupErrorMetrics& startup_errors);
   ~ProxyService();
 
@@ -44,7 +42,7 @@ class ProxyService {
   void publish_relayed();
   const auth::UsersFile* users() const { return users_.get(); }
   // null: no auth.hba_file, each database's auth_method applies to every client.
-  const auth::AccessRules* access_rules() const { return access_rules_.get(); }
+  const auth::AccessRules* access_rules() const { return settings_.access_rules.get(); }
   // The TLS context offered to clients that ask (null: answered 'N'). A reload replaces it;
   // sessions keep the one they were accepted with. Thread-safe.
   stream::ServerTlsContext tls_context() const;
@@ -79,7 +77,6 @@ class ProxyService {
   // Replaced and removed routes: sessions may still point at them.
   std::vector<std::shared_ptr<Route>> retired_routes_;
   std::shared_ptr<const auth::UsersFile> users_;
-  std::shared_ptr<const auth::AccessRules> access_rules_;
   mutable std::mutex tls_mutex_;
   stream::ServerTlsContext tls_context_;  // under tls_mutex_
   metrics::StartupErrorMetrics& startup_errors_;

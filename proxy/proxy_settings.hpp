@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "proxy/auth/access_rules.hpp"
 #include "stream/server_tls.hpp"
 
 namespace pgvigil::proxy {
@@ -53,8 +54,9 @@ struct ProxySettings {
   AuthMethod auth_method = AuthMethod::trust;  // default for every database
   std::string users_file;  // "user" "secret" lines: plain, md5..., or SCRAM-SHA-256$...
   // Access rules in pg_hba.conf's form (proxy/auth/access_rules.hpp); "": the databases'
-  // auth_method for every client.
+  // auth_method for every client. The rules are read once, with the configuration.
   std::string hba_file;
+  std::shared_ptr<const auth::AccessRules> access_rules;  // null without hba_file
   ClientTlsSettings tls;
 };
 

@@ -93,10 +93,13 @@ class SocketStream {
   bool is_open() const { return descriptor_.is_open(); }
   int native_handle() { return is_open() ? descriptor_.native_handle() : -1; }
   bool is_tls() const { return tls_ != nullptr; }
-  // A Unix-socket peer (on this host), as opposed to TCP. One system call: not for hot paths.
-  bool is_local() const;
-  // The peer's IP address as text ("10.0.0.7", "::1"); "" for a Unix-socket peer or when unknown.
-  std::string peer_address() const;
+  // Who the peer is: a Unix-socket peer (on this host), or a TCP peer's IP address as text
+  // ("10.0.0.7", "::1"; "" when unknown). One system call: ask once, not on hot paths.
+  struct Peer {
+    bool local = false;
+    std::string address;
+  };
+  Peer peer() const;
   // The OpenSSL object of a TLS stream (null in the clear), for what the peer's certificate says.
   SSL* tls_object() const { return tls_; }
   // From now on the stream is TLS through `tls` (a completed handshake over this descriptor),
