@@ -94,18 +94,39 @@ std::vector<Application::NamedPool> Application::named_pools() const {
 std::vector<proxy::Route> Application::make_routes() {
   // A sharded database has one route per shard; the proxy hands its clients out in turn.
   std::vector<proxy::Route> routes;
+  std::map<std::string, std::shared_ptr<proxy::auth::SecretLookup>> lookups;
   for (std::size_t i = 0; i < config_.routes.size(); ++i) {
+    const auto lookup = secret_lookup(config_.databases[i]);
+    if (lookup) lookups[config_.databases[i].name] = lookup;
     for (const auto& shard : pools_[i]) {
       proxy::Route route;
       route.settings = config_.routes[i];
       route.pool = shard;
+      route.secret_lookup = lookup;
       route.metrics =
           registry_.add_client_pool(config_.databases[i].name, proxy::relay::pin_cause_names());
       route.checkout_timeout = config_.databases[i].pool.checkout_timeout;
       routes.push_back(std::move(route));
     }
   }
+  secret_lookups_ = std::move(lookups);
   return routes;
+}
+
+std::shared_ptr<proxy::auth::SecretLookup> Application::secret_lookup(
+    const pool::PoolConfig& database) {
+  const auto& settings = config_.proxy.auth_query;
+  if (!settings.enabled()) return nullptr;
+  auto server = proxy::auth::auth_server_config(database, settings);
+  // Kept across a reload that changes neither the server nor auth.query: its cache and its
+  // connection stay good.
+  if (const auto it = secret_lookups_.find(database.name);
+      it != secret_lookups_.end() && it->second->serves(server.server, settings)) {
+    return it->second;
+  }
+  // Logins are taken on worker 0 (proxy::Listener): the lookup lives there too.
+  return std::make_shared<proxy::auth::SecretLookup>(workers_.context(0).get_executor(),
+                                                     std::move(server), settings);
 }
 
 void Application::build_proxy() {

@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -71,6 +72,9 @@ class Application {
   };
   std::vector<NamedPool> named_pools() const;
   std::vector<proxy::Route> make_routes();
+  // auth.query's lookup for a database: the one it had, unless its server or auth.query
+  // changed; null without auth.query.
+  std::shared_ptr<proxy::auth::SecretLookup> secret_lookup(const pool::PoolConfig& database);
   std::string status_line() const;
   bool pools_healthy() const;
   std::optional<FileStamp> config_stamp() const;
@@ -86,6 +90,7 @@ class Application {
   std::vector<Shards> pools_;                          // same order as config_.databases
   std::vector<std::shared_ptr<pool::Pool>> retiring_;  // removed by a reload, still draining
   std::set<std::string> paused_databases_;             // by POST /pause, until /resume
+  std::map<std::string, std::shared_ptr<proxy::auth::SecretLookup>> secret_lookups_;  // by database
   int next_worker_ = 0;
   std::unique_ptr<metrics::AdminServer> admin_;
   std::unique_ptr<proxy::ProxyService> proxy_;

@@ -103,8 +103,27 @@ std::vector<ConfigKey> make_keys() {
        "method and the databases' auth_method is not used. \"\": auth_method for everyone. "
        "Relative to the config file's directory."},
       {"auth.users_file", string, "\"\"", kNeedsRestart,
-       "File of \"user\" \"secret\" lines; relative to the config file's directory; required "
-       "when any database authenticates with md5 or scram-sha-256."},
+       "File of \"user\" \"secret\" lines; relative to the config file's directory; md5 and "
+       "scram-sha-256 need it or auth.query. Its users come first; auth.query is asked for the "
+       "others."},
+      {"auth.query.user", string, "\"\"", kReloads,
+       "Role that looks up, on each database's own servers, the secret of a client the users "
+       "file does not list (PgBouncer's auth_user), so no login has to be copied into a file. "
+       "It must be able to run auth.query.sql: a superuser for pg_shadow, or any role given "
+       "EXECUTE on a SECURITY DEFINER function. \"\": no lookups."},
+      {"auth.query.password_file", string, "\"\"", kReloads,
+       "File holding that role's password (trailing newline removed); relative to the config "
+       "file's directory."},
+      {"auth.query.password_env", string, "\"\"", kReloads,
+       "Or: environment variable holding it; not both."},
+      {"auth.query.sql", string, "SELECT usename, passwd FROM pg_shadow WHERE usename = $1",
+       kReloads,
+       "Query for a client's secret: $1 is the user name, bound as a parameter; the first row's "
+       "second column (or only column) is the secret, md5... or SCRAM-SHA-256$... as PostgreSQL "
+       "stores it. No row, or NULL: no such user (refused like a wrong password)."},
+      {"auth.query.cache_time", duration, "60s", kReloads,
+       "An answer, found or not, is used this long before the server is asked again: a changed "
+       "password or a dropped role takes effect within it. 0: asked at every login."},
 
       {"keepalive.idle", whole_seconds, "5s", kReloads,
        "TCP_KEEPIDLE: quiet time before the first keep-alive probe; at least 1s."},

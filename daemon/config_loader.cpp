@@ -152,24 +152,45 @@ proxy::AuthMethod auth_method_from(std::string_view text) {
 
 bool needs_users_file(proxy::AuthMethod method) { return method != proxy::AuthMethod::trust; }
 
+// Somewhere to find clients' secrets: the users file, or auth.query.
+bool has_secrets(const proxy::ProxySettings& settings) {
+  return !settings.users_file.empty() || settings.auth_query.enabled();
+}
+
+void parse_auth_query(SectionReader& r, proxy::AuthQuerySettings& settings, const EnvLookup& env) {
+  r.read("user", settings.user);
+  settings.password = load_password(r, env);
+  if (r.read("sql", settings.sql) && settings.sql.find("$1") == std::string::npos) {
+    r.fail("sql", "must use $1, the user name being looked up");
+  }
+  if (r.read("cache_time", settings.cache_time) &&
+      settings.cache_time < std::chrono::milliseconds::zero()) {
+    r.fail("cache_time", "must not be negative");
+  }
+}
+
 // auth.*: the users file is only resolved here; whether it is required is decided once the
 // databases (which may override the method) are known.
-void parse_auth(SectionReader& r, proxy::ProxySettings& settings) {
+void parse_auth(SectionReader& r, proxy::ProxySettings& settings, const EnvLookup& env) {
   std::string method = "trust";
   r.read("method", method);
   settings.auth_method = auth_method_from(method);
   if (r.read("users_file", settings.users_file) && !settings.users_file.empty()) {
     settings.users_file = resolve_path(r, settings.users_file);
   }
+  SectionReader query = r.section("query");
+  parse_auth_query(query, settings.auth_query, env);
+  query.finish();
   if (r.read("hba_file", settings.hba_file) && !settings.hba_file.empty()) {
     settings.hba_file = resolve_path(r, settings.hba_file);
     // Read whole now (and at --check and every reload), so a bad line, or rules that the rest
     // of the config cannot serve, are config errors rather than clients refused later.
     auto rules = proxy::auth::load_access_rules(settings.hba_file);
     if (!rules) r.fail("hba_file", rules.error());
-    if (rules->needs_passwords() && settings.users_file.empty()) {
+    if (rules->needs_passwords() && settings.users_file.empty() && !settings.auth_query.enabled()) {
       r.fail("hba_file", settings.hba_file +
-                             ": md5 and scram-sha-256 rules need auth.users_file, which is empty");
+                             ": md5 and scram-sha-256 rules need auth.users_file or auth.query, "
+                             "and neither is set");
     }
     if (rules->needs_certificates() && (!settings.tls.context || settings.tls.files.ca_file.empty())) {
       r.fail("hba_file", settings.hba_file +
@@ -263,7 +284,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   }
   // Kept open until the databases are read: the users_file check may have to point into it.
   SectionReader auth = top.section("auth");
-  parse_auth(auth, config.proxy);
+  parse_auth(auth, config.proxy, env);
   auth.finish();
 
   // Parsed before the databases: they are the base each database's overrides apply to.
@@ -294,18 +315,18 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
     config.routes.back().query_timeout = pool_settings.query_timeout;
     config.routes.back().query_cancel_grace = config.databases.back().ping.timeout;
     config.routes.back().server_silence_suspect = config.databases.back().ping.interval;
-    if (config.proxy.users_file.empty() && config.proxy.auth_method == proxy::AuthMethod::trust &&
+    if (!has_secrets(config.proxy) && config.proxy.auth_method == proxy::AuthMethod::trust &&
         needs_users_file(config.routes.back().auth_method)) {
-      db.fail("auth_method", "needs auth.users_file, which is empty");
+      db.fail("auth_method", "needs auth.users_file or auth.query, and neither is set");
     }
     db.finish();
   }
   const auto needing =
       std::find_if(config.routes.begin(), config.routes.end(),
                    [](const proxy::RouteSettings& r) { return needs_users_file(r.auth_method); });
-  if (needing != config.routes.end() && config.proxy.users_file.empty()) {
+  if (needing != config.routes.end() && !has_secrets(config.proxy)) {
     // Reached when auth.method itself asks for passwords (trust + override failed above).
-    auth.fail("users_file", "required: database " + needing->database +
+    auth.fail("users_file", "required (or auth.query): database " + needing->database +
                                 " authenticates clients with md5 or scram-sha-256");
   }
   if (!config.proxy.users_file.empty()) check_users_file(auth, config.proxy.users_file);

@@ -151,9 +151,6 @@ pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base) {
   return base;
 }
 
-namespace {
-
-// The error names the file or the variable, never what it holds.
 std::string load_password(SectionReader& r, const EnvLookup& env) {
   std::string file;
   std::string variable;
@@ -181,8 +178,6 @@ std::string load_password(SectionReader& r, const EnvLookup& env) {
   }
   return {};
 }
-
-}  // namespace
 
 pool::PoolConfig parse_database(SectionReader& r, const std::string& name,
                                 const DatabaseDefaults& defaults, const EnvLookup& env) {

@@ -21,6 +21,10 @@ probes::KeepaliveSettings parse_keepalive(SectionReader& r, probes::KeepaliveSet
 probes::PingSettings parse_ping(SectionReader& r, probes::PingSettings base);
 pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base);
 
+// The section's password_file or password_env ("" when neither is set). An error names the
+// file or the variable, never what it holds.
+std::string load_password(SectionReader& r, const EnvLookup& env);
+
 struct DatabaseDefaults {
   pool::PoolSettings pool;
   probes::KeepaliveSettings keepalive;

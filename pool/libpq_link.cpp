@@ -74,7 +74,19 @@ void LibpqLink::on_notice(void* self, const PGresult* result) {
 }
 
 bool LibpqLink::send_query(const std::string& sql) {
+  want_first_row_ = false;
   return conn_ != nullptr && PQsendQuery(conn_, sql.c_str()) != 0;
+}
+
+bool LibpqLink::send_query_params(const std::string& sql,
+                                  const std::vector<std::string>& parameters) {
+  if (conn_ == nullptr) return false;
+  want_first_row_ = true;
+  std::vector<const char*> values;
+  values.reserve(parameters.size());
+  for (const auto& parameter : parameters) values.push_back(parameter.c_str());
+  return PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                           values.data(), nullptr, nullptr, 0) != 0;
 }
 
 LibpqLink::Flush LibpqLink::flush() {
@@ -96,6 +108,13 @@ std::optional<StatementResult> LibpqLink::next_result() {
       out.status = StatementResult::Status::rows;
       if (PQntuples(result.get()) > 0 && PQnfields(result.get()) > 0) {
         out.first_value = PQgetvalue(result.get(), 0, 0);
+        for (int column = 0; want_first_row_ && column < PQnfields(result.get()); ++column) {
+          if (PQgetisnull(result.get(), 0, column)) {
+            out.first_row.emplace_back(std::nullopt);
+          } else {
+            out.first_row.emplace_back(PQgetvalue(result.get(), 0, column));
+          }
+        }
       }
       break;
     case PGRES_COMMAND_OK:

@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "pool/connection_parameters.hpp"
 
@@ -21,6 +22,9 @@ struct StatementResult {
   enum class Status { rows, command, empty, error, other };
   Status status = Status::other;
   std::optional<std::string> first_value;  // rows: the first column of the first row, if any
+  // rows: the first row's columns (nullopt for NULL); empty when there is none. Only filled for
+  // statements sent with send_query_params, the one kind that asks for more than one value.
+  std::vector<std::optional<std::string>> first_row;
   std::string sqlstate;                    // error: the SQLSTATE ("XX000" when none was sent)
   std::string message;                     // error: the primary message, on one line
 };
@@ -54,6 +58,9 @@ class LibpqLink {
   // --- statements (simple query protocol)
 
   bool send_query(const std::string& sql);
+  // The same with $1, $2, ... bound to `parameters` (text), so no value is ever spliced into
+  // SQL; its results carry first_row.
+  bool send_query_params(const std::string& sql, const std::vector<std::string>& parameters);
   enum class Flush { done, pending, failed };  // pending: wait until writable, flush again
   Flush flush();
   // Reads what arrived; false when the link broke (libpq may have closed the socket).
@@ -77,6 +84,8 @@ class LibpqLink {
 
  private:
   static void on_notice(void* self, const PGresult* result);
+
+  bool want_first_row_ = false;  // the statement in progress was sent by send_query_params
 
   PGconn* conn_ = nullptr;
   SSL* tls_ = nullptr;  // looked up once connected: the relay asks often

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "pool/connect_failure.hpp"
 #include "pool/connection_state.hpp"
@@ -109,6 +110,15 @@ class ServerConnection {
     std::optional<StatementError> error;
   };
   boost::asio::awaitable<Answer> query_value(const std::string& sql, Clock::time_point deadline);
+  // A query with parameters ($1, ...), bound by the server rather than spliced into the SQL:
+  // the first row of its first result with rows (row: nullopt when it had none).
+  struct RowAnswer {
+    std::optional<std::vector<std::optional<std::string>>> row;
+    std::optional<StatementError> error;
+  };
+  boost::asio::awaitable<RowAnswer> query_row(const std::string& sql,
+                                              const std::vector<std::string>& parameters,
+                                              Clock::time_point deadline);
 
   // Waits until the socket is readable (the server sent something, or closed) or writable, or
   // until the deadline. aborted when the connection was detached or closed meanwhile.
@@ -192,13 +202,13 @@ class ServerConnection {
  private:
   boost::asio::awaitable<std::optional<ConnectFailure>> resolve(Clock::time_point deadline,
                                                                 std::string& address);
-  // Sends sql and reads every result until ReadyForQuery, handing each to on_result (which may
-  // return a death). on_timeout names an answer that does not come by the deadline.
+  // Sends sql (with parameters when not null) and reads every result until ReadyForQuery,
+  // handing each to on_result (which may return a death). on_timeout names an answer that does
+  // not come by the deadline.
   template <typename OnResult>
-  boost::asio::awaitable<std::optional<Death>> run_statement(const std::string& sql,
-                                                             Clock::time_point deadline,
-                                                             EvictionReason on_timeout,
-                                                             OnResult on_result);
+  boost::asio::awaitable<std::optional<Death>> run_statement(
+      const std::string& sql, Clock::time_point deadline, EvictionReason on_timeout,
+      OnResult on_result, const std::vector<std::string>* parameters = nullptr);
   boost::asio::awaitable<std::optional<Death>> flush(Clock::time_point deadline,
                                                      EvictionReason on_timeout);
   // Keeps the stream on libpq's socket: attached while libpq has one, released the moment it

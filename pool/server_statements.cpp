@@ -24,12 +24,13 @@ awaitable<std::optional<Death>> ServerConnection::flush(Clock::time_point deadli
 }
 
 template <typename OnResult>
-awaitable<std::optional<Death>> ServerConnection::run_statement(const std::string& sql,
-                                                                Clock::time_point deadline,
-                                                                EvictionReason on_timeout,
-                                                                OnResult on_result) {
+awaitable<std::optional<Death>> ServerConnection::run_statement(
+    const std::string& sql, Clock::time_point deadline, EvictionReason on_timeout,
+    OnResult on_result, const std::vector<std::string>* parameters) {
   const auto started = Clock::now();
-  if (!link_.send_query(sql)) {
+  const bool sent =
+      parameters == nullptr ? link_.send_query(sql) : link_.send_query_params(sql, *parameters);
+  if (!sent) {
     track_socket();
     co_return diagnose_failure(false, "sending");
   }
@@ -114,6 +115,26 @@ awaitable<ServerConnection::Answer> ServerConnection::query_value(const std::str
   };
   if (auto death =
           co_await run_statement(sql, deadline, EvictionReason::statement_timeout, record)) {
+    answer.error = StatementError{"08006", death->detail, *death};
+  }
+  co_return answer;
+}
+
+awaitable<ServerConnection::RowAnswer> ServerConnection::query_row(
+    const std::string& sql, const std::vector<std::string>& parameters,
+    Clock::time_point deadline) {
+  RowAnswer answer;
+  const auto record = [&answer](const StatementResult& result) -> std::optional<Death> {
+    if (!answer.error && result.status == StatementResult::Status::error) {
+      answer.error = StatementError{result.sqlstate, result.message, std::nullopt};
+    } else if (!answer.row && result.status == StatementResult::Status::rows &&
+               !result.first_row.empty()) {
+      answer.row = result.first_row;
+    }
+    return std::nullopt;
+  };
+  if (auto death = co_await run_statement(sql, deadline, EvictionReason::statement_timeout,
+                                          record, &parameters)) {
     answer.error = StatementError{"08006", death->detail, *death};
   }
   co_return answer;

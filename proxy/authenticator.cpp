@@ -1,6 +1,7 @@
 #include "proxy/authenticator.hpp"
 
 #include <openssl/rand.h>
+#include <spdlog/spdlog.h>
 
 #include "proxy/auth/md5_auth.hpp"
 #include "proxy/auth/scram_server.hpp"
@@ -38,8 +39,37 @@ asio::awaitable<std::variant<std::string, ClientError>> exchange(stream::SocketS
   co_return std::move(answer.payload);
 }
 
+// The user's secret, wherever it was found (null: nowhere), and the salts an unknown name is
+// shown by the source that was asked last, so that a name is always shown the same salt.
+struct FoundSecret {
+  const auth::UserEntry* entry = nullptr;
+  std::shared_ptr<const auth::UserEntry> looked_up;  // keeps a looked-up entry alive
+  const auth::NameSalts* salts = &auth::process_name_salts();
+};
+
+asio::awaitable<std::variant<FoundSecret, ClientError>> find_secret(const std::string& user,
+                                                                    const SecretSources& secrets) {
+  FoundSecret found;
+  if (secrets.users != nullptr) {
+    found.entry = secrets.users->find(user);
+    found.salts = &secrets.users->name_salts();
+  }
+  if (found.entry != nullptr || secrets.lookup == nullptr) co_return found;
+  auto outcome = co_await secrets.lookup->find(user);
+  if (auto* failure = std::get_if<auth::LookupFailure>(&outcome)) {
+    spdlog::warn("could not look up user \"{}\" on the server: {}", user, failure->detail);
+    co_return ClientError{sqlstate::kConnectionFailure,
+                          "pgvigil could not look up user \"" + user + "\" on the server", "",
+                          "pgvigil's log says why (auth.query)."};
+  }
+  found.looked_up = std::get<std::shared_ptr<const auth::UserEntry>>(std::move(outcome));
+  found.entry = found.looked_up.get();
+  found.salts = &secrets.lookup->name_salts();
+  co_return found;
+}
+
 asio::awaitable<Outcome> authenticate_md5(stream::SocketStream& stream, FrameReader& reader,
-                                          const std::string& user, const auth::UsersFile& users) {
+                                          const std::string& user, const FoundSecret& found) {
   auth::Md5Salt salt;
   RAND_bytes(salt.data(), static_cast<int>(salt.size()));
   std::string request;
@@ -51,7 +81,7 @@ asio::awaitable<Outcome> authenticate_md5(stream::SocketStream& stream, FrameRea
   if (!response) {
     co_return ClientError{sqlstate::kProtocolViolation, "malformed password message", "", ""};
   }
-  const auto* entry = users.find(user);
+  const auto* entry = found.entry;
   // A SCRAM verifier cannot answer an md5 challenge, as in PostgreSQL.
   if (entry == nullptr || entry->kind == auth::SecretKind::scram_sha_256 ||
       !auth::md5_verify(user, entry->secret, salt, *response)) {
@@ -62,13 +92,13 @@ asio::awaitable<Outcome> authenticate_md5(stream::SocketStream& stream, FrameRea
 
 asio::awaitable<Outcome> authenticate_scram(stream::SocketStream& stream, FrameReader& reader,
                                             const std::string& user,
-                                            const auth::UsersFile& users) {
+                                            const FoundSecret& found) {
   // Known or not, the client sees the same exchange: a salt stable per name, the same work
   // (verifiers are made when the users file is read), a failure only at the proof.
-  const auto* entry = users.find(user);
+  const auto* entry = found.entry;
   std::optional<auth::ScramServer> server;
   if (entry != nullptr && entry->scram) server.emplace(*entry->scram);
-  if (!server) server.emplace(auth::ScramServer::for_unknown_user(user, users.name_salts()));
+  if (!server) server.emplace(auth::ScramServer::for_unknown_user(user, *found.salts));
   // Over TLS, -PLUS is offered too (first: libpq takes it with channel_binding=prefer).
   const auto end_point = stream::tls_server_end_point(stream);
   if (!end_point.empty()) server->offer_channel_binding(auth::Bytes(end_point.begin(), end_point.end()));
@@ -119,15 +149,18 @@ asio::awaitable<Outcome> authenticate_scram(stream::SocketStream& stream, FrameR
 
 asio::awaitable<Outcome> authenticate(stream::SocketStream& stream, FrameReader& reader,
                                       AuthMethod method, const std::string& user,
-                                      const auth::UsersFile* users) {
+                                      const SecretSources& secrets) {
   if (method != AuthMethod::trust) {
-    if (users == nullptr) co_return password_failed(user);
+    if (secrets.users == nullptr && secrets.lookup == nullptr) co_return password_failed(user);
+    auto secret = co_await find_secret(user, secrets);
+    if (auto* error = std::get_if<ClientError>(&secret)) co_return *error;
+    const auto& found = std::get<FoundSecret>(secret);
     // Two statements, not one conditional expression: GCC 12 miscompiles co_await inside ?:.
     Outcome failure;
     if (method == AuthMethod::md5) {
-      failure = co_await authenticate_md5(stream, reader, user, *users);
+      failure = co_await authenticate_md5(stream, reader, user, found);
     } else {
-      failure = co_await authenticate_scram(stream, reader, user, *users);
+      failure = co_await authenticate_scram(stream, reader, user, found);
     }
     if (failure) co_return failure;
   }

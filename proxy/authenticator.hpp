@@ -1,5 +1,6 @@
 #pragma once
-// Authenticates a client by the database's method against the users file: trust, md5 or
+// Authenticates a client by the database's method against the users file, or against the
+// secret auth.query finds on the server for users the file does not list: trust, md5 or
 // SCRAM-SHA-256 (PostgreSQL's default). Sends AuthenticationOk on success. A failure is always
 // "password authentication failed for user": the client learns nothing about which users exist.
 
@@ -7,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "proxy/auth/secret_lookup.hpp"
 #include "proxy/auth/users_file.hpp"
 #include "proxy/client_error.hpp"
 #include "proxy/frame_reader.hpp"
@@ -14,11 +16,18 @@
 
 namespace pgvigil::proxy {
 
-// users may be null only for trust. Returns nullopt once AuthenticationOk has been sent.
+// Where clients' secrets come from: the users file first, then auth.query. Both may be null
+// (then only trust lets anyone in).
+struct SecretSources {
+  const auth::UsersFile* users = nullptr;
+  std::shared_ptr<auth::SecretLookup> lookup;
+};
+
+// Returns nullopt once AuthenticationOk has been sent.
 boost::asio::awaitable<std::optional<ClientError>> authenticate(stream::SocketStream& stream,
                                                                 FrameReader& reader,
                                                                 AuthMethod method,
                                                                 const std::string& user,
-                                                                const auth::UsersFile* users);
+                                                                const SecretSources& secrets);
 
 }  // namespace pgvigil::proxy

@@ -218,7 +218,8 @@ std::optional<ClientError> ClientStartup::apply_access_rules(const std::string& 
 }
 
 awaitable<std::optional<ClientError>> ClientStartup::authenticate() {
-  co_return co_await proxy::authenticate(stream_, reader_, method_, user_, service_.users());
+  const SecretSources secrets{service_.users(), route_->secret_lookup};
+  co_return co_await proxy::authenticate(stream_, reader_, method_, user_, secrets);
 }
 
 Admitted ClientStartup::admitted() && {

@@ -61,7 +61,7 @@ namespace {
 
 bool same_route(const Route& a, const Route& b) {
   return a.settings == b.settings && a.pool == b.pool && a.metrics == b.metrics &&
-         a.checkout_timeout == b.checkout_timeout;
+         a.secret_lookup == b.secret_lookup && a.checkout_timeout == b.checkout_timeout;
 }
 
 }  // namespace

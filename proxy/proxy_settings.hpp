@@ -43,6 +43,19 @@ struct ListenSettings {
   std::string unix_socket_dir;     // empty: no Unix socket
 };
 
+// auth.query: the secrets of clients missing from the users file are looked up on the
+// database's server by a dedicated role (proxy/auth/secret_lookup.hpp).
+struct AuthQuerySettings {
+  std::string user;      // the role that runs the query; "": no lookups
+  std::string password;  // its password (auth.query.password_file or _env); secret, never logged
+  // $1 is the client's user name; the first row's second column is its secret (md5..., or
+  // SCRAM-SHA-256$...); no row or NULL: no such user, or no password.
+  std::string sql = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1";
+  std::chrono::milliseconds cache_time{60000};  // an answer, found or not, is kept this long
+  bool enabled() const { return !user.empty(); }
+  friend bool operator==(const AuthQuerySettings&, const AuthQuerySettings&) = default;
+};
+
 struct ProxySettings {
   ListenSettings listen;
   int max_client_connections = 1000;  // authenticated clients
@@ -57,6 +70,7 @@ struct ProxySettings {
   // auth_method for every client. The rules are read once, with the configuration.
   std::string hba_file;
   std::shared_ptr<const auth::AccessRules> access_rules;  // null without hba_file
+  AuthQuerySettings auth_query;
   ClientTlsSettings tls;
 };
 

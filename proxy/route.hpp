@@ -10,6 +10,7 @@
 
 #include "metrics/proxy_metrics.hpp"
 #include "pool/pool.hpp"
+#include "proxy/auth/secret_lookup.hpp"
 #include "proxy/client_settings.hpp"
 #include "proxy/proxy_settings.hpp"
 #include "proxy/relay/prepared_statements.hpp"
@@ -21,6 +22,9 @@ struct Route {
   RouteSettings settings;
   std::shared_ptr<pool::Pool> pool;
   std::shared_ptr<metrics::ClientMetrics> metrics;
+  // auth.query's lookups on this database's server (null without auth.query), shared by the
+  // routes of its shards.
+  std::shared_ptr<auth::SecretLookup> secret_lookup;
   // Relay counts of this route's sessions, until /metrics is read (relay_tally.hpp).
   std::unique_ptr<RelayTally> relayed = std::make_unique<RelayTally>();
   pool::Milliseconds checkout_timeout{5000};

@@ -139,6 +139,22 @@ ParseResult<UsersFile> load_users_file(const std::filesystem::path& path) {
   return parse_users_file(content.str(), path.string());
 }
 
+ParseResult<UserEntry> make_user_entry(std::string name, std::string secret,
+                                       const NameSalts& salts) {
+  UserEntry entry;
+  entry.name = std::move(name);
+  entry.secret = std::move(secret);
+  if (std::string error = classify_secret(entry.secret, entry.kind); !error.empty()) {
+    return ParseResult<UserEntry>::fail(error + " for user \"" + entry.name + "\"");
+  }
+  if (entry.kind != SecretKind::md5) {
+    auto verifier = scram_verifier_for(entry, salts);
+    if (!verifier) return ParseResult<UserEntry>::fail(verifier.error());
+    entry.scram = std::move(verifier).value();
+  }
+  return ParseResult<UserEntry>::ok(std::move(entry));
+}
+
 ParseResult<ScramVerifier> scram_verifier_for(const UserEntry& entry, const NameSalts& salts) {
   switch (entry.kind) {
     case SecretKind::scram_sha_256:

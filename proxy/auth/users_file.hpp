@@ -63,6 +63,11 @@ ParseResult<UsersFile> parse_users_file(std::string_view text, std::string_view 
 // Reads and parses the file; an unreadable file is an error naming it.
 ParseResult<UsersFile> load_users_file(const std::filesystem::path& path);
 
+// One user's entry from a secret found elsewhere (auth.query): classified and validated as a
+// line of the file is, with its SCRAM verifier made (`salts` serve a plain password).
+ParseResult<UserEntry> make_user_entry(std::string name, std::string secret,
+                                       const NameSalts& salts);
+
 // The verifier to run SCRAM with: parsed for a SCRAM secret, derived for a plain password with
 // the user name's salt and count (NameSalts: what an unknown user is shown too) at one PBKDF2 run. Fails
 // for md5 secrets, which cannot be turned into a SCRAM verifier. parse_users_file calls it once

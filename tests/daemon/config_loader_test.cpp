@@ -375,5 +375,38 @@ TEST(ConfigLoaderTest, UsersFileOnlyRequiredWhenSomeDatabaseNeedsPasswords) {
             "databases.a.auth_method");
 }
 
+TEST(ConfigLoaderTest, AuthQueryReplacesTheUsersFile) {
+  const Config config = parse(
+      "auth: {method: scram-sha-256, query: {user: lookup, password_env: LOOKUP_PW, "
+      "sql: \"SELECT * FROM f($1)\", cache_time: 5s}}\n" + minimal_config,
+      "test.yaml", {{"LOOKUP_PW", "lookup-secret"}});
+  const auto& query = config.proxy.auth_query;
+  EXPECT_TRUE(query.enabled());
+  EXPECT_EQ(query.user, "lookup");
+  EXPECT_EQ(query.password, "lookup-secret");
+  EXPECT_EQ(query.sql, "SELECT * FROM f($1)");
+  EXPECT_EQ(query.cache_time, std::chrono::seconds(5));
+  EXPECT_EQ(config.routes[0].auth_method, proxy::AuthMethod::scram_sha_256);
+
+  const Config defaults = parse("auth: {method: md5, query: {user: lookup}}\n" + minimal_config);
+  EXPECT_EQ(defaults.proxy.auth_query.sql,
+            "SELECT usename, passwd FROM pg_shadow WHERE usename = $1");
+  EXPECT_EQ(defaults.proxy.auth_query.cache_time, std::chrono::seconds(60));
+  EXPECT_FALSE(parse(minimal_config).proxy.auth_query.enabled());
+
+  EXPECT_EQ(error_of("auth: {query: {user: a, sql: \"SELECT passwd FROM pg_shadow\"}}\n" +
+                     minimal_config)
+                .key(),
+            "auth.query.sql");
+  EXPECT_EQ(error_of("auth: {query: {user: a, cache_time: -1s}}\n" + minimal_config).key(),
+            "auth.query.cache_time");
+  EXPECT_EQ(error_of("auth: {query: {user: a, password_env: MISSING}}\n" + minimal_config).key(),
+            "auth.query.password_env");
+  EXPECT_EQ(error_of("auth: {query: {user: a, password_file: /nonexistent/pw}}\n" +
+                     minimal_config)
+                .key(),
+            "auth.query.password_file");
+}
+
 }  // namespace
 }  // namespace pgvigil::daemon

@@ -133,5 +133,30 @@ TEST(UsersFile, NameSaltsAreTheFilesAcrossRestartsAndFollowStoredIterations) {
   EXPECT_EQ(first->find("alice")->scram->iterations, stored->iterations);
 }
 
+// auth.query's answers become entries as a line of the file does.
+TEST(UsersFile, EntriesFromASecretFoundOnTheServer) {
+  const NameSalts salts = process_name_salts();
+  const auto scram = make_user_entry("carol", scram_secret, salts);
+  ASSERT_TRUE(scram) << scram.error();
+  EXPECT_EQ(scram->kind, SecretKind::scram_sha_256);
+  ASSERT_TRUE(scram->scram);
+  EXPECT_EQ(format_scram_verifier(*scram->scram), scram_secret);
+
+  const auto md5 = make_user_entry("bob", "md5" + std::string(32, 'a'), salts);
+  ASSERT_TRUE(md5);
+  EXPECT_EQ(md5->kind, SecretKind::md5);
+  EXPECT_FALSE(md5->scram);
+
+  const auto plain = make_user_entry("alice", "pencil", salts);
+  ASSERT_TRUE(plain);
+  ASSERT_TRUE(plain->scram);
+  EXPECT_EQ(plain->scram->salt, name_salt(salts, "alice"));
+
+  const auto broken = make_user_entry("dave", "SCRAM-SHA-256$4096:broken", salts);
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().find("\"dave\""), std::string::npos) << broken.error();
+  EXPECT_EQ(broken.error().find("broken"), std::string::npos) << "the secret is not quoted";
+}
+
 }  // namespace
 }  // namespace pgvigil::proxy::auth
