@@ -38,6 +38,7 @@ Application::Application(Config config)
   admin_options.host = config_.admin.host;
   admin_options.port = config_.admin.port;
   admin_options.token = config_.admin.token;
+  admin_options.tls = config_.admin.tls;
   admin_options.control = [this](std::string_view action, std::string_view database) {
     return control(action, database);
   };
@@ -326,8 +327,9 @@ int Application::run() {
   admin_->start();
   listener_->start();
   const auto& listen = config_.proxy.listen;
-  spdlog::info("pgvigil {} serving metrics on http://{}:{}/metrics with {} worker(s), {} pool(s)",
-               kVersion, config_.admin.host, admin_->port(), workers_.size(), all_pools().size());
+  spdlog::info("pgvigil {} serving metrics on {}://{}:{}/metrics with {} worker(s), {} pool(s)",
+               kVersion, config_.admin.tls ? "https" : "http", config_.admin.host, admin_->port(),
+               workers_.size(), all_pools().size());
   if (!listen.host.empty()) {
     spdlog::info("accepting PostgreSQL clients on {}:{}", listen.host, listener_->tcp_port());
   }

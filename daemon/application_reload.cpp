@@ -126,6 +126,10 @@ asio::awaitable<void> Application::reload_once(const char* trigger) {
                           : std::string("client TLS no longer offered"));
   }
   proxy_->replace_tls_context(next.proxy.tls.context);
+  if (next.admin.tls) {
+    admin_->replace_tls(next.admin.tls);
+    summary.push_back("admin TLS certificate loaded from " + next.admin.tls_cert_file);
+  }
   config_ = std::move(next);
   pools_ = std::move(next_pools);
   // A pause outlives the reload: new shards of a paused database start paused (a pause asked

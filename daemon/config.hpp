@@ -24,6 +24,10 @@ struct AdminSettings {
   // Its content: what a control request (POST /pause) must bring as a bearer token. Secret:
   // never logged.
   std::string token;
+  // admin.tls: HTTPS with this certificate and key (resolved paths); "": plain HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  stream::ServerTlsContext tls;  // made from them when the config is read; null without
 };
 
 struct SystemdSettings {

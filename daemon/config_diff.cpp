@@ -54,6 +54,13 @@ std::optional<ConfigError> restart_only_change(const Config& current, const Conf
                        "changed from \"" + before + "\" to \"" + after +
                            "\", which needs a restart; reload refused");
   }
+  // A new admin certificate reloads; HTTP turned into HTTPS (or back) is another listener.
+  if ((current.admin.tls == nullptr) != (next.admin.tls == nullptr)) {
+    const auto [line, column] = position_of(next.source_path, "admin.tls.cert_file");
+    return ConfigError(next.source_path, line, column, "admin.tls.cert_file",
+                       next.admin.tls ? "HTTPS turned on, which needs a restart; reload refused"
+                                      : "HTTPS turned off, which needs a restart; reload refused");
+  }
   return std::nullopt;
 }
 

@@ -35,6 +35,11 @@ std::vector<ConfigKey> make_keys() {
        "File holding a bearer token (16 characters or more) that control requests (POST /pause, "
        "/resume) must then bring, as Authorization: Bearer ...; \"\": they are taken on a "
        "loopback admin.listen only. Relative to the config file's directory."},
+      {"admin.tls.cert_file", string, "\"\"", kReloads,
+       "PEM certificate chain: the endpoint then speaks HTTPS only (TLS 1.2 or later; scrapers "
+       "need scheme: https), and `pgvigil pause/resume` trusts exactly this certificate. Read "
+       "again at every reload. \"\": plain HTTP. Relative to the config file's directory."},
+      {"admin.tls.key_file", string, "\"\"", kReloads, "Its private key (PEM)."},
       {"systemd.ready_when",
        enumeration,
        "listening",

@@ -41,6 +41,28 @@ std::string resolve_path(const SectionReader& r, const std::string& path) {
   return resolved.string();
 }
 
+// admin.tls: the endpoint's certificate, loaded now so that a bad file is a config error (at
+// start, --check and reload) naming it.
+void parse_admin_tls(SectionReader& r, AdminSettings& admin) {
+  if (r.read("cert_file", admin.tls_cert_file) && !admin.tls_cert_file.empty()) {
+    admin.tls_cert_file = resolve_path(r, admin.tls_cert_file);
+  }
+  if (r.read("key_file", admin.tls_key_file) && !admin.tls_key_file.empty()) {
+    admin.tls_key_file = resolve_path(r, admin.tls_key_file);
+  }
+  if (admin.tls_cert_file.empty() != admin.tls_key_file.empty()) {
+    r.fail(admin.tls_cert_file.empty() ? "cert_file" : "key_file",
+           "cert_file and key_file go together: set both or neither");
+  }
+  if (admin.tls_cert_file.empty()) return;
+  stream::ServerTlsFiles files;
+  files.cert_file = admin.tls_cert_file;
+  files.key_file = admin.tls_key_file;
+  auto made = stream::make_server_tls(files);
+  if (!made.context) r.fail(made.failed == stream::TlsFile::key ? "key_file" : "cert_file", made.error);
+  admin.tls = std::move(made.context);
+}
+
 AdminSettings parse_admin(SectionReader& r) {
   AdminSettings admin;
   r.read_listen("listen", admin.host, admin.port);
@@ -56,6 +78,9 @@ AdminSettings parse_admin(SectionReader& r) {
     }
     admin.token = std::move(*text);
   }
+  SectionReader tls = r.section("tls");
+  parse_admin_tls(tls, admin);
+  tls.finish();
   return admin;
 }
 

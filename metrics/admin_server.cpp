@@ -12,6 +12,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
@@ -22,6 +24,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/write.hpp>
+#include <openssl/ssl.h>  // SSL_CTX_up_ref
 
 namespace pgvigil::metrics {
 namespace asio = boost::asio;
@@ -80,6 +83,8 @@ struct AdminServerState {
   const ReadyCheck ready_check;
   AdminControl control;  // on_loopback is set by start(), from the bound address
   tcp::acceptor acceptor;
+  // HTTPS: the context new connections are shown (a reload replaces it); null: plain HTTP.
+  std::shared_ptr<asio::ssl::context> tls;
   bool stopped = false;
   // Open sessions, so stop() can close them (weak so a finished session frees its socket), and
   // since when each has been waiting for its next request (nullopt while it answers one).
@@ -121,13 +126,13 @@ class SessionListing {
   std::uint64_t id_;
 };
 
-// One connection: read a request, answer it, repeat while the client keeps the connection
-// alive. Each read and each write has its own deadline, so a client that stops talking
-// (or stops reading) is dropped after request_timeout.
-asio::awaitable<void> serve_session(StatePtr state, tcp::socket socket) {
-  auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
-  SessionListing listing(state, stream);
-  const auto& options = state->options;
+// Reads requests and answers them on `stream` (the TCP stream itself, or TLS over it) while the
+// client keeps the connection alive. Each read and each write has its own deadline on `tcp`, so
+// a client that stops talking (or stops reading) is dropped after request_timeout.
+template <typename Stream>
+asio::awaitable<void> answer_requests(detail::AdminServerState& state, beast::tcp_stream& tcp,
+                                      Stream& stream, SessionListing& listing) {
+  const auto& options = state.options;
   beast::flat_buffer buffer;
   for (;;) {
     // A parser reads one message only; limits are set per request.
@@ -135,33 +140,58 @@ asio::awaitable<void> serve_session(StatePtr state, tcp::socket socket) {
     parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
     parser.body_limit(options.max_body_bytes);
 
-    stream->expires_after(std::min(options.request_timeout, options.header_timeout));
+    tcp.expires_after(std::min(options.request_timeout, options.header_timeout));
     listing.awaiting_request(true);
     const auto [read_error, read_bytes] =
-        co_await http::async_read(*stream, buffer, parser, kAsTuple);
-    if (state->stopped) co_return;
+        co_await http::async_read(stream, buffer, parser, kAsTuple);
+    if (state.stopped) co_return;
     listing.awaiting_request(false);
     if (read_error) {
       if (const auto status = status_for_read_error(read_error)) {
         // After a bad request the stream position is unknown: answer, then close.
         auto refusal = plain_response(*status, std::string(obsolete_reason(*status)) + "\n",
                                       11, false);
-        stream->expires_after(options.request_timeout);
-        co_await http::async_write(*stream, refusal, kAsTuple);
+        tcp.expires_after(options.request_timeout);
+        co_await http::async_write(stream, refusal, kAsTuple);
       }
-      break;
+      co_return;
     }
 
-    auto response = route_admin_request(parser.get(), state->registry, state->ready_check,
-                                        state->control);
-    stream->expires_after(options.request_timeout);
+    auto response =
+        route_admin_request(parser.get(), state.registry, state.ready_check, state.control);
+    tcp.expires_after(options.request_timeout);
     const auto [write_error, written_bytes] =
-        co_await http::async_write(*stream, response, kAsTuple);
-    if (write_error || !response.keep_alive() || state->stopped) break;
+        co_await http::async_write(stream, response, kAsTuple);
+    if (write_error || !response.keep_alive() || state.stopped) co_return;
   }
+}
+
+// One connection: over TLS when the endpoint has a certificate (the handshake bounded like a
+// request's header, and pushed out like one when sessions run short), else in the clear.
+asio::awaitable<void> serve_session(StatePtr state, tcp::socket socket) {
+  auto tcp = std::make_shared<beast::tcp_stream>(std::move(socket));
+  SessionListing listing(state, tcp);
+  const auto tls = state->tls;  // a reload changes the certificate of later connections only
+  if (tls == nullptr) {
+    co_await answer_requests(*state, *tcp, *tcp, listing);
+  } else {
+    asio::ssl::stream<beast::tcp_stream&> secure(*tcp, *tls);
+    tcp->expires_after(std::min(state->options.request_timeout, state->options.header_timeout));
+    listing.awaiting_request(true);
+    const auto [handshake_error] =
+        co_await secure.async_handshake(asio::ssl::stream_base::server, kAsTuple);
+    if (handshake_error || state->stopped) co_return;
+    co_await answer_requests(*state, *tcp, secure, listing);
+    // close_notify, so the client can tell the end from a cut. The wait for the client's own
+    // is bounded like a header, and the session may be pushed out meanwhile.
+    tcp->expires_after(std::min(state->options.request_timeout, state->options.header_timeout));
+    listing.awaiting_request(true);
+    co_await secure.async_shutdown(kAsTuple);
+  }
+  if (state->stopped) co_return;
   // Half-close so the client reads the last response to its end instead of a reset.
   beast::error_code ignored;
-  stream->socket().shutdown(tcp::socket::shutdown_send, ignored);
+  tcp->socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
 // Closes the session that has waited longest for a request, to make room; false when every
@@ -209,10 +239,28 @@ std::string_view unbracketed(std::string_view host) {
 
 }  // namespace
 
+namespace {
+
+// asio's wrapper takes ownership of one reference; the caller keeps its own.
+std::shared_ptr<asio::ssl::context> wrap(const std::shared_ptr<SSL_CTX>& tls) {
+  if (tls == nullptr) return nullptr;
+  ::SSL_CTX_up_ref(tls.get());
+  return std::make_shared<asio::ssl::context>(tls.get());
+}
+
+}  // namespace
+
 AdminServer::AdminServer(asio::io_context& io, AdminServerOptions options,
                          const Registry& registry, ReadyCheck ready_check)
     : state_(std::make_shared<detail::AdminServerState>(io, std::move(options), registry,
-                                                        std::move(ready_check))) {}
+                                                        std::move(ready_check))) {
+  state_->tls = wrap(state_->options.tls);
+}
+
+void AdminServer::replace_tls(std::shared_ptr<SSL_CTX> tls) {
+  if ((tls == nullptr) != (state_->tls == nullptr)) return;
+  state_->tls = wrap(tls);
+}
 
 AdminServer::~AdminServer() { stop(); }
 

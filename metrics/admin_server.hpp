@@ -10,6 +10,7 @@
 #include <string>
 
 #include <boost/asio/io_context.hpp>
+#include <openssl/types.h>
 
 #include "metrics/admin_routes.hpp"
 #include "metrics/ready_state.hpp"
@@ -44,6 +45,8 @@ struct AdminServerOptions {
   // bearer token; no handler, no control paths.
   ControlHandler control;
   std::string token;
+  // HTTPS only, with this context (its certificate); null: plain HTTP.
+  std::shared_ptr<SSL_CTX> tls;
 };
 
 class AdminServer {
@@ -65,6 +68,11 @@ class AdminServer {
   // Closes the listener and every open session. Idempotent. Once the io_context has run the
   // resulting cancellations, the server holds no pending work, so io_context::run() returns.
   void stop();
+
+  // A reload's certificate: connections accepted from now on are shown it; open ones keep
+  // theirs. Switching between HTTP and HTTPS needs a restart, so null is ignored while serving
+  // HTTPS, and a context while serving HTTP.
+  void replace_tls(std::shared_ptr<SSL_CTX> tls);
 
   // The bound port (meaningful after start(), also after stop()).
   std::uint16_t port() const;

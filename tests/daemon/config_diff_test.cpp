@@ -3,6 +3,7 @@
 #include "daemon/config_diff.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -132,6 +133,21 @@ TEST_F(RestartOnlyKeys, ReloadableKeysMayChange) {
                            with_key("pool.max_size", "20")}) {
     EXPECT_FALSE(restart_only_change(current, parse(yaml)).has_value()) << yaml;
   }
+}
+
+// A reload may bring a new admin certificate, not turn HTTPS on or off (another listener).
+TEST_F(RestartOnlyKeys, AdminHttpsOnOrOffNeedsARestartANewCertificateDoesNot) {
+  const Config plain = parse(kBase);
+  Config https = plain;
+  https.admin.tls.reset(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+  Config renewed = https;
+  renewed.admin.tls.reset(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+  const auto on = restart_only_change(plain, https);
+  ASSERT_TRUE(on.has_value());
+  EXPECT_EQ(on->key(), "admin.tls.cert_file");
+  EXPECT_NE(std::string(on->what()).find("HTTPS turned on"), std::string::npos);
+  EXPECT_TRUE(restart_only_change(https, plain).has_value());
+  EXPECT_FALSE(restart_only_change(https, renewed).has_value());
 }
 
 TEST(DatabaseChanges, EachPartOfADatabaseIsNamedWhenItChanges) {

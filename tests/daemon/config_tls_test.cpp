@@ -184,5 +184,24 @@ TEST(ConfigTlsTest, AccessRulesAreCheckedWithTheConfig) {
   fs::remove(fs::temp_directory_path() / "pgv-ok.hba");
 }
 
+TEST(ConfigTlsTest, AdminTlsLoadsItsCertificateAndNamesItsKeysInErrors) {
+  const SelfSigned files;
+  EXPECT_EQ(parse(kDatabase).admin.tls, nullptr) << "plain HTTP by default";
+  const Config config = parse(kDatabase + "admin: {tls: {cert_file: " + files.cert().string() +
+                              ", key_file: " + files.key().string() + "}}\n");
+  EXPECT_NE(config.admin.tls, nullptr);
+  EXPECT_EQ(config.admin.tls_cert_file, files.cert().string());
+
+  auto error = error_of(kDatabase + "admin: {tls: {cert_file: " + files.cert().string() + "}}\n");
+  EXPECT_EQ(error.key(), "admin.tls.key_file");
+  error = error_of(kDatabase + "admin: {tls: {cert_file: /nonexistent/a.crt, key_file: " +
+                   files.key().string() + "}}\n");
+  EXPECT_EQ(error.key(), "admin.tls.cert_file");
+  EXPECT_NE(std::string(error.what()).find("/nonexistent/a.crt"), std::string::npos);
+  error = error_of(kDatabase + "admin: {tls: {cert_file: " + files.cert().string() +
+                   ", key_file: " + files.other_key().string() + "}}\n");
+  EXPECT_EQ(error.key(), "admin.tls.key_file");
+}
+
 }  // namespace
 }  // namespace pgvigil::daemon
