@@ -53,6 +53,7 @@ Application::Application(Config config)
 }
 
 Application::Shards Application::make_pools(const pool::PoolConfig& database) {
+  if (database.user_pools) return {};  // one per user instead, as users log in
   auto metrics = registry_.add_pool(database.name, pool::pool_label_sets(database.server));
   // The shards reach one server: what one learns of its health, all act on.
   auto health =
@@ -74,6 +75,7 @@ std::vector<std::shared_ptr<pool::Pool>> Application::all_pools() const {
 
 std::vector<std::shared_ptr<pool::Pool>> Application::every_pool() const {
   auto pools = all_pools();
+  for (const auto& [key, pool] : user_pools_) pools.push_back(pool);
   pools.insert(pools.end(), retiring_.begin(), retiring_.end());
   return pools;
 }
@@ -89,6 +91,9 @@ std::vector<Application::NamedPool> Application::named_pools() const {
                        pool});
     }
   }
+  for (const auto& [key, pool] : user_pools_) {
+    named.push_back({key.first + " (user " + key.second + ")", pool, false});
+  }
   return named;
 }
 
@@ -99,6 +104,17 @@ std::vector<proxy::Route> Application::make_routes() {
   for (std::size_t i = 0; i < config_.routes.size(); ++i) {
     const auto lookup = secret_lookup(config_.databases[i]);
     if (lookup) lookups[config_.databases[i].name] = lookup;
+    if (config_.databases[i].user_pools) {
+      // A template: each user's route is made from it at the user's first login.
+      proxy::Route route;
+      route.settings = config_.routes[i];
+      route.metrics =
+          registry_.add_client_pool(config_.databases[i].name, proxy::relay::pin_cause_names());
+      route.checkout_timeout = config_.databases[i].pool.checkout_timeout;
+      route.secret_lookup = lookup;
+      routes.push_back(std::move(route));
+      continue;
+    }
     for (const auto& shard : pools_[i]) {
       proxy::Route route;
       route.settings = config_.routes[i];
@@ -138,6 +154,9 @@ void Application::build_proxy() {
     users = std::make_shared<const proxy::auth::UsersFile>(std::move(loaded).value());
   }
   proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, make_routes(), users, registry_);
+  proxy_->set_user_route_maker([this](const proxy::Route& database, const std::string& user) {
+    return make_user_route(database, user);
+  });
   listener_ = std::make_unique<proxy::Listener>(workers_.context(0), *proxy_);
 }
 
@@ -146,11 +165,11 @@ Application::~Application() = default;
 metrics::ReadyState Application::readiness() const {
   if (proxy_ && proxy_->draining()) return {false, "draining: pgvigil is shutting down\n"};
   metrics::ReadyState state{true, {}};
-  for (const auto& [name, pool] : named_pools()) {
+  for (const auto& [name, pool, gates_readiness] : named_pools()) {
     const auto status = pool->status();
     const bool healthy = status.healthy() > 0;
     // A paused pool has closed its connections on purpose: clients wait for the resume.
-    state.ready = state.ready && (healthy || status.paused);
+    if (gates_readiness) state.ready = state.ready && (healthy || status.paused);
     state.detail += "pool " + name + ": " + (status.paused ? "paused, " : "") +
                     std::to_string(status.healthy()) + " healthy (" + std::to_string(status.idle) +
                     " idle, " + std::to_string(status.checked_out) + " in use, " +
@@ -259,7 +278,7 @@ bool Application::pools_healthy() const {
 
 std::string Application::status_line() const {
   std::vector<std::string> parts;
-  for (const auto& [name, pool] : named_pools()) {
+  for (const auto& [name, pool, gates_readiness] : named_pools()) {
     const auto status = pool->status();
     std::string part = fmt::format("{}: {} idle {} busy", name, status.idle + status.probing,
                                    status.checked_out);

@@ -18,6 +18,8 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <utility>
+#include <variant>
 #include <string>
 #include <vector>
 
@@ -65,13 +67,29 @@ class Application {
   Shards make_pools(const pool::PoolConfig& database);
   std::vector<std::shared_ptr<pool::Pool>> all_pools() const;   // of the configured databases
   std::vector<std::shared_ptr<pool::Pool>> every_pool() const;  // and those still draining
-  // Every pool with the name operators see: the database's, plus "(shard i/n)" when split.
+  // Every pool with the name operators see: the database's, plus "(shard i/n)" when split, or
+  // "(user NAME)" for a per-user pool. Per-user pools are shown on /readyz but do not make it
+  // fail: one role's stale password must not take the whole sidecar out of service.
   struct NamedPool {
     std::string name;
     std::shared_ptr<pool::Pool> pool;
+    bool gates_readiness = true;
   };
   std::vector<NamedPool> named_pools() const;
   std::vector<proxy::Route> make_routes();
+  // --- per-user pools (databases.<name>.user_pools; application_user_pools.cpp)
+  // The route of `user` on a per-user database, with the pool that logs in as that user (made
+  // at its first login); refused when the users file has no plain password for it.
+  std::variant<std::shared_ptr<proxy::Route>, proxy::ClientError> make_user_route(
+      const proxy::Route& database, const std::string& user);
+  std::shared_ptr<pool::Pool> make_user_pool(const pool::PoolConfig& database,
+                                             const std::string& user, const std::string& password);
+  // A reload: per-user pools of a database gone or no longer per-user drain; those of a changed
+  // database take its new settings.
+  boost::asio::awaitable<void> reload_user_pools(const Config& next);
+  boost::asio::awaitable<void> retire_user_pool(std::shared_ptr<pool::Pool> pool, std::string user);
+  // The per-user pools of one database.
+  std::vector<std::shared_ptr<pool::Pool>> user_pools_of(const std::string& database) const;
   // auth.query's lookup for a database: the one it had, unless its server or auth.query
   // changed; null without auth.query.
   std::shared_ptr<proxy::auth::SecretLookup> secret_lookup(const pool::PoolConfig& database);
@@ -91,6 +109,9 @@ class Application {
   std::vector<std::shared_ptr<pool::Pool>> retiring_;  // removed by a reload, still draining
   std::set<std::string> paused_databases_;             // by POST /pause, until /resume
   std::map<std::string, std::shared_ptr<proxy::auth::SecretLookup>> secret_lookups_;  // by database
+  // Per-user pools by (database, user), made at the user's first login. Worker 0 only: sessions
+  // start there (proxy::Listener), and reloads run there.
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<pool::Pool>> user_pools_;
   int next_worker_ = 0;
   std::unique_ptr<metrics::AdminServer> admin_;
   std::unique_ptr<proxy::ProxyService> proxy_;

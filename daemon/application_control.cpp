@@ -16,19 +16,21 @@ metrics::ControlAnswer Application::control(std::string_view action, std::string
             "no database \"" + std::string(database) + "\" in the configuration"};
   }
   const std::string name(database);
+  // The database's shards, or its per-user pools.
+  auto shards = pools_[index];
+  for (const auto& pool : user_pools_of(name)) shards.push_back(pool);
   if (action == "pause") {
     paused_databases_.insert(name);
-    for (const auto& shard : pools_[index]) shard->pause();
+    for (const auto& shard : shards) shard->pause();
     spdlog::info("database {}: paused on the admin endpoint", name);
   } else if (action == "resume") {
     paused_databases_.erase(name);
-    for (const auto& shard : pools_[index]) shard->resume();
+    for (const auto& shard : shards) shard->resume();
     spdlog::info("database {}: resumed on the admin endpoint", name);
   }
   int open = 0;
   int lent = 0;
   // Shards a reload replaced still hold their connections until they have drained.
-  auto shards = pools_[index];
   for (const auto& pool : retiring_) {
     if (pool->name() == name) shards.push_back(pool);
   }

@@ -69,7 +69,7 @@ asio::awaitable<void> Application::reload_once(const char* trigger) {
       continue;
     }
     const auto index = static_cast<std::size_t>(found - config_.databases.begin());
-    if (found->pool.shards != database.pool.shards) {
+    if (found->pool.shards != database.pool.shards || found->user_pools != database.user_pools) {
       // Other shard counts are other pools: the old ones drain, new ones start empty.
       retire(pools_[index]);
       next_pools.push_back(make_pools(database));
@@ -125,6 +125,7 @@ asio::awaitable<void> Application::reload_once(const char* trigger) {
                           ? "client TLS certificate loaded from " + next.proxy.tls.files.cert_file
                           : std::string("client TLS no longer offered"));
   }
+  co_await reload_user_pools(next);
   proxy_->replace_tls_context(next.proxy.tls.context);
   if (next.admin.tls) {
     admin_->replace_tls(next.admin.tls);

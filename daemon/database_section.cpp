@@ -207,9 +207,20 @@ pool::PoolConfig parse_database(SectionReader& r, const std::string& name,
   if (r.read("dbname", server.dbname) && server.dbname.empty()) {
     r.fail("dbname", "must not be empty");
   }
-  if (!r.read("user", server.user)) r.fail("user", "required key is missing");
-  if (server.user.empty()) r.fail("user", "must not be empty");
+  r.read("user_pools", db.user_pools);
+  const bool user_given = r.read("user", server.user);
+  if (db.user_pools) {
+    // Each client's pool logs in as the client: a role of the entry would be used by nobody.
+    if (user_given) r.fail("user", "not used with user_pools: true (pools log in as each client)");
+  } else {
+    if (!user_given) r.fail("user", "required key is missing (or user_pools: true)");
+    if (server.user.empty()) r.fail("user", "must not be empty");
+  }
   server.password = load_password(r, env);
+  if (db.user_pools && !server.password.empty()) {
+    r.fail(r.has("password_file") ? "password_file" : "password_env",
+           "not used with user_pools: true (each role's password is in auth.users_file)");
+  }
   r.read("application_name", server.application_name);
 
   // libpq's own defaults apply to what is left out; sslmode is always stated so a stray

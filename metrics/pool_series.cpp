@@ -14,16 +14,28 @@ double clamped_seconds(Seconds value) { return std::max(0.0, value.count()); }
 
 }  // namespace
 
-PoolSeries::PoolSeries(const MetricFamilies& families, std::string pool)
+namespace {
+
+prometheus::Labels pool_labels(const std::string& pool, const std::string& user) {
+  prometheus::Labels labels{{"pool", pool}};
+  if (!user.empty()) labels.emplace("user", user);
+  return labels;
+}
+
+}  // namespace
+
+PoolSeries::PoolSeries(const MetricFamilies& families, std::string pool, std::string user)
     : families_(families),
-      pool_(std::move(pool)),
-      checkout_wait_(families_.checkout_wait.Add({{"pool", pool_}}, buckets::kCheckoutWait)),
-      checkout_timeouts_(families_.checkout_timeouts.Add({{"pool", pool_}})),
-      failovers_(families_.failovers.Add({{"pool", pool_}})),
-      failover_time_(families_.failover_time.Add({{"pool", pool_}}, buckets::kDetectionLatency)) {}
+      base_(pool_labels(pool, user)),
+      checkout_wait_(families_.checkout_wait.Add(base_, buckets::kCheckoutWait)),
+      checkout_timeouts_(families_.checkout_timeouts.Add(base_)),
+      failovers_(families_.failovers.Add(base_)),
+      failover_time_(families_.failover_time.Add(base_, buckets::kDetectionLatency)) {}
 
 prometheus::Labels PoolSeries::labels_with(const char* name, const std::string& value) const {
-  return {{"pool", pool_}, {name, value}};
+  auto labels = base_;
+  labels.emplace(name, value);
+  return labels;
 }
 
 void PoolSeries::add_labels(const PoolLabelSets& labels) {
@@ -70,7 +82,7 @@ void PoolSeries::detach() {
 PoolSeries::HostSeries& PoolSeries::host_series(std::string_view host) {
   const auto found = hosts_.find(host);
   if (found != hosts_.end()) return found->second;
-  const prometheus::Labels labels{{"pool", pool_}, {"server", std::string(host)}};
+  const auto labels = labels_with("server", std::string(host));
   HostSeries series{{},
                     {},
                     &families_.ping_latency.Add(labels, buckets::kPingLatency),
@@ -82,7 +94,7 @@ PoolSeries::HostSeries& PoolSeries::host_series(std::string_view host) {
 }
 
 void PoolSeries::add_vocabulary(const std::string& host, HostSeries& series) {
-  const prometheus::Labels labels{{"pool", pool_}, {"server", host}};
+  const auto labels = labels_with("server", host);
   for (const auto& reason : eviction_reasons_) {
     if (series.evictions.contains(reason)) continue;
     auto with_reason = labels;
@@ -184,7 +196,7 @@ constexpr std::string_view kHealthStates[] = {"healthy", "suspect", "down"};
 PoolSeries::ServerSeries& PoolSeries::server_series(std::string_view server) {
   const auto found = servers_.find(server);
   if (found != servers_.end()) return found->second;
-  const prometheus::Labels labels{{"pool", pool_}, {"server", std::string(server)}};
+  const auto labels = labels_with("server", std::string(server));
   ServerSeries series{&families_.server_health.Add(labels),
                       {},
                       &families_.server_down_verdict.Add(labels, buckets::kDetectionLatency)};
@@ -239,9 +251,9 @@ void PoolSeries::set_server_role(std::string_view server, std::string_view role)
   if (found == roles_.end()) {
     ByLabel<prometheus::Gauge*> gauges;
     for (const auto name : kServerRoles) {
-      gauges.emplace(std::string(name), &families_.server_role.Add({{"pool", pool_},
-                                                                    {"server", std::string(server)},
-                                                                    {"role", std::string(name)}}));
+      auto labels = labels_with("server", std::string(server));
+      labels.emplace("role", std::string(name));
+      gauges.emplace(std::string(name), &families_.server_role.Add(labels));
     }
     found = roles_.emplace(std::string(server), std::move(gauges)).first;
   }

@@ -14,7 +14,8 @@ namespace pgvigil::metrics {
 
 class PoolSeries final : public PoolMetrics {
  public:
-  PoolSeries(const MetricFamilies& families, std::string pool);
+  // user: the role a per-user pool logs in as (a `user` label on every series); "": none.
+  PoolSeries(const MetricFamilies& families, std::string pool, std::string user = "");
   ~PoolSeries() override = default;
 
   // Creates the children for every label in `labels` not present yet. Idempotent, so a
@@ -81,7 +82,7 @@ class PoolSeries final : public PoolMetrics {
   void with_host(std::string_view host, Record record);
 
   const MetricFamilies families_;
-  const std::string pool_;
+  const prometheus::Labels base_;  // pool, and user for a per-user pool
   // Shared for recording (children are atomic themselves); exclusive for adding children and
   // for detach, which frees them.
   mutable std::shared_mutex mutex_;

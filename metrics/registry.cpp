@@ -52,11 +52,22 @@ Registry::~Registry() {
   for (auto& [name, series] : families_->client_pools) series->detach();
 }
 
+namespace {
+
+// The key of a pool's series: its name, and for a per-user pool the user after a NUL (which no
+// database or role name holds).
+std::string series_key(const std::string& pool, const std::string& user) {
+  return user.empty() ? pool : pool + '\0' + user;
+}
+
+}  // namespace
+
 std::shared_ptr<PoolMetrics> Registry::add_pool(const std::string& pool,
-                                                const PoolLabelSets& labels) {
+                                                const PoolLabelSets& labels,
+                                                const std::string& user) {
   std::lock_guard lock(families_->pools_mutex);
-  auto& series = families_->pools[pool];
-  if (!series) series = std::make_shared<PoolSeries>(families_->metric, pool);
+  auto& series = families_->pools[series_key(pool, user)];
+  if (!series) series = std::make_shared<PoolSeries>(families_->metric, pool, user);
   series->add_labels(labels);
   return series;
 }
@@ -81,6 +92,15 @@ void Registry::remove_pool(const std::string& pool) {
       found != families_->client_pools.end()) {
     found->second->detach();
     families_->client_pools.erase(found);
+  }
+}
+
+void Registry::remove_user_pool(const std::string& pool, const std::string& user) {
+  std::lock_guard lock(families_->pools_mutex);
+  if (const auto found = families_->pools.find(series_key(pool, user));
+      found != families_->pools.end()) {
+    found->second->detach();
+    families_->pools.erase(found);
   }
 }
 

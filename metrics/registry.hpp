@@ -82,7 +82,10 @@ class Registry final : public StartupErrorMetrics {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  std::shared_ptr<PoolMetrics> add_pool(const std::string& pool, const PoolLabelSets& labels);
+  // user: for a per-user pool (databases.<name>.user_pools), the role it logs in as; every one
+  // of its series carries it as a `user` label.
+  std::shared_ptr<PoolMetrics> add_pool(const std::string& pool, const PoolLabelSets& labels,
+                                        const std::string& user = "");
   // The client-side series of `pool` (connections, errors by SQLSTATE class, transactions,
   // queries, relayed bytes), every child created at 0. Returns the same handle for a pool
   // already added.
@@ -92,6 +95,8 @@ class Registry final : public StartupErrorMetrics {
                                                  std::span<const std::string_view> pin_causes = {});
   // Removes the pool's server-side and client-side series; handles held after that are no-ops.
   void remove_pool(const std::string& pool);
+  // Removes one per-user pool's server-side series.
+  void remove_user_pool(const std::string& pool, const std::string& user);
 
   // Config reloads by result ("success" or "error").
   void record_config_reload(bool success);

@@ -125,6 +125,9 @@ struct PoolSettings {
 
 struct PoolConfig {
   std::string name;  // the database name clients use, and the metrics' pool label
+  // databases.<name>.user_pools: no pool of the entry's own, but one per client role, logging in
+  // as that role (server.user and password are then the role's). Read by the daemon.
+  bool user_pools = false;
   ServerEndpoint server;
   PoolSettings pool;
   probes::KeepaliveSettings keepalive;

@@ -184,6 +184,12 @@ awaitable<void> ClientSession::handshake() {
   enter(Phase::authenticating, "startup packet read");
   error = co_await startup.authenticate();
   if (error) co_return fail(why(std::move(*error)));
+  if (route_->settings.user_pools) {
+    // Queries run as the client's role: its own pool, known only now that it has logged in.
+    auto user_route = service_.user_route(*route_, startup.user());
+    if (auto* refused = std::get_if<ClientError>(&user_route)) co_return fail(std::move(*refused));
+    route_ = std::get<Route*>(user_route);
+  }
   *over = true;
   deadline.cancel();
   slot.leave();

@@ -35,6 +35,8 @@ class ClientStartup {
   // The route read_startup() found (null before, or when the database is unknown): an error
   // after it counts against that database.
   Route* route() const { return route_; }
+  // The user the StartupMessage named.
+  const std::string& user() const { return user_; }
   // Authenticates by the route's method; AuthenticationOk has been sent once this returns
   // nullopt.
   boost::asio::awaitable<std::optional<ClientError>> authenticate();

@@ -81,6 +81,28 @@ void ProxyService::replace_routes(std::vector<Route> routes) {
     }
   }
   routes_ = std::move(next);
+  // Made again at the users' next logins, from the new configuration.
+  for (auto& [key, route] : user_routes_) retired_routes_.push_back(std::move(route));
+  user_routes_.clear();
+}
+
+std::variant<Route*, ClientError> ProxyService::user_route(const Route& database,
+                                                           const std::string& user) {
+  std::lock_guard lock(routes_mutex_);
+  auto& route = user_routes_[{database.settings.database, user}];
+  if (route == nullptr) {
+    if (!make_user_route_) {
+      user_routes_.erase({database.settings.database, user});
+      return ClientError{sqlstate::kInternalError, "per-user pools are not set up", "", ""};
+    }
+    auto made = make_user_route_(database, user);
+    if (auto* refused = std::get_if<ClientError>(&made)) {
+      user_routes_.erase({database.settings.database, user});
+      return std::move(*refused);
+    }
+    route = std::get<std::shared_ptr<Route>>(std::move(made));
+  }
+  return route.get();
 }
 
 void ProxyService::publish_relayed() {
@@ -89,6 +111,9 @@ void ProxyService::publish_relayed() {
     for (const auto& route : *routes) {
       if (route->metrics) route->metrics->relayed(route->relayed->take_new());
     }
+  }
+  for (const auto& [key, route] : user_routes_) {
+    if (route->metrics) route->metrics->relayed(route->relayed->take_new());
   }
 }
 

@@ -3,6 +3,10 @@
 // registry, the client limit and a small thread pool for the one blocking libpq call (PQcancel).
 
 #include <atomic>
+#include <functional>
+#include <map>
+#include <utility>
+#include <variant>
 #include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <mutex>
@@ -13,6 +17,7 @@
 #include "metrics/proxy_metrics.hpp"
 #include "proxy/auth/users_file.hpp"
 #include "proxy/cancel_registry.hpp"
+#include "proxy/client_error.hpp"
 #include "proxy/proxy_settings.hpp"
 #include "proxy/route.hpp"
 #include "proxy/startup_gate.hpp"
@@ -37,6 +42,14 @@ class ProxyService {
   // pool and checkout timeout are unchanged keeps its Route object (and what it learned of its
   // server); the others are replaced, and removed databases are no longer found. Thread-safe.
   void replace_routes(std::vector<Route> routes);
+  // Per-user databases (RouteSettings::user_pools): the route of `user`, made by the maker at
+  // the user's first login and kept until a reload (which retires it: the next login makes it
+  // again, on the same pool unless the database changed). An error when the maker refuses (no
+  // password to log in as the user). Thread-safe.
+  using UserRouteMaker = std::function<std::variant<std::shared_ptr<Route>, ClientError>(
+      const Route& database, const std::string& user)>;
+  void set_user_route_maker(UserRouteMaker maker) { make_user_route_ = std::move(maker); }
+  std::variant<Route*, ClientError> user_route(const Route& database, const std::string& user);
   // Adds what every route (retired ones too) relayed since the last call to its database's
   // counters. Runs when metrics are read (metrics::Registry::on_scrape).
   void publish_relayed();
@@ -76,6 +89,9 @@ class ProxyService {
   std::size_t next_shard_ = 0;  // turns among a sharded database's routes; under routes_mutex_
   // Replaced and removed routes: sessions may still point at them.
   std::vector<std::shared_ptr<Route>> retired_routes_;
+  // Per-user databases' routes by (database, user); under routes_mutex_.
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<Route>> user_routes_;
+  UserRouteMaker make_user_route_;
   std::shared_ptr<const auth::UsersFile> users_;
   mutable std::mutex tls_mutex_;
   stream::ServerTlsContext tls_context_;  // under tls_mutex_

@@ -77,6 +77,9 @@ struct ProxySettings {
 // Per database (the client-facing name); same order as Config::databases.
 struct RouteSettings {
   std::string database;
+  // Queries run as each client's role: the route is a template, each user gets a route of its
+  // own with a pool that logs in as it (ProxyService::user_route).
+  bool user_pools = false;
   PoolMode pool_mode = PoolMode::transaction;
   std::string reset_query = "DISCARD ALL";  // run before a session-mode connection is reused
   AuthMethod auth_method = AuthMethod::trust;  // the global auth.method unless overridden

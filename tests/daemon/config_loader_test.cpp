@@ -243,7 +243,7 @@ TEST(ConfigLoaderTest, MissingRequiredKeyPointsAtTheEnclosingMap) {
   EXPECT_EQ(e.line(), 3);
   EXPECT_EQ(e.column(), 5);
   EXPECT_EQ(e.key(), "databases.app.user");
-  EXPECT_EQ(e.message(), "required key is missing");
+  EXPECT_EQ(e.message(), "required key is missing (or user_pools: true)");
 }
 
 TEST(ConfigLoaderTest, EmptyDocumentNeedsDatabases) {
@@ -406,6 +406,24 @@ TEST(ConfigLoaderTest, AuthQueryReplacesTheUsersFile) {
                      minimal_config)
                 .key(),
             "auth.query.password_file");
+}
+
+TEST(ConfigLoaderTest, UserPoolsLogInAsEachClientWithTheUsersFilesPasswords) {
+  const std::string auth = "auth: {method: scram-sha-256, users_file: /dev/null}\n";
+  const Config config = parse(auth + "databases: {app: {user_pools: true}}\n");
+  EXPECT_TRUE(config.databases[0].user_pools);
+  EXPECT_TRUE(config.routes[0].user_pools);
+  EXPECT_EQ(config.databases[0].server.user, "");
+  EXPECT_FALSE(parse(minimal_config).databases[0].user_pools);
+
+  EXPECT_EQ(error_of(auth + "databases: {app: {user_pools: true, user: app}}\n").key(),
+            "databases.app.user");
+  EXPECT_EQ(error_of(auth + "databases: {app: {user_pools: true, password_env: PW}}\n", "test.yaml",
+                     {{"PW", "secret"}})
+                .key(),
+            "databases.app.password_env");
+  EXPECT_EQ(error_of("databases: {app: {user_pools: true}}\n").key(), "databases.app.user_pools")
+      << "the roles' passwords come from the users file";
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ void ProxyPgFixture::start_daemon(const ProxyOptions& options) {
     yaml += "    host: 127.0.0.1\n";
     yaml += "    port: " + std::to_string(pg_->port()) + "\n";
     yaml += "    dbname: " + database.dbname + "\n";
-    yaml += "    user: postgres\n";
+    yaml += database.user_pools ? "    user_pools: true\n" : "    user: postgres\n";
     yaml += "    sslmode: disable\n";
     yaml += "    application_name: " + app_name_ + "\n";
     yaml += "    pool_mode: " + database.pool_mode + "\n";

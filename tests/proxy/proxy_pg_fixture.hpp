@@ -38,6 +38,7 @@ struct Database {
   std::string auth_method;  // "": inherit auth.method
   std::string pool;         // flow map of pool overrides, e.g. "{max_size: 1}"; "": none
   std::string tls_mode;     // "": inherit listen.tls.mode
+  bool user_pools = false;  // queries as each client's role (no `user: postgres`)
 };
 
 struct ProxyOptions {

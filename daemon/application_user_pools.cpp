@@ -1,0 +1,129 @@
+// Application: per-user pools (databases.<name>.user_pools). A per-user database has no pool of
+// its own; each role gets one at its first login, logging in to the server as that role with
+// the plain password the users file holds for it. Run on worker 0, like everything that reads
+// user_pools_: sessions start there (proxy::Listener), and reloads run there.
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "daemon/application.hpp"
+#include "daemon/config_diff.hpp"
+
+namespace pgvigil::daemon {
+namespace asio = boost::asio;
+
+namespace {
+
+const pool::PoolConfig* find_database(const Config& config, const std::string& name) {
+  for (const auto& database : config.databases) {
+    if (database.name == name) return &database;
+  }
+  return nullptr;
+}
+
+// The database's settings, logging in as `user`. One pool, not shards: a role's clients are
+// usually few, and each role already has a pool of its own.
+pool::PoolConfig user_pool_config(const pool::PoolConfig& database, const std::string& user,
+                                  const std::string& password) {
+  pool::PoolConfig config = database;
+  config.server.user = user;
+  config.server.password = password;
+  config.pool.shards = 1;
+  return config;
+}
+
+}  // namespace
+
+std::variant<std::shared_ptr<proxy::Route>, proxy::ClientError> Application::make_user_route(
+    const proxy::Route& database, const std::string& user) {
+  const auto& name = database.settings.database;
+  const auto* config = find_database(config_, name);
+  const auto* users = proxy_->users();
+  const auto* entry = users != nullptr ? users->find(user) : nullptr;
+  if (config == nullptr || !config->user_pools) {
+    return proxy::ClientError{proxy::sqlstate::kAdminShutdown,
+                              "database \"" + name + "\" was reconfigured while logging in", "",
+                              "Connect again."};
+  }
+  if (entry == nullptr || entry->kind != proxy::auth::SecretKind::plain) {
+    // The client has proved who it is; what is missing is pgvigil's own way in as that role.
+    return proxy::ClientError{
+        proxy::sqlstate::kInvalidAuthorization,
+        "pgvigil has no password to log in to database \"" + name + "\" as \"" + user + "\"",
+        "Queries in \"" + name + "\" run as each client's own role (user_pools).",
+        "List the role in auth.users_file with its plain password: pgvigil cannot log in to the "
+        "server with a SCRAM verifier or an md5 hash."};
+  }
+  auto& pool = user_pools_[{name, user}];
+  if (pool == nullptr) pool = make_user_pool(*config, user, entry->secret);
+  auto route = std::make_shared<proxy::Route>();
+  route->settings = database.settings;
+  route->pool = pool;
+  route->metrics = database.metrics;
+  route->checkout_timeout = database.checkout_timeout;
+  route->secret_lookup = database.secret_lookup;
+  return route;
+}
+
+std::shared_ptr<pool::Pool> Application::make_user_pool(const pool::PoolConfig& database,
+                                                        const std::string& user,
+                                                        const std::string& password) {
+  auto config = user_pool_config(database, user, password);
+  auto metrics = registry_.add_pool(database.name, pool::pool_label_sets(config.server), user);
+  auto& context = workers_.context(next_worker_++ % workers_.size());
+  auto pool = std::make_shared<pool::Pool>(context.get_executor(), std::move(config), metrics);
+  pool->start();
+  // A pause holds every pool of the database, this one too.
+  if (paused_databases_.contains(database.name)) pool->pause();
+  spdlog::info("pool {}: opened for user {} (user_pools)", database.name, user);
+  return pool;
+}
+
+std::vector<std::shared_ptr<pool::Pool>> Application::user_pools_of(
+    const std::string& database) const {
+  std::vector<std::shared_ptr<pool::Pool>> pools;
+  for (const auto& [key, pool] : user_pools_) {
+    if (key.first == database) pools.push_back(pool);
+  }
+  return pools;
+}
+
+asio::awaitable<void> Application::reload_user_pools(const Config& next) {
+  for (auto it = user_pools_.begin(); it != user_pools_.end();) {
+    const auto& [database, user] = it->first;
+    const auto* before = find_database(config_, database);
+    const auto* after = find_database(next, database);
+    if (after == nullptr || !after->user_pools) {
+      retiring_.push_back(it->second);
+      asio::co_spawn(workers_.context(0), retire_user_pool(it->second, user), asio::detached);
+      it = user_pools_.erase(it);
+      continue;
+    }
+    const auto route = std::find_if(next.routes.begin(), next.routes.end(),
+                                    [&](const auto& r) { return r.database == database; });
+    const auto before_route = std::find_if(config_.routes.begin(), config_.routes.end(),
+                                           [&](const auto& r) { return r.database == database; });
+    if (before != nullptr && !database_changes(*before, *before_route, *after, *route).empty()) {
+      // The users file is read at start only: the role's password is the one the pool has.
+      const auto* entry = proxy_->users()->find(user);
+      auto update = it->second->update_config(user_pool_config(*after, user, entry->secret));
+      co_await std::move(update);
+    }
+    ++it;
+  }
+}
+
+asio::awaitable<void> Application::retire_user_pool(std::shared_ptr<pool::Pool> pool,
+                                                    std::string user) {
+  auto retiring = pool->retire();
+  co_await std::move(retiring);
+  if (shutting_down_) co_return;
+  std::erase(retiring_, pool);
+  // The role may have logged in again meanwhile: its new pool has the same series then.
+  if (!user_pools_.contains({pool->name(), user})) registry_.remove_user_pool(pool->name(), user);
+  spdlog::info("pool {}: user {}'s pool removed, every server connection closed", pool->name(),
+               user);
+}
+
+}  // namespace pgvigil::daemon

@@ -1,0 +1,116 @@
+// Per-user pools (databases.<name>.user_pools) through the real pgvigil binary with psql: each
+// client's queries run as its own role, on a pool of its own that logs in to the server with
+// the role's password from the users file (the server checks it: SCRAM for these roles), in
+// transaction and session pooling; the metrics and /readyz carry the user; a role the users
+// file holds only as a SCRAM verifier is refused after it authenticated, saying why.
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/metrics/http_client.hpp"
+#include "tests/proxy/proxy_pg_fixture.hpp"
+#include "tests/support/wait_until.hpp"
+
+namespace pgvigil::testing {
+namespace {
+
+class UserPoolsPgTest : public ProxyPgFixture {
+ protected:
+  static void SetUpTestSuite() {
+    PgCluster::Options options;
+    options.max_connections = 60;
+    // The server checks the password pgvigil logs in with.
+    options.hba_lines = {"host all alice,bob,carol 127.0.0.1/32 scram-sha-256"};
+    pg_ = PgCluster::start_new(options);
+    for (const char* role : {"alice", "bob", "carol"}) {
+      pg_->execute(std::string("CREATE ROLE ") + role + " LOGIN PASSWORD 'pw-" + role + "'");
+      pg_->execute(std::string("GRANT pg_read_all_stats TO ") + role);
+    }
+  }
+
+  void start() {
+    const std::string carol_verifier =
+        pg_->query_value("SELECT rolpassword FROM pg_authid WHERE rolname = 'carol'");
+    ProxyOptions options{{{"mine"}, {"held"}, {"shared"}},
+                         "scram-sha-256",
+                         "\"alice\" \"pw-alice\"\n\"bob\" \"pw-bob\"\n\"carol\" \"" +
+                             carol_verifier + "\"\n\"postgres\" \"pw-postgres\"\n"};
+    options.databases[0].user_pools = true;
+    options.databases[1].user_pools = true;
+    options.databases[1].pool_mode = "session";
+    start_daemon(options);
+  }
+
+  Ran as(const std::string& database, const std::string& user, const std::string& password,
+         const std::string& sql) {
+    return run_shell("PGPASSWORD='" + password +
+                     "' psql -X -A -t -v ON_ERROR_STOP=1 'host=127.0.0.1 port=" +
+                     std::to_string(port_) + " dbname=" + database + " user=" + user +
+                     " connect_timeout=5 sslmode=disable' -c \"" + sql + "\" 2>&1");
+  }
+};
+
+TEST_F(UserPoolsPgTest, EachClientsQueriesRunAsItsOwnRole) {
+  start();
+  for (const std::string database : {"mine", "held"}) {
+    auto ran = as(database, "alice", "pw-alice", "SELECT current_user || ',' || session_user");
+    EXPECT_EQ(ran.exit_code, 0) << ran.output;
+    EXPECT_EQ(ran.output, "alice,alice\n") << database;
+    ran = as(database, "bob", "pw-bob", "SELECT current_user || ',' || session_user");
+    EXPECT_EQ(ran.exit_code, 0) << ran.output;
+    EXPECT_EQ(ran.output, "bob,bob\n") << database;
+  }
+  // The entry that names a role still runs everything as it.
+  auto ran = as("shared", "alice", "pw-alice", "SELECT current_user");
+  EXPECT_EQ(ran.output, "postgres\n") << ran.output;
+
+  // Each role's server connections are its own: pgvigil's backends log in as alice and bob.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return pg_->query_value(
+                   "SELECT count(DISTINCT usename) FROM pg_stat_activity WHERE "
+                   "application_name = '" +
+                   app_name_ + "' AND usename IN ('alice', 'bob')") == "2";
+      },
+      seconds(10)));
+
+  // Metrics and /readyz say whose pool it is.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return metric("pgvigil_server_connections",
+                      {{"pool", "mine"}, {"user", "alice"}, {"state", "idle"}}) >= 1;
+      },
+      seconds(10)))
+      << metrics_page();
+  EXPECT_GE(
+      metric("pgvigil_server_connections", {{"pool", "mine"}, {"user", "bob"}, {"state", "idle"}}),
+      1);
+  const auto ready = test::http_get(kHost, admin_port_, "/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_TRUE(contains(ready.body, "pool mine (user alice): ")) << ready.body;
+  EXPECT_TRUE(contains(ready.body, "pool held (user bob): ")) << ready.body;
+
+  // A wrong password is still refused by pgvigil itself.
+  ran = as("mine", "alice", "wrong", "SELECT 1");
+  EXPECT_NE(ran.exit_code, 0);
+  EXPECT_TRUE(contains(ran.output, "password authentication failed for user \"alice\""))
+      << ran.output;
+}
+
+TEST_F(UserPoolsPgTest, ARoleWithoutAPlainPasswordIsRefusedSayingWhy) {
+  start();
+  // carol proves who she is against her verifier, but pgvigil cannot log in as her with it.
+  const auto ran = as("mine", "carol", "pw-carol", "SELECT 1");
+  EXPECT_NE(ran.exit_code, 0);
+  EXPECT_TRUE(
+      contains(ran.output, "pgvigil has no password to log in to database \"mine\" as \"carol\""))
+      << ran.output;
+  EXPECT_EQ(as("shared", "carol", "pw-carol", "SELECT 1").exit_code, 0)
+      << "a database with a role of its own takes her";
+  // Refused clients leave no pool behind.
+  EXPECT_FALSE(contains(test::http_get(kHost, admin_port_, "/readyz").body, "(user carol)"));
+}
+
+}  // namespace
+}  // namespace pgvigil::testing
