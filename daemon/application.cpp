@@ -154,8 +154,9 @@ void Application::build_proxy() {
     users = std::make_shared<const proxy::auth::UsersFile>(std::move(loaded).value());
   }
   proxy_ = std::make_unique<proxy::ProxyService>(config_.proxy, make_routes(), users, registry_);
-  proxy_->set_user_route_maker([this](const proxy::Route& database, const std::string& user) {
-    return make_user_route(database, user);
+  proxy_->set_user_route_maker([this](const proxy::Route& database, const std::string& user,
+                                      const proxy::auth::LoginProof& proof) {
+    return make_user_route(database, user, proof);
   });
   listener_ = std::make_unique<proxy::Listener>(workers_.context(0), *proxy_);
 }

@@ -78,12 +78,20 @@ class Application {
   std::vector<NamedPool> named_pools() const;
   std::vector<proxy::Route> make_routes();
   // --- per-user pools (databases.<name>.user_pools; application_user_pools.cpp)
+  // How a per-user pool logs in as its role: the users file's plain password, or else the
+  // client's proof (pool::ServerLogin).
+  struct UserLogin {
+    std::string password;
+    std::shared_ptr<const pool::ServerLogin> proof;
+  };
   // The route of `user` on a per-user database, with the pool that logs in as that user (made
-  // at its first login); refused when the users file has no plain password for it.
+  // at its first login); refused when neither a plain password nor the login's proof lets
+  // pgvigil log in as the user.
   std::variant<std::shared_ptr<proxy::Route>, proxy::ClientError> make_user_route(
-      const proxy::Route& database, const std::string& user);
+      const proxy::Route& database, const std::string& user,
+      const proxy::auth::LoginProof& proof);
   std::shared_ptr<pool::Pool> make_user_pool(const pool::PoolConfig& database,
-                                             const std::string& user, const std::string& password);
+                                             const std::string& user, const UserLogin& login);
   // A reload: per-user pools of a database gone or no longer per-user drain; those of a changed
   // database take its new settings.
   boost::asio::awaitable<void> reload_user_pools(const Config& next);
@@ -112,6 +120,7 @@ class Application {
   // Per-user pools by (database, user), made at the user's first login. Worker 0 only: sessions
   // start there (proxy::Listener), and reloads run there.
   std::map<std::pair<std::string, std::string>, std::shared_ptr<pool::Pool>> user_pools_;
+  std::map<std::pair<std::string, std::string>, UserLogin> user_logins_;  // how each logs in
   int next_worker_ = 0;
   std::unique_ptr<metrics::AdminServer> admin_;
   std::unique_ptr<proxy::ProxyService> proxy_;

@@ -1,7 +1,9 @@
 // Application: per-user pools (databases.<name>.user_pools). A per-user database has no pool of
-// its own; each role gets one at its first login, logging in to the server as that role with
-// the plain password the users file holds for it. Run on worker 0, like everything that reads
-// user_pools_: sessions start there (proxy::Listener), and reloads run there.
+// its own; each role gets one at its first login, logging in to the server as that role: with
+// the plain password the users file holds for it, or else with what the client's login proved
+// (its SCRAM keys or md5 hash against the server's own verifier, from auth.query or copied into
+// the users file), through pgvigil's own login (proxy/login/). Run on worker 0, like everything
+// that reads user_pools_: sessions start there (proxy::Listener), and reloads run there.
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -9,6 +11,7 @@
 
 #include "daemon/application.hpp"
 #include "daemon/config_diff.hpp"
+#include "proxy/login/proof_login.hpp"
 
 namespace pgvigil::daemon {
 namespace asio = boost::asio;
@@ -25,10 +28,12 @@ const pool::PoolConfig* find_database(const Config& config, const std::string& n
 // The database's settings, logging in as `user`. One pool, not shards: a role's clients are
 // usually few, and each role already has a pool of its own.
 pool::PoolConfig user_pool_config(const pool::PoolConfig& database, const std::string& user,
-                                  const std::string& password) {
+                                  const std::string& password,
+                                  std::shared_ptr<const pool::ServerLogin> proof) {
   pool::PoolConfig config = database;
   config.server.user = user;
   config.server.password = password;
+  config.server.login = std::move(proof);
   config.pool.shards = 1;
   return config;
 }
@@ -36,27 +41,41 @@ pool::PoolConfig user_pool_config(const pool::PoolConfig& database, const std::s
 }  // namespace
 
 std::variant<std::shared_ptr<proxy::Route>, proxy::ClientError> Application::make_user_route(
-    const proxy::Route& database, const std::string& user) {
+    const proxy::Route& database, const std::string& user, const proxy::auth::LoginProof& proof) {
   const auto& name = database.settings.database;
   const auto* config = find_database(config_, name);
-  const auto* users = proxy_->users();
-  const auto* entry = users != nullptr ? users->find(user) : nullptr;
   if (config == nullptr || !config->user_pools) {
     return proxy::ClientError{proxy::sqlstate::kAdminShutdown,
                               "database \"" + name + "\" was reconfigured while logging in", "",
                               "Connect again."};
   }
-  if (entry == nullptr || entry->kind != proxy::auth::SecretKind::plain) {
-    // The client has proved who it is; what is missing is pgvigil's own way in as that role.
+  const auto* users = proxy_->users();
+  const auto* entry = users != nullptr ? users->find(user) : nullptr;
+  UserLogin login;
+  if (entry != nullptr && entry->kind == proxy::auth::SecretKind::plain) {
+    login.password = entry->secret;  // what libpq logs in with
+  } else if (!proof.empty()) {
+    login.proof = std::make_shared<const proxy::login::ProofLogin>(proof);
+  } else {
+    // The client has proved who it is, but not in a way pgvigil can repeat to the server.
     return proxy::ClientError{
         proxy::sqlstate::kInvalidAuthorization,
-        "pgvigil has no password to log in to database \"" + name + "\" as \"" + user + "\"",
+        "pgvigil has no way to log in to database \"" + name + "\" as \"" + user + "\"",
         "Queries in \"" + name + "\" run as each client's own role (user_pools).",
-        "List the role in auth.users_file with its plain password: pgvigil cannot log in to the "
-        "server with a SCRAM verifier or an md5 hash."};
+        "Log in with SCRAM or md5 against the server's own password (auth.query, or its verifier "
+        "in auth.users_file), or list the role's plain password in auth.users_file."};
   }
-  auto& pool = user_pools_[{name, user}];
-  if (pool == nullptr) pool = make_user_pool(*config, user, entry->secret);
+  const std::pair key{name, user};
+  auto& pool = user_pools_[key];
+  if (pool == nullptr) {
+    pool = make_user_pool(*config, user, login);
+  } else if (login.proof) {
+    // The role's password changed on the server: connections made from now on log in with
+    // what this login proved. Those already open stay: they are logged in.
+    asio::co_spawn(workers_.context(0), pool->update_config(user_pool_config(*config, user, login.password, login.proof)),
+                   asio::detached);
+  }
+  user_logins_[key] = login;
   auto route = std::make_shared<proxy::Route>();
   route->settings = database.settings;
   route->pool = pool;
@@ -68,15 +87,16 @@ std::variant<std::shared_ptr<proxy::Route>, proxy::ClientError> Application::mak
 
 std::shared_ptr<pool::Pool> Application::make_user_pool(const pool::PoolConfig& database,
                                                         const std::string& user,
-                                                        const std::string& password) {
-  auto config = user_pool_config(database, user, password);
+                                                        const UserLogin& login) {
+  auto config = user_pool_config(database, user, login.password, login.proof);
   auto metrics = registry_.add_pool(database.name, pool::pool_label_sets(config.server), user);
   auto& context = workers_.context(next_worker_++ % workers_.size());
   auto pool = std::make_shared<pool::Pool>(context.get_executor(), std::move(config), metrics);
   pool->start();
   // A pause holds every pool of the database, this one too.
   if (paused_databases_.contains(database.name)) pool->pause();
-  spdlog::info("pool {}: opened for user {} (user_pools)", database.name, user);
+  spdlog::info("pool {}: opened for user {} (user_pools, logging in with {})", database.name, user,
+               login.proof ? "the client's proof" : "the users file's password");
   return pool;
 }
 
@@ -97,6 +117,7 @@ asio::awaitable<void> Application::reload_user_pools(const Config& next) {
     if (after == nullptr || !after->user_pools) {
       retiring_.push_back(it->second);
       asio::co_spawn(workers_.context(0), retire_user_pool(it->second, user), asio::detached);
+      user_logins_.erase(it->first);
       it = user_pools_.erase(it);
       continue;
     }
@@ -105,9 +126,10 @@ asio::awaitable<void> Application::reload_user_pools(const Config& next) {
     const auto before_route = std::find_if(config_.routes.begin(), config_.routes.end(),
                                            [&](const auto& r) { return r.database == database; });
     if (before != nullptr && !database_changes(*before, *before_route, *after, *route).empty()) {
-      // The users file is read at start only: the role's password is the one the pool has.
-      const auto* entry = proxy_->users()->find(user);
-      auto update = it->second->update_config(user_pool_config(*after, user, entry->secret));
+      // The users file is read at start only: the pool logs in as it did.
+      const auto& login = user_logins_[it->first];
+      auto update =
+          it->second->update_config(user_pool_config(*after, user, login.password, login.proof));
       co_await std::move(update);
     }
     ++it;

@@ -242,9 +242,10 @@ std::vector<ConfigKey> make_keys() {
        "Role the pool logs in as; leave it out with user_pools."},
       {"databases.<name>.user_pools", boolean, "false", kReloads,
        "Queries run as each client's own role: one pool per (database, user), each with the "
-       "pool section's limits, logging in to the server as that user with its password from "
-       "auth.users_file (a plain password: pgvigil cannot log in with a SCRAM verifier or an md5 "
-       "hash). Metrics carry a user label, /readyz a line per user."},
+       "pool section's limits, logging in to the server as that user with its plain password "
+       "from auth.users_file, or else with what the client's SCRAM or md5 login proved against "
+       "the server's own verifier (auth.query, or a verifier in the users file). Metrics carry "
+       "a user label, /readyz a line per user."},
       {"databases.<name>.password_file", string, "\"\"", kReloads,
        "File holding the password, trailing newline removed; relative to the config file's "
        "directory; empty: none."},

@@ -341,8 +341,9 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
     config.routes.back().query_cancel_grace = config.databases.back().ping.timeout;
     config.routes.back().server_silence_suspect = config.databases.back().ping.interval;
     config.routes.back().user_pools = config.databases.back().user_pools;
-    if (config.databases.back().user_pools && config.proxy.users_file.empty()) {
-      db.fail("user_pools", "needs auth.users_file: the roles' passwords to log in with");
+    if (config.databases.back().user_pools && !has_secrets(config.proxy)) {
+      db.fail("user_pools",
+              "needs auth.users_file or auth.query: what the roles log in to the server with");
     }
     if (!has_secrets(config.proxy) && config.proxy.auth_method == proxy::AuthMethod::trust &&
         needs_users_file(config.routes.back().auth_method)) {

@@ -56,6 +56,18 @@ std::string LibpqLink::parameter_status(const char* name) const {
   return value ? value : "";
 }
 
+CancelOrder LibpqLink::cancel_order() const {
+  if (conn_ == nullptr) return {};
+  std::shared_ptr<PGcancel> handle(PQgetCancel(conn_), &PQfreeCancel);
+  if (!handle) return {};
+  return [handle](std::string& error) {
+    char text[256] = {};
+    if (PQcancel(handle.get(), text, sizeof text) != 0) return true;
+    error = one_line(text);
+    return false;
+  };
+}
+
 std::string LibpqLink::error_message() const {
   return conn_ ? one_line(PQerrorMessage(conn_)) : "out of memory";
 }

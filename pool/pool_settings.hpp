@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,6 +62,8 @@ inline std::optional<TargetSessionAttrs> parse_target_session_attrs(std::string_
   return std::nullopt;
 }
 
+class ServerLogin;  // server_link.hpp
+
 struct ServerEndpoint {
   // Tried in order from the one that last matched target_session_attrs; never empty.
   std::vector<ServerHost> hosts{ServerHost{}};
@@ -70,6 +73,9 @@ struct ServerEndpoint {
   std::string password;             // secret: loaded from a file or the environment, never logged
   std::map<std::string, std::string> tls;  // libpq's sslmode, sslrootcert, sslcert, sslkey, sslcrl
   std::string application_name = "pgvigil";
+  // Set when the connections log in without a password, with what a client's login proved (a
+  // per-user pool): null for libpq with `password`.
+  std::shared_ptr<const ServerLogin> login;
 
   // host:port/dbname as user (every host, comma-separated), for logs (no password).
   std::string describe() const;

@@ -70,6 +70,9 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::resolve(Clock::time_p
 awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerHost& host,
                                                                    Clock::time_point deadline) {
   close();  // what an earlier attempt (another host) left
+  // libpq, unless the endpoint logs in with a credential only pgvigil's own link can use.
+  const auto& login = config_->server.login;
+  link_ = login ? login->make_link() : std::make_unique<LibpqLink>();
   host_ = host;
   host_picked_ = true;
   server_address_ = host_.describe();
@@ -80,18 +83,18 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerH
   if (auto failure = co_await resolve(deadline, address)) co_return failure;
 
   const auto failure_from_libpq = [this] {
-    auto message = link_.error_message();
+    auto message = link_->error_message();
     return ConnectFailure{classify_connect_failure(message), message};
   };
-  if (!link_.start_connect(connection_parameters(*config_, host_, address))) {
+  if (!link_->start_connect(connection_parameters(*config_, host_, address))) {
     co_return failure_from_libpq();
   }
   // Each poll says which direction to wait for next, and the socket may change between polls
   // (several addresses), so wait_ready() takes up whatever socket libpq has now.
-  auto poll = LibpqLink::Poll::write;
-  while (poll != LibpqLink::Poll::ok) {
-    if (poll == LibpqLink::Poll::failed) co_return failure_from_libpq();
-    const auto ready = poll == LibpqLink::Poll::read ? Ready::read : Ready::write;
+  auto poll = ServerLink::Poll::write;
+  while (poll != ServerLink::Poll::ok) {
+    if (poll == ServerLink::Poll::failed) co_return failure_from_libpq();
+    const auto ready = poll == ServerLink::Poll::read ? Ready::read : Ready::write;
     const auto result = co_await wait_ready(ready, deadline);
     if (result == WaitResult::timed_out) {
       co_return ConnectFailure{ConnectFailureCause::timeout,
@@ -103,13 +106,13 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerH
     }
     // PQconnectPoll may close this socket and open another (next address): release it first.
     stream_.release();
-    poll = link_.poll_connect();
+    poll = link_->poll_connect();
   }
-  if (!link_.finish_connect()) {
+  if (!link_->finish_connect()) {
     co_return ConnectFailure{ConnectFailureCause::other,
-                             "PQsetnonblocking: " + link_.error_message()};
+                             "PQsetnonblocking: " + link_->error_message()};
   }
-  backend_pid_ = link_.backend_pid();
+  backend_pid_ = link_->backend_pid();
   // Registered from now on until close(): the relay and the idle watcher use it.
   if (!track_socket()) {
     co_return ConnectFailure{ConnectFailureCause::other, "the event loop refused the socket"};
@@ -123,8 +126,8 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerH
 
 bool ServerConnection::take_reported_role() {
   const auto reported =
-      role_from_parameters(link_.parameter_status("in_hot_standby"),
-                           link_.parameter_status("default_transaction_read_only"));
+      role_from_parameters(link_->parameter_status("in_hot_standby"),
+                           link_->parameter_status("default_transaction_read_only"));
   if (reported) role_ = *reported;
   role_reported_ = reported.has_value();
   return role_reported_;

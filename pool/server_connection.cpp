@@ -16,6 +16,7 @@ ServerConnection::ServerConnection(stream::Executor executor,
     : executor_(executor),
       config_(std::move(config)),
       id_(id),
+      link_(std::make_unique<LibpqLink>()),
       stream_(executor),
       timer_(executor),
       host_(config_->server.hosts.front()),
@@ -24,13 +25,13 @@ ServerConnection::ServerConnection(stream::Executor executor,
 ServerConnection::~ServerConnection() { close(); }
 
 bool ServerConnection::track_socket() {
-  const int fd = link_.socket();
+  const int fd = link_->socket();
   if (fd < 0) {
     stream_.release();
     return false;
   }
   if (stream_.native_handle() == fd) return true;
-  return stream_.attach(fd, stream::Ownership::borrowed, link_.tls());
+  return stream_.attach(fd, stream::Ownership::borrowed, link_->tls());
 }
 
 awaitable<ServerConnection::WaitResult> ServerConnection::wait_ready(Ready ready,
@@ -56,8 +57,8 @@ Death ServerConnection::diagnose_failure(bool data_in_flight, const std::string&
   // TCP_INFO first: it survives the kernel's teardown, and taking the socket error does not.
   if (fd >= 0 && is_tcp()) evidence.tcp = probes::read_tcp_info(fd);
   evidence.pending_error = fd >= 0 ? probes::take_socket_error(fd) : 0;
-  evidence.libpq_message = link_.error_message();
-  evidence.server_fatal = link_.server_fatal();
+  evidence.libpq_message = link_->error_message();
+  evidence.server_fatal = link_->server_fatal();
   evidence.keepalive = config_->keepalive;
   evidence.now = Clock::now();
   evidence.created_at = created_at_;
@@ -66,21 +67,21 @@ Death ServerConnection::diagnose_failure(bool data_in_flight, const std::string&
 }
 
 std::optional<Death> ServerConnection::absorb_idle_input() {
-  if (link_.native_handle() == nullptr) {
+  if (!link_->open()) {
     return Death{EvictionReason::server_closed, "no connection", last_alive_};
   }
-  const bool read = link_.consume_input();
+  const bool read = link_->consume_input();
   track_socket();
   if (!read) return diagnose_failure(false, "reading from idle connection");
   mark_alive();
-  if (const auto& fatal = link_.server_fatal()) {
+  if (const auto& fatal = link_->server_fatal()) {
     return Death{EvictionReason::server_error, *fatal, Clock::now()};
   }
   // A promotion reports in_hot_standby off to every session of the old standby.
-  note_hot_standby_report(link_.parameter_status("in_hot_standby"));
+  note_hot_standby_report(link_->parameter_status("in_hot_standby"));
   if (role_changed_) return role_change_death();
   // Nothing may be queued on an idle connection; anything that is, is drained and dropped.
-  link_.discard_results();
+  link_->discard_results();
   return std::nullopt;
 }
 
@@ -128,7 +129,12 @@ void ServerConnection::detach() {
 void ServerConnection::close() {
   timer_.cancel();
   stream_.release();  // before PQfinish closes the descriptor
-  link_.finish();
+  link_->finish();
+}
+
+PGconn* ServerConnection::native_handle() const {
+  const auto* libpq = dynamic_cast<const LibpqLink*>(link_.get());
+  return libpq != nullptr ? libpq->native_handle() : nullptr;
 }
 
 std::optional<probes::TcpSnapshot> ServerConnection::tcp_snapshot() const {

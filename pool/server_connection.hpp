@@ -29,6 +29,7 @@
 #include "pool/eviction_reason.hpp"
 #include "pool/failure_diagnosis.hpp"
 #include "pool/libpq_link.hpp"
+#include "pool/server_link.hpp"
 #include "pool/pool_settings.hpp"
 #include "pool/server_role.hpp"
 #include "probes/tcp_info.hpp"
@@ -153,11 +154,11 @@ class ServerConnection {
 
   // The socket as a byte stream (through TLS when the link is TLS), for the raw protocol.
   stream::SocketStream& stream() { return stream_; }
-  // A handle that can cancel whatever the backend runs now (PQcancel blocks: call it off the
-  // event loop). The caller frees it with PQfreeCancel.
-  PGcancel* cancel_handle() const { return link_.cancel_handle(); }
+  // Cancels whatever the backend runs now; it blocks: call it off the event loop. Empty when
+  // not connected.
+  CancelOrder cancel_order() const { return link_->cancel_order(); }
   // The server's ParameterStatus values (server_version, DateStyle, ...), as libpq saw them.
-  std::string parameter_status(const char* name) const { return link_.parameter_status(name); }
+  std::string parameter_status(const char* name) const { return link_->parameter_status(name); }
   LeaseState* lease_state() const { return lease_state_.get(); }
   void set_lease_state(std::unique_ptr<LeaseState> state) { lease_state_ = std::move(state); }
 
@@ -167,8 +168,9 @@ class ServerConnection {
   std::uint64_t id() const { return id_; }
   ConnectionState state() const { return state_; }
   void set_state(ConnectionState state) { state_ = state; }  // only the pool's transition()
-  int socket() const { return link_.socket(); }
-  PGconn* native_handle() const { return link_.native_handle(); }
+  int socket() const { return link_->socket(); }
+  // libpq's handle, for tests that speak libpq themselves; null for a link of pgvigil's own.
+  PGconn* native_handle() const;
   int backend_pid() const { return backend_pid_; }  // kept: libpq forgets it once the link breaks
   const std::string& server_address() const { return server_address_; }
   const ServerHost& host() const { return host_; }   // the configured host it connected to
@@ -218,7 +220,7 @@ class ServerConnection {
   stream::Executor executor_;
   std::shared_ptr<const PoolConfig> config_;
   std::uint64_t id_;
-  LibpqLink link_;
+  std::unique_ptr<ServerLink> link_;  // never null; a new one at every connect()
   stream::SocketStream stream_;
   boost::asio::steady_timer timer_;
   ConnectionState state_ = ConnectionState::connecting;

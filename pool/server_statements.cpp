@@ -11,9 +11,9 @@ using asio::awaitable;
 awaitable<std::optional<Death>> ServerConnection::flush(Clock::time_point deadline,
                                                         EvictionReason on_timeout) {
   while (true) {
-    const auto result = link_.flush();
-    if (result == LibpqLink::Flush::done) co_return std::nullopt;
-    if (result == LibpqLink::Flush::failed) {
+    const auto result = link_->flush();
+    if (result == ServerLink::Flush::done) co_return std::nullopt;
+    if (result == ServerLink::Flush::failed) {
       track_socket();
       co_return diagnose_failure(true, "sending to server");
     }
@@ -29,7 +29,7 @@ awaitable<std::optional<Death>> ServerConnection::run_statement(
     OnResult on_result, const std::vector<std::string>* parameters) {
   const auto started = Clock::now();
   const bool sent =
-      parameters == nullptr ? link_.send_query(sql) : link_.send_query_params(sql, *parameters);
+      parameters == nullptr ? link_->send_query(sql) : link_->send_query_params(sql, *parameters);
   if (!sent) {
     track_socket();
     co_return diagnose_failure(false, "sending");
@@ -46,21 +46,21 @@ awaitable<std::optional<Death>> ServerConnection::run_statement(
       // The connection was detached or closed under the statement: pgvigil is stopping.
       co_return Death{EvictionReason::shutdown, "interrupted", last_alive_};
     }
-    const bool read = link_.consume_input();
+    const bool read = link_->consume_input();
     track_socket();
     if (!read) co_return diagnose_failure(true, "reading the answer");
     mark_alive();
     // Every result up to ReadyForQuery (nullopt) is read, so libpq and the server are at a
     // message boundary afterwards.
-    while (!link_.busy()) {
-      const auto next = link_.next_result();
+    while (!link_->busy()) {
+      const auto next = link_->next_result();
       if (!next) {
         // A promoted standby reports in_hot_standby off before the ReadyForQuery of the first
         // statement after the promotion: a ping finds it on an idle connection.
-        note_hot_standby_report(link_.parameter_status("in_hot_standby"));
+        note_hot_standby_report(link_->parameter_status("in_hot_standby"));
         co_return std::nullopt;
       }
-      if (link_.broken()) {
+      if (link_->broken()) {
         track_socket();
         co_return diagnose_failure(true, "statement");
       }

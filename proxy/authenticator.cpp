@@ -69,7 +69,8 @@ asio::awaitable<std::variant<FoundSecret, ClientError>> find_secret(const std::s
 }
 
 asio::awaitable<Outcome> authenticate_md5(stream::SocketStream& stream, FrameReader& reader,
-                                          const std::string& user, const FoundSecret& found) {
+                                          const std::string& user, const FoundSecret& found,
+                                          auth::LoginProof& proof) {
   auth::Md5Salt salt;
   RAND_bytes(salt.data(), static_cast<int>(salt.size()));
   std::string request;
@@ -87,12 +88,13 @@ asio::awaitable<Outcome> authenticate_md5(stream::SocketStream& stream, FrameRea
       !auth::md5_verify(user, entry->secret, salt, *response)) {
     co_return password_failed(user);
   }
+  if (entry->kind == auth::SecretKind::md5) proof.md5_hash = entry->secret;
   co_return std::nullopt;
 }
 
 asio::awaitable<Outcome> authenticate_scram(stream::SocketStream& stream, FrameReader& reader,
-                                            const std::string& user,
-                                            const FoundSecret& found) {
+                                            const std::string& user, const FoundSecret& found,
+                                            auth::LoginProof& proof) {
   // Known or not, the client sees the same exchange: a salt stable per name, the same work
   // (verifiers are made when the users file is read), a failure only at the proof.
   const auto* entry = found.entry;
@@ -137,6 +139,11 @@ asio::awaitable<Outcome> authenticate_scram(stream::SocketStream& stream, FrameR
     }
     co_return password_failed(user);
   }
+  // A verifier of the server's own reveals keys the server accepts; one derived from a plain
+  // password here does not (its salt is pgvigil's), and that password serves instead.
+  if (entry->kind == auth::SecretKind::scram_sha_256) {
+    proof.scram = auth::ScramKeys{server->client_key(), entry->scram->server_key};
+  }
   request.clear();
   wire::append_authentication_sasl_final(request, step.message);
   boost::system::error_code ec;
@@ -149,7 +156,7 @@ asio::awaitable<Outcome> authenticate_scram(stream::SocketStream& stream, FrameR
 
 asio::awaitable<Outcome> authenticate(stream::SocketStream& stream, FrameReader& reader,
                                       AuthMethod method, const std::string& user,
-                                      const SecretSources& secrets) {
+                                      const SecretSources& secrets, auth::LoginProof& proof) {
   if (method != AuthMethod::trust) {
     if (secrets.users == nullptr && secrets.lookup == nullptr) co_return password_failed(user);
     auto secret = co_await find_secret(user, secrets);
@@ -158,9 +165,9 @@ asio::awaitable<Outcome> authenticate(stream::SocketStream& stream, FrameReader&
     // Two statements, not one conditional expression: GCC 12 miscompiles co_await inside ?:.
     Outcome failure;
     if (method == AuthMethod::md5) {
-      failure = co_await authenticate_md5(stream, reader, user, found);
+      failure = co_await authenticate_md5(stream, reader, user, found, proof);
     } else {
-      failure = co_await authenticate_scram(stream, reader, user, found);
+      failure = co_await authenticate_scram(stream, reader, user, found, proof);
     }
     if (failure) co_return failure;
   }

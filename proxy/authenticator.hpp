@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "proxy/auth/login_proof.hpp"
 #include "proxy/auth/secret_lookup.hpp"
 #include "proxy/auth/users_file.hpp"
 #include "proxy/client_error.hpp"
@@ -23,11 +24,10 @@ struct SecretSources {
   std::shared_ptr<auth::SecretLookup> lookup;
 };
 
-// Returns nullopt once AuthenticationOk has been sent.
-boost::asio::awaitable<std::optional<ClientError>> authenticate(stream::SocketStream& stream,
-                                                                FrameReader& reader,
-                                                                AuthMethod method,
-                                                                const std::string& user,
-                                                                const SecretSources& secrets);
+// Returns nullopt once AuthenticationOk has been sent; `proof` then holds what the login proved
+// (login_proof.hpp).
+boost::asio::awaitable<std::optional<ClientError>> authenticate(
+    stream::SocketStream& stream, FrameReader& reader, AuthMethod method, const std::string& user,
+    const SecretSources& secrets, auth::LoginProof& proof);
 
 }  // namespace pgvigil::proxy

@@ -186,7 +186,7 @@ awaitable<void> ClientSession::handshake() {
   if (error) co_return fail(why(std::move(*error)));
   if (route_->settings.user_pools) {
     // Queries run as the client's role: its own pool, known only now that it has logged in.
-    auto user_route = service_.user_route(*route_, startup.user());
+    auto user_route = service_.user_route(*route_, startup.user(), startup.login_proof());
     if (auto* refused = std::get_if<ClientError>(&user_route)) co_return fail(std::move(*refused));
     route_ = std::get<Route*>(user_route);
   }
@@ -390,24 +390,19 @@ void ClientSession::request_shutdown(bool forced) {
 
 void ClientSession::cancel_running_query() {
   if (!server_ || tracker_.pending_ready() == 0) return;
-  PGcancel* handle = server_->cancel_handle();
-  if (handle == nullptr) return;
+  auto order = server_->cancel_order();
+  if (!order) return;
   ++cancels_in_flight_;
-  // PQcancel opens its own connection and blocks: it runs on the blocking pool, and the lease
+  // The cancel opens its own connection and blocks: it runs on the blocking pool, and the lease
   // is held until it returns, so the cancel can only hit this client's query.
-  asio::post(service_.blocking(),
-             [self = shared_from_this(), handle, home = stream_->get_executor()] {
-               char error[256] = {};
-               if (PQcancel(handle, error, sizeof error) == 0) {
-                 spdlog::warn("cancel request failed: {}", error);
-               }
-               PQfreeCancel(handle);
-               asio::post(home, [self] {
-                 if (--self->cancels_in_flight_ == 0 && self->cancel_timer_) {
-                   self->cancel_timer_->cancel();
-                 }
-               });
-             });
+  asio::post(service_.blocking(), [self = shared_from_this(), order = std::move(order),
+                                   home = stream_->get_executor()] {
+    std::string error;
+    if (!order(error)) spdlog::warn("cancel request failed: {}", error);
+    asio::post(home, [self] {
+      if (--self->cancels_in_flight_ == 0 && self->cancel_timer_) self->cancel_timer_->cancel();
+    });
+  });
 }
 
 }  // namespace pgvigil::proxy

@@ -219,7 +219,7 @@ std::optional<ClientError> ClientStartup::apply_access_rules(const std::string& 
 
 awaitable<std::optional<ClientError>> ClientStartup::authenticate() {
   const SecretSources secrets{service_.users(), route_->secret_lookup};
-  co_return co_await proxy::authenticate(stream_, reader_, method_, user_, secrets);
+  co_return co_await proxy::authenticate(stream_, reader_, method_, user_, secrets, proof_);
 }
 
 Admitted ClientStartup::admitted() && {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "proxy/auth/login_proof.hpp"
 #include "proxy/client_error.hpp"
 #include "proxy/client_settings.hpp"
 #include "proxy/frame_reader.hpp"
@@ -40,6 +41,8 @@ class ClientStartup {
   // Authenticates by the route's method; AuthenticationOk has been sent once this returns
   // nullopt.
   boost::asio::awaitable<std::optional<ClientError>> authenticate();
+  // After authenticate(): what the login proved (for a per-user pool's server logins).
+  const auth::LoginProof& login_proof() const { return proof_; }
   Admitted admitted() &&;
   // The client asked for TLS and its handshake did not complete: it cannot read a plain error.
   bool tls_handshake_failed() const { return tls_handshake_failed_; }
@@ -67,6 +70,7 @@ class ClientStartup {
   std::string user_;
   SettingMap settings_;
   AuthMethod method_ = AuthMethod::trust;  // how the client authenticates (after the rules)
+  auth::LoginProof proof_;
   bool tls_handshake_failed_ = false;
 };
 

@@ -82,27 +82,30 @@ void ProxyService::replace_routes(std::vector<Route> routes) {
   }
   routes_ = std::move(next);
   // Made again at the users' next logins, from the new configuration.
-  for (auto& [key, route] : user_routes_) retired_routes_.push_back(std::move(route));
+  for (auto& [key, made] : user_routes_) retired_routes_.push_back(std::move(made.route));
   user_routes_.clear();
 }
 
 std::variant<Route*, ClientError> ProxyService::user_route(const Route& database,
-                                                           const std::string& user) {
+                                                           const std::string& user,
+                                                           const auth::LoginProof& proof) {
   std::lock_guard lock(routes_mutex_);
-  auto& route = user_routes_[{database.settings.database, user}];
-  if (route == nullptr) {
-    if (!make_user_route_) {
-      user_routes_.erase({database.settings.database, user});
-      return ClientError{sqlstate::kInternalError, "per-user pools are not set up", "", ""};
-    }
-    auto made = make_user_route_(database, user);
-    if (auto* refused = std::get_if<ClientError>(&made)) {
-      user_routes_.erase({database.settings.database, user});
-      return std::move(*refused);
-    }
-    route = std::get<std::shared_ptr<Route>>(std::move(made));
+  const std::pair key{database.settings.database, user};
+  auto found = user_routes_.find(key);
+  if (found != user_routes_.end() && (proof.empty() || proof == found->second.proof)) {
+    return found->second.route.get();
   }
-  return route.get();
+  if (!make_user_route_) {
+    return ClientError{sqlstate::kInternalError, "per-user pools are not set up", "", ""};
+  }
+  auto made = make_user_route_(database, user, proof);
+  if (auto* refused = std::get_if<ClientError>(&made)) return std::move(*refused);
+  auto& entry = user_routes_[key];
+  // Sessions on the route it replaces keep it: it is retired, not freed.
+  if (entry.route) retired_routes_.push_back(std::move(entry.route));
+  entry.route = std::get<std::shared_ptr<Route>>(std::move(made));
+  entry.proof = proof;
+  return entry.route.get();
 }
 
 void ProxyService::publish_relayed() {
@@ -112,8 +115,8 @@ void ProxyService::publish_relayed() {
       if (route->metrics) route->metrics->relayed(route->relayed->take_new());
     }
   }
-  for (const auto& [key, route] : user_routes_) {
-    if (route->metrics) route->metrics->relayed(route->relayed->take_new());
+  for (const auto& [key, made] : user_routes_) {
+    if (made.route->metrics) made.route->metrics->relayed(made.route->relayed->take_new());
   }
 }
 

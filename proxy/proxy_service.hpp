@@ -1,6 +1,6 @@
 #pragma once
 // What every client session shares: the routes (database -> pool), the users file, the cancel
-// registry, the client limit and a small thread pool for the one blocking libpq call (PQcancel).
+// registry, the client limit and a small thread pool for the one blocking call (a cancel request).
 
 #include <atomic>
 #include <functional>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "metrics/proxy_metrics.hpp"
+#include "proxy/auth/login_proof.hpp"
 #include "proxy/auth/users_file.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/client_error.hpp"
@@ -44,12 +45,15 @@ class ProxyService {
   void replace_routes(std::vector<Route> routes);
   // Per-user databases (RouteSettings::user_pools): the route of `user`, made by the maker at
   // the user's first login and kept until a reload (which retires it: the next login makes it
-  // again, on the same pool unless the database changed). An error when the maker refuses (no
-  // password to log in as the user). Thread-safe.
+  // again, on the same pool unless the database changed). A login that proved something else
+  // than the route was made with (the role's password changed) makes it again, so the pool
+  // logs in with the new proof. An error when the maker refuses (no way to log in as the
+  // user). Thread-safe.
   using UserRouteMaker = std::function<std::variant<std::shared_ptr<Route>, ClientError>(
-      const Route& database, const std::string& user)>;
+      const Route& database, const std::string& user, const auth::LoginProof& proof)>;
   void set_user_route_maker(UserRouteMaker maker) { make_user_route_ = std::move(maker); }
-  std::variant<Route*, ClientError> user_route(const Route& database, const std::string& user);
+  std::variant<Route*, ClientError> user_route(const Route& database, const std::string& user,
+                                               const auth::LoginProof& proof);
   // Adds what every route (retired ones too) relayed since the last call to its database's
   // counters. Runs when metrics are read (metrics::Registry::on_scrape).
   void publish_relayed();
@@ -90,7 +94,11 @@ class ProxyService {
   // Replaced and removed routes: sessions may still point at them.
   std::vector<std::shared_ptr<Route>> retired_routes_;
   // Per-user databases' routes by (database, user); under routes_mutex_.
-  std::map<std::pair<std::string, std::string>, std::shared_ptr<Route>> user_routes_;
+  struct UserRoute {
+    std::shared_ptr<Route> route;
+    auth::LoginProof proof;  // what the login that made it proved
+  };
+  std::map<std::pair<std::string, std::string>, UserRoute> user_routes_;
   UserRouteMaker make_user_route_;
   std::shared_ptr<const auth::UsersFile> users_;
   mutable std::mutex tls_mutex_;

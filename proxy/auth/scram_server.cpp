@@ -171,6 +171,7 @@ ScramStep ScramServer::handle_client_final(std::string_view message) {
   }
 
   state_ = State::succeeded;
+  client_key_ = client_key;
   const Sha256Digest server_signature = hmac_sha256(verifier_.server_key, as_bytes(auth_message));
   return ScramStep{ScramStep::Outcome::send_final,
                    "v=" + base64_encode(server_signature),

@@ -65,6 +65,9 @@ class ScramServer {
 
   State state() const { return state_; }
   const ScramVerifier& verifier() const { return verifier_; }
+  // Once succeeded: the ClientKey the proof revealed. With the verifier's ServerKey it is what
+  // pgvigil needs to log in to the server as this user (ScramClient), and it is never stored.
+  const Sha256Digest& client_key() const { return client_key_; }
 
  private:
   ScramStep handle_client_first(std::string_view message);
@@ -83,6 +86,7 @@ class ScramServer {
   std::string client_first_bare_;
   std::string server_first_;
   std::string combined_nonce_;
+  Sha256Digest client_key_{};
 };
 
 }  // namespace pgvigil::proxy::auth

@@ -5,14 +5,6 @@
 namespace pgvigil::proxy::wire {
 namespace {
 
-// Authentication request codes (the int32 after 'R').
-constexpr std::uint32_t kAuthOk = 0;
-constexpr std::uint32_t kAuthCleartext = 3;
-constexpr std::uint32_t kAuthMd5 = 5;
-constexpr std::uint32_t kAuthSasl = 10;
-constexpr std::uint32_t kAuthSaslContinue = 11;
-constexpr std::uint32_t kAuthSaslFinal = 12;
-
 void append_auth(std::string& out, std::uint32_t code, std::string_view data = {}) {
   MessageWriter message(out, 'R');
   message.int32(code);

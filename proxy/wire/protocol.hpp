@@ -13,6 +13,14 @@ inline constexpr std::uint32_t kCancelRequestCode = 80877102;
 inline constexpr std::uint32_t kSslRequestCode = 80877103;
 inline constexpr std::uint32_t kGssEncRequestCode = 80877104;
 
+// Authentication request codes (the int32 after 'R').
+inline constexpr std::uint32_t kAuthOk = 0;
+inline constexpr std::uint32_t kAuthCleartext = 3;
+inline constexpr std::uint32_t kAuthMd5 = 5;
+inline constexpr std::uint32_t kAuthSasl = 10;
+inline constexpr std::uint32_t kAuthSaslContinue = 11;
+inline constexpr std::uint32_t kAuthSaslFinal = 12;
+
 // PostgreSQL's own limits, so the proxy refuses exactly what a server would.
 inline constexpr std::size_t kMaxStartupPacketSize = 10000;  // MAX_STARTUP_PACKET_LENGTH
 inline constexpr std::size_t kMaxSmallMessageSize = 10000;   // PQ_SMALL_MESSAGE_LIMIT

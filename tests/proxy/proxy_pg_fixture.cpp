@@ -37,7 +37,8 @@ void ProxyPgFixture::start_daemon(const ProxyOptions& options) {
     yaml += "    port: " + std::to_string(pg_->port()) + "\n";
     yaml += "    dbname: " + database.dbname + "\n";
     yaml += database.user_pools ? "    user_pools: true\n" : "    user: postgres\n";
-    yaml += "    sslmode: disable\n";
+    if (database.server_tls.empty()) yaml += "    sslmode: disable\n";
+    for (const auto& line : database.server_tls) yaml += "    " + line + "\n";
     yaml += "    application_name: " + app_name_ + "\n";
     yaml += "    pool_mode: " + database.pool_mode + "\n";
     if (!database.auth_method.empty()) yaml += "    auth_method: " + database.auth_method + "\n";
@@ -57,6 +58,14 @@ void ProxyPgFixture::start_daemon(const ProxyOptions& options) {
   ASSERT_TRUE(ready) << "pgvigil not ready within 15 s; config:\n"
                      << yaml << "\nlog:\n"
                      << daemon_->log_text();
+}
+
+Ran ProxyPgFixture::psql_as(const std::string& database, const std::string& user,
+                            const std::string& password, const std::string& sql) {
+  return run_shell("PGPASSWORD='" + password +
+                   "' psql -X -A -t -v ON_ERROR_STOP=1 'host=127.0.0.1 port=" +
+                   std::to_string(port_) + " dbname=" + database + " user=" + user +
+                   " connect_timeout=5 sslmode=disable' -c \"" + sql + "\" 2>&1");
 }
 
 Ran ProxyPgFixture::run_shell(const std::string& command, milliseconds timeout) {

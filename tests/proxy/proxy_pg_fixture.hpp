@@ -39,6 +39,8 @@ struct Database {
   std::string pool;         // flow map of pool overrides, e.g. "{max_size: 1}"; "": none
   std::string tls_mode;     // "": inherit listen.tls.mode
   bool user_pools = false;  // queries as each client's role (no `user: postgres`)
+  // The link to the server: "key: value" lines (sslmode, sslrootcert); none: sslmode disable.
+  std::vector<std::string> server_tls;
 };
 
 struct ProxyOptions {
@@ -116,6 +118,10 @@ class ProxyPgFixture : public ::testing::Test {
     return "psql -X -A -t -v ON_ERROR_STOP=1 -h " + host + " -p " + std::to_string(port_) +
            " -U postgres -d " + database;
   }
+
+  // psql as `user` with `password` over TCP in the clear, running `sql`; output unaligned.
+  Ran psql_as(const std::string& database, const std::string& user, const std::string& password,
+              const std::string& sql);
 
   // Runs a shell command in the test's scratch directory.
   Ran run_shell(const std::string& command, milliseconds timeout = seconds(60));

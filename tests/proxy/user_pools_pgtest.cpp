@@ -2,7 +2,8 @@
 // client's queries run as its own role, on a pool of its own that logs in to the server with
 // the role's password from the users file (the server checks it: SCRAM for these roles), in
 // transaction and session pooling; the metrics and /readyz carry the user; a role the users
-// file holds only as a SCRAM verifier is refused after it authenticated, saying why.
+// file holds only as a SCRAM verifier logs in with what its client's login proved; one that
+// logged in without proving anything (trust) is refused after it authenticated, saying why.
 
 #include <gtest/gtest.h>
 
@@ -32,37 +33,31 @@ class UserPoolsPgTest : public ProxyPgFixture {
   void start() {
     const std::string carol_verifier =
         pg_->query_value("SELECT rolpassword FROM pg_authid WHERE rolname = 'carol'");
-    ProxyOptions options{{{"mine"}, {"held"}, {"shared"}},
+    ProxyOptions options{{{"mine"}, {"held"}, {"shared"}, {"open"}},
                          "scram-sha-256",
                          "\"alice\" \"pw-alice\"\n\"bob\" \"pw-bob\"\n\"carol\" \"" +
                              carol_verifier + "\"\n\"postgres\" \"pw-postgres\"\n"};
     options.databases[0].user_pools = true;
     options.databases[1].user_pools = true;
     options.databases[1].pool_mode = "session";
+    options.databases[3].user_pools = true;
+    options.databases[3].auth_method = "trust";
     start_daemon(options);
-  }
-
-  Ran as(const std::string& database, const std::string& user, const std::string& password,
-         const std::string& sql) {
-    return run_shell("PGPASSWORD='" + password +
-                     "' psql -X -A -t -v ON_ERROR_STOP=1 'host=127.0.0.1 port=" +
-                     std::to_string(port_) + " dbname=" + database + " user=" + user +
-                     " connect_timeout=5 sslmode=disable' -c \"" + sql + "\" 2>&1");
   }
 };
 
 TEST_F(UserPoolsPgTest, EachClientsQueriesRunAsItsOwnRole) {
   start();
   for (const std::string database : {"mine", "held"}) {
-    auto ran = as(database, "alice", "pw-alice", "SELECT current_user || ',' || session_user");
+    auto ran = psql_as(database, "alice", "pw-alice", "SELECT current_user || ',' || session_user");
     EXPECT_EQ(ran.exit_code, 0) << ran.output;
     EXPECT_EQ(ran.output, "alice,alice\n") << database;
-    ran = as(database, "bob", "pw-bob", "SELECT current_user || ',' || session_user");
+    ran = psql_as(database, "bob", "pw-bob", "SELECT current_user || ',' || session_user");
     EXPECT_EQ(ran.exit_code, 0) << ran.output;
     EXPECT_EQ(ran.output, "bob,bob\n") << database;
   }
   // The entry that names a role still runs everything as it.
-  auto ran = as("shared", "alice", "pw-alice", "SELECT current_user");
+  auto ran = psql_as("shared", "alice", "pw-alice", "SELECT current_user");
   EXPECT_EQ(ran.output, "postgres\n") << ran.output;
 
   // Each role's server connections are its own: pgvigil's backends log in as alice and bob.
@@ -92,24 +87,31 @@ TEST_F(UserPoolsPgTest, EachClientsQueriesRunAsItsOwnRole) {
   EXPECT_TRUE(contains(ready.body, "pool held (user bob): ")) << ready.body;
 
   // A wrong password is still refused by pgvigil itself.
-  ran = as("mine", "alice", "wrong", "SELECT 1");
+  ran = psql_as("mine", "alice", "wrong", "SELECT 1");
   EXPECT_NE(ran.exit_code, 0);
   EXPECT_TRUE(contains(ran.output, "password authentication failed for user \"alice\""))
       << ran.output;
 }
 
-TEST_F(UserPoolsPgTest, ARoleWithoutAPlainPasswordIsRefusedSayingWhy) {
+TEST_F(UserPoolsPgTest, ARoleWithOnlyAVerifierLogsInWithWhatItsLoginProved) {
   start();
-  // carol proves who she is against her verifier, but pgvigil cannot log in as her with it.
-  const auto ran = as("mine", "carol", "pw-carol", "SELECT 1");
+  // carol's entry is the server's own verifier: her SCRAM login gives pgvigil the key it logs
+  // in to the server with.
+  auto ran = psql_as("mine", "carol", "pw-carol", "SELECT current_user");
+  EXPECT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_EQ(ran.output, "carol\n");
+  EXPECT_TRUE(contains(test::http_get(kHost, admin_port_, "/readyz").body, "(user carol)"));
+
+  // A trust login proves nothing pgvigil could repeat to the server.
+  ran = psql_as("open", "carol", "", "SELECT 1");
   EXPECT_NE(ran.exit_code, 0);
-  EXPECT_TRUE(
-      contains(ran.output, "pgvigil has no password to log in to database \"mine\" as \"carol\""))
+  EXPECT_TRUE(contains(ran.output,
+                       "pgvigil has no way to log in to database \"open\" as \"carol\""))
       << ran.output;
-  EXPECT_EQ(as("shared", "carol", "pw-carol", "SELECT 1").exit_code, 0)
+  EXPECT_EQ(psql_as("shared", "carol", "pw-carol", "SELECT 1").exit_code, 0)
       << "a database with a role of its own takes her";
   // Refused clients leave no pool behind.
-  EXPECT_FALSE(contains(test::http_get(kHost, admin_port_, "/readyz").body, "(user carol)"));
+  EXPECT_FALSE(contains(test::http_get(kHost, admin_port_, "/readyz").body, "open (user carol)"));
 }
 
 }  // namespace
