@@ -83,6 +83,7 @@ class Application {
   struct UserLogin {
     std::string password;
     std::shared_ptr<const pool::ServerLogin> proof;
+    proxy::auth::LoginProof proven;  // what made `proof`
   };
   // The route of `user` on a per-user database, with the pool that logs in as that user (made
   // at its first login); refused when neither a plain password nor the login's proof lets

@@ -33,7 +33,7 @@ pool::PoolConfig user_pool_config(const pool::PoolConfig& database, const std::s
   pool::PoolConfig config = database;
   config.server.user = user;
   config.server.password = password;
-  config.server.login = std::move(proof);
+  config.server.login = pool::ServerCredential{std::move(proof)};
   config.pool.shards = 1;
   return config;
 }
@@ -51,11 +51,18 @@ std::variant<std::shared_ptr<proxy::Route>, proxy::ClientError> Application::mak
   }
   const auto* users = proxy_->users();
   const auto* entry = users != nullptr ? users->find(user) : nullptr;
+  const std::pair key{name, user};
   UserLogin login;
   if (entry != nullptr && entry->kind == proxy::auth::SecretKind::plain) {
     login.password = entry->secret;  // what libpq logs in with
   } else if (!proof.empty()) {
-    login.proof = std::make_shared<const proxy::login::ProofLogin>(proof);
+    const auto known = user_logins_.find(key);
+    if (known != user_logins_.end() && known->second.proof && known->second.proven == proof) {
+      login = known->second;  // the same proof: nothing changes (a route remade by a reload)
+    } else {
+      login.proof = std::make_shared<const proxy::login::ProofLogin>(proof);
+      login.proven = proof;
+    }
   } else {
     // The client has proved who it is, but not in a way pgvigil can repeat to the server.
     return proxy::ClientError{
@@ -65,14 +72,14 @@ std::variant<std::shared_ptr<proxy::Route>, proxy::ClientError> Application::mak
         "Log in with SCRAM or md5 against the server's own password (auth.query, or its verifier "
         "in auth.users_file), or list the role's plain password in auth.users_file."};
   }
-  const std::pair key{name, user};
   auto& pool = user_pools_[key];
   if (pool == nullptr) {
     pool = make_user_pool(*config, user, login);
-  } else if (login.proof) {
-    // The role's password changed on the server: connections made from now on log in with
-    // what this login proved. Those already open stay: they are logged in.
-    asio::co_spawn(workers_.context(0), pool->update_config(user_pool_config(*config, user, login.password, login.proof)),
+  } else if (login.proof && login.proof != user_logins_[key].proof) {
+    // The role's password changed on the server: connections opened from now on log in with
+    // what this login proved. Those already open stay (ServerCredential): they are logged in.
+    asio::co_spawn(workers_.context(0),
+                   pool->update_config(user_pool_config(*config, user, login.password, login.proof)),
                    asio::detached);
   }
   user_logins_[key] = login;

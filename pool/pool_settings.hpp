@@ -64,6 +64,16 @@ inline std::optional<TargetSessionAttrs> parse_target_session_attrs(std::string_
 
 class ServerLogin;  // server_link.hpp
 
+// How a per-user pool's connections log in when libpq cannot. Not part of what decides the
+// server and role a connection reaches: a new credential for the same role (its password
+// changed) applies to connections opened from then on, while those already logged in stay. So
+// it never makes two endpoints differ.
+struct ServerCredential {
+  std::shared_ptr<const ServerLogin> login;
+  explicit operator bool() const { return login != nullptr; }
+  friend bool operator==(const ServerCredential&, const ServerCredential&) { return true; }
+};
+
 struct ServerEndpoint {
   // Tried in order from the one that last matched target_session_attrs; never empty.
   std::vector<ServerHost> hosts{ServerHost{}};
@@ -74,8 +84,8 @@ struct ServerEndpoint {
   std::map<std::string, std::string> tls;  // libpq's sslmode, sslrootcert, sslcert, sslkey, sslcrl
   std::string application_name = "pgvigil";
   // Set when the connections log in without a password, with what a client's login proved (a
-  // per-user pool): null for libpq with `password`.
-  std::shared_ptr<const ServerLogin> login;
+  // per-user pool); empty for libpq with `password`.
+  ServerCredential login;
 
   // host:port/dbname as user (every host, comma-separated), for logs (no password).
   std::string describe() const;

@@ -71,8 +71,8 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerH
                                                                    Clock::time_point deadline) {
   close();  // what an earlier attempt (another host) left
   // libpq, unless the endpoint logs in with a credential only pgvigil's own link can use.
-  const auto& login = config_->server.login;
-  link_ = login ? login->make_link() : std::make_unique<LibpqLink>();
+  const auto& credential = config_->server.login;
+  link_ = credential ? credential.login->make_link() : std::make_unique<LibpqLink>();
   host_ = host;
   host_picked_ = true;
   server_address_ = host_.describe();

@@ -92,7 +92,9 @@ std::variant<Route*, ClientError> ProxyService::user_route(const Route& database
   std::lock_guard lock(routes_mutex_);
   const std::pair key{database.settings.database, user};
   auto found = user_routes_.find(key);
-  if (found != user_routes_.end() && (proof.empty() || proof == found->second.proof)) {
+  // A login that proved nothing (trust, cert, a plain password) takes a route made the same
+  // way only: never one whose pool logs in with another client's proof.
+  if (found != user_routes_.end() && proof == found->second.proof) {
     return found->second.route.get();
   }
   if (!make_user_route_) {

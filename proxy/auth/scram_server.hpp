@@ -66,7 +66,8 @@ class ScramServer {
   State state() const { return state_; }
   const ScramVerifier& verifier() const { return verifier_; }
   // Once succeeded: the ClientKey the proof revealed. With the verifier's ServerKey it is what
-  // pgvigil needs to log in to the server as this user (ScramClient), and it is never stored.
+  // pgvigil needs to log in to the server as this user (ScramClient): a per-user pool keeps it
+  // in memory for its server logins (never on disk, never logged).
   const Sha256Digest& client_key() const { return client_key_; }
 
  private:

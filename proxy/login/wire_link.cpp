@@ -319,6 +319,7 @@ void WireLink::finish() {
   server_fatal_.reset();
   parameters_.clear();
   scram_.reset();
+  scram_verified_ = false;
   out_.clear();
   out_sent_ = 0;
   in_.clear();

@@ -11,7 +11,9 @@
 // host or Unix socket directory, hostaddr, port, dbname, user, application_name, keep-alive
 // and the ssl* keys. sslmode as libpq takes it, except `allow`, which never tries TLS here
 // (libpq retries with TLS when the server refuses a plain login); `require` verifies the
-// chain when sslrootcert is given, as libpq does when its root file exists.
+// chain when sslrootcert is given, as libpq does when its root file exists. No file is read by
+// default (libpq's ~/.postgresql/): verify-ca and verify-full need sslrootcert, and sslcert
+// needs sslkey.
 //
 // Split by job: wire_link.cpp (buffers, statements, server messages), wire_link_connect.cpp
 // (socket, TLS, startup and authentication), wire_link_cancel.cpp (CancelRequest).
@@ -141,6 +143,7 @@ class WireLink final : public pool::ServerLink {
     std::uint32_t secret = 0;
   } key_;
   std::unique_ptr<auth::ScramClient> scram_;
+  bool scram_verified_ = false;  // the server's SCRAM signature was checked
 
   std::string out_;
   std::size_t out_sent_ = 0;

@@ -90,6 +90,11 @@ std::optional<LoginTarget> read_target(const pool::ConnectionParameters& paramet
     *field->second = value;
   }
   target.keepalives = keepalives == "1";
+  if (target.sslcert.empty() != target.sslkey.empty()) {
+    // libpq falls back to ~/.postgresql/postgresql.key (or .crt); this link reads no defaults.
+    error = "sslcert and sslkey go together for logins without a password";
+    return std::nullopt;
+  }
   if (target.host.empty()) target.host = "/var/run/postgresql";
   if (verifies_chain(target) && target.sslmode != "require" && target.sslrootcert.empty()) {
     error = "sslmode " + target.sslmode + " needs sslrootcert for logins without a password";
@@ -281,8 +286,10 @@ pool::ServerLink::Poll WireLink::continue_tls() {
   const int reason = SSL_get_error(tls_, result);
   if (reason == SSL_ERROR_WANT_READ) return Poll::read;
   if (reason == SSL_ERROR_WANT_WRITE) return Poll::write;
+  // OpenSSL records a verify result even when nothing is verified: it only explains a failure
+  // when the chain was to be verified.
   const long verified = SSL_get_verify_result(tls_);
-  if (verified != X509_V_OK) {
+  if (verifies_chain(target_) && verified != X509_V_OK) {
     return fail(std::string("SSL error: certificate verify failed: ") +
                 X509_verify_cert_error_string(verified));
   }
@@ -341,6 +348,10 @@ std::optional<std::string> WireLink::answer_authentication(std::span<const char>
   const auto data = payload.subspan(4);
   switch (code) {
     case wire::kAuthOk:
+      // A SCRAM exchange, once begun, must end with the server's signature: without it, a
+      // server that does not hold the verifier (an impostor) could skip to "ok". A server that
+      // asks for nothing (trust) is taken, as libpq takes it.
+      if (scram_ && !scram_verified_) return "the server skipped proving it holds the verifier";
       return std::nullopt;
     case wire::kAuthMd5: {
       if (proof_.md5_hash.empty() || data.size() < 4) {
@@ -376,6 +387,7 @@ std::optional<std::string> WireLink::answer_authentication(std::span<const char>
       if (!scram_ || !scram_->verify_server_final({data.data(), data.size()}, error)) {
         return scram_ ? error : "unexpected SASL final message";
       }
+      scram_verified_ = true;
       return std::nullopt;
     }
     case wire::kAuthCleartext:

@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <csignal>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "tests/proxy/proxy_pg_fixture.hpp"
@@ -70,6 +72,13 @@ class LoginProofPgTest : public ProxyPgFixture {
         user + "' AND s.ssl"));
   }
 
+  std::string backend_pids_of(const std::string& user) const {
+    return pg_->query_value(
+        "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity "
+        "WHERE usename = '" +
+        user + "'");
+  }
+
   static std::unique_ptr<TempDir> certs_;
   static std::filesystem::path ca_cert_;
 };
@@ -100,9 +109,21 @@ TEST_F(LoginProofPgTest, TwoRolesEachRunAsThemselvesWithoutAPasswordInPgvigil) {
   EXPECT_TRUE(contains(ran.output, "password authentication failed for user \"alice\""))
       << ran.output;
 
+  // A reload remakes every role's route; the same proof keeps the pool's connections.
+  const std::string alice_backends = backend_pids_of("alice");
+  ASSERT_TRUE(daemon_->send_signal(SIGHUP));
+  ASSERT_TRUE(daemon_->wait_for_log("config reloaded", seconds(10))) << daemon_->log_text();
+  EXPECT_EQ(psql_as("app", "alice", "pw-alice", "SELECT 1").output, "1\n");
+  // Each backend alice had is still there (the pools may have opened more meanwhile).
+  const std::string after_reload = "," + backend_pids_of("alice") + ",";
+  std::stringstream before(alice_backends);
+  for (std::string pid; std::getline(before, pid, ',');) {
+    EXPECT_TRUE(contains(after_reload, "," + pid + ",")) << pid << " gone: " << daemon_->log_text();
+  }
+
   // The pool's own statements (pings, the reset query) and a stream of queries go through it.
   ran = psql_as("app", "alice", "pw-alice",
-           "SET application_name = 'x'; SELECT count(*) FROM generate_series(1, 100000)");
+                "SET application_name = 'x'; SELECT count(*) FROM generate_series(1, 100000)");
   EXPECT_EQ(ran.output, "SET\n100000\n") << ran.output;
 }
 
