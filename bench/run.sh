@@ -11,11 +11,12 @@ Usage: bench/run.sh [--allow-missing-pgvigil] [-h|--help]
 Environment (defaults in brackets):
   BENCH_SECONDS=10        duration of each pgbench run
   BENCH_CLIENTS="1 8 32"  client counts
-  BENCH_MODES="simple extended prepared tls"  pgbench query modes (-M); PgBouncer 1.18 cannot run
+  BENCH_MODES="simple extended prepared tls connect"  pgbench query modes (-M); PgBouncer 1.18 cannot run
                           prepared in transaction mode: it is not run against it, and pgvigil's
                           prepared TPS is compared with its own extended TPS instead. tls: -M simple
                           with sslmode=require to every target (PostgreSQL ssl=on, PgBouncer
-                          client_tls_sslmode=allow, pgvigil listen.tls), one certificate for all
+                          client_tls_sslmode=allow, pgvigil listen.tls), one certificate for all;
+                          connect: -M simple -C, a new connection per transaction
   BENCH_POOL_SIZE=20      server connections of each pooler (pgvigil min_idle=max_size, PgBouncer default_pool_size)
   BENCH_PGVIGIL_SHARDS=<cores>  pgvigil pool.shards: the pool split over this many workers
   BENCH_SCALE=10          pgbench -i scale
@@ -48,7 +49,7 @@ cd "$ROOT"
 
 BENCH_SECONDS="${BENCH_SECONDS:-10}"
 BENCH_CLIENTS="${BENCH_CLIENTS:-1 8 32}"
-BENCH_MODES="${BENCH_MODES:-simple extended prepared tls}"
+BENCH_MODES="${BENCH_MODES:-simple extended prepared tls connect}"
 BENCH_POOL_SIZE="${BENCH_POOL_SIZE:-20}"
 BENCH_PGVIGIL_SHARDS="${BENCH_PGVIGIL_SHARDS:-$(nproc)}"
 BENCH_SCALE="${BENCH_SCALE:-10}"
@@ -258,6 +259,9 @@ pgvigil_unavailable() {
   fi
   die "pgvigil: $1 (pass --allow-missing-pgvigil to benchmark PgBouncer and direct only)"
 }
+# The server link in the clear, as PgBouncer's (server_tls_sslmode = disable): PostgreSQL has
+# ssl = on for the tls mode, and pgvigil's default sslmode (prefer) would otherwise encrypt
+# its server connections while PgBouncer's stay plain, which measures TLS, not the poolers.
 write_pgvigil_config() {  # file port admin_port [listen.tls map]
   cat >"$1" <<EOF
 admin: {listen: "127.0.0.1:$3"}
@@ -265,7 +269,7 @@ listen: {address: "127.0.0.1:$2", max_client_connections: $((BENCH_IDLE_CLIENTS 
 log: {level: warn}
 pool: {min_idle: $BENCH_POOL_SIZE, max_size: $BENCH_POOL_SIZE, shards: $BENCH_PGVIGIL_SHARDS}
 databases:
-  $DB: {host: 127.0.0.1, port: $PG_PORT, dbname: $DB, user: postgres, pool_mode: transaction}
+  $DB: {host: 127.0.0.1, port: $PG_PORT, dbname: $DB, user: postgres, pool_mode: transaction, sslmode: disable}
 EOF
 }
 start_pgvigil() {
@@ -332,11 +336,33 @@ target_port() {
 declare -A TPS LAT
 FAILURES=()
 run_pgbench() {  # target mode clients seconds outfile
-  local jobs=$(( $3 < 2 ? $3 : 2 )) protocol=$2 sslmode=disable
+  local jobs=$(( $3 < 2 ? $3 : 2 )) protocol=$2 sslmode=disable extra=()
   [[ "$2" == tls ]] && protocol=simple sslmode=require
+  # connect: a new connection for every transaction (-C), start-up and login on the hot path.
+  [[ "$2" == connect ]] && protocol=simple extra=(-C)
   run_waited timeout --signal=INT --kill-after=10 $(( $4 + 60 )) \
     env PGSSLMODE="$sslmode" "$PGBENCH" -h 127.0.0.1 -p "$(target_port "$1")" -U postgres -n -S -M "$protocol" \
-    -c "$3" -j "$jobs" -T "$4" "$DB" >"$5" 2>&1
+    "${extra[@]}" -c "$3" -j "$jobs" -T "$4" "$DB" >"$5" 2>&1
+}
+# The pooler's process (every thread): its CPU time is read around each run. PostgreSQL's is
+# spread over a backend per connection and is not measured.
+target_pid() {
+  case "$1" in
+    pgbouncer) echo "$PGB_PID" ;; pgvigil) echo "$PGVIGIL_PID" ;; baseline) echo "$BASELINE_PID" ;;
+    *) echo "" ;;
+  esac
+}
+CLOCK_TICKS="$(getconf CLK_TCK)"
+cpu_ticks() {  # pid -> user + system clock ticks so far (fields 14 and 15 of /proc/pid/stat)
+  [[ -n "$1" && -r "/proc/$1/stat" ]] || { echo ""; return; }
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+# Microseconds of pooler CPU per transaction: ticks over the transactions pgbench counted.
+cpu_per_transaction() {  # ticks_before ticks_after pgbench_log
+  local done_count
+  done_count="$(awk '/^number of transactions actually processed:/ {print $6}' "$3" | cut -d/ -f1)"
+  awk -v a="$1" -v b="$2" -v n="$done_count" -v hz="$CLOCK_TICKS" \
+    'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else printf "n/a" }'
 }
 # What a target does not run: PgBouncer before 1.21 refuses named statements in transaction
 # pooling; a baseline binary may predate client TLS.
@@ -354,7 +380,7 @@ fi
 
 # Each round runs the whole matrix; TPS and LAT keep the median over the rounds (the middle one of
 # the sorted values; "error" when any round failed), ROUND_TPS every round's figure.
-declare -A ROUND_TPS ROUND_LAT
+declare -A ROUND_TPS ROUND_LAT ROUND_CPU CPU
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do
   for mode in $BENCH_MODES; do
     for c in $BENCH_CLIENTS; do
@@ -366,9 +392,12 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
         out="$TMP/pgbench-$t-$mode-$c-round$round.log"
         log "round $round/$BENCH_ROUNDS: pgbench -S -M $mode -c $c -T $BENCH_SECONDS -> $t"
         key="$t,$mode,$c,$round"
+        ticks_before="$(cpu_ticks "$(target_pid "$t")")"
         if run_pgbench "$t" "$mode" "$c" "$BENCH_SECONDS" "$out"; then
-          ROUND_TPS[$key]="$(awk '/^tps = .*(without initial connection time|excluding connections establishing)/ {print $3}' "$out")"
+          # With -C the figure that counts is the one including the connections.
+          ROUND_TPS[$key]="$(awk '/^tps = .*(without initial connection time|excluding connections establishing|including reconnection times)/ {print $3; exit}' "$out")"
           ROUND_LAT[$key]="$(awk '/^latency average = / {print $4}' "$out")"
+          ROUND_CPU[$key]="$(cpu_per_transaction "$ticks_before" "$(cpu_ticks "$(target_pid "$t")")" "$out")"
         fi
         if [[ -z "${ROUND_TPS[$key]:-}" ]]; then
           ROUND_TPS[$key]=error
@@ -397,6 +426,9 @@ for mode in $BENCH_MODES; do
       done
       TPS[$t,$mode,$c]="$(median "${tps[@]}")"
       LAT[$t,$mode,$c]="$(median "${lat[@]}")"
+      cpu=()
+      for ((round = 1; round <= BENCH_ROUNDS; round++)); do cpu+=("${ROUND_CPU[$t,$mode,$c,$round]:-n/a}"); done
+      CPU[$t,$mode,$c]="$(median "${cpu[@]}")"
     done
   done
 done
@@ -456,147 +488,9 @@ if (( BENCH_IDLE_CLIENTS > 0 )); then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 6. Report.
-ratio() {  # a b -> a/b with 2 decimals, or n/a
-  awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else printf "n/a" }'
-}
-fmt() { awk -v x="$1" 'BEGIN { if (x ~ /^[0-9.]+$/) printf "%.0f", x; else printf "%s", x }'; }
-cell() {  # array-name target mode clients
-  local -n arr=$1
-  if [[ "$2" == pgvigil && "$PV_STATUS" != ok ]]; then echo "n/a"; else echo "${arr[$2,$3,$4]:-n/a}"; fi
-}
-
-session_of() { ps -o sid= -p "$1" 2>/dev/null | tr -d ' ' || true; }
-scheduling_line() {
-  local autogroup pg_pid
-  autogroup="$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo n/a)"
-  pg_pid="$(head -1 "$TMP/pgdata/postmaster.pid" 2>/dev/null || true)"
-  echo "kernel.sched_autogroup_enabled=$autogroup; sessions (autogroups): PostgreSQL $(session_of "$pg_pid"), PgBouncer $(session_of "$PGB_PID"), pgvigil $( [[ -n "$PGVIGIL_PID" ]] && session_of "$PGVIGIL_PID" || echo n/a), pgbench (this script) $(session_of $$). Each server runs in a session of its own, so none shares a CPU weight with pgbench or with another."
-}
-
-MISSED=()
-{
-  echo "# pgvigil benchmark results"
-  echo
-  echo "- Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "- Command: \`$COMMAND\`"
-  echo "- Machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(uname -sr)"
-  echo "- PostgreSQL: $("$PGVIGIL_PG_BINDIR/postgres" --version)"
-  echo "- PgBouncer: $PGB_VERSION"
-  echo "- pgvigil: $PV_VERSION, $PV_STATUS; git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
-  echo "- Workload: \`pgbench -S -n -T $BENCH_SECONDS\` (select-only), scale $BENCH_SCALE, \`-j min(clients,2)\`, TCP on 127.0.0.1, sslmode=disable except in mode tls (\`-M simple\`, sslmode=require: TLS between pgbench and the target, one EC P-256 certificate for PostgreSQL ssl=on, PgBouncer client_tls_sslmode=allow and pgvigil listen.tls; the poolers' server links stay plain); all processes on the same machine."
-  echo "- PostgreSQL settings: max_connections=200, shared_buffers=256MB, **fsync=off, synchronous_commit=off, full_page_writes=off** (no durability; irrelevant for a read-only proxy benchmark)."
-  echo "- Poolers: transaction mode, $BENCH_POOL_SIZE server connections each (PgBouncer default_pool_size=min_pool_size=max_db_connections; pgvigil min_idle=max_size, split into pool.shards=$BENCH_PGVIGIL_SHARDS pools on as many of its $(nproc) default workers; PgBouncer is one process, one thread)."
-  echo "- TPS is pgbench's \"without initial connection time\" figure, the median of $BENCH_ROUNDS rounds (the lower middle one for an even count); each round runs the whole matrix, the three targets one after the other per configuration. Ratios are pgvigil's median TPS divided by the other target's; the ratio of every round is listed below the table."
-  echo "- Scheduling: $(scheduling_line)"
-  echo
-  echo "## Throughput (TPS)"
-  echo
-  echo "| mode | clients | direct TPS | pgbouncer TPS | pgvigil TPS | pgvigil/pgbouncer | pgvigil/direct |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
-  for mode in $BENCH_MODES; do
-    for c in $BENCH_CLIENTS; do
-      d="$(cell TPS direct "$mode" "$c")"; b="$(cell TPS pgbouncer "$mode" "$c")"; v="$(cell TPS pgvigil "$mode" "$c")"
-      rb="$(ratio "$v" "$b")"; rd="$(ratio "$v" "$d")"
-      if [[ "$mode" == prepared ]]; then
-        # Preparing should pay: against pgvigil's own extended mode, PgBouncer 1.18 cannot.
-        re="$(ratio "$v" "$(cell TPS pgvigil extended "$c")")"
-        echo "| $mode | $c | $(fmt "$d") | cannot | $(fmt "$v") | n/a ($re of pgvigil -M extended) | $rd |"
-        if [[ "$PV_STATUS" == ok && "$c" != 1 ]] &&
-          { [[ "$re" == n/a ]] || awk -v r="$re" 'BEGIN { exit !(r < 1.0) }'; }; then
-          MISSED+=("TARGET MISSED: pgvigil -M prepared / -M extended = $re at -c $c (target >= 1.0)")
-        fi
-        continue
-      fi
-      echo "| $mode | $c | $(fmt "$d") | $(fmt "$b") | $(fmt "$v") | $rb | $rd |"
-      if [[ "$PV_STATUS" == ok ]] && { [[ "$rb" == n/a ]] || awk -v r="$rb" 'BEGIN { exit !(r < 1.0) }'; }; then
-        MISSED+=("TARGET MISSED: pgvigil/pgbouncer = $rb for -M $mode -c $c (pgvigil $(fmt "$v") TPS, pgbouncer $(fmt "$b") TPS; target >= 1.0)")
-      fi
-    done
-  done
-  echo
-  echo "pgvigil/pgbouncer in each round:"
-  echo
-  echo "| mode | clients | $(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf 'round %d | ' "$r"; done)"
-  echo "|---|---:|$(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf -- '---:|'; done)"
-  for mode in $BENCH_MODES; do
-    for c in $BENCH_CLIENTS; do
-      row="| $mode | $c |"
-      for ((r = 1; r <= BENCH_ROUNDS; r++)); do
-        if [[ "$PV_STATUS" == ok ]]; then
-          row+=" $(ratio "${ROUND_TPS[pgvigil,$mode,$c,$r]}" "${ROUND_TPS[pgbouncer,$mode,$c,$r]}") |"
-        else
-          row+=" n/a |"
-        fi
-      done
-      echo "$row"
-    done
-  done
-  if [[ -n "$BASELINE_PID" ]]; then
-    echo
-    echo "## This build against the baseline"
-    echo
-    echo "Baseline: \`$BENCH_BASELINE_BINARY\` ($BL_VERSION), the same configuration, in a session of its own, interleaved with the other targets in every round."
-    echo
-    echo "| mode | clients | baseline TPS | pgvigil TPS | pgvigil/baseline | $(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf 'round %d | ' "$r"; done)"
-    echo "|---|---:|---:|---:|---:|$(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf -- '---:|'; done)"
-    for mode in $BENCH_MODES; do
-      for c in $BENCH_CLIENTS; do
-        row="| $mode | $c | $(fmt "${TPS[baseline,$mode,$c]}") | $(fmt "$(cell TPS pgvigil "$mode" "$c")") | $(ratio "$(cell TPS pgvigil "$mode" "$c")" "${TPS[baseline,$mode,$c]}") |"
-        for ((r = 1; r <= BENCH_ROUNDS; r++)); do
-          row+=" $(ratio "${ROUND_TPS[pgvigil,$mode,$c,$r]}" "${ROUND_TPS[baseline,$mode,$c,$r]}") |"
-        done
-        echo "$row"
-      done
-    done
-  fi
-  echo
-  echo "## Average latency (ms)"
-  echo
-  echo "| mode | clients | direct | pgbouncer | pgvigil |"
-  echo "|---|---:|---:|---:|---:|"
-  for mode in $BENCH_MODES; do
-    for c in $BENCH_CLIENTS; do
-      echo "| $mode | $c | $(cell LAT direct "$mode" "$c") | $(cell LAT pgbouncer "$mode" "$c") | $(cell LAT pgvigil "$mode" "$c") |"
-    done
-  done
-  echo
-  echo "## Memory per idle client"
-  echo
-  if (( BENCH_IDLE_CLIENTS == 0 )); then
-    echo "Skipped (BENCH_IDLE_CLIENTS=0)."
-  else
-    echo "$BENCH_IDLE_CLIENTS idle sessions (startup handshake done, ReadyForQuery received, then silent) held by \`bench/idle_clients.py\`; pooler VmRSS sampled before opening and 2 s after the last one reached ReadyForQuery. Descriptor limits: client tool $FD_LIMIT, PgBouncer ${NOFILE[pgbouncer]:-?}, pgvigil ${NOFILE[pgvigil]:-n/a}."
-    echo
-    echo "| pooler | RSS before (kB) | RSS after (kB) | idle clients (opened/alive at end) | bytes per idle client |"
-    echo "|---|---:|---:|---:|---:|"
-    memory_targets=(pgbouncer pgvigil)
-    [[ -n "$BASELINE_PID" ]] && memory_targets+=(baseline)
-    for t in "${memory_targets[@]}"; do
-      if [[ "$t" == pgvigil && "$PV_STATUS" != ok ]]; then
-        echo "| pgvigil | n/a | n/a | n/a | n/a |"
-        continue
-      fi
-      IFS='|' read -r per before after counts <<<"${MEM[$t]:-error|||}"
-      echo "| $t | ${before:-n/a} | ${after:-n/a} | ${counts:-n/a} | $per |"
-      if [[ "$t" == pgvigil ]] && { ! [[ "$per" =~ ^-?[0-9]+$ ]] || (( per > 1024 )); }; then
-        MISSED+=("TARGET MISSED: pgvigil uses $per bytes per idle client (target <= 1024)")
-      fi
-    done
-  fi
-  echo
-  if (( ${#MISSED[@]} || ${#FAILURES[@]} )); then
-    echo "## Targets and failures"
-    echo
-    echo '```'
-    for m in "${MISSED[@]}"; do echo "$m"; done
-    for f in "${FAILURES[@]}"; do echo "FAILED: $f"; done
-    echo '```'
-  else
-    [[ "$PV_STATUS" == ok ]] && echo "All targets met: pgvigil/pgbouncer >= 1.0 everywhere and <= 1024 bytes per idle client."
-  fi
-  if [[ "$PV_STATUS" != ok ]]; then echo; echo "pgvigil: $PV_STATUS"; fi
-} >"$TMP/report.md"
+# 6. Report (bench/report.sh: the tables, from the figures gathered above).
+# shellcheck source=bench/report.sh
+source "$BENCH_DIR/report.sh"
 
 mkdir -p "$BENCH_DIR/results"
 cp "$TMP/report.md" "$RESULTS"
