@@ -30,6 +30,7 @@
 #include "metrics/registry.hpp"
 #include "pool/pool.hpp"
 #include "proxy/listener.hpp"
+#include "proxy/login/proof_login.hpp"
 #include "proxy/proxy_service.hpp"
 
 namespace pgvigil::daemon {
@@ -82,8 +83,7 @@ class Application {
   // client's proof (pool::ServerLogin).
   struct UserLogin {
     std::string password;
-    std::shared_ptr<const pool::ServerLogin> proof;
-    proxy::auth::LoginProof proven;  // what made `proof`
+    std::shared_ptr<const proxy::login::ProofLogin> proof;
   };
   // The route of `user` on a per-user database, with the pool that logs in as that user (made
   // at its first login); refused when neither a plain password nor the login's proof lets

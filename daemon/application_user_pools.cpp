@@ -11,7 +11,6 @@
 
 #include "daemon/application.hpp"
 #include "daemon/config_diff.hpp"
-#include "proxy/login/proof_login.hpp"
 
 namespace pgvigil::daemon {
 namespace asio = boost::asio;
@@ -57,11 +56,11 @@ std::variant<std::shared_ptr<proxy::Route>, proxy::ClientError> Application::mak
     login.password = entry->secret;  // what libpq logs in with
   } else if (!proof.empty()) {
     const auto known = user_logins_.find(key);
-    if (known != user_logins_.end() && known->second.proof && known->second.proven == proof) {
+    if (known != user_logins_.end() && known->second.proof &&
+        known->second.proof->proof() == proof) {
       login = known->second;  // the same proof: nothing changes (a route remade by a reload)
     } else {
       login.proof = std::make_shared<const proxy::login::ProofLogin>(proof);
-      login.proven = proof;
     }
   } else {
     // The client has proved who it is, but not in a way pgvigil can repeat to the server.
@@ -78,9 +77,10 @@ std::variant<std::shared_ptr<proxy::Route>, proxy::ClientError> Application::mak
   } else if (login.proof && login.proof != user_logins_[key].proof) {
     // The role's password changed on the server: connections opened from now on log in with
     // what this login proved. Those already open stay (ServerCredential): they are logged in.
-    asio::co_spawn(workers_.context(0),
-                   pool->update_config(user_pool_config(*config, user, login.password, login.proof)),
-                   asio::detached);
+    asio::co_spawn(
+        workers_.context(0),
+        pool->update_config(user_pool_config(*config, user, login.password, login.proof)),
+        asio::detached);
   }
   user_logins_[key] = login;
   auto route = std::make_shared<proxy::Route>();

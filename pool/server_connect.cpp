@@ -82,18 +82,18 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerH
   std::string address;
   if (auto failure = co_await resolve(deadline, address)) co_return failure;
 
-  const auto failure_from_libpq = [this] {
+  const auto failure_from_link = [this] {
     auto message = link_->error_message();
     return ConnectFailure{classify_connect_failure(message), message};
   };
   if (!link_->start_connect(connection_parameters(*config_, host_, address))) {
-    co_return failure_from_libpq();
+    co_return failure_from_link();
   }
   // Each poll says which direction to wait for next, and the socket may change between polls
   // (several addresses), so wait_ready() takes up whatever socket libpq has now.
   auto poll = ServerLink::Poll::write;
   while (poll != ServerLink::Poll::ok) {
-    if (poll == ServerLink::Poll::failed) co_return failure_from_libpq();
+    if (poll == ServerLink::Poll::failed) co_return failure_from_link();
     const auto ready = poll == ServerLink::Poll::read ? Ready::read : Ready::write;
     const auto result = co_await wait_ready(ready, deadline);
     if (result == WaitResult::timed_out) {

@@ -20,6 +20,7 @@
 
 #include <openssl/ssl.h>
 
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <deque>
 #include <map>
 #include <memory>
@@ -56,6 +57,11 @@ struct LoginTarget {
   std::string socket_path() const { return host + "/.s.PGSQL." + port; }
   // As libpq names it in its messages: server at "addr", port N / on socket "path".
   std::string describe() const;
+  // Where to connect (the login's socket and a cancel's): the Unix socket's path, or hostaddr
+  // (else host, which must then be an address) and port. nullopt with `error` when there is
+  // none.
+  std::optional<boost::asio::generic::stream_protocol::endpoint> socket_address(
+      std::string& error) const;
 };
 
 // nullopt with `error` for a key this link does not understand.

@@ -1,10 +1,7 @@
 // WireLink's cancel: a CancelRequest on a connection of its own, as libpq's PQcancel sends it
 // (in the clear: the server reads it before any TLS, and it carries only the backend's key).
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,33 +23,10 @@ bool wait_for(int fd, short events) {
 
 bool send_cancel(const LoginTarget& target, std::uint32_t pid, std::uint32_t key,
                  std::string& error) {
-  sockaddr_storage address{};
-  socklen_t length = 0;
-  if (target.unix_socket()) {
-    auto* unix_address = reinterpret_cast<sockaddr_un*>(&address);
-    unix_address->sun_family = AF_UNIX;
-    const auto path = target.socket_path();
-    std::strncpy(unix_address->sun_path, path.c_str(), sizeof unix_address->sun_path - 1);
-    length = sizeof(sockaddr_un);
-  } else {
-    const auto& numeric = target.hostaddr.empty() ? target.host : target.hostaddr;
-    const auto port = htons(static_cast<std::uint16_t>(std::stoi(target.port)));
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
-    if (inet_pton(AF_INET, numeric.c_str(), &v4->sin_addr) == 1) {
-      v4->sin_family = AF_INET;
-      v4->sin_port = port;
-      length = sizeof(sockaddr_in);
-    } else if (inet_pton(AF_INET6, numeric.c_str(), &v6->sin6_addr) == 1) {
-      v6->sin6_family = AF_INET6;
-      v6->sin6_port = port;
-      length = sizeof(sockaddr_in6);
-    } else {
-      error = "no address for host \"" + target.host + "\"";
-      return false;
-    }
-  }
-  const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const auto address = target.socket_address(error);
+  if (!address) return false;
+  const int fd =
+      ::socket(address->protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = std::string("could not create socket: ") + std::strerror(errno);
     return false;
@@ -60,7 +34,7 @@ bool send_cancel(const LoginTarget& target, std::uint32_t pid, std::uint32_t key
   std::string request;
   wire::append_cancel_request(request, pid, key);
   bool sent = false;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), length) == 0 || errno == EINPROGRESS) {
+  if (::connect(fd, address->data(), address->size()) == 0 || errno == EINPROGRESS) {
     int failure = 0;
     socklen_t size = sizeof failure;
     sent = wait_for(fd, POLLOUT) && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &size) == 0 &&

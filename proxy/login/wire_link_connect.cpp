@@ -1,8 +1,6 @@
 // WireLink's connect: the socket, TLS as sslmode asks, the StartupMessage and the login with
 // what the client's own login proved, then the server's parameters until ReadyForQuery.
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -11,6 +9,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <cerrno>
 #include <cstring>
 
@@ -45,9 +46,9 @@ std::string openssl_error() {
 }
 
 bool is_ip_address(const std::string& host) {
-  in6_addr address{};
-  return inet_pton(AF_INET, host.c_str(), &address) == 1 ||
-         inet_pton(AF_INET6, host.c_str(), &address) == 1;
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  return !ec;
 }
 
 }  // namespace
@@ -55,6 +56,27 @@ bool is_ip_address(const std::string& host) {
 std::string LoginTarget::describe() const {
   if (unix_socket()) return "server on socket \"" + socket_path() + "\"";
   return "server at \"" + (hostaddr.empty() ? host : hostaddr) + "\", port " + port;
+}
+
+std::optional<boost::asio::generic::stream_protocol::endpoint> LoginTarget::socket_address(
+    std::string& error) const {
+  using Endpoint = boost::asio::generic::stream_protocol::endpoint;
+  if (unix_socket()) {
+    const auto path = socket_path();
+    if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+      error = "Unix socket path \"" + path + "\" is too long";
+      return std::nullopt;
+    }
+    return Endpoint(boost::asio::local::stream_protocol::endpoint(path));
+  }
+  boost::system::error_code ec;
+  const auto numeric = boost::asio::ip::make_address(hostaddr.empty() ? host : hostaddr, ec);
+  if (ec) {
+    error = "no address for host \"" + host + "\"";
+    return std::nullopt;
+  }
+  return Endpoint(
+      boost::asio::ip::tcp::endpoint(numeric, static_cast<std::uint16_t>(std::stoi(port))));
 }
 
 std::optional<LoginTarget> read_target(const pool::ConnectionParameters& parameters,
@@ -114,38 +136,9 @@ bool WireLink::start_connect(const pool::ConnectionParameters& parameters) {
   auto target = read_target(parameters, error_);
   if (!target) return false;
   target_ = std::move(*target);
-  sockaddr_storage address{};
-  socklen_t length = 0;
-  int family = AF_UNIX;
-  if (target_.unix_socket()) {
-    auto* unix_address = reinterpret_cast<sockaddr_un*>(&address);
-    const auto path = target_.socket_path();
-    if (path.size() >= sizeof unix_address->sun_path) {
-      error_ = "Unix socket path \"" + path + "\" is too long";
-      return false;
-    }
-    unix_address->sun_family = AF_UNIX;
-    std::memcpy(unix_address->sun_path, path.c_str(), path.size() + 1);
-    length = sizeof(sockaddr_un);
-  } else {
-    const auto& numeric = target_.hostaddr.empty() ? target_.host : target_.hostaddr;
-    const auto port = static_cast<std::uint16_t>(std::stoi(target_.port));
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
-    if (inet_pton(AF_INET, numeric.c_str(), &v4->sin_addr) == 1) {
-      family = v4->sin_family = AF_INET;
-      v4->sin_port = htons(port);
-      length = sizeof(sockaddr_in);
-    } else if (inet_pton(AF_INET6, numeric.c_str(), &v6->sin6_addr) == 1) {
-      family = v6->sin6_family = AF_INET6;
-      v6->sin6_port = htons(port);
-      length = sizeof(sockaddr_in6);
-    } else {
-      error_ = "no address for host \"" + target_.host + "\"";
-      return false;
-    }
-  }
-  fd_ = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const auto address = target_.socket_address(error_);
+  if (!address) return false;
+  fd_ = ::socket(address->protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
     error_ = std::string("could not create socket: ") + std::strerror(errno);
     return false;
@@ -166,7 +159,7 @@ bool WireLink::start_connect(const pool::ConnectionParameters& parameters) {
       }
     }
   }
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), length) != 0 && errno != EINPROGRESS) {
+  if (::connect(fd_, address->data(), address->size()) != 0 && errno != EINPROGRESS) {
     fail(std::strerror(errno));
     return false;
   }
