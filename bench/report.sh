@@ -33,7 +33,11 @@ MISSED=()
   echo "- pgvigil: $PV_VERSION, $PV_STATUS; git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
   echo "- Workload: \`pgbench -S -n -T $BENCH_SECONDS\` (select-only), scale $BENCH_SCALE, \`-j min(clients,2)\`, TCP on 127.0.0.1, sslmode=disable except in mode tls (\`-M simple\`, sslmode=require: TLS between pgbench and the target, one EC P-256 certificate for PostgreSQL ssl=on, PgBouncer client_tls_sslmode=allow and pgvigil listen.tls; the poolers' server links stay plain); all processes on the same machine."
   echo "- PostgreSQL settings: max_connections=200, shared_buffers=256MB, **fsync=off, synchronous_commit=off, full_page_writes=off** (no durability; irrelevant for a read-only proxy benchmark)."
-  echo "- Poolers: transaction mode, $BENCH_POOL_SIZE server connections each (PgBouncer default_pool_size=min_pool_size=max_db_connections; pgvigil min_idle=max_size, split into pool.shards=$BENCH_PGVIGIL_SHARDS pools on as many of its $(nproc) default workers; PgBouncer is one process, one thread)."
+  if [[ "$POOL_LAYOUT" == shipped ]]; then
+    echo "- Poolers: transaction mode, at most $BENCH_POOL_SIZE server connections each. pgvigil runs the shipped config.yaml's pool settings untouched (max_size $BENCH_POOL_SIZE, min_idle $BENCH_MIN_POOL, pool.shards $BENCH_PGVIGIL_SHARDS: one shard per worker, lending each other connections, on its $(nproc) default workers); PgBouncer default_pool_size=max_db_connections=$BENCH_POOL_SIZE, min_pool_size=$BENCH_MIN_POOL, one process, one thread."
+  else
+    echo "- Poolers: transaction mode, $BENCH_POOL_SIZE server connections each (PgBouncer default_pool_size=min_pool_size=max_db_connections; pgvigil min_idle=max_size, split into pool.shards=$BENCH_PGVIGIL_SHARDS pools on as many of its $(nproc) default workers; PgBouncer is one process, one thread)."
+  fi
   echo "- TPS is pgbench's \"without initial connection time\" figure (for \`connect\`, \`-C\`: the one including the connections), the median of $BENCH_ROUNDS rounds (the lower middle one for an even count); each round runs the whole matrix, the three targets one after the other per configuration. Ratios are pgvigil's median TPS divided by the other target's; the ratio of every round is listed below the table."
   echo "- Scheduling: $(scheduling_line)"
   echo

@@ -17,8 +17,12 @@ Environment (defaults in brackets):
                           with sslmode=require to every target (PostgreSQL ssl=on, PgBouncer
                           client_tls_sslmode=allow, pgvigil listen.tls), one certificate for all;
                           connect: -M simple -C, a new connection per transaction
-  BENCH_POOL_SIZE=20      server connections of each pooler (pgvigil min_idle=max_size, PgBouncer default_pool_size)
-  BENCH_PGVIGIL_SHARDS=<cores>  pgvigil pool.shards: the pool split over this many workers
+  BENCH_POOL_SIZE=shipped server connections of each pooler. shipped: pgvigil runs the shipped
+                          config.yaml's pool settings untouched (the product's defaults) and
+                          PgBouncer gets its max_size (default_pool_size=max_db_connections) and
+                          min_idle (min_pool_size). A number N: the tuned layout, pgvigil
+                          min_idle=max_size=N split into BENCH_PGVIGIL_SHARDS, PgBouncer N.
+  BENCH_PGVIGIL_SHARDS=<cores>  pgvigil pool.shards with a number BENCH_POOL_SIZE
   BENCH_SCALE=10          pgbench -i scale
   BENCH_IDLE_CLIENTS=10000  idle client sessions for the memory test (0 skips it)
   BENCH_WARMUP_SECONDS=2  warm-up run per target before measuring
@@ -50,7 +54,7 @@ cd "$ROOT"
 BENCH_SECONDS="${BENCH_SECONDS:-10}"
 BENCH_CLIENTS="${BENCH_CLIENTS:-1 8 32}"
 BENCH_MODES="${BENCH_MODES:-simple extended prepared tls connect}"
-BENCH_POOL_SIZE="${BENCH_POOL_SIZE:-20}"
+BENCH_POOL_SIZE="${BENCH_POOL_SIZE:-shipped}"
 BENCH_PGVIGIL_SHARDS="${BENCH_PGVIGIL_SHARDS:-$(nproc)}"
 BENCH_SCALE="${BENCH_SCALE:-10}"
 BENCH_IDLE_CLIENTS="${BENCH_IDLE_CLIENTS:-10000}"
@@ -66,12 +70,27 @@ DB=bench
 RESULTS="${BENCH_OUTPUT:-$BENCH_DIR/results/latest.md}"
 COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS${BENCH_BASELINE_BINARY:+ BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY}${BENCH_OUTPUT:+ BENCH_OUTPUT=$BENCH_OUTPUT} bench/run.sh${*:+ $*}"
 
-for v in BENCH_SECONDS BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS BENCH_SCALE BENCH_IDLE_CLIENTS BENCH_WARMUP_SECONDS BENCH_ROUNDS; do
+# The shipped config.yaml's pool section: what a new user runs.
+shipped_pool_key() { awk -v key="$1" '/^pool:/ {p = 1; next} /^[^ #]/ {p = 0} p && $1 == key ":" {print $2; exit}' "$ROOT/config.yaml"; }
+PGV_POOL_LINE=""
+if [[ "$BENCH_POOL_SIZE" == shipped ]]; then
+  BENCH_POOL_SIZE="$(shipped_pool_key max_size)"
+  BENCH_MIN_POOL="$(shipped_pool_key min_idle)"
+  BENCH_PGVIGIL_SHARDS="$(shipped_pool_key shards)"
+  POOL_LAYOUT=shipped
+else
+  BENCH_MIN_POOL="$BENCH_POOL_SIZE"
+  POOL_LAYOUT=tuned
+fi
+for v in BENCH_SECONDS BENCH_POOL_SIZE BENCH_MIN_POOL BENCH_PGVIGIL_SHARDS BENCH_SCALE BENCH_IDLE_CLIENTS BENCH_WARMUP_SECONDS BENCH_ROUNDS; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a non-negative integer" >&2; exit 64; }
 done
 (( BENCH_SECONDS > 0 && BENCH_POOL_SIZE > 0 && BENCH_ROUNDS > 0 )) || { echo "run.sh: BENCH_SECONDS, BENCH_POOL_SIZE and BENCH_ROUNDS must be above 0" >&2; exit 64; }
-(( BENCH_PGVIGIL_SHARDS >= 1 )) || BENCH_PGVIGIL_SHARDS=1
-(( BENCH_PGVIGIL_SHARDS <= BENCH_POOL_SIZE )) || BENCH_PGVIGIL_SHARDS=$BENCH_POOL_SIZE
+if [[ "$POOL_LAYOUT" == tuned ]]; then
+  (( BENCH_PGVIGIL_SHARDS >= 1 )) || BENCH_PGVIGIL_SHARDS=1
+  (( BENCH_PGVIGIL_SHARDS <= BENCH_POOL_SIZE )) || BENCH_PGVIGIL_SHARDS=$BENCH_POOL_SIZE
+  PGV_POOL_LINE="pool: {min_idle: $BENCH_POOL_SIZE, max_size: $BENCH_POOL_SIZE, shards: $BENCH_PGVIGIL_SHARDS}"
+fi
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -220,7 +239,7 @@ auth_type = trust
 auth_file = $TMP/userlist.txt
 pool_mode = transaction
 default_pool_size = $BENCH_POOL_SIZE
-min_pool_size = $BENCH_POOL_SIZE
+min_pool_size = $BENCH_MIN_POOL
 reserve_pool_size = 0
 max_client_conn = $PGB_MAX_CLIENTS
 max_db_connections = $BENCH_POOL_SIZE
@@ -266,8 +285,7 @@ write_pgvigil_config() {  # file port admin_port [listen.tls map]
   cat >"$1" <<EOF
 admin: {listen: "127.0.0.1:$3"}
 listen: {address: "127.0.0.1:$2", max_client_connections: $((BENCH_IDLE_CLIENTS + 100))${4:+, tls: $4}}
-log: {level: warn}
-pool: {min_idle: $BENCH_POOL_SIZE, max_size: $BENCH_POOL_SIZE, shards: $BENCH_PGVIGIL_SHARDS}
+$PGV_POOL_LINE
 databases:
   $DB: {host: 127.0.0.1, port: $PG_PORT, dbname: $DB, user: postgres, pool_mode: transaction, sslmode: disable}
 EOF
@@ -284,7 +302,7 @@ start_pgvigil() {
   PV_VERSION="$("$PGVIGIL_BINARY" --version 2>/dev/null | head -1 || echo unknown)"
   write_pgvigil_config "$TMP/pgvigil.yaml" "$PV_PORT" "$PV_ADMIN_PORT" \
     "{cert_file: \"$TMP/tls.crt\", key_file: \"$TMP/tls.key\"}"
-  log "pgvigil: port $PV_PORT, admin $PV_ADMIN_PORT (min_idle=max_size=$BENCH_POOL_SIZE, shards=$BENCH_PGVIGIL_SHARDS)"
+  log "pgvigil: port $PV_PORT, admin $PV_ADMIN_PORT ($POOL_LAYOUT pool: ${PGV_POOL_LINE:-as in config.yaml})"
   # In a session of its own, as PgBouncer (-d) and PostgreSQL (pg_ctl) are: with the kernel's
   # autogroup scheduling each session shares one CPU weight, so a pooler left in this script's
   # session would share pgbench's. setsid execs in place (this shell has no job control, so the

@@ -64,6 +64,13 @@ Application::Shards Application::make_pools(const pool::PoolConfig& database) {
     shards.push_back(std::make_shared<pool::Pool>(
         context.get_executor(), pool::shard_config(database, index), metrics, health));
   }
+  for (const auto& shard : shards) {
+    std::vector<std::weak_ptr<pool::Pool>> siblings;
+    for (const auto& other : shards) {
+      if (other != shard) siblings.push_back(other);
+    }
+    shard->set_siblings(std::move(siblings));
+  }
   return shards;
 }
 
@@ -82,13 +89,14 @@ std::vector<std::shared_ptr<pool::Pool>> Application::every_pool() const {
 
 std::vector<Application::NamedPool> Application::named_pools() const {
   std::vector<NamedPool> named;
-  for (const auto& shards : pools_) {
+  for (std::size_t database = 0; database < pools_.size(); ++database) {
+    const auto& shards = pools_[database];
     for (std::size_t index = 0; index < shards.size(); ++index) {
       const auto& pool = shards[index];
       named.push_back({shards.size() == 1 ? pool->name()
                                           : fmt::format("{} (shard {}/{})", pool->name(), index + 1,
                                                         shards.size()),
-                       pool});
+                       pool, true, database});
     }
   }
   for (const auto& [key, pool] : user_pools_) {
@@ -98,7 +106,7 @@ std::vector<Application::NamedPool> Application::named_pools() const {
 }
 
 std::vector<proxy::Route> Application::make_routes() {
-  // A sharded database has one route per shard; the proxy hands its clients out in turn.
+  // A sharded database has one route per shard; a client takes its worker's.
   std::vector<proxy::Route> routes;
   std::map<std::string, std::shared_ptr<proxy::auth::SecretLookup>> lookups;
   for (std::size_t i = 0; i < config_.routes.size(); ++i) {
@@ -115,8 +123,10 @@ std::vector<proxy::Route> Application::make_routes() {
       routes.push_back(std::move(route));
       continue;
     }
+    const auto learnt = std::make_shared<proxy::LearntServer>();  // one per database
     for (const auto& shard : pools_[i]) {
       proxy::Route route;
+      route.learnt = learnt;
       route.settings = config_.routes[i];
       route.pool = shard;
       route.secret_lookup = lookup;
@@ -141,7 +151,7 @@ std::shared_ptr<proxy::auth::SecretLookup> Application::secret_lookup(
       it != secret_lookups_.end() && it->second->serves(server.server, settings)) {
     return it->second;
   }
-  // Logins are taken on worker 0 (proxy::Listener): the lookup lives there too.
+  // Its connection lives on worker 0; logins on other workers hop there (SecretLookup::find).
   return std::make_shared<proxy::auth::SecretLookup>(workers_.context(0).get_executor(),
                                                      std::move(server), settings);
 }
@@ -157,32 +167,13 @@ void Application::build_proxy() {
   proxy_->set_user_route_maker([this](const proxy::Route& database, const std::string& user,
                                       const proxy::auth::LoginProof& proof) {
     return make_user_route(database, user, proof);
-  });
-  listener_ = std::make_unique<proxy::Listener>(workers_.context(0), *proxy_);
+  }, workers_.context(0).get_executor());
+  std::vector<asio::io_context*> workers;
+  for (int index = 0; index < workers_.size(); ++index) workers.push_back(&workers_.context(index));
+  listener_ = std::make_unique<proxy::Listener>(std::move(workers), *proxy_);
 }
 
 Application::~Application() = default;
-
-metrics::ReadyState Application::readiness() const {
-  if (proxy_ && proxy_->draining()) return {false, "draining: pgvigil is shutting down\n"};
-  metrics::ReadyState state{true, {}};
-  for (const auto& [name, pool, gates_readiness] : named_pools()) {
-    const auto status = pool->status();
-    const bool healthy = status.healthy() > 0;
-    // A paused pool has closed its connections on purpose: clients wait for the resume.
-    if (gates_readiness) state.ready = state.ready && (healthy || status.paused);
-    state.detail += "pool " + name + ": " + (status.paused ? "paused, " : "") +
-                    std::to_string(status.healthy()) + " healthy (" + std::to_string(status.idle) +
-                    " idle, " + std::to_string(status.checked_out) + " in use, " +
-                    std::to_string(status.connecting) + " connecting)";
-    if (!status.servers.empty()) state.detail += " on " + status.servers;
-    if (!healthy && !status.last_connect_failure.empty()) {
-      state.detail += ", last connect failure: " + status.last_connect_failure;
-    }
-    state.detail += "\n";
-  }
-  return state;
-}
 
 // --- signals and shutdown -------------------------------------------------------------------
 
@@ -266,80 +257,6 @@ asio::awaitable<void> Application::handle_hangups() {
       continue;
     }
     co_await reload("SIGHUP");
-  }
-}
-
-// --- systemd --------------------------------------------------------------------------------
-
-bool Application::pools_healthy() const {
-  const auto pools = all_pools();
-  return std::all_of(pools.begin(), pools.end(),
-                     [](const auto& pool) { return pool->status().healthy() > 0; });
-}
-
-std::string Application::status_line() const {
-  std::vector<std::string> parts;
-  for (const auto& [name, pool, gates_readiness] : named_pools()) {
-    const auto status = pool->status();
-    std::string part = fmt::format("{}: {} idle {} busy", name, status.idle + status.probing,
-                                   status.checked_out);
-    if (status.healthy() == 0) {
-      if (!status.last_connect_failure.empty()) {
-        part += " (connect failures)";
-      } else if (status.connecting > 0) {
-        part += " (connecting)";
-      }
-    }
-    parts.push_back(std::move(part));
-  }
-  for (const auto& pool : retiring_) parts.push_back(pool->name() + ": draining");
-  return fmt::format("{}", fmt::join(parts, "; "));
-}
-
-asio::awaitable<void> Application::report_status() {
-  asio::steady_timer timer(workers_.context(0));
-  std::string sent;
-  auto last_sent = std::chrono::steady_clock::now();
-  while (!shutting_down_) {
-    if (!ready_sent_ && pools_healthy()) {
-      ready_sent_ = true;
-      spdlog::info("every pool has a healthy server connection; READY=1");
-      notifier_.ready();
-    }
-    // A changed line goes out within a quarter second; an unchanged one is repeated each
-    // minute, so a status lost by systemd does not stay wrong.
-    const auto line = status_line();
-    const auto now = std::chrono::steady_clock::now();
-    if (line != sent || now - last_sent >= std::chrono::minutes(1)) {
-      notifier_.status(line);
-      sent = line;
-      last_sent = now;
-    }
-    timer.expires_after(std::chrono::milliseconds(250));
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
-}
-
-asio::awaitable<void> Application::feed_watchdog() {
-  // Each round posts a tick through every worker's loop and back to worker 0; WATCHDOG=1 goes
-  // out only once all of them answered, and no new round starts before that. A stuck loop so
-  // stops the pings and systemd restarts the service.
-  const auto interval = *notifier_.watchdog_interval() / 2;
-  auto pending = std::make_shared<int>(0);
-  asio::steady_timer timer(workers_.context(0));
-  while (true) {
-    if (*pending == 0) {
-      *pending = workers_.size();
-      for (int i = 0; i < workers_.size(); ++i) {
-        asio::post(workers_.context(i), [this, pending] {
-          asio::post(workers_.context(0), [this, pending] {
-            if (--*pending == 0) notifier_.watchdog();
-          });
-        });
-      }
-    }
-    timer.expires_after(interval);
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
 

@@ -75,6 +75,8 @@ class Application {
     std::string name;
     std::shared_ptr<pool::Pool> pool;
     bool gates_readiness = true;
+    // The database (its index in pools_): it is ready when one of its shards is.
+    std::size_t database = 0;
   };
   std::vector<NamedPool> named_pools() const;
   std::vector<proxy::Route> make_routes();
@@ -119,7 +121,7 @@ class Application {
   std::set<std::string> paused_databases_;             // by POST /pause, until /resume
   std::map<std::string, std::shared_ptr<proxy::auth::SecretLookup>> secret_lookups_;  // by database
   // Per-user pools by (database, user), made at the user's first login. Worker 0 only: sessions
-  // start there (proxy::Listener), and reloads run there.
+  // hop there to find theirs (ProxyService::user_route_executor), and reloads run there.
   std::map<std::pair<std::string, std::string>, std::shared_ptr<pool::Pool>> user_pools_;
   std::map<std::pair<std::string, std::string>, UserLogin> user_logins_;  // how each logs in
   int next_worker_ = 0;

@@ -3,7 +3,7 @@
 // the plain password the users file holds for it, or else with what the client's login proved
 // (its SCRAM keys or md5 hash against the server's own verifier, from auth.query or copied into
 // the users file), through pgvigil's own login (proxy/login/). Run on worker 0, like everything
-// that reads user_pools_: sessions start there (proxy::Listener), and reloads run there.
+// that reads user_pools_: sessions hop there to find their pool, and reloads run there.
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>

@@ -154,11 +154,13 @@ std::vector<ConfigKey> make_keys() {
        "Idle connections kept open and warm; at most pool.max_size."},
       {"pool.max_size", integer, "10", kReloads,
        "Most server connections of one pool, idle and checked out; at least 1."},
-      {"pool.shards", integer, "1", kReloads,
-       "Splits the pool into this many pools, one per worker, each with its share of "
+      {"pool.shards", integer, "0", kReloads,
+       "Splits the pool into this many pools, one per worker, each starting with its share of "
        "pool.min_idle and pool.max_size, so one database's relay uses that many cores. A client "
-       "stays on the shard it was given; it does not borrow another shard's idle connections. "
-       "From 1 to pool.max_size; more than workers gains nothing."},
+       "runs on the worker that accepted it, with that worker's shard. A shard with a waiting "
+       "client and no room takes an idle connection (or unused room) from another shard, so the "
+       "database's pool.max_size is shared, not cut. 0: one per worker (at most pool.max_size); "
+       "otherwise from 1 to pool.max_size; more than workers gains nothing."},
       {"pool.connect_timeout", duration, "5s", kReloads,
        "Longest time for one connection attempt, TLS and authentication included; above 0."},
       {"pool.checkout_timeout", duration, "5s", kReloads,

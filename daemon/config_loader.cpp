@@ -12,6 +12,7 @@
 #include "daemon/duration.hpp"
 #include "daemon/database_section.hpp"
 #include "daemon/section_reader.hpp"
+#include "daemon/worker_count.hpp"
 #include "proxy/auth/access_rules.hpp"
 
 namespace pgvigil::daemon {
@@ -321,6 +322,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   defaults.ping = parse_ping(ping, defaults.ping);
   ping.finish();
   SectionReader pool = top.section("pool");
+  defaults.pool.shards = pool::kShardsPerWorker;  // resolved per database below
   defaults.pool = parse_pool(pool, defaults.pool);
   pool.finish();
 
@@ -330,6 +332,10 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
     SectionReader db(entry.value, entry.key_node.Mark(), "databases." + std::string(kDatabaseName),
                      "databases." + entry.key, source_name);
     config.databases.push_back(parse_database(db, entry.key, defaults, env));
+    auto& shards = config.databases.back().pool.shards;
+    if (shards == pool::kShardsPerWorker) {
+      shards = std::min(worker_count(config.workers), config.databases.back().pool.max_size);
+    }
     config.routes.push_back(parse_route(db, entry.key, config.proxy));
     // The relay's keys that are read with the pool's.
     const auto& pool_settings = config.databases.back().pool;

@@ -105,8 +105,8 @@ pool::PoolSettings parse_pool(SectionReader& r, pool::PoolSettings base) {
   if (r.read("max_size", base.max_size) && base.max_size < 1) {
     r.fail("max_size", "must be at least 1");
   }
-  if (r.read("shards", base.shards) && base.shards < 1) {
-    r.fail("shards", "must be at least 1");
+  if (r.read("shards", base.shards) && base.shards < 0) {
+    r.fail("shards", "must not be negative (0 splits the pool once per worker)");
   }
   if (base.shards > base.max_size) {
     r.fail(r.has("shards") ? "shards" : "max_size",

@@ -1,11 +1,13 @@
 #include "daemon/worker_group.hpp"
 
+#include "daemon/worker_count.hpp"
+
 #include <spdlog/spdlog.h>
 
 namespace pgvigil::daemon {
 
 WorkerGroup::WorkerGroup(int workers) {
-  if (workers <= 0) workers = std::max(1u, std::thread::hardware_concurrency());
+  workers = worker_count(workers);
   for (int i = 0; i < workers; ++i) {
     // Concurrency hint 1: each io_context is run by exactly one thread, so Asio can skip locks.
     contexts_.push_back(std::make_unique<boost::asio::io_context>(1));

@@ -12,7 +12,7 @@ namespace pgvigil::daemon {
 
 class WorkerGroup {
  public:
-  explicit WorkerGroup(int workers);  // workers <= 0: one per core
+  explicit WorkerGroup(int workers);  // workers <= 0: one per core (worker_count.hpp)
   ~WorkerGroup();
 
   int size() const { return static_cast<int>(contexts_.size()); }

@@ -20,6 +20,7 @@ std::string_view to_string(EvictionReason reason) {
     case EvictionReason::role_changed: return "role_changed";
     case EvictionReason::replication_lag: return "replication_lag";
     case EvictionReason::paused: return "paused";
+    case EvictionReason::rebalanced: return "rebalanced";
     case EvictionReason::reload: return "reload";
     case EvictionReason::shutdown: return "shutdown";
   }
@@ -34,6 +35,7 @@ bool is_death(EvictionReason reason) {
     case EvictionReason::role_changed:
     case EvictionReason::replication_lag:
     case EvictionReason::paused:
+    case EvictionReason::rebalanced:
     case EvictionReason::reload:
     case EvictionReason::shutdown:
       return false;

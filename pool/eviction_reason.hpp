@@ -28,6 +28,7 @@ enum class EvictionReason {
                           // primary demoted): closed once its client has finished
   replication_lag,        // a standby's replay fell behind pool.max_replication_lag
   paused,                 // planned: the database was paused (POST /pause); closed once idle
+  rebalanced,             // planned: its place went to another shard of the database (pool.shards)
   reload,                 // planned: configuration changed under it
   shutdown,               // planned: pgvigil is stopping
 };
@@ -41,7 +42,7 @@ inline constexpr std::array kAllEvictionReasons = {
     EvictionReason::idle_timeout,      EvictionReason::dirty_return,
     EvictionReason::query_timeout,     EvictionReason::server_down,
     EvictionReason::role_changed,      EvictionReason::replication_lag,
-    EvictionReason::paused,
+    EvictionReason::paused, EvictionReason::rebalanced,
     EvictionReason::reload,            EvictionReason::shutdown,
 };
 

@@ -41,9 +41,12 @@ Pool::Pool(asio::io_context::executor_type executor, PoolConfig config,
                      : std::make_shared<ServerHealth>(name_, config_->server.describe(), metrics_)),
       maintenance_timer_(executor),
       watch_start_(executor),
+      loan_retry_(executor),
       metrics_publish_(executor),
       waiter_deadline_timer_(executor),
-      backoff_(config_->pool.reconnect) {}
+      backoff_(config_->pool.reconnect) {
+  publish_capacity();
+}
 
 Pool::~Pool() = default;
 
@@ -106,6 +109,7 @@ void Pool::forget(const Lease& connection) {
 void Pool::count_on_server(ServerConnection& connection, int delta) {
   connection.counted_on_server = delta > 0;
   const auto server = connection.host().describe();
+  health_->host_load().count(server, delta);
   std::lock_guard lock(servers_mutex_);
   auto& use = servers_in_use_[server];
   use.connections += delta;
@@ -190,6 +194,8 @@ void Pool::make_available(const Lease& connection) {
       metrics_->observe_failover(*took);
     }
   }
+  // A shard above its share owes a sibling below it this connection's place.
+  if (!debts_.empty() && pay_debt(connection)) return;
   while (!waiters_.empty()) {
     auto waiter = waiters_.front();
     waiters_.pop_front();

@@ -8,6 +8,7 @@
 // Each connection idle for more than a moment has a watcher that notices a close or a FATAL at
 // once and pings it when it has been quiet for ping.interval.
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
@@ -141,6 +142,20 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   void probe_server(std::uint64_t round) override;
   void server_down(const Death& death) override;
 
+  // --- the shards of one database lending each other (pool_sharing.cpp)
+  // The database's other shards. A shard with a waiting checkout and no room of its own asks
+  // them: one with no waiter of its own gives up room it has not opened, or the place of an
+  // idle connection (closed; the borrower opens one). Either moves a unit of max_size for good,
+  // so the shards' sizes follow their clients and always add up to the database's. Call once,
+  // before start().
+  void set_siblings(std::vector<std::weak_ptr<Pool>> siblings) { siblings_ = std::move(siblings); }
+  // What this pool could give a sibling now: idle connections and unused room. Thread-safe, a
+  // moment's picture.
+  int lendable() const {
+    return count(ConnectionState::idle) +
+           std::max(0, capacity_mirror_.load(std::memory_order_relaxed) - live_connections());
+  }
+
   PoolStatus status() const;
   // Connections in `state` now. Thread-safe.
   int count(ConnectionState state) const {
@@ -166,7 +181,9 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
       ServerConnection& connection, Clock::duration per_host_timeout);
   // The order a new connection tries the hosts in: from preferred_host_ on, and where several
   // servers may serve the pool (standby, prefer-standby, read-only), least connections first.
-  std::vector<std::size_t> host_order(const std::vector<ServerHost>& hosts) const;
+  // reserved: the first host's count holds this attempt until it is destroyed.
+  std::vector<std::size_t> host_order(const std::vector<ServerHost>& hosts,
+                                      HostLoad::Reservation& reserved) const;
   // A standby lagging past pool.max_replication_lag: why (reason replication_lag), or the death
   // of the connection asked; nullopt when within the bound or not measured.
   boost::asio::awaitable<std::optional<Death>> excess_replication_lag(ServerConnection& connection,
@@ -197,6 +214,30 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   void apply_keepalive_to(ServerConnection& connection);
   void close_surplus_idle();
 
+  // max_size as lent and borrowed: the connections this pool may hold now. On its executor.
+  int capacity() const { return config_->pool.max_size + capacity_delta_; }
+  void publish_capacity() {
+    capacity_mirror_.store(capacity(), std::memory_order_relaxed);
+    share_mirror_.store(config_->pool.max_size, std::memory_order_relaxed);
+  }
+  // A waiter arrived and this pool cannot serve it soon: one sibling is asked.
+  void ask_siblings();
+  // On the lender's executor, asked by `borrower`.
+  void lend_to(std::shared_ptr<Pool> borrower);
+  // On the borrower's executor: the lender's answer, room for one connection or none.
+  // ask_again: its idle connection was too fresh to give up (kLendAfterIdle); ask again soon.
+  void take_loan(bool room, bool ask_again);
+  // This pool holds more than its share of the database (its max_size) and `borrower` less.
+  // Thread-safe (the mirrors).
+  bool owes(const Pool& borrower) const;
+  void answer(std::shared_ptr<Pool> borrower, bool room, bool ask_again);
+  // Closes an idle or returned connection whose place goes to a sibling (reason rebalanced).
+  void give_up_place(Lease connection);
+  // A connection came back: its place goes to the oldest borrower still owed one. false: kept.
+  bool pay_debt(const Lease& connection);
+  // Stopping or pausing: the borrowers owed a place hear there is none.
+  void cancel_debts();
+
   int live_connections() const {  // every connection but those closing
     return count(ConnectionState::connecting) + count(ConnectionState::idle) +
            count(ConnectionState::probing) + count(ConnectionState::checked_out);
@@ -218,6 +259,10 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   std::string server_label(const ServerConnection& connection) const;
   // Its server reported another role (pool_hosts.cpp): the role metric follows, and it goes.
   void evict_role_changed(const Lease& connection);
+  // `host` no longer has the role the pool wants (death says why): idle connections to it go
+  // now, lent and pinged ones are asked again when they come back. On the pool's executor; a
+  // shard that found it out tells its siblings.
+  void drop_connections_to(const ServerHost& host, const Death& death);
   // A connection whose client saw 25006 on a primary's (role_suspect), on its way to idle: the
   // server's role is asked; if it no longer matches, every connection to it goes (role_changed),
   // lent ones when they come back.
@@ -260,6 +305,7 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
     bool scheduled = false;
   };
   Deferred watch_start_;  // starts watchers on connections idle long enough
+  Deferred loan_retry_;   // asks the siblings again (take_loan)
   // Checkouts happen on every transaction; their waits reach the histogram at most every
   // kMetricsPublishPeriod, which keeps the histogram's locks off the relay's path.
   Deferred metrics_publish_;
@@ -288,7 +334,15 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   // evicted (reason reload) whenever they would become idle.
   std::uint64_t endpoint_generation_ = 0;
 
+  std::vector<std::weak_ptr<Pool>> siblings_;
+  std::size_t next_sibling_ = 0;  // asked in turn
+  int capacity_delta_ = 0;        // units of max_size borrowed (+) or lent (-)
+  int loans_asked_ = 0;           // asks of siblings not answered yet
+  std::deque<std::shared_ptr<Pool>> debts_;  // borrowers owed the next place that frees
+
   // Mirrors for other threads (status, readiness).
+  std::atomic<int> capacity_mirror_{0};  // capacity()
+  std::atomic<int> share_mirror_{0};     // config_->pool.max_size
   std::array<std::atomic<int>, kAllConnectionStates.size()> shared_counts_{};
   std::atomic<bool> paused_flag_{false};  // set at once by pause(), before paused_ follows
   mutable std::mutex failure_mutex_;

@@ -3,6 +3,8 @@
 // mismatched attempt per connection until the new primary is found, and then none.
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
 
 #include "pool/pool_internal.hpp"
@@ -22,24 +24,17 @@ bool spreads(TargetSessionAttrs target) {
 
 }  // namespace
 
-std::vector<std::size_t> Pool::host_order(const std::vector<ServerHost>& hosts) const {
+std::vector<std::size_t> Pool::host_order(const std::vector<ServerHost>& hosts,
+                                          HostLoad::Reservation& reserved) const {
   const std::size_t first = preferred_host_ < hosts.size() ? preferred_host_ : 0;
   std::vector<std::size_t> order;
   for (std::size_t i = 0; i < hosts.size(); ++i) order.push_back((first + i) % hosts.size());
   if (hosts.size() < 2 || !spreads(config_->server.target_session_attrs)) return order;
-  // Least connections first (those still connecting included, so that a burst of new ones
-  // spreads too); ties keep the order from the preferred host.
-  std::vector<int> on_host(hosts.size(), 0);
-  for (const auto& [id, connection] : connections_) {
-    // Not one that has yet to pick its host (it would count for the first of the list).
-    if (connection->state() == ConnectionState::closing || !connection->host_picked()) continue;
-    for (std::size_t i = 0; i < hosts.size(); ++i) {
-      if (connection->host() == hosts[i]) ++on_host[i];
-    }
-  }
-  std::stable_sort(order.begin(), order.end(),
-                   [&on_host](std::size_t a, std::size_t b) { return on_host[a] < on_host[b]; });
-  return order;
+  // Least connections first, counting every shard of the database and the attempts under way
+  // (so that a burst of new ones spreads too); ties keep the order from the preferred host.
+  std::vector<std::string> servers;
+  for (const auto& host : hosts) servers.push_back(host.describe());
+  return health_->host_load().least_first(servers, std::move(order), reserved);
 }
 
 awaitable<std::optional<Death>> Pool::excess_replication_lag(ServerConnection& connection,
@@ -76,7 +71,8 @@ awaitable<std::optional<ConnectFailure>> Pool::connect_to_matching_host(
   const auto target = server.target_session_attrs;
   // prefer-standby goes over the list twice: standbys only, then any.
   const int passes = target == TargetSessionAttrs::prefer_standby && hosts.size() > 1 ? 2 : 1;
-  const auto order = host_order(hosts);
+  HostLoad::Reservation attempt;  // held until the attempts are over
+  const auto order = host_order(hosts, attempt);
   std::optional<ConnectFailure> outcome;
   std::string failures;
   std::vector<std::pair<std::string, ConnectFailureCause>> skipped;  // role or lag
@@ -201,9 +197,22 @@ awaitable<bool> Pool::confirm_role(Lease connection, const char* evidence) {
                         std::string(to_string(role.role)) + (role.read_only ? " (read-only)" : "") +
                         ", not " + std::string(to_string(target)),
                     now};
+  evict(connection, death);
+  drop_connections_to(host, death);
+  // The database's other shards hold connections to the same server.
+  for (const auto& weak : siblings_) {
+    if (auto sibling = weak.lock()) {
+      asio::post(sibling->executor_,
+                 [sibling, host, death] { sibling->drop_connections_to(host, death); });
+    }
+  }
+  co_return false;
+}
+
+void Pool::drop_connections_to(const ServerHost& host, const Death& death) {
   std::vector<Lease> idle;
   for (const auto& [id, other] : connections_) {
-    if (other->host() != host || other == connection) continue;
+    if (other->host() != host || other->state() == ConnectionState::closing) continue;
     // Lent and pinged ones are asked when they would be idle again (make_available).
     if (other->state() == ConnectionState::idle) idle.push_back(other);
     if (other->state() == ConnectionState::checked_out ||
@@ -211,9 +220,7 @@ awaitable<bool> Pool::confirm_role(Lease connection, const char* evidence) {
       other->role_suspect = true;
     }
   }
-  evict(connection, death);
   for (const auto& other : idle) evict(other, death);
-  co_return false;
 }
 
 void Pool::evict_role_changed(const Lease& connection) {

@@ -16,6 +16,12 @@ namespace pgvigil::pool {
 // once would cost a coroutine, a timer and an epoll re-arm per transaction, so a watcher starts
 // only once it has stayed idle for kWatchDelay; until then the peek at checkout covers it.
 inline constexpr auto kWatchDelay = std::chrono::milliseconds(20);
+// A shard gives a sibling the place of an idle connection only once it has stayed idle this long
+// (unless it holds more than its share and the sibling less): under load a connection given
+// back is taken again within microseconds (within milliseconds on a loaded machine), and giving
+// up each briefly idle one would only churn server connections between busy shards. A sibling
+// refused for that asks again after this long.
+inline constexpr auto kLendAfterIdle = std::chrono::milliseconds(10);
 
 // Checkout waits reach their histogram in batches (see Pool::metrics_publish_).
 inline constexpr auto kMetricsPublishPeriod = std::chrono::milliseconds(10);

@@ -198,6 +198,7 @@ void Pool::enqueue(const std::shared_ptr<Waiter>& waiter) {
         next_connect_at_, last_failure_at_ + config_->pool.reconnect.max_delay_while_clients_wait);
   }
   wake_maintenance();
+  ask_siblings();
 }
 
 bool Pool::on_own_thread() const { return home_.running_in_this_thread(); }

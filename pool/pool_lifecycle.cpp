@@ -20,6 +20,7 @@ using Seconds = std::chrono::duration<double>;
 
 awaitable<void> Pool::shutdown_here() {
   stopping_ = true;
+  cancel_debts();
   maintenance_timer_.cancel();
   waiter_deadline_timer_.cancel();
   waiter_deadline_at_ = Clock::time_point::max();
@@ -46,6 +47,7 @@ awaitable<void> Pool::shutdown_here() {
 awaitable<void> Pool::update_config_here(PoolConfig config) {
   const auto old = config_;
   config_ = std::make_shared<const PoolConfig>(std::move(config));
+  publish_capacity();  // the new share, with what was lent and borrowed still counted
   backoff_.update(config_->pool.reconnect);
   const auto now = Clock::now();
   if (old->server != config_->server) {
@@ -99,7 +101,7 @@ void Pool::close_surplus_idle() {
   int live = live_connections();
   // The least recently used first; leased ones are over the limit until they come back, and
   // the maintenance task opens none while live >= max_size.
-  while (live > config_->pool.max_size && !idle_.empty()) {
+  while (live > capacity() && !idle_.empty()) {
     const auto connection = idle_.front();
     evict(connection, {EvictionReason::reload, "pool.max_size reduced by a reload", Clock::now()});
     --live;

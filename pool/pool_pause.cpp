@@ -28,6 +28,7 @@ void Pool::pause_here() {
   if (paused_ || stopping_ || !paused_flag_.load(std::memory_order_relaxed)) return;
   paused_ = true;
   paused_at_ = Clock::now();
+  cancel_debts();
   spdlog::info("pool {}: paused; {} server connections still lent close as they come back",
                name_, count(ConnectionState::checked_out));
   const auto now = Clock::now();

@@ -101,11 +101,15 @@ struct ReconnectSettings {
   friend bool operator==(const ReconnectSettings&, const ReconnectSettings&) = default;
 };
 
+// pool.shards: 0, one shard per worker (at most max_size).
+inline constexpr int kShardsPerWorker = 0;
+
 struct PoolSettings {
   int min_idle = 2;                           // idle connections kept warm
   int max_size = 10;                          // all server connections of the pool
   // Pools the database is split into, each on its own worker with its share of min_idle and
-  // max_size (1: one pool, one worker). Read by the daemon, not by Pool.
+  // max_size (1: one pool, one worker), lending each other capacity (Pool::set_siblings). Read
+  // by the daemon, not by Pool. The config loader turns kShardsPerWorker into the worker count.
   int shards = 1;
   Milliseconds connect_timeout{5000};
   Milliseconds checkout_timeout{5000};

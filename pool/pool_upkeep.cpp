@@ -164,7 +164,7 @@ void Pool::open_missing(Clock::time_point now) {
   const int asking = server_health() == HealthState::down ? 1 : 0;
   int wanted =
       std::max({settings.min_idle - spare, waiting_checkouts() - connecting, asking - connecting});
-  wanted = std::min(wanted, settings.max_size - live);
+  wanted = std::min(wanted, capacity() - live);
   if (backoff_.failures() > 0) {
     // While the server refuses, one attempt at a time, on the back-off schedule: no herd.
     wanted = now < next_connect_at_ ? 0 : std::min(wanted, 1 - connecting);
@@ -289,7 +289,7 @@ awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
     connection->set_expires_at(now + lifetime);
   }
   connection->set_idle_since(now);
-  if (probe && live_connections() > settings.max_size) {
+  if (probe && live_connections() > capacity()) {
     // Opened beyond max_size to ask the server (every other connection was lent): closed again.
     transition(*connection, ConnectionState::closing);
     forget(connection);

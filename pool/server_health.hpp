@@ -23,6 +23,7 @@
 
 #include "metrics/registry.hpp"
 #include "pool/failover_clock.hpp"
+#include "pool/host_load.hpp"
 #include "pool/failure_diagnosis.hpp"
 
 namespace pgvigil::pool {
@@ -72,6 +73,8 @@ class ServerHealth {
   // Which host of the list is in use, and the time a move to another took (failover_clock.hpp).
   // Shared by the shards, so a move counts once.
   FailoverClock& failover() { return failover_; }
+  // The connections on each server of the list, all shards together.
+  HostLoad& host_load() { return host_load_; }
 
  private:
   void set_state(HealthState next);  // under mutex_
@@ -82,6 +85,7 @@ class ServerHealth {
   mutable std::mutex mutex_;
   std::string server_;
   FailoverClock failover_;
+  HostLoad host_load_;
   std::vector<std::weak_ptr<HealthListener>> listeners_;
   std::uint64_t round_ = 0;
   int unanswered_due_ = 0;  // pools of the current round that have not reported yet

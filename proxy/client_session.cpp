@@ -1,5 +1,5 @@
-// ClientSession: its phases, its startup and move to the pool's worker, the coroutine slow paths
-// of the relay, and its endings. The relay's callbacks are in client_session_relay.cpp.
+// ClientSession: its phases, its start on the pool's worker, the coroutine slow paths of the
+// relay, and its endings. The startup is in client_session_startup.cpp. The relay's callbacks are in client_session_relay.cpp.
 #include "proxy/client_session.hpp"
 
 #include <spdlog/spdlog.h>
@@ -22,23 +22,6 @@ using pool::Clock;
 using pool::Death;
 using pool::EvictionReason;
 
-namespace {
-
-ClientError pushed_out_error() {
-  return {sqlstate::kTooManyConnections,
-          "too many connections are starting up at once: this one waited longest and made room",
-          "", "listen.max_startup_connections and max_startup_per_address bound connections that "
-          "have not authenticated yet; retry."};
-}
-
-ClientError too_many_clients_error(int limit) {
-  return {sqlstate::kTooManyConnections,
-          "too many client connections: listen.max_client_connections is " +
-              std::to_string(limit),
-          "", ""};
-}
-
-}  // namespace
 
 ClientError ClientSession::checkout_failure(const pool::CheckoutError& error) const {
   const auto& database = route_->settings.database;
@@ -144,76 +127,6 @@ bool ClientSession::transaction_pooling() const {
   return route_->settings.pool_mode == PoolMode::transaction;
 }
 
-// --- startup, on the accepting worker ----------------------------------------------------------
-
-awaitable<void> ClientSession::handshake() {
-  // A client that connects and says nothing is dropped after startup_timeout. The flag, not the
-  // error code, tells the handler the startup is over: an expiry already queued when the timer
-  // is cancelled still runs with success, and by then the stream may be on another worker.
-  auto over = std::make_shared<bool>(false);
-  asio::steady_timer deadline(stream_->get_executor(), service_.settings().startup_timeout);
-  deadline.async_wait([weak = weak_from_this(), over](boost::system::error_code ec) {
-    if (ec || *over) return;
-    if (auto self = weak.lock()) self->stream_->cancel();
-  });
-
-  // Connections that have not authenticated have a room of their own: a newer one may push
-  // this one out (it is ended here, on its own worker, unless its startup is over by then).
-  ClientStartup startup(service_, *stream_);
-  auto slot = service_.startup_gate().admit(
-      startup.peer().address, [weak = weak_from_this(), over, executor = stream_->get_executor()] {
-        asio::post(executor, [weak, over] {
-          if (*over) return;
-          if (auto self = weak.lock()) {
-            self->pushed_out_ = true;
-            // Shut for reading as well as cancelled: a read already completed and queued would
-            // otherwise be followed by another that waits. Writing stays open for the 53300.
-            self->stream_->shut_reading();
-            self->stream_->cancel();
-          }
-        });
-      });
-
-  // Told why, unless the client is halfway into a TLS handshake, where clear text is noise.
-  const auto why = [&](ClientError error) {
-    return pushed_out_ && !startup.tls_handshake_failed() ? pushed_out_error() : std::move(error);
-  };
-  auto error = co_await startup.read_startup();
-  route_ = startup.route();
-  if (error) co_return fail(why(std::move(*error)));
-  enter(Phase::authenticating, "startup packet read");
-  error = co_await startup.authenticate();
-  if (error) co_return fail(why(std::move(*error)));
-  if (route_->settings.user_pools) {
-    // Queries run as the client's role: its own pool, known only now that it has logged in.
-    auto user_route = service_.user_route(*route_, startup.user(), startup.login_proof());
-    if (auto* refused = std::get_if<ClientError>(&user_route)) co_return fail(std::move(*refused));
-    route_ = std::get<Route*>(user_route);
-  }
-  *over = true;
-  deadline.cancel();
-  slot.leave();
-  if (!service_.admit_client()) {
-    co_return fail(too_many_clients_error(service_.settings().max_client_connections));
-  }
-  counted_ = true;
-
-  // Move to the pool's worker: hand the socket off here, adopt it there.
-  auto admitted = std::move(startup).admitted();
-  settings_ = std::make_shared<const SettingMap>(std::move(admitted.settings));
-  if (!admitted.leftover.empty()) {
-    pending_input_ = std::make_unique<std::string>(std::move(admitted.leftover));
-  }
-  const auto home = route_->pool->executor();
-  const auto handed = stream_->hand_off();
-  stream_.reset();
-  auto task = [self = shared_from_this(), home, handed] {
-    self->stream_.emplace(home, handed);
-    return self->begin();
-  };
-  asio::co_spawn(home, std::move(task), asio::detached);
-}
-
 // --- on the pool's worker -------------------------------------------------------------------
 
 std::string ClientSession::startup_reply() const {
@@ -240,7 +153,7 @@ awaitable<void> ClientSession::begin() {
   // Session pooling takes its server connection now; transaction pooling only needs one when
   // nothing is known yet about the server (its version, encoding) or about how it spells a
   // setting the client asked for, to tell the client.
-  if (!transaction_pooling() || route_->server_parameters.empty() || spelling_unknown()) {
+  if (!transaction_pooling() || !knows_server_parameters(*route_) || spelling_unknown()) {
     enter(Phase::waiting_for_server, "the session needs its server connection");
     if (auto error = co_await acquire_server()) co_return fail(*error);
     if (transaction_pooling()) return_server(std::nullopt);
@@ -302,9 +215,11 @@ awaitable<std::optional<ClientError>> ClientSession::acquire_server() {
     server_ = std::get<pool::Lease>(std::move(result));
   }
   if (route_->server_parameters.empty()) {
+    std::vector<std::pair<std::string, std::string>> found;
     for (const char* name : kReportedParameters) {
-      route_->server_parameters.emplace_back(name, server_->parameter_status(name));
+      found.emplace_back(name, server_->parameter_status(name));
     }
+    learn_server_parameters(*route_, std::move(found));
   }
   co_return co_await acquire_settings();
 }

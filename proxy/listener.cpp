@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,8 +11,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
+#include <cerrno>
 #include <system_error>
 
 #include "proxy/client_error.hpp"
@@ -19,12 +22,52 @@
 
 namespace pgvigil::proxy {
 namespace asio = boost::asio;
+using asio::ip::tcp;
 
-Listener::Listener(asio::io_context& context, ProxyService& service)
-    : context_(context), service_(service) {}
+namespace {
+
+std::system_error cannot_listen(int error, const std::string& where) {
+  return std::system_error(error, std::generic_category(), "cannot listen for clients on " + where);
+}
+
+// SO_REUSEPORT lets a second process of the same user join the port silently. A first bind
+// without it tells that the port is taken, as a plain listener would.
+void check_port_free(asio::io_context& context, const tcp::endpoint& endpoint,
+                     const std::string& where) {
+  tcp::acceptor probe(context);
+  boost::system::error_code ec;
+  probe.open(endpoint.protocol(), ec);
+  if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) probe.bind(endpoint, ec);
+  if (ec) throw cannot_listen(ec.value(), where);
+}
+
+// A descriptor shortage: accepting again at once would spin on the same readiness.
+bool out_of_descriptors(int error) {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
+
+}  // namespace
+
+Listener::Listener(std::vector<asio::io_context*> workers, ProxyService& service)
+    : workers_(std::move(workers)), service_(service) {}
 
 Listener::~Listener() {
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
+}
+
+void Listener::listen_tcp(std::size_t index, const tcp::endpoint& endpoint) {
+  auto acceptor = std::make_unique<tcp::acceptor>(*workers_[index]);
+  acceptor->open(endpoint.protocol());
+  acceptor->set_option(asio::socket_base::reuse_address(true));
+  const int on = 1;
+  if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+    throw boost::system::system_error(errno, boost::system::generic_category());
+  }
+  acceptor->bind(endpoint);
+  acceptor->listen(asio::socket_base::max_listen_connections);
+  acceptor->non_blocking(true);  // accept4 below must never block the worker
+  tcp_.push_back(std::move(acceptor));
 }
 
 void Listener::start() {
@@ -32,20 +75,23 @@ void Listener::start() {
   if (!listen.host.empty()) {
     std::string host = listen.host;
     if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(host), listen.port);
+    tcp::endpoint endpoint(asio::ip::make_address(host), listen.port);
     const auto where = listen.host + ":" + std::to_string(listen.port);
+    if (listen.port != 0) check_port_free(*workers_.front(), endpoint, where);
     try {
-      tcp_.emplace(context_);
-      tcp_->open(endpoint.protocol());
-      tcp_->set_option(asio::socket_base::reuse_address(true));
-      tcp_->bind(endpoint);
-      tcp_->listen(asio::socket_base::max_listen_connections);
+      for (std::size_t index = 0; index < workers_.size(); ++index) {
+        listen_tcp(index, endpoint);
+        // Port 0: the others join the port the kernel picked for the first.
+        endpoint.port(tcp_.front()->local_endpoint().port());
+      }
     } catch (const boost::system::system_error& error) {
-      throw std::system_error(error.code().value(), std::generic_category(),
-                              "cannot listen for clients on " + where);
+      throw cannot_listen(error.code().value(), where);
     }
-    tcp_port_ = tcp_->local_endpoint().port();
-    asio::co_spawn(context_, accept_loop(*tcp_, true), asio::detached);
+    tcp_port_ = endpoint.port();
+    for (std::size_t index = 0; index < tcp_.size(); ++index) {
+      asio::co_spawn(*workers_[index], accept_loop(*workers_[index], *tcp_[index], true),
+                     asio::detached);
+    }
   }
   if (!listen.unix_socket_dir.empty()) {
     unix_path_ = listen.unix_socket_dir + "/.s.PGSQL." + std::to_string(listen.port);
@@ -53,56 +99,95 @@ void Listener::start() {
     // (connect would tell), and the directory is ours.
     ::unlink(unix_path_.c_str());
     try {
-      unix_.emplace(context_, asio::local::stream_protocol::endpoint(unix_path_));
+      unix_.emplace(*workers_.front(), asio::local::stream_protocol::endpoint(unix_path_));
+      unix_->non_blocking(true);
     } catch (const boost::system::system_error& error) {
-      throw std::system_error(error.code().value(), std::generic_category(),
-                              "cannot listen for clients on " + unix_path_);
+      throw cannot_listen(error.code().value(), unix_path_);
     }
     ::chmod(unix_path_.c_str(), 0777);  // like PostgreSQL's unix_socket_permissions default
-    asio::co_spawn(context_, accept_loop(*unix_, false), asio::detached);
+    asio::co_spawn(*workers_.front(), accept_loop(*workers_.front(), *unix_, false),
+                   asio::detached);
   }
 }
 
 void Listener::stop() {
-  boost::system::error_code ignored;
-  if (tcp_) tcp_->close(ignored);
-  if (unix_) unix_->close(ignored);
+  for (auto& acceptor : tcp_) {
+    asio::post(acceptor->get_executor(), [&acceptor = *acceptor] {
+      boost::system::error_code ignored;
+      acceptor.close(ignored);
+    });
+  }
+  if (unix_) {
+    asio::post(unix_->get_executor(), [&acceptor = *unix_] {
+      boost::system::error_code ignored;
+      acceptor.close(ignored);
+    });
+  }
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
   unix_path_.clear();
 }
 
 template <typename Acceptor>
-asio::awaitable<void> Listener::accept_loop(Acceptor& acceptor, bool tcp) {
+asio::awaitable<void> Listener::accept_loop(asio::io_context& worker, Acceptor& acceptor,
+                                            bool tcp) {
   while (acceptor.is_open()) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (ec == asio::error::operation_aborted) co_return;
-    if (ec) {
-      // EMFILE and friends: log (rarely) and keep serving those already connected.
-      spdlog::warn("accepting a client failed: {}", ec.message());
-      continue;
+    // Waits for readiness and accepts with accept4 itself: the socket comes non-blocking and
+    // unregistered, where Asio's accept registers it with this loop, which the session's own
+    // stream would undo and redo.
+    auto [ec] =
+        co_await acceptor.async_wait(Acceptor::wait_read, asio::as_tuple(asio::use_awaitable));
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    while (true) {
+      const int fd =
+          ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) {
+        if (tcp) {
+          const int on = 1;
+          ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        }
+        admit(session_worker(worker, tcp), fd);
+        continue;
+      }
+      const int error = errno;
+      if (error == EAGAIN || error == EWOULDBLOCK) break;
+      if (error == EINTR || error == ECONNABORTED || error == EPROTO) continue;
+      // EMFILE and friends: log and keep serving those already connected; try again shortly.
+      spdlog::warn("accepting a client failed: {}", std::generic_category().message(error));
+      if (out_of_descriptors(error)) {
+        asio::steady_timer pause(worker, std::chrono::milliseconds(100));
+        co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      break;
     }
-    if (tcp) {
-      const int on = 1;
-      ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    }
-    admit(socket.release());
   }
 }
 
-void Listener::admit(int fd) {
+asio::io_context& Listener::session_worker(asio::io_context& accepting, bool tcp) {
+  if (tcp) return accepting;
+  return *workers_[next_unix_worker_++ % workers_.size()];
+}
+
+void Listener::admit(asio::io_context& worker, int fd) {
   if (!service_.room_for_client()) {
     // The refusal is tiny: a best-effort non-blocking send, then close.
-    const auto refusal = fatal_error_bytes(
-        {sqlstate::kTooManyConnections,
-         "too many client connections: listen.max_client_connections is " +
-             std::to_string(service_.settings().max_client_connections),
-         "", ""});
-    [[maybe_unused]] auto sent = ::send(fd, refusal.data(), refusal.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    const auto refusal =
+        fatal_error_bytes({sqlstate::kTooManyConnections,
+                           "too many client connections: listen.max_client_connections is " +
+                               std::to_string(service_.settings().max_client_connections),
+                           "", ""});
+    [[maybe_unused]] auto sent =
+        ::send(fd, refusal.data(), refusal.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     ::close(fd);
     service_.count_startup_error(sqlstate::kTooManyConnections);
     return;
   }
-  ClientSession::start(service_, context_.get_executor(), fd);
+  if (worker.get_executor().running_in_this_thread()) {
+    ClientSession::start(service_, worker.get_executor(), fd);
+    return;
+  }
+  asio::post(worker, [&service = service_, &worker, fd] {
+    ClientSession::start(service, worker.get_executor(), fd);
+  });
 }
 
 }  // namespace pgvigil::proxy

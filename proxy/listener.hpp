@@ -1,13 +1,20 @@
 #pragma once
 // Accepts clients on TCP (listen.address) and on a Unix socket (<unix_socket_dir>/.s.PGSQL.<port>,
 // the name psql -h <dir> looks for) and hands each to a ClientSession, after the client limit.
+//
+// Every worker accepts TCP clients on a listening socket of its own (SO_REUSEPORT: the kernel
+// spreads new connections over them) and keeps each session it accepted: a session whose
+// database has a shard on that worker never changes threads. The Unix socket has one listening
+// socket, on worker 0, which deals its clients to the workers in turn.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "proxy/proxy_service.hpp"
 
@@ -15,26 +22,34 @@ namespace pgvigil::proxy {
 
 class Listener {
  public:
-  Listener(boost::asio::io_context& context, ProxyService& service);
+  // workers: the event loops sessions run on (at least one); the first also takes Unix clients.
+  Listener(std::vector<boost::asio::io_context*> workers, ProxyService& service);
   ~Listener();
 
   // Binds and starts accepting. Throws std::system_error naming the address on failure.
   void start();
-  // Stops accepting and removes the Unix socket file. Call on the listener's io_context.
+  // Stops accepting and removes the Unix socket file. Thread-safe: each listening socket is
+  // closed on its own worker.
   void stop();
   std::uint16_t tcp_port() const { return tcp_port_; }
 
  private:
   template <typename Acceptor>
-  boost::asio::awaitable<void> accept_loop(Acceptor& acceptor, bool tcp);
-  void admit(int fd);
+  boost::asio::awaitable<void> accept_loop(boost::asio::io_context& worker, Acceptor& acceptor,
+                                           bool tcp);
+  // Opens worker `index`'s TCP listening socket on `endpoint`.
+  void listen_tcp(std::size_t index, const boost::asio::ip::tcp::endpoint& endpoint);
+  // Where an accepted client's session runs: its own worker for TCP, the next in turn for Unix.
+  boost::asio::io_context& session_worker(boost::asio::io_context& accepting, bool tcp);
+  void admit(boost::asio::io_context& worker, int fd);
 
-  boost::asio::io_context& context_;
+  std::vector<boost::asio::io_context*> workers_;
   ProxyService& service_;
-  std::optional<boost::asio::ip::tcp::acceptor> tcp_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> tcp_;  // one per worker
   std::optional<boost::asio::local::stream_protocol::acceptor> unix_;
   std::string unix_path_;
   std::uint16_t tcp_port_ = 0;
+  std::size_t next_unix_worker_ = 0;  // only on worker 0
 };
 
 }  // namespace pgvigil::proxy

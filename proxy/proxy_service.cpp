@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "pool/pool.hpp"
+
 namespace pgvigil::proxy {
 
 ProxyService::ProxyService(ProxySettings settings, std::vector<Route> routes,
@@ -41,6 +43,10 @@ Route* ProxyService::find_route(const std::string& database) {
   });
   const auto shards = static_cast<std::size_t>(end - first);
   if (shards == 1) return first->get();
+  // The shard on the caller's own worker: the session stays on the thread that accepted it.
+  for (auto shard = first; shard != end; ++shard) {
+    if ((*shard)->pool && (*shard)->pool->executor().running_in_this_thread()) return shard->get();
+  }
   return first[static_cast<std::ptrdiff_t>(next_shard_++ % shards)].get();
 }
 

@@ -10,6 +10,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,7 +37,8 @@ class ProxyService {
 
   const ProxySettings& settings() const { return settings_; }
   // Thread-safe. The Route stays valid for the service's lifetime, even after a reload
-  // replaced or removed it, so a session may keep using the one it found.
+  // replaced or removed it, so a session may keep using the one it found. Of a database split
+  // into shards, the shard on the caller's worker; else the next in turn.
   Route* find_route(const std::string& database);
   std::string route_names() const;  // "app, reports" for hints
   // A reload: the routes clients can find from now on. A route whose database, settings,
@@ -51,7 +53,13 @@ class ProxyService {
   // user). Thread-safe.
   using UserRouteMaker = std::function<std::variant<std::shared_ptr<Route>, ClientError>(
       const Route& database, const std::string& user, const auth::LoginProof& proof)>;
-  void set_user_route_maker(UserRouteMaker maker) { make_user_route_ = std::move(maker); }
+  // The maker runs on `executor` (where the daemon keeps its per-user pools): sessions hop there.
+  void set_user_route_maker(UserRouteMaker maker, stream::Executor executor) {
+    make_user_route_ = std::move(maker);
+    user_route_executor_.emplace(executor);
+  }
+  // Where user_route() must be called. Only when a maker is set.
+  stream::Executor user_route_executor() const { return *user_route_executor_; }
   std::variant<Route*, ClientError> user_route(const Route& database, const std::string& user,
                                                const auth::LoginProof& proof);
   // Adds what every route (retired ones too) relayed since the last call to its database's
@@ -100,6 +108,7 @@ class ProxyService {
   };
   std::map<std::pair<std::string, std::string>, UserRoute> user_routes_;
   UserRouteMaker make_user_route_;
+  std::optional<stream::Executor> user_route_executor_;
   std::shared_ptr<const auth::UsersFile> users_;
   mutable std::mutex tls_mutex_;
   stream::ServerTlsContext tls_context_;  // under tls_mutex_

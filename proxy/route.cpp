@@ -12,4 +12,22 @@ std::shared_ptr<const SettingMap> intern_settings(Route& route, SettingMap setti
   return shared;
 }
 
+bool knows_server_parameters(Route& route) {
+  // Once known, never empty again: the lock is taken only until then.
+  if (!route.server_parameters.empty()) return true;
+  if (!route.learnt) return false;
+  std::lock_guard lock(route.learnt->mutex);
+  route.server_parameters = route.learnt->parameters;
+  return !route.server_parameters.empty();
+}
+
+void learn_server_parameters(Route& route,
+                             std::vector<std::pair<std::string, std::string>> found) {
+  if (route.learnt) {
+    std::lock_guard lock(route.learnt->mutex);
+    if (route.learnt->parameters.empty()) route.learnt->parameters = found;
+  }
+  route.server_parameters = std::move(found);
+}
+
 }  // namespace pgvigil::proxy

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,14 @@
 
 namespace pgvigil::proxy {
 
+// What the first of a database's shard routes to lend a connection learnt of the server, for
+// the others: their routes live on other workers, and a session needs the server's parameters
+// at startup (paused or busy, a shard that never lent a connection could not answer it).
+struct LearntServer {
+  std::mutex mutex;
+  std::vector<std::pair<std::string, std::string>> parameters;  // under mutex
+};
+
 struct Route {
   RouteSettings settings;
   std::shared_ptr<pool::Pool> pool;
@@ -31,6 +40,8 @@ struct Route {
   // The server's ParameterStatus values (server_version, DateStyle, ...), learned from the
   // first connection lent to a client. Read and written only on the pool's worker.
   std::vector<std::pair<std::string, std::string>> server_parameters;
+  // Shared by the routes of one database's shards; null for a route of its own.
+  std::shared_ptr<LearntServer> learnt;
   // How the server spells a reported setting a client asked for at startup ({"datestyle",
   // "German"} -> "German, DMY"), learnt the first time a connection applies it, so that every
   // client's ParameterStatus shows what a direct connection would. Pool's worker only.
@@ -45,5 +56,11 @@ struct Route {
 
 // The shared copy of `settings` for this route.
 std::shared_ptr<const SettingMap> intern_settings(Route& route, SettingMap settings);
+
+// Fills route.server_parameters from what another shard learnt, if it has not learnt them
+// itself; false when nobody has yet. On the route's pool's worker.
+bool knows_server_parameters(Route& route);
+// Records what a connection reported, for this route and its database's other shards.
+void learn_server_parameters(Route& route, std::vector<std::pair<std::string, std::string>> found);
 
 }  // namespace pgvigil::proxy

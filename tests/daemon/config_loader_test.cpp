@@ -195,13 +195,20 @@ TEST(ConfigLoaderTest, PasswordNeverAppearsInErrors) {
 }
 
 TEST(ConfigLoaderTest, PoolShardsAreReadAndBoundedByMaxSize) {
-  EXPECT_EQ(parse(minimal_config).databases[0].pool.shards, 1);
+  // The default: one shard per worker, never more than max_size.
+  EXPECT_EQ(parse("workers: 3\n" + minimal_config).databases[0].pool.shards, 3);
+  EXPECT_EQ(parse("workers: 3\n" + minimal_config + "    pool: {max_size: 2}\n")
+                .databases[0]
+                .pool.shards,
+            2);
+  EXPECT_EQ(parse("workers: 3\npool: {shards: 1}\n" + minimal_config).databases[0].pool.shards,
+            1);
   EXPECT_EQ(parse(minimal_config + "    pool: {max_size: 4, shards: 2}\n").databases[0].pool.shards,
             2);
   EXPECT_STREQ(error_of(minimal_config + "    pool: {max_size: 2, shards: 3}\n").what(),
                "test.yaml:4:33: databases.app.pool.shards: shards (3) must not exceed max_size "
                "(2): every shard needs a connection");
-  EXPECT_EQ(error_of(minimal_config + "    pool: {shards: 0}\n").key(), "databases.app.pool.shards");
+  EXPECT_EQ(error_of(minimal_config + "    pool: {shards: -1}\n").key(), "databases.app.pool.shards");
 }
 
 TEST(ConfigLoaderTest, UnreadablePasswordFileNamesTheFile) {

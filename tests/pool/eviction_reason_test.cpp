@@ -13,7 +13,7 @@ TEST(EvictionReason, VocabularyIsTheOneInTheDesign) {
   const std::set<std::string_view> design = {
       "server_closed", "server_error", "keepalive_timeout", "user_timeout",
       "ping_timeout",  "ping_failed",  "statement_timeout", "checkout_check_failed", "max_lifetime",
-      "idle_timeout",  "dirty_return", "query_timeout", "server_down", "role_changed", "replication_lag", "paused", "reload", "shutdown"};
+      "idle_timeout",  "dirty_return", "query_timeout", "server_down", "role_changed", "replication_lag", "paused", "rebalanced", "reload", "shutdown"};
   EXPECT_EQ(names, design);
 }
 

@@ -344,13 +344,16 @@ TEST_F(ClientsPgTest, ARequestThatCameWithTheClientsFinIsNoticedInEveryPoolingMo
 
 // --- pool.shards ---------------------------------------------------------------------------
 
-TEST_F(ClientsPgTest, ShardedPoolSplitsItsConnectionsAndDealsClientsInTurn) {
+TEST_F(ClientsPgTest, ShardsGiveTheirIdlePlacesToAShardWithAWaitingClient) {
   // Two shards of one connection each, on the daemon's two workers.
   start_daemon({.databases = {{.name = "tx",
                                .pool = "{max_size: 2, min_idle: 2, shards: 2, "
-                                       "checkout_timeout: 500ms}"}}});
+                                       "checkout_timeout: 2s}"}}});
   const auto connections = [&](const char* state) {
     return metric("pgvigil_server_connections", {{"pool", "tx"}, {"state", state}});
+  };
+  const auto rebalanced = [&] {
+    return metric("pgvigil_evictions_total", {{"pool", "tx"}, {"reason", "rebalanced"}});
   };
   ASSERT_TRUE(wait_until([&] { return connections("idle") == 2; }, seconds(10))) << metrics_page();
   EXPECT_EQ(daemon_backends().size(), 2u);
@@ -358,42 +361,47 @@ TEST_F(ClientsPgTest, ShardedPoolSplitsItsConnectionsAndDealsClientsInTurn) {
   EXPECT_TRUE(contains(ready, "pool tx (shard 1/2): 1 healthy")) << ready;
   EXPECT_TRUE(contains(ready, "pool tx (shard 2/2): 1 healthy")) << ready;
 
-  // Clients are dealt to the shards in turn: first, third and fifth to one, second and fourth
-  // to the other. Each shard has its own single connection.
-  auto first = pq_connect(conninfo("tx"));
-  auto second = pq_connect(conninfo("tx"));
-  ASSERT_TRUE(pq_ok(first)) << PQerrorMessage(first.get());
-  ASSERT_TRUE(pq_ok(second)) << PQerrorMessage(second.get());
+  // The Unix socket deals its clients to the workers in turn: the first and third share a
+  // worker, so a shard, whose one connection the first holds.
+  const auto unix_conninfo = "host=" + socket_dir().string() + " port=" + std::to_string(port_) +
+                             " dbname=tx user=postgres";
+  auto first = pq_connect(unix_conninfo);
+  auto second = pq_connect(unix_conninfo);
+  auto third = pq_connect(unix_conninfo);
+  for (const auto* client : {&first, &second, &third}) {
+    ASSERT_TRUE(pq_ok(*client)) << PQerrorMessage(client->get());
+  }
   ASSERT_EQ(pq_run(first, "BEGIN"), "");
   const auto first_pid = pq_value(first, "SELECT pg_backend_pid()");
-  const auto second_pid = pq_value(second, "SELECT pg_backend_pid()");  // and gives it back
-  ASSERT_TRUE(first_pid && second_pid);
-  EXPECT_NE(*first_pid, *second_pid);
-  // The shards' gauges add up to the database's. The second's connection goes back a moment
-  // after its answer reached it, so the gauges are waited for.
-  EXPECT_TRUE(wait_until(
-      [&] { return connections("checked_out") == 1 && connections("idle") == 1; }, seconds(5)))
-      << metrics_page();
+  ASSERT_TRUE(first_pid);
 
-  // The third client shares the first's shard. Shards do not lend to each other: although the
-  // other shard's connection is idle, it waits for its own and times out. (One pool of two
-  // would have served it: this is what sharding costs, and why it is off by default.)
-  auto third = pq_connect(conninfo("tx"));
-  ASSERT_TRUE(pq_ok(third)) << PQerrorMessage(third.get());
-  const auto refused = pq_first_result(third, PQsendQuery(third.get(), "SELECT 1") == 1);
-  EXPECT_EQ(result_sqlstate(refused), "53300") << PQerrorMessage(third.get());
-  // The other shard's connection stayed idle (a ping may have it probing for a moment).
-  EXPECT_TRUE(wait_until([&] { return connections("idle") == 1; }, seconds(5))) << metrics_page();
+  // The third waits on its shard, whose connection is busy, while the other shard's sits
+  // idle: that one gives up its place, and the third's shard opens a connection in it.
+  ASSERT_EQ(pq_run(third, "BEGIN"), "") << PQerrorMessage(third.get());
+  const auto third_pid = pq_value(third, "SELECT pg_backend_pid()");
+  ASSERT_TRUE(third_pid);
+  EXPECT_NE(*third_pid, *first_pid);
+  EXPECT_EQ(rebalanced(), 1.0) << metrics_page();
+  // The closed backend goes; the database never holds more than max_size.
+  EXPECT_TRUE(wait_until([&] { return daemon_backends().size() == 2u; }, seconds(5)));
 
-  // Each shard keeps serving its own clients on its own backend.
+  // Both places are in transactions now, both on the first's shard, which holds more than its
+  // share: the second's shard is owed the next place that frees, and opens a connection there.
+  // Whether it asks before or after the first's COMMIT, that connection's place is its.
+  const bool sent = PQsendQuery(second.get(), "SELECT pg_backend_pid()") == 1;
   ASSERT_EQ(pq_run(first, "COMMIT"), "");
-  auto fourth = pq_connect(conninfo("tx"));
-  auto fifth = pq_connect(conninfo("tx"));
-  ASSERT_TRUE(pq_ok(fourth)) << PQerrorMessage(fourth.get());
-  ASSERT_TRUE(pq_ok(fifth)) << PQerrorMessage(fifth.get());
-  EXPECT_EQ(pq_value(fourth, "SELECT pg_backend_pid()"), second_pid);
-  EXPECT_EQ(pq_value(fifth, "SELECT pg_backend_pid()"), first_pid);
-  EXPECT_EQ(daemon_backends().size(), 2u) << "the shards together keep max_size connections";
+  const auto answer = pq_first_result(second, sent);
+  ASSERT_TRUE(result_ok(answer)) << PQerrorMessage(second.get());
+  const std::string second_pid = PQgetvalue(answer.get(), 0, 0);
+  EXPECT_NE(second_pid, *first_pid);
+  EXPECT_NE(second_pid, *third_pid);
+  EXPECT_EQ(rebalanced(), 2.0) << metrics_page();
+  ASSERT_EQ(pq_run(third, "COMMIT"), "");
+  EXPECT_TRUE(wait_until([&] { return daemon_backends().size() == 2u; }, seconds(5)));
+  // Every client keeps working, on one place per shard again.
+  for (const auto* client : {&first, &second, &third}) {
+    EXPECT_EQ(pq_value(*client, "SELECT 42"), "42");
+  }
 }
 
 TEST_F(ClientsPgTest, ShardedPoolRunsPgbenchWithoutErrors) {

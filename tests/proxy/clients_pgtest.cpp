@@ -469,7 +469,11 @@ TEST_F(ClientsPgTest, TransactionPoolingKeepsTransactionsApart) {
   for (auto& client : clients) client.join();
   for (const auto& error : errors) ADD_FAILURE() << error;
   EXPECT_EQ(completed.load(), kClients);
-  EXPECT_LE(static_cast<int>(backends.size()), kMaxSize);
+  // Never more than max_size at once: each backend beyond it replaced one whose place went to
+  // another shard (rebalanced).
+  const auto rebalanced = static_cast<int>(
+      metric("pgvigil_evictions_total", {{"pool", "tx"}, {"reason", "rebalanced"}}));
+  EXPECT_LE(static_cast<int>(backends.size()), kMaxSize + rebalanced);
   EXPECT_EQ(pg_->query_value("SELECT count(*) FROM marks"), "0");
   EXPECT_TRUE(wait_until(
       [&] {

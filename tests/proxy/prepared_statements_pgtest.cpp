@@ -54,7 +54,8 @@ TEST_F(PreparedStatementsPgTest, PgbenchPreparedModeRunsOnFewerConnectionsThanCl
 }
 
 TEST_F(PreparedStatementsPgTest, EachClientKeepsItsOwnStatementsAcrossServerConnections) {
-  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2}"}}});
+  // One pool of two (not a shard of one per worker): its clients' transactions meet both.
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2, shards: 1}"}}});
   auto a = pq_connect(conninfo("tx"));
   auto b = pq_connect(conninfo("tx"));
   ASSERT_TRUE(pq_ok(a) && pq_ok(b)) << PQerrorMessage(a.get()) << PQerrorMessage(b.get());

@@ -32,7 +32,8 @@ void every_other_time_b_holds_a_connection(const PgConn& b, int times, Look look
 }
 
 TEST_F(SessionStatePgTest, ASettingTheServerReportsFollowsItsClientAndNoOtherClient) {
-  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2}"}}});
+  // One pool of two (not a shard of one per worker): its clients' transactions meet both.
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2, shards: 1}"}}});
   const auto default_timezone = pg_->query_value("SHOW TimeZone");
   ASSERT_NE(default_timezone, "Pacific/Auckland");
   auto a = pq_connect(conninfo("tx", "postgres", "application_name=client_a"));
@@ -137,7 +138,8 @@ TEST_F(SessionStatePgTest, SessionStatePinsItsClientAndIsGoneForTheNextClient) {
 }
 
 TEST_F(SessionStatePgTest, ALoneSetOfASettingTheServerDoesNotReportFollowsItsClient) {
-  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2}"}}});
+  // One pool of two (not a shard of one per worker): its clients' transactions meet both.
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2, shards: 1}"}}});
   auto a = pq_connect(conninfo("tx"));
   auto b = pq_connect(conninfo("tx"));
   ASSERT_TRUE(pq_ok(a) && pq_ok(b));
@@ -181,7 +183,8 @@ TEST_F(SessionStatePgTest, ALoneSetOfASettingTheServerDoesNotReportFollowsItsCli
 // the client's next server connection, never seen by another client. What the server undid
 // (ROLLBACK, ROLLBACK TO SAVEPOINT, the end of a SET LOCAL) is not followed.
 TEST_F(SessionStatePgTest, SettingsChangedWhereTheRelayCannotFollowThemAreReadBack) {
-  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2}"}}});
+  // One pool of two (not a shard of one per worker): its clients' transactions meet both.
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2, shards: 1}"}}});
   auto a = pq_connect(conninfo("tx"));
   auto b = pq_connect(conninfo("tx"));
   ASSERT_TRUE(pq_ok(a) && pq_ok(b));
@@ -283,7 +286,8 @@ TEST_F(SessionStatePgTest, AResetByOneClientNeverCostsTheNextItsStartupSettings)
 }
 
 TEST_F(SessionStatePgTest, APinnedClientKeepsOneConnectionWhileOthersShareTheRest) {
-  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2}"}}});
+  // One pool of two (not a shard of one per worker): its clients' transactions meet both.
+  start_daemon({.databases = {{.name = "tx", .pool = "{max_size: 2, min_idle: 2, shards: 1}"}}});
   auto pinned = pq_connect(conninfo("tx"));
   auto other = pq_connect(conninfo("tx"));
   auto third = pq_connect(conninfo("tx"));
