@@ -7,6 +7,9 @@
 ratio() {  # a b -> a/b with 2 decimals, or n/a
   awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else printf "n/a" }'
 }
+added() {  # a b -> how much a is above b, in percent of b, or n/a
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%+.1f %%", (a - b) * 100 / b; else printf "n/a" }'
+}
 fmt() { awk -v x="$1" 'BEGIN { if (x ~ /^[0-9.]+$/) printf "%.0f", x; else printf "%s", x }'; }
 cell() {  # array-name target mode clients
   local -n arr=$1
@@ -110,6 +113,23 @@ MISSED=()
     for c in $BENCH_CLIENTS; do
       echo "| $mode | $c | $(cell LAT direct "$mode" "$c") | $(cell LAT pgbouncer "$mode" "$c") | $(cell LAT pgvigil "$mode" "$c") |"
     done
+  done
+  echo
+  echo "## Latency added at 1 client"
+  echo
+  echo "One client (\`-c 1\`): the average latency pgbench reports, and the 99th percentile of every transaction's latency (\`pgbench --log\`); medians of the rounds. Added: over the direct connection, measured in the same rounds."
+  echo
+  echo "| mode | direct avg | direct p99 | pgbouncer avg | pgbouncer p99 | pgvigil avg | pgvigil p99 | added avg pgbouncer | added avg pgvigil | added p99 pgbouncer | added p99 pgvigil |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for mode in $BENCH_MODES; do
+    [[ "$mode" == connect ]] && continue
+    [[ " $BENCH_CLIENTS " == *" 1 "* ]] || continue
+    row="| $mode"
+    for t in direct pgbouncer pgvigil; do row+=" | $(cell LAT "$t" "$mode" 1) | $(cell P99 "$t" "$mode" 1)"; done
+    for measure in LAT P99; do
+      for t in pgbouncer pgvigil; do row+=" | $(added "$(cell "$measure" "$t" "$mode" 1)" "$(cell "$measure" direct "$mode" 1)")"; done
+    done
+    echo "$row |"
   done
   echo
   echo "## Pooler CPU per transaction (µs, user + system)"

@@ -353,11 +353,13 @@ target_port() {
 # 4. pgbench -S matrix, targets interleaved per configuration.
 declare -A TPS LAT
 FAILURES=()
-run_pgbench() {  # target mode clients seconds outfile
+run_pgbench() {  # target mode clients seconds outfile [log]
   local jobs=$(( $3 < 2 ? $3 : 2 )) protocol=$2 sslmode=disable extra=()
   [[ "$2" == tls ]] && protocol=simple sslmode=require
   # connect: a new connection for every transaction (-C), start-up and login on the hot path.
   [[ "$2" == connect ]] && protocol=simple extra=(-C)
+  # log: every transaction's latency, next to the output, for its percentiles (p99_ms).
+  [[ "${6:-}" == log ]] && extra+=(--log "--log-prefix=$5.tx")
   run_waited timeout --signal=INT --kill-after=10 $(( $4 + 60 )) \
     env PGSSLMODE="$sslmode" "$PGBENCH" -h 127.0.0.1 -p "$(target_port "$1")" -U postgres -n -S -M "$protocol" \
     "${extra[@]}" -c "$3" -j "$jobs" -T "$4" "$DB" >"$5" 2>&1
@@ -382,6 +384,15 @@ cpu_per_transaction() {  # ticks_before ticks_after pgbench_log
   awk -v a="$1" -v b="$2" -v n="$done_count" -v hz="$CLOCK_TICKS" \
     'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else printf "n/a" }'
 }
+# The 99th percentile of the transaction latencies (ms) that run_pgbench ... log wrote next to
+# `outfile` (pgbench --log: the third field is the latency in microseconds); the files go.
+p99_ms() {  # outfile
+  local files=("$1".tx.*)
+  [[ -e "${files[0]}" ]] || { echo n/a; return; }
+  awk '{print $3}' "${files[@]}" | sort -n |
+    awk '{v[NR] = $1} END { if (NR == 0) { print "n/a"; exit } i = int(NR * 0.99); if (i < NR * 0.99) i++; printf "%.3f", v[i] / 1000 }'
+  rm -f "${files[@]}"
+}
 # What a target does not run: PgBouncer before 1.21 refuses named statements in transaction
 # pooling; a baseline binary may predate client TLS.
 skipped() {  # target mode
@@ -398,7 +409,7 @@ fi
 
 # Each round runs the whole matrix; TPS and LAT keep the median over the rounds (the middle one of
 # the sorted values; "error" when any round failed), ROUND_TPS every round's figure.
-declare -A ROUND_TPS ROUND_LAT ROUND_CPU CPU
+declare -A ROUND_TPS ROUND_LAT ROUND_CPU CPU ROUND_P99 P99
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do
   for mode in $BENCH_MODES; do
     for c in $BENCH_CLIENTS; do
@@ -411,7 +422,11 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
         log "round $round/$BENCH_ROUNDS: pgbench -S -M $mode -c $c -T $BENCH_SECONDS -> $t"
         key="$t,$mode,$c,$round"
         ticks_before="$(cpu_ticks "$(target_pid "$t")")"
-        if run_pgbench "$t" "$mode" "$c" "$BENCH_SECONDS" "$out"; then
+        # One client: every transaction's latency is logged, for the 99th percentile.
+        latency_log=""
+        [[ "$c" == 1 && "$mode" != connect ]] && latency_log=log
+        if run_pgbench "$t" "$mode" "$c" "$BENCH_SECONDS" "$out" "$latency_log"; then
+          [[ -n "$latency_log" ]] && ROUND_P99[$key]="$(p99_ms "$out")"
           # With -C the figure that counts is the one including the connections.
           ROUND_TPS[$key]="$(awk '/^tps = .*(without initial connection time|excluding connections establishing|including reconnection times)/ {print $3; exit}' "$out")"
           ROUND_LAT[$key]="$(awk '/^latency average = / {print $4}' "$out")"
@@ -447,6 +462,9 @@ for mode in $BENCH_MODES; do
       cpu=()
       for ((round = 1; round <= BENCH_ROUNDS; round++)); do cpu+=("${ROUND_CPU[$t,$mode,$c,$round]:-n/a}"); done
       CPU[$t,$mode,$c]="$(median "${cpu[@]}")"
+      p99=()
+      for ((round = 1; round <= BENCH_ROUNDS; round++)); do p99+=("${ROUND_P99[$t,$mode,$c,$round]:-n/a}"); done
+      P99[$t,$mode,$c]="$(median "${p99[@]}")"
     done
   done
 done
