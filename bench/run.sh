@@ -480,7 +480,10 @@ idle_memory() {  # target pid
   before="$(rss_kb "$pid")"
   NOFILE[$target]="$(nofile "$pid")"
   log "idle clients: opening $BENCH_IDLE_CLIENTS against $target (RSS before ${before} kB)"
-  python3 "$BENCH_DIR/idle_clients.py" --port "$port" --database "$DB" -k "$BENCH_IDLE_CLIENTS" \
+  # 40 handshakes in flight: below pgvigil's shipped listen.max_startup_per_address (50), which
+  # pushes out the oldest of a source address's unfinished startups beyond it (all come from
+  # 127.0.0.1 here).
+  python3 "$BENCH_DIR/idle_clients.py" --port "$port" --database "$DB" -k "$BENCH_IDLE_CLIENTS" --concurrency 40 \
     --max-hold 300 >"$out" 2>"$TMP/idle-$target.err" &
   IDLE_PID=$!
   local i

@@ -42,6 +42,9 @@ void check_port_free(asio::io_context& context, const tcp::endpoint& endpoint,
   if (ec) throw cannot_listen(ec.value(), where);
 }
 
+// Clients accepted before the worker runs anything else.
+constexpr int kAcceptsInARow = 8;
+
 // A descriptor shortage: accepting again at once would spin on the same readiness.
 bool out_of_descriptors(int error) {
   return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
@@ -137,6 +140,7 @@ asio::awaitable<void> Listener::accept_loop(asio::io_context& worker, Acceptor& 
     auto [ec] =
         co_await acceptor.async_wait(Acceptor::wait_read, asio::as_tuple(asio::use_awaitable));
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    int in_a_row = 0;
     while (true) {
       const int fd =
           ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -146,6 +150,14 @@ asio::awaitable<void> Listener::accept_loop(asio::io_context& worker, Acceptor& 
           ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
         }
         admit(session_worker(worker, tcp), fd);
+        // A burst (thousands of clients at once) is taken a few at a time, the startups of
+        // those taken running in between: draining the whole backlog first would fill the
+        // startup gate with clients not yet read, pushing out the oldest.
+        if (++in_a_row % kAcceptsInARow == 0) {
+          auto others = asio::post(worker, asio::use_awaitable);
+          co_await std::move(others);
+          if (!acceptor.is_open()) co_return;
+        }
         continue;
       }
       const int error = errno;
