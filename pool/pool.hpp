@@ -226,7 +226,14 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   void lend_to(std::shared_ptr<Pool> borrower);
   // On the borrower's executor: the lender's answer, room for one connection or none.
   // ask_again: its idle connection was too fresh to give up (kLendAfterIdle); ask again soon.
-  void take_loan(bool room, bool ask_again);
+  // reply: the answer to an ask (else a debt paid unasked). epoch: the lender's share_epoch_.
+  void take_loan(bool room, bool ask_again, bool reply, std::uint64_t epoch);
+  // Gives `borrower` a unit of this pool's max_size, unasked (a debt paid).
+  void grant(std::shared_ptr<Pool> borrower);
+  // The oldest borrower still owed a place; null when none is.
+  std::shared_ptr<Pool> next_creditor();
+  // Unopened room (a connection closed, a reload): it goes to the borrowers owed a place.
+  void pay_debts_with_room();
   // This pool holds more than its share of the database (its max_size) and `borrower` less.
   // Thread-safe (the mirrors).
   bool owes(const Pool& borrower) const;
@@ -235,8 +242,8 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   void give_up_place(Lease connection);
   // A connection came back: its place goes to the oldest borrower still owed one. false: kept.
   bool pay_debt(const Lease& connection);
-  // Stopping or pausing: the borrowers owed a place hear there is none.
-  void cancel_debts();
+  // Stopping or pausing: owed nothing any more (each borrower asks again when it needs to).
+  void cancel_debts() { debts_.clear(); }
 
   int live_connections() const {  // every connection but those closing
     return count(ConnectionState::connecting) + count(ConnectionState::idle) +
@@ -337,6 +344,9 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   std::vector<std::weak_ptr<Pool>> siblings_;
   std::size_t next_sibling_ = 0;  // asked in turn
   int capacity_delta_ = 0;        // units of max_size borrowed (+) or lent (-)
+  // Bumped when a reload re-splits max_size (the deltas start again from 0): a grant made
+  // before it is not counted after it.
+  std::uint64_t share_epoch_ = 0;
   int loans_asked_ = 0;           // asks of siblings not answered yet
   std::deque<std::shared_ptr<Pool>> debts_;  // borrowers owed the next place that frees
 

@@ -47,7 +47,14 @@ awaitable<void> Pool::shutdown_here() {
 awaitable<void> Pool::update_config_here(PoolConfig config) {
   const auto old = config_;
   config_ = std::make_shared<const PoolConfig>(std::move(config));
-  publish_capacity();  // the new share, with what was lent and borrowed still counted
+  if (old->pool.max_size != config_->pool.max_size) {
+    // max_size split anew: every shard starts again from its share (places lent or borrowed
+    // under the old split would no longer add up to the new total).
+    capacity_delta_ = 0;
+    ++share_epoch_;
+    debts_.clear();
+  }
+  publish_capacity();
   backoff_.update(config_->pool.reconnect);
   const auto now = Clock::now();
   if (old->server != config_->server) {

@@ -8,6 +8,7 @@
 // rebalanced; the borrower opens one). A shard that holds more than its share (its max_size)
 // owes one below its share the next place that frees, clients of its own waiting or not:
 // shares are what a busy shard can count on, so none starves while another keeps borrowing.
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <utility>
 
@@ -61,9 +62,11 @@ void Pool::lend_to(std::shared_ptr<Pool> borrower) {
   if (room) {
     --capacity_delta_;
     publish_capacity();
-  } else if (owed && !stopping_ && !paused_) {
-    debts_.push_back(std::move(borrower));  // paid by the next connection to come back
-    return;
+  } else if (owed && !stopping_ && !paused_ &&
+             std::find(debts_.begin(), debts_.end(), borrower) == debts_.end()) {
+    // Paid later, unasked, by the next place that frees here (a connection coming back, or
+    // one closed). Answered now all the same, so the borrower may ask elsewhere meanwhile.
+    debts_.push_back(borrower);
   }
   answer(std::move(borrower), room, too_fresh);
 }
@@ -77,34 +80,49 @@ void Pool::give_up_place(Lease connection) {
 }
 
 void Pool::answer(std::shared_ptr<Pool> borrower, bool room, bool ask_again) {
-  asio::post(borrower->executor_,
-             [borrower, room, ask_again] { borrower->take_loan(room, ask_again); });
+  asio::post(borrower->executor_, [borrower, room, ask_again, epoch = share_epoch_] {
+    borrower->take_loan(room, ask_again, true, epoch);
+  });
 }
 
-bool Pool::pay_debt(const Lease& connection) {
+void Pool::grant(std::shared_ptr<Pool> borrower) {
+  --capacity_delta_;
+  publish_capacity();
+  asio::post(borrower->executor_, [borrower, epoch = share_epoch_] {
+    borrower->take_loan(true, false, false, epoch);
+  });
+}
+
+std::shared_ptr<Pool> Pool::next_creditor() {
   while (!debts_.empty()) {
     auto borrower = std::move(debts_.front());
     debts_.pop_front();
     // It may have found room elsewhere meanwhile.
-    if (!owes(*borrower)) {
-      answer(std::move(borrower), false, false);
-      continue;
-    }
-    give_up_place(connection);
-    --capacity_delta_;
-    publish_capacity();
-    answer(std::move(borrower), true, false);
-    return true;
+    if (owes(*borrower)) return borrower;
   }
-  return false;
+  return nullptr;
 }
 
-void Pool::cancel_debts() {
-  for (auto& borrower : std::exchange(debts_, {})) answer(std::move(borrower), false, false);
+bool Pool::pay_debt(const Lease& connection) {
+  auto borrower = next_creditor();
+  if (!borrower) return false;
+  give_up_place(connection);
+  grant(std::move(borrower));
+  return true;
 }
 
-void Pool::take_loan(bool room, bool ask_again) {
-  --loans_asked_;
+void Pool::pay_debts_with_room() {
+  while (!debts_.empty() && capacity() - live_connections() > 0) {
+    auto borrower = next_creditor();
+    if (!borrower) return;
+    grant(std::move(borrower));
+  }
+}
+
+void Pool::take_loan(bool room, bool ask_again, bool reply, std::uint64_t epoch) {
+  if (reply) --loans_asked_;
+  // Granted before a reload re-split max_size: the shares start again from the new split.
+  if (epoch != share_epoch_) room = false;
   if (room) {
     ++capacity_delta_;
     publish_capacity();

@@ -155,6 +155,7 @@ void Pool::trim_one_idle(Clock::time_point now) {
 
 void Pool::open_missing(Clock::time_point now) {
   if (paused_) return;  // resume() connects afresh
+  pay_debts_with_room();  // a place freed here is owed before it is used again
   const auto& settings = config_->pool;
   const int connecting = count(ConnectionState::connecting);
   const int spare = count(ConnectionState::idle) + count(ConnectionState::probing) + connecting;
@@ -181,6 +182,8 @@ awaitable<void> Pool::maintain() {
     close_expired_idle(now);
     trim_one_idle(now);
     open_missing(now);
+    // Waiters a sibling could not serve when they came are asked for again.
+    ask_siblings();
     auto next = now + std::chrono::seconds(1);
     if (backoff_.failures() > 0 && next_connect_at_ > now) next = std::min(next, next_connect_at_);
     maintenance_timer_.expires_at(next);

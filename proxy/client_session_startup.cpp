@@ -74,14 +74,14 @@ awaitable<void> ClientSession::handshake() {
   if (error) co_return fail(why(std::move(*error)));
   if (route_->settings.user_pools) {
     // Queries run as the client's role: its own pool, known only now that it has logged in.
-    // The daemon keeps those pools on one worker: the lookup runs there, and nothing here
-    // touches the stream meanwhile.
-    const auto own = stream_->get_executor();
-    auto to_pools = asio::post(service_.user_route_executor(), asio::use_awaitable);
-    co_await std::move(to_pools);
-    auto user_route = service_.user_route(*route_, startup.user(), startup.login_proof());
-    auto back = asio::post(own, asio::use_awaitable);
-    co_await std::move(back);
+    // The daemon keeps those pools on one worker: the lookup runs there (a coroutine of its
+    // own; awaiting it resumes this one here), and nothing touches the stream meanwhile.
+    using Found = std::variant<Route*, ClientError>;
+    auto find = [this, &startup]() -> awaitable<Found> {
+      co_return service_.user_route(*route_, startup.user(), startup.login_proof());
+    };
+    auto lookup = asio::co_spawn(service_.user_route_executor(), std::move(find), asio::use_awaitable);
+    auto user_route = co_await std::move(lookup);
     if (auto* refused = std::get_if<ClientError>(&user_route)) co_return fail(std::move(*refused));
     route_ = std::get<Route*>(user_route);
   }

@@ -165,11 +165,12 @@ asio::awaitable<void> Listener::accept_loop(asio::io_context& worker, Acceptor& 
       if (error == EINTR || error == ECONNABORTED || error == EPROTO) continue;
       // EMFILE and friends: log and keep serving those already connected; try again shortly.
       spdlog::warn("accepting a client failed: {}", std::generic_category().message(error));
-      if (out_of_descriptors(error)) {
-        asio::steady_timer pause(worker, std::chrono::milliseconds(100));
-        co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
-      }
-      break;
+      if (!out_of_descriptors(error)) break;
+      // The backlog is still full: accepting resumes after the pause, not at the next
+      // readiness, which an edge-triggered loop would not report again.
+      asio::steady_timer pause(worker, std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (!acceptor.is_open()) co_return;
     }
   }
 }
