@@ -88,9 +88,8 @@ void Pool::answer(std::shared_ptr<Pool> borrower, bool room, bool ask_again) {
 void Pool::grant(std::shared_ptr<Pool> borrower) {
   --capacity_delta_;
   publish_capacity();
-  asio::post(borrower->executor_, [borrower, epoch = share_epoch_] {
-    borrower->take_loan(true, false, false, epoch);
-  });
+  asio::post(borrower->executor_,
+             [borrower, epoch = share_epoch_] { borrower->take_loan(true, false, false, epoch); });
 }
 
 std::shared_ptr<Pool> Pool::next_creditor() {
