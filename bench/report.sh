@@ -11,6 +11,12 @@ added() {  # a b -> how much a is above b, in percent of b, or n/a
   awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%+.1f %%", (a - b) * 100 / b; else printf "n/a" }'
 }
 fmt() { awk -v x="$1" 'BEGIN { if (x ~ /^[0-9.]+$/) printf "%.0f", x; else printf "%s", x }'; }
+round_ratios() {  # other mode clients -> " r1 | r2 | ..." : pgvigil/other in each round
+  local r
+  for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+    printf ' %s |' "$(ratio "${ROUND_TPS[pgvigil,$2,$3,$r]}" "${ROUND_TPS[$1,$2,$3,$r]}")"
+  done
+}
 cell() {  # array-name target mode clients
   local -n arr=$1
   if [[ "$2" == pgvigil && "$PV_STATUS" != ok ]]; then echo "n/a"; else echo "${arr[$2,$3,$4]:-n/a}"; fi
@@ -75,15 +81,11 @@ MISSED=()
   echo "|---|---:|$(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf -- '---:|'; done)"
   for mode in $BENCH_MODES; do
     for c in $BENCH_CLIENTS; do
-      row="| $mode | $c |"
-      for ((r = 1; r <= BENCH_ROUNDS; r++)); do
-        if [[ "$PV_STATUS" == ok ]]; then
-          row+=" $(ratio "${ROUND_TPS[pgvigil,$mode,$c,$r]}" "${ROUND_TPS[pgbouncer,$mode,$c,$r]}") |"
-        else
-          row+=" n/a |"
-        fi
-      done
-      echo "$row"
+      if [[ "$PV_STATUS" == ok ]]; then
+        echo "| $mode | $c |$(round_ratios pgbouncer "$mode" "$c")"
+      else
+        echo "| $mode | $c |$(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf ' n/a |'; done)"
+      fi
     done
   done
   if [[ -n "$BASELINE_PID" ]]; then
@@ -96,11 +98,7 @@ MISSED=()
     echo "|---|---:|---:|---:|---:|$(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf -- '---:|'; done)"
     for mode in $BENCH_MODES; do
       for c in $BENCH_CLIENTS; do
-        row="| $mode | $c | $(fmt "${TPS[baseline,$mode,$c]}") | $(fmt "$(cell TPS pgvigil "$mode" "$c")") | $(ratio "$(cell TPS pgvigil "$mode" "$c")" "${TPS[baseline,$mode,$c]}") |"
-        for ((r = 1; r <= BENCH_ROUNDS; r++)); do
-          row+=" $(ratio "${ROUND_TPS[pgvigil,$mode,$c,$r]}" "${ROUND_TPS[baseline,$mode,$c,$r]}") |"
-        done
-        echo "$row"
+        echo "| $mode | $c | $(fmt "${TPS[baseline,$mode,$c]}") | $(fmt "$(cell TPS pgvigil "$mode" "$c")") | $(ratio "$(cell TPS pgvigil "$mode" "$c")" "${TPS[baseline,$mode,$c]}") |$(round_ratios baseline "$mode" "$c")"
       done
     done
   fi

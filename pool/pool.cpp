@@ -165,7 +165,7 @@ void Pool::evict(const Lease& connection, const Death& death) {
 
 // --- lending --------------------------------------------------------------------------------
 
-void Pool::make_available(const Lease& connection) {
+void Pool::make_available(const Lease& connection, Arrival arrival) {
   const auto now = Clock::now();
   if (connection->endpoint_generation != endpoint_generation_) {
     evict(connection, {EvictionReason::reload, "server settings changed by a reload", now});
@@ -195,7 +195,7 @@ void Pool::make_available(const Lease& connection) {
     }
   }
   // A shard above its share owes a sibling below it this connection's place.
-  if (!debts_.empty() && pay_debt(connection)) return;
+  if (arrival == Arrival::returned && !debts_.empty() && pay_debt(connection)) return;
   while (!waiters_.empty()) {
     auto waiter = waiters_.front();
     waiters_.pop_front();

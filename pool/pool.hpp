@@ -15,6 +15,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
@@ -254,7 +255,11 @@ class Pool : public std::enable_shared_from_this<Pool>, public HealthListener {
   void forget(const Lease& connection);  // closes a connection in state closing and drops it
   // A connection reached its server (+1) or is gone (-1): status() names the servers in use.
   void count_on_server(ServerConnection& connection, int delta);
-  void make_available(const Lease& connection);
+  // Where a connection made available comes from: a brand-new one was opened for this shard's
+  // own clients (a debt is paid from room before opening), so it never pays a debt, which would
+  // waste its connect.
+  enum class Arrival : std::uint8_t { returned, opened };
+  void make_available(const Lease& connection, Arrival arrival = Arrival::returned);
   struct Deferred;
   // Runs task once, delay from now, however often it is asked for until then.
   void run_once_after(Deferred& deferred, Clock::duration delay, void (Pool::*task)());

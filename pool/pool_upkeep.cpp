@@ -301,7 +301,7 @@ awaitable<void> Pool::open_connection(std::shared_ptr<ProbeRound> probe) {
   spdlog::debug("pool {}: connected {} to {} ({}) backend_pid={} in {:.1f} ms", name_,
                 connection->id(), connection->server_address(), to_string(connection->role().role),
                 connection->backend_pid(), Seconds(now - started).count() * 1000);
-  make_available(connection);
+  make_available(connection, Arrival::opened);
   wake_maintenance();
 }
 
