@@ -14,7 +14,7 @@ namespace pgvigil::pool {
 
 // A connection a client gives back is usually lent again within microseconds. Watching it at
 // once would cost a coroutine, a timer and an epoll re-arm per transaction, so a watcher starts
-// only once it has stayed idle for kWatchDelay; until then the peek at checkout covers it.
+// only once it has stayed idle for kWatchDelay; until then the check at checkout covers it.
 inline constexpr auto kWatchDelay = std::chrono::milliseconds(20);
 // A shard gives a sibling the place of an idle connection only once it has stayed idle this long
 // (unless it holds more than its share and the sibling less): under load a connection given

@@ -48,9 +48,10 @@ std::optional<Death> Pool::check_before_lending(ServerConnection& connection) {
   if (now >= connection.expires_at()) {
     return Death{EvictionReason::max_lifetime, "lifetime reached", now};
   }
-  // The cheap check is one peek and no round trip, so every lending gets it: a backend
-  // terminated a moment ago has left its FATAL and FIN on the socket. A connection idle past
-  // validate_after_idle also has its kernel TCP state read (and is pinged by the caller).
+  // The cheap check has no round trip, so every lending gets it: a backend terminated a moment
+  // ago has left its FATAL and FIN on the socket, which the event loop has seen or a peek finds.
+  // A connection idle past validate_after_idle is peeked at, has its kernel TCP state read, and
+  // is pinged by the caller.
   if (auto death = connection.quick_check(long_idle(connection, now))) {
     auto failed = *death;
     failed.detail = "checkout check: " + failed.detail;

@@ -31,7 +31,10 @@ bool ServerConnection::track_socket() {
     return false;
   }
   if (stream_.native_handle() == fd) return true;
-  return stream_.attach(fd, stream::Ownership::borrowed, link_->tls());
+  if (!stream_.attach(fd, stream::Ownership::borrowed, link_->tls())) return false;
+  // For the lending check (quick_check): without it every check peeks. Not fatal.
+  stream_.report_peer_close();
+  return true;
 }
 
 awaitable<ServerConnection::WaitResult> ServerConnection::wait_ready(Ready ready,
@@ -93,8 +96,10 @@ std::optional<Death> ServerConnection::quick_check(bool thorough) {
       return diagnose_failure(false, "kernel says the connection is no longer established");
     }
   }
-  // The peek also checks a drain claim of the last relay read: no FIN hides behind it now.
-  switch (stream_.peek()) {
+  // Also checks a drain claim of the last relay read: no FIN hides behind it now. A connection
+  // lent a moment ago is answered from the event loop's knowledge when it can (no system call);
+  // one idle past validate_after_idle is looked at.
+  switch (thorough ? stream_.peek() : stream_.look()) {
     case stream::SocketStream::Peek::nothing:
       return std::nullopt;
     case stream::SocketStream::Peek::closed:

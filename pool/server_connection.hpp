@@ -129,8 +129,9 @@ class ServerConnection {
   // change); otherwise the connection is dead (FATAL, EOF, socket error).
   std::optional<Death> absorb_idle_input();
 
-  // A check that costs no round trip: EOF, a reset or a message (a FATAL) waiting on the socket
-  // (one peek); thorough adds the kernel's TCP state (one getsockopt).
+  // A check that costs no round trip: EOF, a reset or a message (a FATAL) waiting on the socket,
+  // answered from the event loop's last report when it can, else by a peek; thorough always
+  // peeks and adds the kernel's TCP state (one getsockopt).
   std::optional<Death> quick_check(bool thorough);
 
   // Diagnoses a failed socket (failure_diagnosis.hpp). data_in_flight: we were waiting for an

@@ -21,8 +21,9 @@ using AfterClaim = stream::SocketStream::AfterClaim;
 
 void ClientSession::read_server() {
   server_buffer_.take();
-  // The server's claim is checked by the peek before every lending in transaction pooling;
-  // otherwise the next read tries first, which finds a FIN that came with the answer.
+  // The server's claim is checked before every lending in transaction pooling (quick_check);
+  // otherwise the next read tries first, which finds a FIN that came with the answer, unless the
+  // event loop vouches that nothing came (SocketStream::look()).
   server_->stream().async_read_some(server_buffer_.span(), AfterClaim::try_first,
                                     relay::AnswerEnded{},
                                     completion<&ClientSession::on_server_read>(Io::server_read));

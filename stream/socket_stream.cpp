@@ -157,6 +157,18 @@ SocketStream::Peek SocketStream::peek() {
   return Peek::failed;
 }
 
+SocketStream::Peek SocketStream::look() {
+  if (drain_claim_ && tls_ == nullptr && is_open() && detail::quiet_since_claim(descriptor_)) {
+    drain_claim_ = false;  // as a peek: nothing hides behind the claim
+    return Peek::nothing;
+  }
+  return peek();
+}
+
+bool SocketStream::report_peer_close() {
+  return is_open() && detail::report_peer_close(*reactor_, descriptor_);
+}
+
 std::size_t SocketStream::try_tls_read(std::span<char> buffer, error_code& ec, bool& needs_write) {
   ec.clear();
   needs_write = false;

@@ -50,7 +50,8 @@ class SocketStream {
   // at the socket since (drain_claimed()): a FIN that arrived with that read raises no event.
   enum class AfterClaim : std::uint8_t {
     wait,       // wait anyway; the caller finds such a FIN itself (peek(), a wait, a write)
-    try_first,  // try the socket first, which reports the FIN; costs a system call
+    try_first,  // try the socket first, which reports the FIN; costs a system call, unless the
+                // event loop saw nothing arrive since the claim (look())
   };
   enum class Ready : std::uint8_t { read, write };
   // The most pieces one try_write sends; the rest waits for the next call.
@@ -130,6 +131,14 @@ class SocketStream {
   // One look at the socket without consuming anything (a MSG_PEEK). Anything but `failed`
   // checks a claim.
   Peek peek();
+  // The same answer as peek(), from what the event loop already knows when it can, at no system
+  // call: `nothing` when the last read claimed the socket drained and the loop has seen nothing
+  // arrive since (detail/loop_readiness.hpp). Otherwise (no claim, TLS, an event since, a
+  // registration without report_peer_close()) it peeks.
+  Peek look();
+  // Has the event loop report a peer's close apart from bytes, which look() needs: one
+  // epoll_ctl. Call after attach(), on each descriptor. False when the loop refused.
+  bool report_peer_close();
 
   // --- writing
 
@@ -188,8 +197,10 @@ void SocketStream::async_read_some(std::span<char> buffer, AfterClaim after_clai
     return post(std::forward<Handler>(handler), boost::asio::error::operation_aborted, 0);
   }
   if (tls_ == nullptr) {
-    const bool try_first =
-        after_claim == AfterClaim::try_first && std::exchange(drain_claim_, false);
+    // A claim the event loop vouches for (nothing arrived since) needs no try either.
+    const bool try_first = after_claim == AfterClaim::try_first &&
+                           std::exchange(drain_claim_, false) &&
+                           !detail::quiet_since_claim(descriptor_);
     detail::start_turn_read(*reactor_, descriptor_, buffer, try_first, std::move(turn_ended),
                             &drain_claim_, std::forward<Handler>(handler));
     return;

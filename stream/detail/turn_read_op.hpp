@@ -14,25 +14,21 @@
 // FIN, which recv reports only on the next call. The edge-triggered registration reports every
 // later arrival, but a FIN that came with the data was already reported. So the claim is
 // recorded (SocketStream::drain_claimed) and the stream's owner makes sure something finds such
-// a FIN before it could matter (SocketStream::AfterClaim says how). A read that filled the
+// a FIN before it could matter (SocketStream::AfterClaim says how; SocketStream::look() finds
+// it in the event loop's last report, loop_readiness.hpp). A read that filled the
 // buffer never claims. Claiming every short read was tried: a client that sent half a message
 // and closed was never noticed.
 //
-// Only socket_stream.hpp includes this. It reaches into Asio's reactor (boost::asio::detail), so
-// it is pinned to the Boost version it was written against; the static_assert below turns an
-// upgrade into a compile error to revisit.
+// Only socket_stream.hpp includes this. It reaches into Asio's reactor through
+// reactor_access.hpp, which pins it to the Boost version it was written against.
 
-// The public headers first: Asio's detail headers assume they were included.
+// reactor_access.hpp first: it brings the public headers Asio's detail headers assume.
 // clang-format off
-#include <boost/asio/error.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/basic_stream_descriptor.hpp>
-#include <boost/asio/detail/reactive_descriptor_service.hpp>
-#include <boost/asio/detail/reactor.hpp>
+#include "stream/detail/reactor_access.hpp"
+#include "stream/detail/loop_readiness.hpp"
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/detail/thread_context.hpp>
 #include <boost/asio/detail/thread_info_base.hpp>
-#include <boost/version.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <new>
@@ -41,37 +37,7 @@
 #include <utility>
 // clang-format on
 
-static_assert(
-    BOOST_VERSION == 108100,
-    "stream/detail/turn_read_op.hpp uses Boost 1.81's reactor internals: check them again");
-
 namespace pgvigil::stream::detail {
-
-namespace asio_detail = boost::asio::detail;
-using DescriptorImpl = asio_detail::reactive_descriptor_service::implementation_type;
-using ReactorData = asio_detail::reactor::per_descriptor_data;
-
-// The reactor registration of a descriptor is private to Asio's descriptor service. An explicit
-// instantiation may name a private member (the language exempts it from access checks), which
-// is the one sanctioned way to reach it without patching Boost.
-struct ReactorDataTag {
-  using type = ReactorData DescriptorImpl::*;
-  friend type member_pointer(ReactorDataTag);
-};
-template <typename Tag, typename Tag::type Member>
-struct ExposeMember {
-  friend typename Tag::type member_pointer(Tag) { return Member; }
-};
-template struct ExposeMember<ReactorDataTag, &DescriptorImpl::reactor_data_>;
-
-// The descriptor's implementation object is protected, so a derived class may name it.
-template <typename Executor>
-struct DescriptorAccess : boost::asio::posix::basic_stream_descriptor<Executor> {
-  static DescriptorImpl& implementation(boost::asio::posix::basic_stream_descriptor<Executor>& d) {
-    constexpr auto impl = &DescriptorAccess::impl_;
-    return (d.*impl).get_implementation();
-  }
-};
 
 // rule(std::span<const char> bytes) -> bool: true when a short read ended the peer's turn.
 template <typename Rule, typename Handler>
@@ -82,11 +48,13 @@ class TurnReadOp : public asio_detail::reactor_op {
   // The cache reuses a block only for a request no larger than it, so the client's and the
   // server's reads (whose rules differ in size) ask for the same size and can share blocks.
   template <typename H>
-  static TurnReadOp* create(int fd, std::span<char> buffer, Rule rule, bool* claim, H&& handler) {
+  static TurnReadOp* create(int fd, DescriptorState* state, std::span<char> buffer, Rule rule,
+                            bool* claim, H&& handler) {
     void* memory = asio_detail::thread_info_base::allocate(
         asio_detail::thread_info_base::default_tag(),
         asio_detail::thread_context::top_of_thread_call_stack(), block_size(), alignof(TurnReadOp));
-    return new (memory) TurnReadOp(fd, buffer, std::move(rule), claim, std::forward<H>(handler));
+    return new (memory)
+        TurnReadOp(fd, state, buffer, std::move(rule), claim, std::forward<H>(handler));
   }
 
   static void destroy(TurnReadOp* op) {
@@ -102,9 +70,11 @@ class TurnReadOp : public asio_detail::reactor_op {
 
  private:
   template <typename H>
-  TurnReadOp(int fd, std::span<char> buffer, Rule rule, bool* claim, H&& handler)
+  TurnReadOp(int fd, DescriptorState* state, std::span<char> buffer, Rule rule, bool* claim,
+             H&& handler)
       : reactor_op(boost::system::error_code(), &do_perform, &do_complete),
         fd_(fd),
+        state_(state),
         buffer_(buffer),
         claim_(claim),
         rule_(std::move(rule)),
@@ -120,6 +90,7 @@ class TurnReadOp : public asio_detail::reactor_op {
         const bool short_read = op->bytes_transferred_ < op->buffer_.size();
         if (short_read && op->rule_(op->buffer_.first(op->bytes_transferred_))) {
           *op->claim_ = true;
+          mark_drain_claim(*op->state_);  // for quiet_since_claim (loop_readiness.hpp)
           return done_and_exhausted;
         }
         return done;
@@ -148,6 +119,7 @@ class TurnReadOp : public asio_detail::reactor_op {
   }
 
   int fd_;
+  DescriptorState* state_;  // the descriptor's reactor registration, alive while it is registered
   std::span<char> buffer_;
   bool* claim_;  // the stream's; written only inside perform, while the descriptor is registered
   Rule rule_;    // runs inside the reactor's perform, while the descriptor is registered
@@ -162,15 +134,15 @@ void start_turn_read(asio_detail::reactor& reactor,
                      std::span<char> buffer, bool try_first, Rule rule, bool* claim,
                      Handler&& handler) {
   if (!descriptor.native_non_blocking()) descriptor.native_non_blocking(true);
-  auto* op = TurnReadOp<Rule, std::decay_t<Handler>>::create(
-      descriptor.native_handle(), buffer, std::move(rule), claim, std::forward<Handler>(handler));
+  auto& state = reactor_data(descriptor);
+  auto* op = TurnReadOp<Rule, std::decay_t<Handler>>::create(descriptor.native_handle(), state,
+                                                             buffer, std::move(rule), claim,
+                                                             std::forward<Handler>(handler));
   if (try_first && op->perform() != asio_detail::reactor_op::not_done) {
     reactor.post_immediate_completion(op, /*is_continuation=*/false);
     return;
   }
-  auto& reactor_data =
-      DescriptorAccess<Executor>::implementation(descriptor).*member_pointer(ReactorDataTag{});
-  reactor.start_op(asio_detail::reactor::read_op, descriptor.native_handle(), reactor_data, op,
+  reactor.start_op(asio_detail::reactor::read_op, descriptor.native_handle(), state, op,
                    /*is_continuation=*/false, /*allow_speculative=*/true);
 }
 

@@ -21,76 +21,15 @@
 #include <string>
 #include <thread>
 
+#include "tests/stream/socket_stream_fixture.hpp"
+
 namespace pgvigil::stream {
 namespace {
 
 using namespace std::chrono_literals;
 using namespace std::string_literals;
+using namespace test_support;
 using AfterClaim = SocketStream::AfterClaim;
-
-const std::string kReadyIdle{'Z', 0, 0, 0, 5, 'I'};
-const std::string kReadyInTransaction{'Z', 0, 0, 0, 5, 'T'};
-
-// The relay's server rule, restated here so the stream is tested on its own.
-struct EndsWithReadyIdle {
-  bool operator()(std::span<const char> bytes) const {
-    return std::string_view(bytes.data(), bytes.size()).ends_with(kReadyIdle);
-  }
-};
-
-struct Outcome {
-  boost::system::error_code ec;
-  std::string bytes;
-};
-
-class SocketStreamTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    int fds[2];
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-    ASSERT_TRUE(stream_.attach(fds[0], Ownership::owned));
-    peer_ = fds[1];
-  }
-  void TearDown() override {
-    if (peer_ >= 0) ::close(peer_);
-  }
-
-  void peer_sends(const std::string& bytes) {
-    ASSERT_EQ(::send(peer_, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
-  }
-  void peer_closes() {
-    ::close(peer_);
-    peer_ = -1;
-  }
-
-  void start_read(AfterClaim after_claim, std::optional<Outcome>& outcome) {
-    stream_.async_read_some(buffer_, after_claim, EndsWithReadyIdle{},
-                            [&](boost::system::error_code ec, std::size_t n) {
-                              outcome = Outcome{ec, std::string(buffer_.data(), n)};
-                            });
-  }
-
-  // One read, run until it completes or `patience` passes (nullopt then).
-  std::optional<Outcome> read_once(AfterClaim after_claim,
-                                   std::chrono::milliseconds patience = 1s) {
-    std::optional<Outcome> outcome;
-    start_read(after_claim, outcome);
-    context_.restart();
-    context_.run_for(patience);
-    if (!outcome) {
-      stream_.cancel();  // completes the read with operation_aborted; not reported
-      context_.restart();
-      context_.run_for(100ms);
-      return std::nullopt;
-    }
-    return outcome;
-  }
-
-  boost::asio::io_context context_;
-  SocketStream stream_{context_.get_executor()};
-  std::array<char, 1024> buffer_{};
-  int peer_ = -1;
-};
 
 TEST_F(SocketStreamTest, AReadThatEndsTheTurnClaimsTheSocketDrained) {
   peer_sends("C\0\0\0\x0DSELECT 1\0"s + kReadyIdle);
@@ -113,14 +52,7 @@ TEST_F(SocketStreamTest, OtherEndingsClaimNothing) {
 TEST_F(SocketStreamTest, TryFirstFindsAFinThatCameWithTheAnswer) {
   // The read waits first, then the peer answers and closes at once: the event loop sees one
   // edge for both, and the read takes the answer, leaving the FIN queued behind it.
-  std::optional<Outcome> answer;
-  start_read(AfterClaim::try_first, answer);
-  context_.run_for(20ms);
-  ASSERT_FALSE(answer);
-  peer_sends(kReadyIdle);
-  peer_closes();
-  context_.restart();
-  context_.run_for(1s);
+  const auto answer = read_while_peer_answers(AfterClaim::try_first, kReadyIdle, true);
   ASSERT_TRUE(answer);
   EXPECT_EQ(answer->bytes, kReadyIdle);
   ASSERT_TRUE(stream_.drain_claimed());
@@ -134,14 +66,7 @@ TEST_F(SocketStreamTest, TryFirstFindsAFinThatCameWithTheAnswer) {
 TEST_F(SocketStreamTest, WaitAfterAClaimLeavesTheFinToAPeek) {
   // The client side's choice: the next read waits without trying, and whoever holds the stream
   // must look (peek) where a FIN would matter. This is why.
-  std::optional<Outcome> answer;
-  start_read(AfterClaim::wait, answer);
-  context_.run_for(20ms);
-  peer_sends(kReadyIdle);
-  peer_closes();
-  context_.restart();
-  context_.run_for(1s);
-  ASSERT_TRUE(answer);
+  ASSERT_TRUE(read_while_peer_answers(AfterClaim::wait, kReadyIdle, true));
   ASSERT_TRUE(stream_.drain_claimed());
   EXPECT_FALSE(read_once(AfterClaim::wait, 200ms)) << "the waiting read reported the FIN itself";
   EXPECT_EQ(stream_.peek(), SocketStream::Peek::closed);
@@ -155,15 +80,8 @@ TEST_F(SocketStreamTest, APeekChecksTheClaimAndTheNextReadStillSeesWhatArrivesLa
   EXPECT_FALSE(stream_.drain_claimed());
   // Nothing is there, so the read waits. (That it was queued without a first try, the system
   // call the claim saves, shows in strace, not here.)
-  std::optional<Outcome> later;
-  start_read(AfterClaim::try_first, later);
-  context_.restart();
-  context_.run_for(50ms);
-  EXPECT_FALSE(later);
   // Bytes and a close that arrive afterwards are reported by the event loop.
-  peer_sends("N\0\0\0\x04"s);
-  context_.restart();
-  context_.run_for(1s);
+  const auto later = read_while_peer_answers(AfterClaim::try_first, "N\0\0\0\x04"s, false);
   ASSERT_TRUE(later);
   EXPECT_FALSE(later->ec);
   EXPECT_EQ(later->bytes, "N\0\0\0\x04"s);
