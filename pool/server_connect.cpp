@@ -117,6 +117,9 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerH
   if (!track_socket()) {
     co_return ConnectFailure{ConnectFailureCause::other, "the event loop refused the socket"};
   }
+  // For the lending check (quick_check), once the socket is final: libpq may replace it while
+  // connecting. Without it every check peeks, so a refusal is not fatal.
+  stream_.report_peer_close();
   if (is_tcp()) {
     if (auto peer = peer_address(socket()); !peer.empty()) server_address_ = peer;
   }

@@ -31,10 +31,7 @@ bool ServerConnection::track_socket() {
     return false;
   }
   if (stream_.native_handle() == fd) return true;
-  if (!stream_.attach(fd, stream::Ownership::borrowed, link_->tls())) return false;
-  // For the lending check (quick_check): without it every check peeks. Not fatal.
-  stream_.report_peer_close();
-  return true;
+  return stream_.attach(fd, stream::Ownership::borrowed, link_->tls());
 }
 
 awaitable<ServerConnection::WaitResult> ServerConnection::wait_ready(Ready ready,

@@ -131,10 +131,11 @@ class SocketStream {
   // One look at the socket without consuming anything (a MSG_PEEK). Anything but `failed`
   // checks a claim.
   Peek peek();
-  // The same answer as peek(), from what the event loop already knows when it can, at no system
-  // call: `nothing` when the last read claimed the socket drained and the loop has seen nothing
-  // arrive since (detail/loop_readiness.hpp). Otherwise (no claim, TLS, an event since, a
-  // registration without report_peer_close()) it peeks.
+  // peek()'s question, answered from what the event loop already knows when it can, at no system
+  // call: `nothing` when the last read claimed the socket drained as the loop reported it, and
+  // the loop has seen nothing arrive since (detail/loop_readiness.hpp). It does not see what
+  // arrived after the loop's latest epoll_wait, which a peek would. Otherwise (no claim, TLS, an
+  // event since, a claim no report prompted, no report_peer_close()) it peeks.
   Peek look();
   // Has the event loop report a peer's close apart from bytes, which look() needs: one
   // epoll_ctl. Call after attach(), on each descriptor. False when the loop refused.

@@ -19,8 +19,12 @@
 // So a socket is quiet since its claim (quiet_since_claim) when the marker is still there, the
 // events kept hold no hang-up, and the reactor has acted on no read event since the claim (its
 // flag to try a read without waiting is still clear; this covers an event reported before the
-// claim but acted on after it). What it cannot see is what arrived after the loop's latest
-// epoll_wait, as a peek cannot see what arrives a moment after it.
+// claim but acted on after it). A claim by a read tried before any report (when the read
+// starts) is not marked, so look() peeks after it. What it cannot see is what arrived after the
+// loop's latest epoll_wait, which may be a batch of handlers ago: a FIN or bytes the next
+// epoll_wait will report. A peek's blind spot is narrower (what arrives after it), which is the
+// price of not making a system call per lending; PgBouncer's level-triggered loop lends on the
+// same knowledge as this.
 //
 // Everything here runs on the descriptor's own thread: each worker's io_context runs on one
 // thread, the reactor's epoll_wait included, so Asio's per-descriptor lock is not needed.
@@ -44,9 +48,18 @@ inline unsigned int& latest_events(DescriptorState& state) {
   return ((asio_detail::scheduler_operation&)state).*member_pointer(TaskResultTag{});
 }
 
-// Called by a read that claims the socket drained, inside the reactor's perform or just before
-// it starts waiting.
-inline void mark_drain_claim(DescriptorState& state) { latest_events(state) |= kDrainClaimMarker; }
+// Called by a read that claims the socket drained. Only a read the reactor performs for an event
+// it reported marks the claim: that report shows a FIN that came with the answer, and only when
+// the registration asked for EPOLLRDHUP. A read tried before any report (when it starts) may
+// have left a FIN that no report shows, so it clears the marker, and the next look() peeks.
+inline void note_drain_claim(DescriptorState& state, bool performed_for_an_event) {
+  const bool reports_close = (state.*member_pointer(RegisteredEventsTag{}) & EPOLLRDHUP) != 0;
+  if (performed_for_an_event && reports_close) {
+    latest_events(state) |= kDrainClaimMarker;
+  } else {
+    latest_events(state) &= ~kDrainClaimMarker;
+  }
+}
 
 // Adds EPOLLRDHUP to the descriptor's registration: one epoll_ctl. Asio keeps the bit when it
 // modifies the registration later (it starts from the events registered). False when the

@@ -63,6 +63,9 @@ class TurnReadOp : public asio_detail::reactor_op {
         asio_detail::thread_info_base::default_tag(),
         asio_detail::thread_context::top_of_thread_call_stack(), op, block_size());
   }
+  // From now on only the reactor performs it, for an event it reported.
+  void started() { starting_ = false; }
+
   // Both relay reads (about 120 bytes) fit in one block size.
   static constexpr std::size_t block_size() {
     return std::max<std::size_t>(sizeof(TurnReadOp), 128);
@@ -90,7 +93,7 @@ class TurnReadOp : public asio_detail::reactor_op {
         const bool short_read = op->bytes_transferred_ < op->buffer_.size();
         if (short_read && op->rule_(op->buffer_.first(op->bytes_transferred_))) {
           *op->claim_ = true;
-          mark_drain_claim(*op->state_);  // for quiet_since_claim (loop_readiness.hpp)
+          note_drain_claim(*op->state_, !op->starting_);  // for quiet_since_claim
           return done_and_exhausted;
         }
         return done;
@@ -120,6 +123,9 @@ class TurnReadOp : public asio_detail::reactor_op {
 
   int fd_;
   DescriptorState* state_;  // the descriptor's reactor registration, alive while it is registered
+  // True while start_turn_read tries the read itself or the reactor tries it as it queues it:
+  // a try no epoll_wait report prompted (see note_drain_claim).
+  bool starting_ = true;
   std::span<char> buffer_;
   bool* claim_;  // the stream's; written only inside perform, while the descriptor is registered
   Rule rule_;    // runs inside the reactor's perform, while the descriptor is registered
@@ -144,6 +150,8 @@ void start_turn_read(asio_detail::reactor& reactor,
   }
   reactor.start_op(asio_detail::reactor::read_op, descriptor.native_handle(), state, op,
                    /*is_continuation=*/false, /*allow_speculative=*/true);
+  // Queued, or completed and posted: either way not yet run or freed on this thread.
+  op->started();
 }
 
 }  // namespace pgvigil::stream::detail

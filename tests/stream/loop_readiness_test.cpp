@@ -1,7 +1,8 @@
 // SocketStream::look() on real sockets: the lending check answered from what the event loop
 // already knows (stream/detail/loop_readiness.hpp). It must never say `nothing` where a FIN or
 // bytes reached the loop since the last read claimed the socket drained, above all a FIN that came
-// with that read's answer, which no later event reports.
+// with that read's answer, which no later event reports. The peer ends with shutdown(SHUT_WR):
+// a FIN as TCP delivers it, which raises EPOLLRDHUP but not EPOLLHUP.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
@@ -32,7 +33,7 @@ class LoopReadinessTest : public SocketStreamTest {
   // As the relay reads a server: the read waits, the peer answers, the loop reports it and the
   // read takes it, claiming the socket drained.
   void read_an_answer() {
-    const auto answer = read_while_peer_answers(AfterClaim::wait, kReadyIdle, false);
+    const auto answer = read_while_peer_answers(AfterClaim::wait, kReadyIdle, PeerThen::waits);
     ASSERT_TRUE(answer);
     ASSERT_EQ(answer->bytes, kReadyIdle);
     ASSERT_TRUE(stream_.drain_claimed());
@@ -65,7 +66,7 @@ TEST_F(LoopReadinessTest, BytesTheLoopHasSeenSinceTheClaimAreFound) {
 
 TEST_F(LoopReadinessTest, AFinTheLoopHasSeenSinceTheClaimIsFound) {
   read_an_answer();
-  peer_closes();
+  peer_sends_fin();
   let_the_loop_poll();
   EXPECT_EQ(stream_.look(), Peek::closed);
 }
@@ -73,7 +74,7 @@ TEST_F(LoopReadinessTest, AFinTheLoopHasSeenSinceTheClaimIsFound) {
 TEST_F(LoopReadinessTest, AFinThatCameWithTheAnswerIsFound) {
   // The read waits first; then the peer answers and closes at once, so one epoll_wait reports
   // both and no later event will come for the FIN: only the hang-up bit in that report shows it.
-  ASSERT_TRUE(read_while_peer_answers(AfterClaim::wait, kReadyIdle, true));
+  ASSERT_TRUE(read_while_peer_answers(AfterClaim::wait, kReadyIdle, PeerThen::sends_fin));
   ASSERT_TRUE(stream_.drain_claimed());
   EXPECT_EQ(stream_.look(), Peek::closed);
 }
@@ -81,7 +82,7 @@ TEST_F(LoopReadinessTest, AFinThatCameWithTheAnswerIsFound) {
 TEST_F(LoopReadinessTest, ATryFirstReadStillFindsAFinThatCameWithTheAnswer) {
   // The server side's read after a claim tries first unless the loop vouches for the socket; with
   // the FIN in the loop's last report it does not, and the read finds the end of the stream.
-  ASSERT_TRUE(read_while_peer_answers(AfterClaim::wait, kReadyIdle, true));
+  ASSERT_TRUE(read_while_peer_answers(AfterClaim::wait, kReadyIdle, PeerThen::sends_fin));
   ASSERT_TRUE(stream_.drain_claimed());
   const auto next = read_once(AfterClaim::try_first);
   ASSERT_TRUE(next) << "the FIN queued behind the answer was not reported";
@@ -91,13 +92,30 @@ TEST_F(LoopReadinessTest, ATryFirstReadStillFindsAFinThatCameWithTheAnswer) {
 TEST_F(LoopReadinessTest, AReadAfterAVouchedClaimWaitsAndGetsWhatArrivesLater) {
   read_an_answer();
   // Nothing is there: the read waits (an early completion fails here), and gets what comes.
-  const auto later = read_while_peer_answers(AfterClaim::try_first, "N\0\0\0\x04"s, false);
+  const auto later =
+      read_while_peer_answers(AfterClaim::try_first, "N\0\0\0\x04"s, PeerThen::waits);
   ASSERT_TRUE(later);
   EXPECT_EQ(later->bytes, "N\0\0\0\x04"s);
   // The notice ended no turn, so nothing is claimed now and look() peeks.
   EXPECT_FALSE(stream_.drain_claimed());
-  peer_closes();
+  peer_sends_fin();
   EXPECT_EQ(stream_.look(), Peek::closed);
+}
+
+TEST_F(LoopReadinessTest, AClaimNoReportPromptedIsLookedAtAfterwards) {
+  // The answer and the FIN are both queued before the read starts, so the read takes the answer
+  // as it starts, before any epoll_wait reported the socket: no report shows the FIN, and only
+  // a look at the socket finds it.
+  peer_sends(kReadyIdle);
+  peer_sends_fin();
+  std::optional<Outcome> answer;
+  start_read(AfterClaim::wait, answer);
+  ASSERT_TRUE(stream_.drain_claimed()) << "the read did not take the answer as it started";
+  EXPECT_EQ(stream_.look(), Peek::closed);
+  context_.restart();
+  context_.run_for(100ms);
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->bytes, kReadyIdle);
 }
 
 TEST(LoopReadinessWithoutReport, AStreamWhoseLoopCannotTellAFinPeeks) {

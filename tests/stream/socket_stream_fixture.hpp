@@ -51,6 +51,9 @@ class SocketStreamTest : public ::testing::Test {
   void peer_sends(const std::string& bytes) {
     ASSERT_EQ(::send(peer_, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
   }
+  // The peer's FIN as TCP delivers it: the socket reports EPOLLRDHUP, not EPOLLHUP (which a
+  // close() of a socketpair's end also raises, and which would hide a check that needs RDHUP).
+  void peer_sends_fin() { ASSERT_EQ(::shutdown(peer_, SHUT_WR), 0); }
   void peer_closes() {
     ::close(peer_);
     peer_ = -1;
@@ -79,17 +82,19 @@ class SocketStreamTest : public ::testing::Test {
     return outcome;
   }
 
-  // As the relay reads: the read waits first, then the peer sends `bytes` (and closes at once,
-  // when asked: one epoll_wait reports both). The read's outcome, or nullopt if there was none.
+  enum class PeerThen { waits, closes, sends_fin };
+  // As the relay reads: the read waits first, then the peer sends `bytes` and, at once, what
+  // `then` says (one epoll_wait reports both). The read's outcome, or nullopt if there was none.
   std::optional<Outcome> read_while_peer_answers(AfterClaim after_claim, const std::string& bytes,
-                                                 bool then_close) {
+                                                 PeerThen then) {
     std::optional<Outcome> outcome;
     start_read(after_claim, outcome);
     context_.restart();
     context_.run_for(20ms);
     if (outcome) return std::nullopt;  // completed before anything was sent: wrong
     peer_sends(bytes);
-    if (then_close) peer_closes();
+    if (then == PeerThen::closes) peer_closes();
+    if (then == PeerThen::sends_fin) peer_sends_fin();
     context_.restart();
     context_.run_for(1s);
     return outcome;

@@ -52,7 +52,7 @@ TEST_F(SocketStreamTest, OtherEndingsClaimNothing) {
 TEST_F(SocketStreamTest, TryFirstFindsAFinThatCameWithTheAnswer) {
   // The read waits first, then the peer answers and closes at once: the event loop sees one
   // edge for both, and the read takes the answer, leaving the FIN queued behind it.
-  const auto answer = read_while_peer_answers(AfterClaim::try_first, kReadyIdle, true);
+  const auto answer = read_while_peer_answers(AfterClaim::try_first, kReadyIdle, PeerThen::closes);
   ASSERT_TRUE(answer);
   EXPECT_EQ(answer->bytes, kReadyIdle);
   ASSERT_TRUE(stream_.drain_claimed());
@@ -66,7 +66,7 @@ TEST_F(SocketStreamTest, TryFirstFindsAFinThatCameWithTheAnswer) {
 TEST_F(SocketStreamTest, WaitAfterAClaimLeavesTheFinToAPeek) {
   // The client side's choice: the next read waits without trying, and whoever holds the stream
   // must look (peek) where a FIN would matter. This is why.
-  ASSERT_TRUE(read_while_peer_answers(AfterClaim::wait, kReadyIdle, true));
+  ASSERT_TRUE(read_while_peer_answers(AfterClaim::wait, kReadyIdle, PeerThen::closes));
   ASSERT_TRUE(stream_.drain_claimed());
   EXPECT_FALSE(read_once(AfterClaim::wait, 200ms)) << "the waiting read reported the FIN itself";
   EXPECT_EQ(stream_.peek(), SocketStream::Peek::closed);
@@ -81,7 +81,8 @@ TEST_F(SocketStreamTest, APeekChecksTheClaimAndTheNextReadStillSeesWhatArrivesLa
   // Nothing is there, so the read waits. (That it was queued without a first try, the system
   // call the claim saves, shows in strace, not here.)
   // Bytes and a close that arrive afterwards are reported by the event loop.
-  const auto later = read_while_peer_answers(AfterClaim::try_first, "N\0\0\0\x04"s, false);
+  const auto later =
+      read_while_peer_answers(AfterClaim::try_first, "N\0\0\0\x04"s, PeerThen::waits);
   ASSERT_TRUE(later);
   EXPECT_FALSE(later->ec);
   EXPECT_EQ(later->bytes, "N\0\0\0\x04"s);
