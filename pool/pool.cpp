@@ -200,6 +200,13 @@ void Pool::make_available(const Lease& connection, Arrival arrival) {
     auto waiter = waiters_.front();
     waiters_.pop_front();
     if (waiter->done) continue;
+    // The check every lending gets (a backend terminated a moment ago); from the event loop's
+    // knowledge it costs no system call. The waiter keeps its place for the next connection.
+    if (auto death = check_before_lending(*connection)) {
+      waiters_.push_front(std::move(waiter));
+      evict(connection, *death);
+      return;
+    }
     waiter->granted = connection;
     transition(*connection, ConnectionState::checked_out);
     connection->detach();

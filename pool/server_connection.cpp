@@ -74,14 +74,17 @@ std::optional<Death> ServerConnection::absorb_idle_input() {
   track_socket();
   if (!read) return diagnose_failure(false, "reading from idle connection");
   mark_alive();
+  // Nothing may be queued on an idle connection; anything that is, is drained and dropped. This
+  // also parses what was read (PQconsumeInput only reads): a FATAL reaches server_fatal() and a
+  // ParameterStatus the parameters only now. Before, a FATAL whose FIN had not come yet went
+  // unseen and the connection was lent (PoolPgTest.AConnectionKilledWhileLentIs...).
+  link_->discard_results();
   if (const auto& fatal = link_->server_fatal()) {
     return Death{EvictionReason::server_error, *fatal, Clock::now()};
   }
   // A promotion reports in_hot_standby off to every session of the old standby.
   note_hot_standby_report(link_->parameter_status("in_hot_standby"));
   if (role_changed_) return role_change_death();
-  // Nothing may be queued on an idle connection; anything that is, is drained and dropped.
-  link_->discard_results();
   return std::nullopt;
 }
 

@@ -90,8 +90,8 @@ TEST_F(PoolPgTest, TerminatedBackendIsEvictedWithinOneSecondAndReplaced) {
   const auto victim = backends(*shared_server_).front();
   const auto killed_at = Stopwatch::now();
   shared_server_->execute("SELECT pg_terminate_backend(" + std::to_string(victim) + ")");
-  ASSERT_TRUE(wait_until(
-      [&] { return evictions("server_error") + evictions("server_closed") >= 1; }, 3s));
+  ASSERT_TRUE(
+      wait_until([&] { return evictions("server_error") + evictions("server_closed") >= 1; }, 3s));
   const double detection = seconds_since(killed_at);
   std::printf("terminated backend evicted after %.3f s\n", detection);
   EXPECT_LT(detection, 1.0);
@@ -141,9 +141,7 @@ TEST_F(PoolPgTest, StoppedServerEvictsAllBacksOffAndRefillsWhenItReturns) {
 
   // Over a 3 s window the attempts follow the back-off (100, 200, 400, 800, 800... ms, each
   // cut by up to half by jitter): a handful, not a busy loop.
-  const auto failures = [&] {
-    return metric("pgvigil_connect_failures_total", {{"pool", "app"}});
-  };
+  const auto failures = [&] { return metric("pgvigil_connect_failures_total", {{"pool", "app"}}); };
   const double before = failures();
   std::this_thread::sleep_for(3s);  // the window being measured, not a wait for a condition
   const double attempts = failures() - before;
@@ -264,8 +262,8 @@ TEST_F(PoolPgTest, LeaseGivenBackWithADeathIsEvictedAndNeverLentAgain) {
   const auto pid = lease->backend_pid();
   const ServerConnection* const evicted = lease.get();
   ASSERT_EQ(PQsendQuery(lease->native_handle(), "BEGIN; SELECT 1"), 1);
-  pool_->give_back(lease, Death{EvictionReason::dirty_return, "client left mid-transaction",
-                                Clock::now()});
+  pool_->give_back(
+      lease, Death{EvictionReason::dirty_return, "client left mid-transaction", Clock::now()});
   ASSERT_TRUE(wait_until([&] { return evictions("dirty_return") == 1; }, 2s));
   EXPECT_TRUE(wait_until(
       [&] {
@@ -338,6 +336,36 @@ TEST_F(PoolPgTest, AConnectionKilledWhileIdleIsNeverHandedOut) {
     EXPECT_EQ(run_query(lease, "SELECT 1"), "1");
     pool_->give_back(lease, std::nullopt);
   }
+}
+
+// A connection given back goes straight to a client waiting for one; it gets the lending check
+// first. Its holder did not notice that its backend was terminated: the waiter gets a new
+// connection, not the dead one.
+TEST_F(PoolPgTest, AConnectionKilledWhileLentIsNotHandedToAWaitingClient) {
+  auto config = fast_config(*shared_server_);
+  config.pool.max_size = 1;
+  start_pool(config);
+  const auto held = expect_lease(checkout(2000ms));
+  ASSERT_TRUE(held);
+  const auto dead_pid = held->backend_pid();
+  std::promise<CheckoutResult> waited;
+  std::promise<int> queued;
+  boost::asio::post(io_, [&] {
+    pool_->wait_for_connection(5000ms,
+                               [&waited](CheckoutResult result) { waited.set_value(result); });
+    queued.set_value(pool_->waiting_checkouts());
+  });
+  ASSERT_EQ(queued.get_future().get(), 1);
+  ASSERT_TRUE(shared_server_->terminate_backend(dead_pid));
+  pool_->give_back(held, std::nullopt);
+  auto future = waited.get_future();
+  ASSERT_EQ(future.wait_for(3s), std::future_status::ready);
+  const auto served = expect_lease(future.get());
+  ASSERT_TRUE(served);
+  EXPECT_NE(served->backend_pid(), dead_pid);
+  EXPECT_EQ(run_query(served, "SELECT 1"), "1");
+  EXPECT_EQ(evictions("server_error") + evictions("checkout_check_failed"), 1);
+  pool_->give_back(served, std::nullopt);
 }
 
 }  // namespace

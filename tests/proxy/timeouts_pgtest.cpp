@@ -172,7 +172,7 @@ void TimeoutsPgTest::expect_idle_transaction_closed_at_the_bound(const char* poo
   EXPECT_EQ(fields.at('S'), "FATAL");
   EXPECT_EQ(fields.at('C'), "25P03");
   EXPECT_GE(waited, 1900);
-  EXPECT_LE(waited, 2200);
+  EXPECT_LE(waited, 2500);  // the bound, with room for a loaded machine
   EXPECT_TRUE(idle.closed_by_server_within(seconds(5)));
 
   auto next = pq_connect(conninfo("tx"));
@@ -228,7 +228,7 @@ void TimeoutsPgTest::expect_idle_client_closed_at_the_bound(const char* pool_mod
   EXPECT_EQ(fields.at('S'), "FATAL");
   EXPECT_EQ(fields.at('C'), "57P05");
   EXPECT_GE(waited, 1900);
-  EXPECT_LE(waited, 2200);
+  EXPECT_LE(waited, 2500);  // the bound, with room for a loaded machine
   EXPECT_TRUE(idle.closed_by_server_within(seconds(5)));
   EXPECT_EQ(pq_value(steady, "SELECT 'still here'"), "still here");
 }
@@ -254,7 +254,7 @@ TEST_F(TimeoutsPgTest, AQueryPastQueryTimeoutIsCancelledAndTheSessionGoesOn) {
   EXPECT_EQ(PQresultStatus(result.get()), PGRES_FATAL_ERROR);
   EXPECT_EQ(result_sqlstate(result), "57014") << PQerrorMessage(client.get());
   EXPECT_GE(waited, 1900);
-  EXPECT_LE(waited, 2200);
+  EXPECT_LE(waited, 2500);  // the bound, plus a loaded machine's cancel round trip
   EXPECT_EQ(pq_value(client, "SELECT 'still here'"), "still here");
   // A query within the bound runs to its end.
   EXPECT_EQ(pq_value(client, "SELECT pg_sleep(1)::text || 'slept'"), "slept");
