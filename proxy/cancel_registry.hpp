@@ -9,11 +9,11 @@
 // own (pg_strong_random). A seeded general-purpose generator would not do: its output reveals
 // its state.
 
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 
 namespace pgvigil::proxy {
 
@@ -48,7 +48,9 @@ class CancelRegistry {
 
  private:
   std::mutex mutex_;
-  std::unordered_map<std::uint64_t, std::weak_ptr<CancelTarget>> sessions_;
+  // Open addressing: an entry is its 24 bytes in one array, not a node of its own (48 bytes with
+  // malloc's header) plus a bucket; every client has one (memory per idle client).
+  boost::unordered_flat_map<std::uint64_t, std::weak_ptr<CancelTarget>> sessions_;
 };
 
 // A key drawn from the CSPRNG: a positive 31-bit process id (what a client expects of a

@@ -246,6 +246,29 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   bool between_requests() const;
   bool client_left_unnoticed();
 
+  // What a session needs only now and then, behind one pointer: an idle client is most of
+  // pgvigil's memory at scale (bench/run.sh measures bytes per idle client against PgBouncer's),
+  // and a quiet one that needs none of it holds 8 bytes for all of it.
+  struct Occasional {
+    std::unique_ptr<std::string> pending_input;  // read during authentication, relayed first
+    std::unique_ptr<std::string> unsent;  // a plan of several pieces the server did not take whole
+    std::unique_ptr<std::string> unsent_to_client;  // likewise, for the client
+    // A refused client message, once what came before it has reached the server.
+    std::unique_ptr<Stop> stop_after_forward;
+    std::unique_ptr<relay::PlainSet> pending_set;             // a lone SET waiting for its answer
+    std::unique_ptr<boost::asio::steady_timer> cancel_timer;  // made when a cancel must land
+    bool empty() const {
+      return !pending_input && !unsent && !unsent_to_client && !stop_after_forward &&
+             !pending_set && !cancel_timer;
+    }
+  };
+  Occasional& occasional();  // made on first use
+  // One of occasional_'s members, or null when it (or occasional_) is not there.
+  template <typename T>
+  T* occasional(std::unique_ptr<T> Occasional::*member) const {
+    return occasional_ ? (occasional_.get()->*member).get() : nullptr;
+  }
+
   ProxyService& service_;
   // The client's socket, owned. Replaced once, when the session moves to its pool's worker.
   std::optional<stream::SocketStream> stream_;
@@ -254,27 +277,24 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::shared_ptr<const SettingMap> settings_;
   std::shared_ptr<const SettingMap> startup_settings_;  // what settings_ was at startup
   std::optional<CancelKey> cancel_key_;  // set once the session has reached its pool's worker
+  std::uint16_t cancels_in_flight_ = 0;
+  // Transaction pooling: why the client keeps its server connection (session state), if it does.
+  std::optional<relay::PinCause> pin_;
   pool::Lease server_;
-  std::unique_ptr<boost::asio::steady_timer> cancel_timer_;  // made when a cancel must land
   relay::TransactionTracker tracker_;
   relay::RequestForwarder forwarder_;    // what the client sends, message by message
   relay::ResponseForwarder responses_;   // what the server sends, message by message
   // Transaction pooling: the client's named statements, renamed on each server connection.
   // Made at a lease's first request; dropped when the session parks holding none.
   std::unique_ptr<relay::StatementRelay> statements_;
-  std::unique_ptr<std::string> pending_input_;  // read during authentication, relayed first
-  std::unique_ptr<std::string> unsent_;  // a plan of several pieces the server did not take whole
-  std::unique_ptr<std::string> unsent_to_client_;  // likewise, for the client
-  std::unique_ptr<Stop> stop_;           // why the session ends (set once)
-  std::unique_ptr<Stop> stop_after_forward_;  // a refused client message, once what came
-                                              // before it has reached the server
+  std::unique_ptr<Stop> stop_;              // why the session ends (set once)
+  std::unique_ptr<Occasional> occasional_;  // made when first needed; dropped empty at park()
   // Held while the session relays, and for a moment after (lingering): see LingerSweep.
   BufferLease client_buffer_;
   BufferLease server_buffer_;
   std::uint32_t relayed_to_server_ = 0;  // bytes not yet added to the metrics
   std::uint32_t relayed_to_client_ = 0;
   std::uint32_t held_client_bytes_ = 0;  // read while the server connection was going back
-  std::uint16_t cancels_in_flight_ = 0;
   // How long the client has been silent where the next move is its own (mid-request, or idle in
   // a transaction), and how long the server has owed an answer.
   std::uint32_t client_silent_ms_ = 0;
@@ -283,9 +303,6 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // Bytes of a request not yet whole, kept at the front of the client buffer without a server
   // connection (request_incomplete).
   std::uint32_t kept_client_bytes_ = 0;
-  // Transaction pooling: why the client keeps its server connection (session state), if it does.
-  std::optional<relay::PinCause> pin_;
-  std::unique_ptr<relay::PlainSet> pending_set_;  // a lone SET waiting for its answer
   Phase phase_ = Phase::startup;
   std::uint8_t pending_ = 0;  // Io bits
   Drain drain_ = Drain::none;

@@ -67,9 +67,9 @@ void ClientSession::on_server_read(boost::system::error_code ec, std::size_t siz
   }
   if (plan.empty()) return after_forward_to_client();
   relayed_to_client_ += static_cast<std::uint32_t>(plan.bytes());
-  if (unsent_to_client_) {
+  if (auto* unsent = occasional(&Occasional::unsent_to_client)) {
     // Made answers the client did not take yet go first (send_made_answers).
-    for (const auto& piece : plan.pieces()) unsent_to_client_->append(piece.data(), piece.size());
+    for (const auto& piece : plan.pieces()) unsent->append(piece.data(), piece.size());
     plan.clear();
     return write_rest_of_plan(plan, 0, Toward::client);
   }
@@ -86,7 +86,9 @@ bool ClientSession::on_server_message(const relay::MessageHeader& header,
   tracker_.on_server_message(header);
   if (header.type == 'Z') server_answered_ = true;
   if (header.type == 'S') adopt_reported_setting(whole);
-  if (pending_set_ && (header.type == 'C' || header.type == 'Z')) settle_pending_set(whole);
+  if (occasional(&Occasional::pending_set) && (header.type == 'C' || header.type == 'Z')) {
+    settle_pending_set(whole);
+  }
   if (header.type == 'E' && server_->role().role == pool::ServerRole::primary) {
     note_error_on_primary(whole);
   }

@@ -186,7 +186,7 @@ awaitable<void> ClientSession::send_failure() {
 }
 
 void ClientSession::close() {
-  if (cancel_timer_) cancel_timer_->cancel();
+  if (auto* timer = occasional(&Occasional::cancel_timer)) timer->cancel();
   if (stream_) stream_->close();
 }
 }  // namespace pgvigil::proxy

@@ -44,6 +44,7 @@ void ClientSession::park() {
   client_buffer_.give_back();
   // A client without named statements keeps no statement records while it is quiet.
   if (statements_ && !statements_->holds_statements()) statements_.reset();
+  if (occasional_ && occasional_->empty()) occasional_.reset();
   // The client's idleness is timed from here (pool.client_idle_timeout).
   client_silent_ms_ = 0;
   if (route_ && route_->settings.client_idle_timeout.count() > 0 && !parked_watched_) {
@@ -67,13 +68,13 @@ void ClientSession::on_parked_wake(boost::system::error_code ec) {
 void ClientSession::start_relay() {
   client_buffer_.take();
   watch_by_sweep();
-  if (pending_input_) {
+  if (auto* input = occasional(&Occasional::pending_input)) {
     // Bytes read during authentication go first (at most a buffer's worth: a client does not
     // send more before it has seen ReadyForQuery).
     auto buffer = client_buffer_.span();
-    const auto size = std::min(pending_input_->size(), buffer.size());
-    std::copy_n(pending_input_->begin(), size, buffer.begin());
-    pending_input_.reset();
+    const auto size = std::min(input->size(), buffer.size());
+    std::copy_n(input->begin(), size, buffer.begin());
+    occasional_->pending_input.reset();
     return on_client_bytes(size);
   }
   read_client();
@@ -215,7 +216,7 @@ void ClientSession::on_acquired(std::exception_ptr exception, std::optional<Clie
 bool ClientSession::accept_client_message(const relay::MessageHeader& header,
                                           std::span<const char> whole, relay::Edit& edit) {
   if (!wire::is_frontend_message_type(header.type) || header.type == 'p') {
-    stop_after_forward_ = std::make_unique<Stop>(
+    occasional().stop_after_forward = std::make_unique<Stop>(
         Stop{Ending::client_violation,
              ClientError{sqlstate::kProtocolViolation,
                          "invalid frontend message type " +
@@ -225,7 +226,8 @@ bool ClientSession::accept_client_message(const relay::MessageHeader& header,
     return false;
   }
   if (!tracker_.on_client_message(header)) {  // Terminate: pgvigil keeps the server connection
-    stop_after_forward_ = std::make_unique<Stop>(Stop{Ending::quit, std::nullopt, std::nullopt});
+    occasional().stop_after_forward =
+        std::make_unique<Stop>(Stop{Ending::quit, std::nullopt, std::nullopt});
     return false;
   }
   if (transaction_pooling() && !pin_ && (header.type == 'Q' || header.type == 'P')) {
@@ -234,7 +236,7 @@ bool ClientSession::accept_client_message(const relay::MessageHeader& header,
   if (!statements_ || statements_->on_client_message(header, whole, edit, server_statements())) {
     return true;
   }
-  stop_after_forward_ = std::make_unique<Stop>(
+  occasional().stop_after_forward = std::make_unique<Stop>(
       Stop{Ending::client_violation,
            ClientError{sqlstate::kProtocolViolation,
                        std::string("malformed ") + header.type + " message", "", ""},
@@ -267,7 +269,8 @@ void ClientSession::forward_to_server(std::size_t size) {
                                      "", ""},
                          std::nullopt});
   }
-  // A refused message (stop_after_forward_) ends the relay once what came before it is sent.
+  // A refused message (Occasional::stop_after_forward) ends the relay once what came before it is
+  // sent.
   if (plan.empty()) return after_forward_to_server();
   relayed_to_server_ += static_cast<std::uint32_t>(plan.bytes());
   boost::system::error_code ec;
@@ -287,7 +290,8 @@ void ClientSession::write_rest_of_plan(relay::ForwardPlan& plan, std::size_t wri
   std::size_t from = 0;
   std::size_t to = 0;
   const auto buffer = toward == Toward::server ? client_buffer_.span() : server_buffer_.span();
-  auto& unsent = toward == Toward::server ? unsent_ : unsent_to_client_;
+  auto& rare = occasional();
+  auto& unsent = toward == Toward::server ? rare.unsent : rare.unsent_to_client;
   const auto pieces = plan.pieces();
   const std::less_equal<const char*> not_after;  // a total order, unlike <= on pointers
   if (pieces.empty() && unsent) {
@@ -331,9 +335,9 @@ void ClientSession::on_server_written(std::exception_ptr exception, boost::syste
 }
 
 void ClientSession::after_forward_to_server() {
-  if (stop_after_forward_) {
-    auto stop = std::move(*stop_after_forward_);
-    stop_after_forward_.reset();
+  if (auto* refused = occasional(&Occasional::stop_after_forward)) {
+    auto stop = std::move(*refused);
+    occasional_->stop_after_forward.reset();
     return end_after_io(std::move(stop));
   }
   if (relayed_to_server_ >= kMetricsFlushBytes) flush_relay_metrics();
@@ -348,18 +352,18 @@ void ClientSession::send_made_answers() {
   // Not into the middle of a server message, nor beside a write already under way: the next
   // server read makes them then (its plan ends with what is due).
   if (pending(Io::client_write) || !responses_.planned_to_boundary()) return;
-  if (!unsent_to_client_) unsent_to_client_ = std::make_unique<std::string>();
-  statements_->take_made([this](std::string_view made) { unsent_to_client_->append(made); });
+  auto& unsent = occasional().unsent_to_client;
+  if (!unsent) unsent = std::make_unique<std::string>();
+  statements_->take_made([&unsent](std::string_view made) { unsent->append(made); });
   boost::system::error_code ec;
   bool needs_read = false;
-  const auto written =
-      stream_->try_write(std::span<const char>(*unsent_to_client_), ec, needs_read);
+  const auto written = stream_->try_write(std::span<const char>(*unsent), ec, needs_read);
   if (ec) return end_after_io({drain_ != Drain::none ? Ending::shutdown : Ending::quit, {}, {}});
   relayed_to_client_ += static_cast<std::uint32_t>(written);
   // A client that has left so much unread that a few bytes do not fit is not waiting for them
   // yet: the rest goes before the next server bytes.
-  unsent_to_client_->erase(0, written);
-  if (unsent_to_client_->empty()) unsent_to_client_.reset();
+  unsent->erase(0, written);
+  if (unsent->empty()) unsent.reset();
 }
 
 relay::ServerStatements& ClientSession::server_statements() {

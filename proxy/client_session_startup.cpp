@@ -97,7 +97,7 @@ awaitable<void> ClientSession::handshake() {
   auto admitted = std::move(startup).admitted();
   settings_ = std::make_shared<const SettingMap>(std::move(admitted.settings));
   if (!admitted.leftover.empty()) {
-    pending_input_ = std::make_unique<std::string>(std::move(admitted.leftover));
+    occasional().pending_input = std::make_unique<std::string>(std::move(admitted.leftover));
   }
   const auto home = route_->pool->executor();
   if (home == stream_->get_executor()) {

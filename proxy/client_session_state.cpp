@@ -44,7 +44,7 @@ awaitable<void> ClientSession::read_back_settings() {
 
 void ClientSession::settle_pending_set(std::span<const char> whole) {
   constexpr std::string_view kSetDone{"C\0\0\0\x08SET\0", 9};
-  auto set = std::move(pending_set_);
+  auto set = std::move(occasional_->pending_set);  // the caller saw it there
   // Anything but its CommandComplete (an error's ReadyForQuery): the SET did not happen.
   if (std::string_view(whole.data(), whole.size()) != kSetDone) return;
   adopt_setting(std::move(set->name), kSqlValueMark + set->value);
@@ -114,9 +114,9 @@ void ClientSession::look_for_session_state(const relay::MessageHeader& header,
   // end (or pins, for a custom setting).
   // (The tracker has counted this Query already.)
   const int in_flight = tracker_.pending_ready() - (header.type == 'Q' ? 1 : 0);
-  if (!pending_set_ && tracker_.status() == 'I' && in_flight == 0) {
+  if (!occasional(&Occasional::pending_set) && tracker_.status() == 'I' && in_flight == 0) {
     if (auto set = relay::plain_set(sql)) {
-      pending_set_ = std::make_unique<relay::PlainSet>(std::move(*set));
+      occasional().pending_set = std::make_unique<relay::PlainSet>(std::move(*set));
       return;
     }
   }

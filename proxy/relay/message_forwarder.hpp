@@ -121,9 +121,9 @@ class MessageForwarder {
                  ForwardPlan& plan, Verdict& verdict, Visitor& visit);
 
   MessageScanner scanner_;
+  bool whole_at_any_size_ = false;  // here, not last: it fills the gap before the pointers
   std::unique_ptr<Held> held_;      // a message (or header) held back; only while one is
   std::unique_ptr<Held> released_;  // held bytes the last plan points into
-  bool whole_at_any_size_ = false;
 };
 
 using RequestForwarder = MessageForwarder<FrontendMessages>;

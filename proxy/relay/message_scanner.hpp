@@ -50,7 +50,7 @@ class MessageScanner {
   std::uint8_t header_size_ = 0;
   bool begun_earlier_ = false;
   std::uint32_t start_ = 0;
-  std::uint64_t body_remaining_ = 0;
+  std::uint32_t body_remaining_ = 0;  // a body is at most 2^32 - 5 bytes (its length word)
 };
 
 template <typename Visitor>
@@ -62,9 +62,9 @@ MessageScanner::Verdict MessageScanner::scan(std::span<const char> bytes, Visito
   }
   while (position < bytes.size()) {
     if (body_remaining_ > 0) {
-      const auto skip = std::min<std::uint64_t>(body_remaining_, bytes.size() - position);
+      const auto skip = std::min<std::size_t>(body_remaining_, bytes.size() - position);
       position += skip;
-      body_remaining_ -= skip;
+      body_remaining_ -= static_cast<std::uint32_t>(skip);
       continue;
     }
     if (header_size_ == 0) {

@@ -16,7 +16,7 @@ class TransactionTracker {
   bool on_client_message(const MessageHeader& header);
   void on_server_message(const MessageHeader& header);
 
-  enum class Refusal { none, terminate };
+  enum class Refusal : std::uint8_t { none, terminate };
   Refusal refusal() const { return refusal_; }
 
   // Requests sent and not yet answered by ReadyForQuery.
@@ -43,8 +43,10 @@ class TransactionTracker {
   bool unsynced_ = false;  // extended-protocol messages sent since the last Sync
   char status_ = 'I';
   Refusal refusal_ = Refusal::none;
-  std::uint64_t queries_ = 0;
-  std::uint64_t transactions_ = 0;
+  // Taken at the end of every transaction (and at a relay's byte threshold), so 32 bits do: a
+  // session is this object's size times the idle clients (memory per idle client).
+  std::uint32_t queries_ = 0;
+  std::uint32_t transactions_ = 0;
 };
 
 }  // namespace pgvigil::proxy::relay
