@@ -21,6 +21,11 @@ Clock::time_point last_kernel_ack(const FailureEvidence& evidence) {
 
 }  // namespace
 
+bool announces_close(std::string_view severity, std::string_view sqlstate) {
+  if (severity == "FATAL" || severity == "PANIC") return true;
+  return severity == "WARNING" && (sqlstate == "57P01" || sqlstate == "57P02");
+}
+
 Death diagnose(const FailureEvidence& evidence) {
   std::string cause =
       evidence.pending_error != 0 ? std::strerror(evidence.pending_error) : evidence.libpq_message;

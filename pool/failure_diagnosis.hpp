@@ -6,6 +6,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "pool/eviction_reason.hpp"
 #include "probes/keepalive_settings.hpp"
@@ -40,5 +41,12 @@ struct FailureEvidence {
 };
 
 Death diagnose(const FailureEvidence& evidence);
+
+// Whether an error or notice the server sent unasked says it is closing the connection: a FATAL
+// or PANIC (pg_terminate_backend, a smart or fast shutdown), or the WARNING a backend sends as it
+// is killed by an immediate shutdown (57P01) or for a crash of another server process (57P02):
+// PostgreSQL 14 and later send those as warnings, then close. Seen on an idle connection before
+// its FIN, it keeps the connection from being lent (the FIN may come a moment later).
+bool announces_close(std::string_view severity, std::string_view sqlstate);
 
 }  // namespace pgvigil::pool

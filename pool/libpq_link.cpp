@@ -4,6 +4,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pool/failure_diagnosis.hpp"
+
 namespace pgvigil::pool {
 
 std::string one_line(const char* text) {
@@ -73,13 +75,12 @@ std::string LibpqLink::error_message() const {
 }
 
 void LibpqLink::on_notice(void* self, const PGresult* result) {
-  // An ERROR or FATAL on an idle connection reaches libpq's notice path; a FATAL is the server
-  // telling us why it is about to close (pg_terminate_backend, shutdown), which we keep.
+  // An ERROR or FATAL on an idle connection reaches libpq's notice path, as do warnings; one that
+  // announces the server is about to close (announces_close) is kept as the reason.
   const char* severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);
   if (severity == nullptr) return;
-  const std::string_view level = severity;
-  if (level != "FATAL" && level != "PANIC") return;
   const char* code = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  if (!announces_close(severity, code ? code : "")) return;
   const char* message = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
   static_cast<LibpqLink*>(self)->server_fatal_ =
       std::string(severity) + " " + (code ? code : "") + ": " + (message ? message : "");

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "pool/failure_diagnosis.hpp"
 #include "proxy/wire/backend_parser.hpp"
 #include "proxy/wire/byte_io.hpp"
 #include "proxy/wire/extended_query.hpp"
@@ -241,6 +242,13 @@ void WireLink::handle_statement_message(char type, std::span<const char> payload
     case 'E':
       note_error(payload, in_statement_);
       break;
+    case 'N':  // a notice matters only when it announces the server closes
+      if (const auto notice = wire::parse_error_response(payload);
+          notice && pool::announces_close(notice->severity, notice->sqlstate)) {
+        server_fatal_ = std::string(notice->severity) + " " + std::string(notice->sqlstate) + ": " +
+                        pool::one_line(std::string(notice->message).c_str());
+      }
+      break;
     case 'Z':
       ready_seen_ = true;
       break;
@@ -260,7 +268,7 @@ void WireLink::note_error(std::span<const char> payload, bool in_statement) {
     return;
   }
   const std::string message = pool::one_line(std::string(error->message).c_str());
-  if (error->severity == "FATAL" || error->severity == "PANIC") {
+  if (pool::announces_close(error->severity, error->sqlstate)) {
     server_fatal_ =
         std::string(error->severity) + " " + std::string(error->sqlstate) + ": " + message;
   }

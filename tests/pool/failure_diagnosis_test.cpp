@@ -100,5 +100,19 @@ TEST(FailureDiagnosis, ACloseOnlyTheRelaySawIsStillNamed) {
   EXPECT_EQ(death.detail, "relaying: the server closed the connection");
 }
 
+// PostgreSQL 14 and later tell a backend's client about an immediate shutdown or a crash with a
+// WARNING, then close: on an idle connection that is as final as a FATAL. Other warnings, and
+// errors with the same codes (an ERROR 57P01 is not sent on close), are not.
+TEST(FailureDiagnosis, AWarningOfAnImmediateShutdownOrCrashAnnouncesTheClose) {
+  EXPECT_TRUE(announces_close("FATAL", "57P01"));
+  EXPECT_TRUE(announces_close("PANIC", "XX000"));
+  EXPECT_TRUE(announces_close("WARNING", "57P01"));  // immediate shutdown (quickdie)
+  EXPECT_TRUE(announces_close("WARNING", "57P02"));  // crash of another server process
+  EXPECT_FALSE(announces_close("WARNING", "01000"));
+  EXPECT_FALSE(announces_close("NOTICE", "57P01"));
+  EXPECT_FALSE(announces_close("ERROR", "57P01"));
+  EXPECT_FALSE(announces_close("WARNING", ""));
+}
+
 }  // namespace
 }  // namespace pgvigil::pool
