@@ -290,18 +290,20 @@ void ClientSession::write_rest_of_plan(relay::ForwardPlan& plan, std::size_t wri
   std::size_t from = 0;
   std::size_t to = 0;
   const auto buffer = toward == Toward::server ? client_buffer_.span() : server_buffer_.span();
-  auto& rare = occasional();
-  auto& unsent = toward == Toward::server ? rare.unsent : rare.unsent_to_client;
+  const auto unsent_member =
+      toward == Toward::server ? &Occasional::unsent : &Occasional::unsent_to_client;
   const auto pieces = plan.pieces();
   const std::less_equal<const char*> not_after;  // a total order, unlike <= on pointers
-  if (pieces.empty() && unsent) {
+  if (pieces.empty() && occasional(unsent_member)) {
     // Everything to write is in `unsent` already (answers pgvigil made, then the server's bytes):
     // from == to says so.
   } else if (pieces.size() == 1 && not_after(buffer.data(), pieces[0].data()) &&
-      not_after(pieces[0].data() + pieces[0].size(), buffer.data() + buffer.size())) {
+             not_after(pieces[0].data() + pieces[0].size(), buffer.data() + buffer.size())) {
     from = static_cast<std::size_t>(pieces[0].data() - buffer.data()) + written;
     to = from - written + pieces[0].size();
   } else {
+    // Made only here, so that a rest written from the read's buffer allocates nothing.
+    auto& unsent = occasional().*unsent_member;
     unsent = std::make_unique<std::string>();
     unsent->reserve(plan.bytes() - written);
     std::size_t skip = written;
