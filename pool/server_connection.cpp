@@ -75,9 +75,11 @@ std::optional<Death> ServerConnection::absorb_idle_input() {
   if (!read) return diagnose_failure(false, "reading from idle connection");
   mark_alive();
   // Nothing may be queued on an idle connection; anything that is, is drained and dropped. This
-  // also parses what was read (PQconsumeInput only reads): a FATAL reaches server_fatal() and a
-  // ParameterStatus the parameters only now. Before, a FATAL whose FIN had not come yet went
-  // unseen and the connection was lent (PoolPgTest.AConnectionKilledWhileLentIs...).
+  // also parses what was read (PQconsumeInput only reads): a message announcing the close (a
+  // FATAL, or an immediate shutdown's WARNING: announces_close) reaches server_fatal(), and a
+  // ParameterStatus the parameters, only now. Before, such a message whose FIN had not come yet
+  // went unseen and the connection was lent
+  // (PoolPgTest.AConnectionKilledWhileLentIsNotHandedToAWaitingClient).
   link_->discard_results();
   if (const auto& fatal = link_->server_fatal()) {
     return Death{EvictionReason::server_error, *fatal, Clock::now()};

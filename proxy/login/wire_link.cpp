@@ -243,11 +243,7 @@ void WireLink::handle_statement_message(char type, std::span<const char> payload
       note_error(payload, in_statement_);
       break;
     case 'N':  // a notice matters only when it announces the server closes
-      if (const auto notice = wire::parse_error_response(payload);
-          notice && pool::announces_close(notice->severity, notice->sqlstate)) {
-        server_fatal_ = std::string(notice->severity) + " " + std::string(notice->sqlstate) + ": " +
-                        pool::one_line(std::string(notice->message).c_str());
-      }
+      if (const auto notice = wire::parse_error_response(payload)) note_close_announcement(*notice);
       break;
     case 'Z':
       ready_seen_ = true;
@@ -267,18 +263,20 @@ void WireLink::note_error(std::span<const char> payload, bool in_statement) {
     stage_ = Stage::broken;
     return;
   }
-  const std::string message = pool::one_line(std::string(error->message).c_str());
-  if (pool::announces_close(error->severity, error->sqlstate)) {
-    server_fatal_ =
-        std::string(error->severity) + " " + std::string(error->sqlstate) + ": " + message;
-  }
+  note_close_announcement(*error);
   if (!in_statement) return;
   building_.reset();
   pool::StatementResult result;
   result.status = pool::StatementResult::Status::error;
   result.sqlstate = error->sqlstate.empty() ? "XX000" : std::string(error->sqlstate);
-  result.message = message;
+  result.message = pool::one_line(std::string(error->message).c_str());
   results_.push_back(std::move(result));
+}
+
+void WireLink::note_close_announcement(const wire::ErrorResponseView& message) {
+  if (!pool::announces_close(message.severity, message.sqlstate)) return;
+  server_fatal_ = std::string(message.severity) + " " + std::string(message.sqlstate) + ": " +
+                  pool::one_line(std::string(message.message).c_str());
 }
 
 void WireLink::note_parameter(std::span<const char> payload) {

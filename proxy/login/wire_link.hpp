@@ -30,6 +30,7 @@
 #include "pool/server_link.hpp"
 #include "proxy/auth/login_proof.hpp"
 #include "proxy/auth/scram_client.hpp"
+#include "proxy/wire/backend_parser.hpp"
 #include "proxy/wire/frame_decoder.hpp"
 
 namespace pgvigil::proxy::login {
@@ -132,6 +133,8 @@ class WireLink final : public pool::ServerLink {
   void pop_message();
   void handle_statement_message(char type, std::span<const char> payload);
   void note_error(std::span<const char> payload, bool in_statement);
+  // Keeps an error's or notice's text as server_fatal() when it announces the server closes.
+  void note_close_announcement(const wire::ErrorResponseView& message);
   void note_parameter(std::span<const char> payload);
   void start_statement(bool want_first_row);
 
