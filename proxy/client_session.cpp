@@ -77,18 +77,18 @@ std::string_view to_string(ClientSession::Phase phase) {
 
 ClientSession::ClientSession(ProxyService& service, stream::Executor executor, int fd)
     : service_(service),
+      stream_(executor),
       forwarder_(service.settings().max_message_bytes),
       // What a server sends is bounded by PostgreSQL itself (1 GiB); a larger length is garbage.
       responses_(wire::kMaxLargeMessageSize) {
-  stream_.emplace(executor);
-  stream_->attach(fd, stream::Ownership::owned);
+  stream_.attach(fd, stream::Ownership::owned);
 }
 
 // An idle client is this object (with make_shared's 16-byte control block, in one malloc chunk
-// of 368 bytes), its socket's reactor state and its parked wait: bench/run.sh measures bytes per
+// of 320 bytes), its socket's reactor state and its parked wait: bench/run.sh measures bytes per
 // idle client against PgBouncer's. A member that grows it past this costs a 16-byte step for
 // every client; put what is seldom needed in Occasional.
-static_assert(sizeof(ClientSession) <= 344, "a session outgrew its 368-byte malloc chunk");
+static_assert(sizeof(ClientSession) <= 296, "a session outgrew its 320-byte malloc chunk");
 
 ClientSession::Occasional& ClientSession::occasional() {
   if (!occasional_) occasional_ = std::make_unique<Occasional>();
@@ -96,8 +96,8 @@ ClientSession::Occasional& ClientSession::occasional() {
 }
 
 ClientSession::~ClientSession() {
-  if (cancel_key_) {
-    service_.cancels().remove(*cancel_key_);
+  if (has_cancel_key_) {
+    service_.cancels().remove(cancel_key_);
     if (route_->metrics) route_->metrics->client_disconnected();
     if (pin_ && route_->metrics) route_->metrics->client_pinned(relay::to_string(*pin_), -1);
   }
@@ -154,7 +154,7 @@ std::string ClientSession::startup_reply() const {
     wire::append_parameter_status(
         reply, name, spelt != route_->reported_spellings.end() ? spelt->second : wanted->second);
   }
-  wire::append_backend_key_data(reply, cancel_key_->process_id, cancel_key_->secret);
+  wire::append_backend_key_data(reply, cancel_key_.process_id, cancel_key_.secret);
   wire::append_ready_for_query(reply, wire::TransactionStatus::idle);
   return reply;
 }
@@ -169,17 +169,19 @@ awaitable<void> ClientSession::begin() {
     if (auto error = co_await acquire_server()) co_return fail(*error);
     if (transaction_pooling()) return_server(std::nullopt);
   }
+  // The startup settings: what set_settings() keeps aside once SQL changes them.
   settings_ = intern_settings(*route_, *settings_);
-  startup_settings_ = settings_;
-  cancel_key_ = service_.cancels().add(weak_from_this());
-  if (!cancel_key_) {
+  const auto key = service_.cancels().add(weak_from_this());
+  if (!key) {
     co_return fail({sqlstate::kInternalError,
                     "cannot create a cancel key: the system's random source failed", "", ""});
   }
+  cancel_key_ = *key;
+  has_cancel_key_ = true;
   if (route_->metrics) route_->metrics->client_connected();
   const auto reply = startup_reply();
   boost::system::error_code ec;
-  co_await stream_->write_all(reply, ec);
+  co_await stream_.write_all(reply, ec);
   if (ec) co_return co_await end_session();
   enter(server_ ? Phase::pinned : Phase::idle, "ready for queries");
   if (occasional(&Occasional::pending_input)) co_return start_relay();
@@ -271,10 +273,10 @@ awaitable<boost::system::error_code> ClientSession::write_rest_to_client(std::si
                                                                          std::size_t to) {
   boost::system::error_code ec;
   if (from == to) {
-    co_await stream_->write_all(*occasional_->unsent_to_client, ec);
+    co_await stream_.write_all(*occasional_->unsent_to_client, ec);
     occasional_->unsent_to_client.reset();
   } else {
-    co_await stream_->write_all(server_buffer_.span().subspan(from, to - from), ec);
+    co_await stream_.write_all(server_buffer_.span().subspan(from, to - from), ec);
   }
   co_return ec;
 }
@@ -283,7 +285,7 @@ awaitable<void> ClientSession::wait_for_cancels() {
   // A cancel being sent for this connection must land before anyone else may use it.
   while (cancels_in_flight_ > 0) {
     auto& timer = occasional().cancel_timer;
-    if (!timer) timer = std::make_unique<asio::steady_timer>(stream_->get_executor());
+    if (!timer) timer = std::make_unique<asio::steady_timer>(stream_.get_executor());
     timer->expires_at(Clock::time_point::max());
     co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
   }
@@ -297,17 +299,16 @@ awaitable<void> ClientSession::settle_turn() {
 void ClientSession::request_cancel() {
   // stream_ is fixed once the session has moved to its worker, which is before it is
   // registered for cancels.
-  asio::post(stream_->get_executor(),
-             [self = shared_from_this()] { self->cancel_running_query(); });
+  asio::post(stream_.get_executor(), [self = shared_from_this()] { self->cancel_running_query(); });
 }
 
 void ClientSession::request_shutdown(bool forced) {
-  asio::post(stream_->get_executor(), [self = shared_from_this(), forced] {
+  asio::post(stream_.get_executor(), [self = shared_from_this(), forced] {
     self->drain_ = forced ? Drain::now : std::max(self->drain_, Drain::after_transaction);
     // An idle client (parked, lingering, or a session-mode relay waiting for the client) ends
     // now; a transaction in flight ends when the server's last ReadyForQuery is relayed.
     if (self->pending(Io::client_wait) || self->between_requests() || forced) {
-      self->stream_->cancel();
+      self->stream_.cancel();
     }
     if (forced && self->server_) self->server_->detach();
   });
@@ -321,7 +322,7 @@ void ClientSession::cancel_running_query() {
   // The cancel opens its own connection and blocks: it runs on the blocking pool, and the lease
   // is held until it returns, so the cancel can only hit this client's query.
   asio::post(service_.blocking(), [self = shared_from_this(), order = std::move(order),
-                                   home = stream_->get_executor()] {
+                                   home = stream_.get_executor()] {
     std::string error;
     if (!order(error)) spdlog::warn("cancel request failed: {}", error);
     asio::post(home, [self] {

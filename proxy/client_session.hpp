@@ -172,6 +172,10 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void look_for_session_state(const relay::MessageHeader& header, std::span<const char> whole);
   // A RESET of `name` ("" for all): the settings the client SET in SQL are no longer its own.
   void forget_set_settings(const std::string& name);
+  // Replaces settings_ (interned) once the session has begun, keeping what the client asked for
+  // at startup in Occasional while the two differ.
+  void set_settings(std::shared_ptr<const SettingMap> next);
+  const SettingMap& startup_settings() const;
   // The client keeps its server connection for the rest of its session, reset when it leaves.
   void pin(relay::PinCause cause);
   // What of the plan the peer has not taken yet goes out on the slow path.
@@ -205,6 +209,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void give_server_back();
   // Bytes the client sent while its server connection was on its way back go on now.
   void take_held_client_bytes();
+  // The tracker's query and transaction counts reach the route's tally (bytes go as written).
   void flush_relay_metrics();
   // The idle sweep (LingerSweep), `since_last` after the one before: false once the session no
   // longer lingers with a buffer.
@@ -239,9 +244,6 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // A slow path's coroutine failed with an exception (out of memory): nothing more can be done
   // for this session.
   static ClientError internal_failure(std::exception_ptr error);
-
-  // Relayed byte counts reach the metrics per transaction, or sooner during a long COPY or result.
-  static constexpr std::uint32_t kMetricsFlushBytes = 1 << 20;
   bool transaction_pooling() const;
   bool between_requests() const;
   bool client_left_unnoticed();
@@ -257,9 +259,11 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
     std::unique_ptr<Stop> stop_after_forward;
     std::unique_ptr<relay::PlainSet> pending_set;             // a lone SET waiting for its answer
     std::unique_ptr<boost::asio::steady_timer> cancel_timer;  // made when a cancel must land
+    // settings_ as the client asked for them at startup, once SQL has made settings_ differ.
+    std::shared_ptr<const SettingMap> startup_settings;
     bool empty() const {
       return !pending_input && !unsent && !unsent_to_client && !stop_after_forward &&
-             !pending_set && !cancel_timer;
+             !pending_set && !cancel_timer && !startup_settings;
     }
   };
   Occasional& occasional();  // made on first use
@@ -270,16 +274,22 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   }
 
   ProxyService& service_;
-  // The client's socket, owned. Replaced once, when the session moves to its pool's worker.
-  std::optional<stream::SocketStream> stream_;
-  // Members are kept few and small: an idle client is this object plus its socket.
-  Route* route_ = nullptr;
-  std::shared_ptr<const SettingMap> settings_;
-  std::shared_ptr<const SettingMap> startup_settings_;  // what settings_ was at startup
-  std::optional<CancelKey> cancel_key_;  // set once the session has reached its pool's worker
+  // The client's socket, owned. Moved once (adopt()), when the session moves to its pool's worker.
+  // [[no_unique_address]] lets the small members after it sit in its 6 bytes of tail padding.
+  [[no_unique_address]] stream::SocketStream stream_;
   std::uint16_t cancels_in_flight_ = 0;
   // Transaction pooling: why the client keeps its server connection (session state), if it does.
   std::optional<relay::PinCause> pin_;
+  Phase phase_ = Phase::startup;
+  std::uint8_t pending_ = 0;  // Io bits
+  // Members are kept few and small: an idle client is this object plus its socket.
+  Route* route_ = nullptr;
+  std::shared_ptr<const SettingMap> settings_;  // interned (intern_settings); see set_settings()
+  CancelKey cancel_key_;  // set once the session has reached its pool's worker (has_cancel_key_)
+  // Bytes of a request not yet whole, kept at the front of the client buffer without a server
+  // connection (request_incomplete).
+  std::uint32_t kept_client_bytes_ = 0;
+  std::uint32_t held_client_bytes_ = 0;  // read while the server connection was going back
   pool::Lease server_;
   relay::TransactionTracker tracker_;
   relay::RequestForwarder forwarder_;    // what the client sends, message by message
@@ -292,19 +302,11 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // Held while the session relays, and for a moment after (lingering): see LingerSweep.
   BufferLease client_buffer_;
   BufferLease server_buffer_;
-  std::uint32_t relayed_to_server_ = 0;  // bytes not yet added to the metrics
-  std::uint32_t relayed_to_client_ = 0;
-  std::uint32_t held_client_bytes_ = 0;  // read while the server connection was going back
   // How long the client has been silent where the next move is its own (mid-request, or idle in
   // a transaction), and how long the server has owed an answer.
   std::uint32_t client_silent_ms_ = 0;
   std::uint32_t query_waited_ms_ = 0;
   std::uint32_t suspect_after_ms_ = 0;  // when the server is next suspected, if still silent
-  // Bytes of a request not yet whole, kept at the front of the client buffer without a server
-  // connection (request_incomplete).
-  std::uint32_t kept_client_bytes_ = 0;
-  Phase phase_ = Phase::startup;
-  std::uint8_t pending_ = 0;  // Io bits
   Drain drain_ = Drain::none;
   bool ending_started_ : 1 = false;     // the ending coroutine runs
   bool park_requested_ : 1 = false;     // the idle sweep cancelled the read to park
@@ -319,6 +321,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   bool idle_timed_out_ : 1 = false;     // idle past pool.client_idle_timeout: the wake ends it
   bool pushed_out_ : 1 = false;  // a newer connection took its startup slot (StartupGate)
   bool counted_ : 1 = false;     // authenticated: counted in listen.max_client_connections
+  bool has_cancel_key_ : 1 = false;  // cancel_key_ is registered
 };
 
 std::string_view to_string(ClientSession::Phase phase);
@@ -327,7 +330,7 @@ template <typename Coroutine>
 void ClientSession::spawn(Coroutine coroutine) {
   // A named lambda, not a temporary inside the call: see the GCC 12 note above.
   auto task = [self = shared_from_this(), coroutine] { return (self.get()->*coroutine)(); };
-  boost::asio::co_spawn(stream_->get_executor(), std::move(task), boost::asio::detached);
+  boost::asio::co_spawn(stream_.get_executor(), std::move(task), boost::asio::detached);
 }
 
 template <auto Member, typename... Bound>

@@ -66,7 +66,7 @@ void ClientSession::on_server_read(boost::system::error_code ec, std::size_t siz
     statements_->take_made([](std::string_view made) { plan.add_copy(made); });
   }
   if (plan.empty()) return after_forward_to_client();
-  relayed_to_client_ += static_cast<std::uint32_t>(plan.bytes());
+  route_->relayed->add_bytes_to_client(plan.bytes());
   if (auto* unsent = occasional(&Occasional::unsent_to_client)) {
     // Made answers the client did not take yet go first (send_made_answers).
     for (const auto& piece : plan.pieces()) unsent->append(piece.data(), piece.size());
@@ -74,7 +74,7 @@ void ClientSession::on_server_read(boost::system::error_code ec, std::size_t siz
     return write_rest_of_plan(plan, 0, Toward::client);
   }
   bool needs_read = false;
-  const auto written = stream_->try_write(plan.pieces(), ec, needs_read);
+  const auto written = stream_.try_write(plan.pieces(), ec, needs_read);
   if (ec) return end_after_io({drain_ != Drain::none ? Ending::shutdown : Ending::quit, {}, {}});
   if (written < plan.bytes()) return write_rest_of_plan(plan, written, Toward::client);
   after_forward_to_client();
@@ -139,11 +139,10 @@ void ClientSession::after_forward_to_client() {
     enter(Phase::pinned, tracker_.status() != 'I' ? "inside a transaction"
                          : pin_                   ? "session state pins the connection"
                                                   : "session pooling keeps the connection");
-    if (stream_->drain_claimed() && client_left_unnoticed()) {
+    if (stream_.drain_claimed() && client_left_unnoticed()) {
       return end_after_io({Ending::quit, {}, {}});
     }
   }
-  if (relayed_to_client_ >= kMetricsFlushBytes) flush_relay_metrics();
   if (!pending(Io::server_read)) read_server();
 }
 
@@ -151,7 +150,7 @@ void ClientSession::after_forward_to_client() {
 // or a transaction still open). If the client's last request came with its FIN, the pending
 // read will never report it, and the connection would stay leased: look once.
 bool ClientSession::client_left_unnoticed() {
-  const auto peeked = stream_->peek();
+  const auto peeked = stream_.peek();
   return peeked == stream::SocketStream::Peek::closed ||
          peeked == stream::SocketStream::Peek::failed;
 }
@@ -169,7 +168,7 @@ void ClientSession::transaction_done() {
     // Not yet: a cancel being sent for this connection must land before anyone else may use
     // it, and settings the client changed in SQL are read back while it is still the client's.
     auto task = [self = shared_from_this()] { return self->settle_turn(); };
-    asio::co_spawn(stream_->get_executor(), std::move(task),
+    asio::co_spawn(stream_.get_executor(), std::move(task),
                    completion<&ClientSession::on_turn_settled>(Io::turn_end));
     return;
   }
@@ -203,11 +202,7 @@ void ClientSession::take_held_client_bytes() {
 
 void ClientSession::flush_relay_metrics() {
   const auto counts = tracker_.take_counts();
-  route_->relayed->add({.bytes_to_server = relayed_to_server_,
-                        .bytes_to_client = relayed_to_client_,
-                        .queries = counts.queries,
-                        .transactions = counts.transactions});
-  relayed_to_server_ = relayed_to_client_ = 0;
+  route_->relayed->add({.queries = counts.queries, .transactions = counts.transactions});
 }
 
 }  // namespace pgvigil::proxy

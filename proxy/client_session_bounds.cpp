@@ -50,7 +50,7 @@ bool ClientSession::sweep_linger(std::chrono::milliseconds since_last) {
   }
   // Quiet for a whole sweep: give the buffer back and wait for the client without one.
   park_requested_ = true;
-  stream_->cancel();
+  stream_.cancel();
   lingering_ = false;
   return false;
 }
@@ -119,7 +119,7 @@ bool ClientSession::sweep_parked(std::chrono::milliseconds elapsed) {
   // The wait ends aborted, and its completion tells the client why (on_parked_wake).
   idle_timed_out_ = true;
   parked_watched_ = false;
-  stream_->cancel();
+  stream_.cancel();
   return false;
 }
 

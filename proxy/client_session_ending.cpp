@@ -54,7 +54,7 @@ void ClientSession::end_after_io(Stop stop) {
   enter(Phase::ending, "the relay stops");
   flush_relay_metrics();
   // Each pending operation completes (aborted) and comes back through continue_ending().
-  if (pending(Io::client_read) || pending(Io::client_wait)) stream_->cancel();
+  if (pending(Io::client_read) || pending(Io::client_wait)) stream_.cancel();
   if (pending(Io::server_read) && server_) server_->detach();
   continue_ending();
 }
@@ -173,10 +173,10 @@ void ClientSession::fail(ClientError error) {
 
 awaitable<void> ClientSession::send_failure() {
   const auto& error = *stop_->error;
-  if (!error.sqlstate.empty() && stream_->is_open()) {
+  if (!error.sqlstate.empty() && stream_.is_open()) {
     const auto bytes = fatal_error_bytes(error);
     boost::system::error_code ec;
-    co_await stream_->write_all(bytes, ec);
+    co_await stream_.write_all(bytes, ec);
   }
   if (server_) {
     co_await wait_for_cancels();
@@ -187,6 +187,6 @@ awaitable<void> ClientSession::send_failure() {
 
 void ClientSession::close() {
   if (auto* timer = occasional(&Occasional::cancel_timer)) timer->cancel();
-  if (stream_) stream_->close();
+  stream_.close();
 }
 }  // namespace pgvigil::proxy

@@ -21,7 +21,7 @@ void ClientSession::refuse_request(ClientError error, std::size_t size) {
                error.sqlstate, error.message, error.detail.empty() ? "" : ": " + error.detail);
   boost::system::error_code ec;
   bool needs_read = false;
-  const auto written = stream_->try_write(std::span<const char>(answer), ec, needs_read);
+  const auto written = stream_.try_write(std::span<const char>(answer), ec, needs_read);
   // Less than a few hundred bytes not taken whole: the client has not read its earlier answers
   // for so long that its socket is full. It gets no more than what it took, and loses the
   // connection, which it would read as a lost server.

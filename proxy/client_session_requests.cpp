@@ -54,8 +54,8 @@ void ClientSession::park() {
   // Bytes that arrived while nobody waited are reported by the wait itself: Asio re-arms the
   // edge-triggered epoll registration (EPOLL_CTL_MOD) when a wait starts. A plain handler,
   // not a coroutine, so that an idle client holds no coroutine frame.
-  stream_->async_wait(stream::SocketStream::Ready::read,
-                      completion<&ClientSession::on_parked_wake>(Io::client_wait));
+  stream_.async_wait(stream::SocketStream::Ready::read,
+                     completion<&ClientSession::on_parked_wake>(Io::client_wait));
 }
 
 void ClientSession::on_parked_wake(boost::system::error_code ec) {
@@ -97,9 +97,9 @@ void ClientSession::read_client() {
   if (kept > 0) {
     auto scanner = forwarder_.scanner();
     scanner.scan(client_buffer_.span().first(kept), [](const relay::MessageHeader&) { return true; });
-    return stream_->async_read_some(client_buffer_.span().subspan(kept), AfterClaim::wait,
-                                    relay::RequestEnded{scanner},
-                                    completion<&ClientSession::on_client_read>(Io::client_read));
+    return stream_.async_read_some(client_buffer_.span().subspan(kept), AfterClaim::wait,
+                                   relay::RequestEnded{scanner},
+                                   completion<&ClientSession::on_client_read>(Io::client_read));
   }
   // A read that ends a request claims the socket drained, so the next read (started right after
   // forwarding) waits without a system call that would fail. What finds a FIN that came with
@@ -107,9 +107,9 @@ void ClientSession::read_client() {
   // socket (the reset does raise one), parking the session after its transaction (a new wait
   // looks at the socket), or client_left_unnoticed() when the session keeps its server
   // connection after an answer.
-  stream_->async_read_some(client_buffer_.span(), AfterClaim::wait,
-                           relay::RequestEnded{forwarder_.scanner()},
-                           completion<&ClientSession::on_client_read>(Io::client_read));
+  stream_.async_read_some(client_buffer_.span(), AfterClaim::wait,
+                          relay::RequestEnded{forwarder_.scanner()},
+                          completion<&ClientSession::on_client_read>(Io::client_read));
 }
 
 void ClientSession::on_client_read(boost::system::error_code ec, std::size_t size) {
@@ -202,7 +202,7 @@ void ClientSession::on_checkout(pool::CheckoutResult result, std::size_t size) {
 
 void ClientSession::start_acquire(std::size_t size) {
   auto task = [self = shared_from_this()] { return self->acquire_server(); };
-  asio::co_spawn(stream_->get_executor(), std::move(task),
+  asio::co_spawn(stream_.get_executor(), std::move(task),
                  completion<&ClientSession::on_acquired>(Io::checkout, size));
 }
 
@@ -272,7 +272,7 @@ void ClientSession::forward_to_server(std::size_t size) {
   // A refused message (Occasional::stop_after_forward) ends the relay once what came before it is
   // sent.
   if (plan.empty()) return after_forward_to_server();
-  relayed_to_server_ += static_cast<std::uint32_t>(plan.bytes());
+  route_->relayed->add_bytes_to_server(plan.bytes());
   boost::system::error_code ec;
   bool needs_read = false;
   const auto written = server_->stream().try_write(plan.pieces(), ec, needs_read);
@@ -317,14 +317,14 @@ void ClientSession::write_rest_of_plan(relay::ForwardPlan& plan, std::size_t wri
     auto task = [self = shared_from_this(), from, to] {
       return self->write_rest_to_client(from, to);
     };
-    asio::co_spawn(stream_->get_executor(), std::move(task),
+    asio::co_spawn(stream_.get_executor(), std::move(task),
                    completion<&ClientSession::on_client_written>(Io::client_write));
     return;
   }
   auto task = [self = shared_from_this(), from, to] {
     return self->write_rest_to_server(from, to);
   };
-  asio::co_spawn(stream_->get_executor(), std::move(task),
+  asio::co_spawn(stream_.get_executor(), std::move(task),
                  completion<&ClientSession::on_server_written>(Io::server_write));
 }
 
@@ -342,7 +342,6 @@ void ClientSession::after_forward_to_server() {
     occasional_->stop_after_forward.reset();
     return end_after_io(std::move(stop));
   }
-  if (relayed_to_server_ >= kMetricsFlushBytes) flush_relay_metrics();
   if (statements_ && statements_->made_answer_due()) send_made_answers();
   // Not while the server buffer is still being sent to a slow client: that write re-arms the
   // server read when it is done (after_forward_to_client), so results never interleave.
@@ -359,9 +358,9 @@ void ClientSession::send_made_answers() {
   statements_->take_made([&unsent](std::string_view made) { unsent->append(made); });
   boost::system::error_code ec;
   bool needs_read = false;
-  const auto written = stream_->try_write(std::span<const char>(*unsent), ec, needs_read);
+  const auto written = stream_.try_write(std::span<const char>(*unsent), ec, needs_read);
   if (ec) return end_after_io({drain_ != Drain::none ? Ending::shutdown : Ending::quit, {}, {}});
-  relayed_to_client_ += static_cast<std::uint32_t>(written);
+  route_->relayed->add_bytes_to_client(written);
   // A client that has left so much unread that a few bytes do not fit is not waiting for them
   // yet: the rest goes before the next server bytes.
   unsent->erase(0, written);

@@ -39,25 +39,25 @@ awaitable<void> ClientSession::handshake() {
   // error code, tells the handler the startup is over: an expiry already queued when the timer
   // is cancelled still runs with success, and by then the stream may be on another worker.
   auto over = std::make_shared<bool>(false);
-  asio::steady_timer deadline(stream_->get_executor(), service_.settings().startup_timeout);
+  asio::steady_timer deadline(stream_.get_executor(), service_.settings().startup_timeout);
   deadline.async_wait([weak = weak_from_this(), over](boost::system::error_code ec) {
     if (ec || *over) return;
-    if (auto self = weak.lock()) self->stream_->cancel();
+    if (auto self = weak.lock()) self->stream_.cancel();
   });
 
   // Connections that have not authenticated have a room of their own: a newer one may push
   // this one out (it is ended here, on its own worker, unless its startup is over by then).
-  ClientStartup startup(service_, *stream_);
+  ClientStartup startup(service_, stream_);
   auto slot = service_.startup_gate().admit(
-      startup.peer().address, [weak = weak_from_this(), over, executor = stream_->get_executor()] {
+      startup.peer().address, [weak = weak_from_this(), over, executor = stream_.get_executor()] {
         asio::post(executor, [weak, over] {
           if (*over) return;
           if (auto self = weak.lock()) {
             self->pushed_out_ = true;
             // Shut for reading as well as cancelled: a read already completed and queued would
             // otherwise be followed by another that waits. Writing stays open for the 53300.
-            self->stream_->shut_reading();
-            self->stream_->cancel();
+            self->stream_.shut_reading();
+            self->stream_.cancel();
           }
         });
       });
@@ -100,17 +100,16 @@ awaitable<void> ClientSession::handshake() {
     occasional().pending_input = std::make_unique<std::string>(std::move(admitted.leftover));
   }
   const auto home = route_->pool->executor();
-  if (home == stream_->get_executor()) {
+  if (home == stream_.get_executor()) {
     // Accepted on the pool's own worker (its shard there): nothing moves. Spawned rather than
     // awaited, so the startup's frame is freed.
     auto here = [self = shared_from_this()] { return self->begin(); };
     asio::co_spawn(home, std::move(here), asio::detached);
     co_return;
   }
-  const auto handed = stream_->hand_off();
-  stream_.reset();
+  const auto handed = stream_.hand_off();
   auto task = [self = shared_from_this(), home, handed] {
-    self->stream_.emplace(home, handed);
+    self->stream_.adopt(home, handed);
     return self->begin();
   };
   asio::co_spawn(home, std::move(task), asio::detached);

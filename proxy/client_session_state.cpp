@@ -24,8 +24,7 @@ awaitable<void> ClientSession::read_back_settings() {
   if (answer.error && answer.error->death) co_return return_server(answer.error->death);
   const auto read = answer.value && !answer.error ? relay::parse_session_settings(*answer.value)
                                                   : std::nullopt;
-  auto merged = read ? relay::merge_read_back(*settings_, *startup_settings_, *read)
-                     : std::nullopt;
+  auto merged = read ? relay::merge_read_back(*settings_, startup_settings(), *read) : std::nullopt;
   if (!merged) {
     // What the session carries is unknown, or it took another role: it stays the client's.
     const std::string why = read           ? "its role changed unseen"
@@ -36,7 +35,7 @@ awaitable<void> ClientSession::read_back_settings() {
                  route_->settings.database, why);
     co_return pin(read ? relay::PinCause::role : relay::PinCause::setting);
   }
-  settings_ = intern_settings(*route_, std::move(merged->settings));
+  set_settings(intern_settings(*route_, std::move(merged->settings)));
   auto& side = relay::server_side(*server_);
   side.settings_unknown = !merged->connection_carries_them;
   side.applied_settings = settings_;
@@ -78,7 +77,7 @@ void ClientSession::adopt_setting(std::string name, std::string value) {
   // The connection carries exactly the client's settings now.
   SettingMap updated = *settings_;
   updated[std::move(name)] = std::move(value);
-  settings_ = intern_settings(*route_, std::move(updated));
+  set_settings(intern_settings(*route_, std::move(updated)));
   // (Unless a reset left it unknown: the next lease then applies everything.)
   relay::server_side(*server_).applied_settings = settings_;
 }
@@ -132,7 +131,25 @@ void ClientSession::forget_set_settings(const std::string& name) {
     return (name.empty() || setting.first == name) && !setting.second.empty() &&
            setting.second.front() == kSqlValueMark;
   });
-  if (kept.size() != settings_->size()) settings_ = intern_settings(*route_, std::move(kept));
+  if (kept.size() != settings_->size()) set_settings(intern_settings(*route_, std::move(kept)));
+}
+
+void ClientSession::set_settings(std::shared_ptr<const SettingMap> next) {
+  // Interned: equal maps are one pointer. Most sessions never change their settings in SQL and
+  // hold no second pointer; one that returns to its startup settings drops it again.
+  if (next == settings_) return;
+  auto* kept = occasional_ ? &occasional_->startup_settings : nullptr;
+  if (kept != nullptr && *kept == next) {
+    kept->reset();
+  } else if (kept == nullptr || !*kept) {
+    occasional().startup_settings = settings_;
+  }
+  settings_ = std::move(next);
+}
+
+const SettingMap& ClientSession::startup_settings() const {
+  const auto* kept = occasional_ ? occasional_->startup_settings.get() : nullptr;
+  return kept != nullptr ? *kept : *settings_;
 }
 
 void ClientSession::pin(relay::PinCause cause) {

@@ -11,7 +11,7 @@ LingerSweep::LingerSweep(asio::execution_context& context)
     : asio::execution_context::service(context) {}
 
 LingerSweep& LingerSweep::of(const std::shared_ptr<ClientSession>& session) {
-  auto executor = session->stream_->get_executor();
+  auto executor = session->stream_.get_executor();
   auto& sweep = asio::use_service<LingerSweep>(executor.context());
   if (!sweep.timer_) sweep.timer_ = std::make_unique<asio::steady_timer>(executor);
   // A dormant sweep (no session to watch) starts timing anew.

@@ -19,6 +19,14 @@ class RelayTally {
     queries_.fetch_add(counts.queries, std::memory_order_relaxed);
     transactions_.fetch_add(counts.transactions, std::memory_order_relaxed);
   }
+  // Bytes as they are written: a session keeps no count of its own (8 bytes for every idle
+  // client), and one uncontended add per write is what a per-transaction flush cost too.
+  void add_bytes_to_server(std::uint64_t bytes) {
+    bytes_to_server_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  void add_bytes_to_client(std::uint64_t bytes) {
+    bytes_to_client_.fetch_add(bytes, std::memory_order_relaxed);
+  }
 
   // What was added since the last call. Called by one thread at a time (the metrics reader).
   metrics::RelayCounts take_new() {

@@ -60,6 +60,14 @@ SocketStream::SocketStream(Executor executor, HandedOff handed) : SocketStream(e
   if (handed.fd >= 0) attach(handed.fd, handed.ownership, handed.tls);
 }
 
+bool SocketStream::adopt(Executor executor, HandedOff handed) {
+  close();  // as attach() replaces: an owned descriptor in use is closed, a borrowed one released
+  // Asio moves an empty descriptor's (null) registration between the two event loops' services.
+  descriptor_ = asio::posix::basic_stream_descriptor<Executor>(executor);
+  reactor_ = reactor_of(executor);
+  return handed.fd < 0 || attach(handed.fd, handed.ownership, handed.tls);
+}
+
 bool SocketStream::attach(int fd, Ownership ownership, SSL* tls) {
   if (is_open()) {
     if (descriptor_.native_handle() == fd && ownership_ == ownership) {

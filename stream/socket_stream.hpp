@@ -81,8 +81,13 @@ class SocketStream {
   // complete with operation_aborted.
   void release();
   // Gives up the descriptor and TLS object for a stream on another worker to adopt
-  // (SocketStream(executor, HandedOff)); this stream is empty afterwards.
+  // (SocketStream(executor, HandedOff), or adopt()); this stream is empty afterwards.
   HandedOff hand_off();
+  // Moves this stream to `executor`'s event loop and takes `handed` there, in place (after
+  // hand_off(), say): its owner needs no second stream, nor an optional one, for the move. What
+  // the stream still had is ended as close() ends it. Runs on the new executor's worker. False
+  // when that event loop refuses the descriptor.
+  bool adopt(Executor executor, HandedOff handed);
   // Ends the stream: an owned descriptor is closed (and its TLS object freed), a borrowed one
   // released. Pending operations complete with operation_aborted.
   void close();

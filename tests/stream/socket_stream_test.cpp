@@ -117,6 +117,27 @@ TEST_F(SocketStreamTest, AHandedOffStreamWorksOnItsNewEventLoop) {
   EXPECT_EQ(std::string(answer, 4), "back");
 }
 
+TEST_F(SocketStreamTest, AStreamTakesItsHandedOffSocketToAnotherEventLoopInPlace) {
+  boost::asio::io_context other;
+  ASSERT_TRUE(stream_.adopt(other.get_executor(), stream_.hand_off()));
+  ASSERT_TRUE(stream_.is_open());
+  EXPECT_TRUE(stream_.get_executor() == other.get_executor());
+  peer_sends("hello");
+  std::optional<Outcome> outcome;
+  stream_.async_read_some(buffer_, AfterClaim::wait, EndsWithReadyIdle{},
+                          [&](boost::system::error_code ec, std::size_t n) {
+                            outcome = Outcome{ec, std::string(buffer_.data(), n)};
+                          });
+  other.run_for(1s);
+  ASSERT_TRUE(outcome);
+  EXPECT_FALSE(outcome->ec);
+  EXPECT_EQ(outcome->bytes, "hello");
+  // Closed while its event loop still exists: the fixture's teardown comes after `other` is gone.
+  stream_.close();
+  char end[1];
+  EXPECT_EQ(::recv(peer_, end, sizeof end, 0), 0);
+}
+
 TEST_F(SocketStreamTest, SeveralPiecesGoOutInOrderInOneWrite) {
   const std::string a = "first,", b = "second,", c = "third";
   const std::span<const char> pieces[] = {a, b, c};
