@@ -94,7 +94,7 @@ asio::awaitable<Outcome> authenticate_md5(stream::SocketStream& stream, FrameRea
 
 asio::awaitable<Outcome> authenticate_scram(stream::SocketStream& stream, FrameReader& reader,
                                             const std::string& user, const FoundSecret& found,
-                                            auth::LoginProof& proof) {
+                                            auth::LoginProof& proof, std::string& greeting) {
   // Known or not, the client sees the same exchange: a salt stable per name, the same work
   // (verifiers are made when the users file is read), a failure only at the proof.
   const auto* entry = found.entry;
@@ -144,11 +144,7 @@ asio::awaitable<Outcome> authenticate_scram(stream::SocketStream& stream, FrameR
   if (entry->kind == auth::SecretKind::scram_sha_256) {
     proof.scram = auth::ScramKeys{server->client_key(), entry->scram->server_key};
   }
-  request.clear();
-  wire::append_authentication_sasl_final(request, step.message);
-  boost::system::error_code ec;
-  co_await stream.write_all(request, ec);
-  if (ec) co_return ClientError{"", "client went away", "", ""};
+  wire::append_authentication_sasl_final(greeting, step.message);
   co_return std::nullopt;
 }
 
@@ -156,7 +152,8 @@ asio::awaitable<Outcome> authenticate_scram(stream::SocketStream& stream, FrameR
 
 asio::awaitable<Outcome> authenticate(stream::SocketStream& stream, FrameReader& reader,
                                       AuthMethod method, const std::string& user,
-                                      const SecretSources& secrets, auth::LoginProof& proof) {
+                                      const SecretSources& secrets, auth::LoginProof& proof,
+                                      std::string& greeting) {
   if (method != AuthMethod::trust) {
     if (secrets.users == nullptr && secrets.lookup == nullptr) co_return password_failed(user);
     auto secret = co_await find_secret(user, secrets);
@@ -167,15 +164,11 @@ asio::awaitable<Outcome> authenticate(stream::SocketStream& stream, FrameReader&
     if (method == AuthMethod::md5) {
       failure = co_await authenticate_md5(stream, reader, user, found, proof);
     } else {
-      failure = co_await authenticate_scram(stream, reader, user, found, proof);
+      failure = co_await authenticate_scram(stream, reader, user, found, proof, greeting);
     }
     if (failure) co_return failure;
   }
-  std::string ok;
-  wire::append_authentication_ok(ok);
-  boost::system::error_code ec;
-  co_await stream.write_all(ok, ec);
-  if (ec) co_return ClientError{"", "client went away", "", ""};
+  wire::append_authentication_ok(greeting);
   co_return std::nullopt;
 }
 

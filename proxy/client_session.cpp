@@ -140,8 +140,7 @@ bool ClientSession::transaction_pooling() const {
 
 // --- on the pool's worker -------------------------------------------------------------------
 
-std::string ClientSession::startup_reply() const {
-  std::string reply;
+void ClientSession::append_startup_reply(std::string& reply) const {
   for (const auto& [name, value] : route_->server_parameters) {
     // The client sees the values it asked for, in the server's spelling when known: they are
     // applied before each of its queries.
@@ -156,7 +155,6 @@ std::string ClientSession::startup_reply() const {
   }
   wire::append_backend_key_data(reply, cancel_key_.process_id, cancel_key_.secret);
   wire::append_ready_for_query(reply, wire::TransactionStatus::idle);
-  return reply;
 }
 
 awaitable<void> ClientSession::begin() {
@@ -179,7 +177,14 @@ awaitable<void> ClientSession::begin() {
   cancel_key_ = *key;
   has_cancel_key_ = true;
   if (route_->metrics) route_->metrics->client_connected();
-  const auto reply = startup_reply();
+  // What authentication left to say (AuthenticationOk) and the startup reply in one write: the
+  // client wakes once for all of it, as with PgBouncer or PostgreSQL.
+  std::string reply;
+  if (auto* greeting = occasional(&Occasional::greeting)) {
+    reply = std::move(*greeting);
+    occasional_->greeting.reset();
+  }
+  append_startup_reply(reply);
   boost::system::error_code ec;
   co_await stream_.write_all(reply, ec);
   if (ec) co_return co_await end_session();

@@ -234,7 +234,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   boost::asio::awaitable<void> send_failure();
   void close();
   void cancel_running_query();
-  std::string startup_reply() const;
+  // ParameterStatus for each reported setting, BackendKeyData, ReadyForQuery.
+  void append_startup_reply(std::string& reply) const;
   // A reported setting the client asked for whose server spelling the route has not learnt.
   bool spelling_unknown() const;
   // Right after the client's settings were applied: how the server spells them.
@@ -253,6 +254,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // and a quiet one that needs none of it holds 8 bytes for all of it.
   struct Occasional {
     std::unique_ptr<std::string> pending_input;  // read during authentication, relayed first
+    // What authentication left to tell the client (AuthenticationOk): sent with the startup reply.
+    std::unique_ptr<std::string> greeting;
     std::unique_ptr<std::string> unsent;  // a plan of several pieces the server did not take whole
     std::unique_ptr<std::string> unsent_to_client;  // likewise, for the client
     // A refused client message, once what came before it has reached the server.
@@ -262,7 +265,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
     // settings_ as the client asked for them at startup, once SQL has made settings_ differ.
     std::shared_ptr<const SettingMap> startup_settings;
     bool empty() const {
-      return !pending_input && !unsent && !unsent_to_client && !stop_after_forward &&
+      return !pending_input && !greeting && !unsent && !unsent_to_client && !stop_after_forward &&
              !pending_set && !cancel_timer && !startup_settings;
     }
   };

@@ -99,6 +99,7 @@ awaitable<void> ClientSession::handshake() {
   if (!admitted.leftover.empty()) {
     occasional().pending_input = std::make_unique<std::string>(std::move(admitted.leftover));
   }
+  occasional().greeting = std::make_unique<std::string>(std::move(admitted.greeting));
   const auto home = route_->pool->executor();
   if (home == stream_.get_executor()) {
     // Accepted on the pool's own worker (its shard there): nothing moves. Spawned rather than

@@ -219,11 +219,12 @@ std::optional<ClientError> ClientStartup::apply_access_rules(const std::string& 
 
 awaitable<std::optional<ClientError>> ClientStartup::authenticate() {
   const SecretSources secrets{service_.users(), route_->secret_lookup};
-  co_return co_await proxy::authenticate(stream_, reader_, method_, user_, secrets, proof_);
+  co_return co_await proxy::authenticate(stream_, reader_, method_, user_, secrets, proof_,
+                                         greeting_);
 }
 
 Admitted ClientStartup::admitted() && {
-  return Admitted{route_, std::move(settings_), reader_.take_leftover()};
+  return Admitted{route_, std::move(settings_), reader_.take_leftover(), std::move(greeting_)};
 }
 
 }  // namespace pgvigil::proxy

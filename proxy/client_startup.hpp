@@ -22,6 +22,7 @@ struct Admitted {
   Route* route = nullptr;
   SettingMap settings;   // what it asked for in its StartupMessage
   std::string leftover;  // bytes it sent right after authenticating (its first query), or ""
+  std::string greeting;  // what tells it it is in (AuthenticationOk), to go with the startup reply
 };
 
 class ClientStartup {
@@ -38,8 +39,8 @@ class ClientStartup {
   Route* route() const { return route_; }
   // The user the StartupMessage named.
   const std::string& user() const { return user_; }
-  // Authenticates by the route's method; AuthenticationOk has been sent once this returns
-  // nullopt.
+  // Authenticates by the route's method. Once this returns nullopt the client is in, and
+  // admitted().greeting holds what tells it so (sent with the session's startup reply).
   boost::asio::awaitable<std::optional<ClientError>> authenticate();
   // After authenticate(): what the login proved (for a per-user pool's server logins).
   const auth::LoginProof& login_proof() const { return proof_; }
@@ -71,6 +72,7 @@ class ClientStartup {
   SettingMap settings_;
   AuthMethod method_ = AuthMethod::trust;  // how the client authenticates (after the rules)
   auth::LoginProof proof_;
+  std::string greeting_;  // authenticate()'s last messages, not sent yet
   bool tls_handshake_failed_ = false;
 };
 

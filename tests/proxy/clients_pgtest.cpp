@@ -36,6 +36,22 @@ TEST_F(ClientsPgTest, PsqlOverTcpAndUnixSocketInBothPoolModes) {
   }
 }
 
+// As PostgreSQL and PgBouncer send it: a client that connects wakes once for its login's
+// answer, not once for AuthenticationOk and again for the rest (pgbench -C, serverless clients).
+TEST_F(ClientsPgTest, AuthenticationOkAndTheStartupReplyLeaveInOneWrite) {
+  start_daemon({.databases = {{.name = "tx"}, {.name = "sess", .pool_mode = "session"}}});
+  for (const std::string database : {"tx", "sess"}) {
+    RawPgConnection client(port_);
+    ASSERT_TRUE(client.send(startup_packet({{"user", "postgres"}, {"database", database}})));
+    const auto first = client.read_first_arrival(seconds(5));
+    const std::string auth_ok("R\0\0\0\x08\0\0\0\0", 9);
+    const std::string ready_idle("Z\0\0\0\x05I", 6);
+    EXPECT_TRUE(first.starts_with(auth_ok)) << database << ": " << first.size() << " bytes";
+    EXPECT_TRUE(first.ends_with(ready_idle)) << database << ": " << first.size() << " bytes";
+    EXPECT_NE(first.find('K'), std::string::npos) << database;  // BackendKeyData
+  }
+}
+
 TEST_F(ClientsPgTest, PsqlScriptCopiesOutAndIn) {
   start_daemon({.databases = {{.name = "tx"}, {.name = "sess", .pool_mode = "session"}}});
   for (const std::string database : {"tx", "sess"}) {

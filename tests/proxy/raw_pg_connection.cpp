@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <system_error>
+#include <utility>
 
 namespace pgvigil::testing {
 
@@ -121,6 +122,11 @@ bool RawPgConnection::fill(Clock::time_point deadline) {
     unread_.append(chunk, static_cast<std::size_t>(n));
     return true;
   }
+}
+
+std::string RawPgConnection::read_first_arrival(std::chrono::milliseconds timeout) {
+  if (unread_.empty()) fill(Clock::now() + timeout);
+  return std::exchange(unread_, std::string());
 }
 
 RawPgConnection::ReadEnd RawPgConnection::read_byte(char& byte, std::chrono::milliseconds timeout) {

@@ -61,6 +61,10 @@ class RawPgConnection {
   // Reads messages until one of type `type` arrives (-> it), or the connection ends or times out
   // (-> nullopt). Messages of other types are skipped.
   std::optional<BackendMessage> read_until(char type, std::chrono::milliseconds timeout);
+  // What the first read returns once bytes arrive within timeout ("" on close or timeout): on
+  // loopback, one write of the server's (up to 64 KiB) arrives whole, so this tells whether
+  // messages left in one write.
+  std::string read_first_arrival(std::chrono::milliseconds timeout);
   // true when the server closes (EOF or reset) within timeout with nothing more to read; false
   // when data arrives or the wait runs out. Bytes read are kept in unread_ for the next read.
   bool closed_by_server_within(std::chrono::milliseconds timeout);
