@@ -202,7 +202,7 @@ void ClientSession::take_held_client_bytes() {
 
 void ClientSession::flush_relay_metrics() {
   const auto counts = tracker_.take_counts();
-  route_->relayed->add({.queries = counts.queries, .transactions = counts.transactions});
+  route_->relayed->add_counts(counts.queries, counts.transactions);
 }
 
 }  // namespace pgvigil::proxy

@@ -174,7 +174,12 @@ void ClientSession::fail(ClientError error) {
 awaitable<void> ClientSession::send_failure() {
   const auto& error = *stop_->error;
   if (!error.sqlstate.empty() && stream_.is_open()) {
-    const auto bytes = fatal_error_bytes(error);
+    // After a login the client hears AuthenticationOk first, as PostgreSQL orders its own later
+    // refusals: libpq takes an error before it as a failed login and tries again (without TLS
+    // under sslmode=prefer, or at the next host).
+    std::string bytes;
+    if (auto* greeting = occasional(&Occasional::greeting)) bytes = std::move(*greeting);
+    bytes += fatal_error_bytes(error);
     boost::system::error_code ec;
     co_await stream_.write_all(bytes, ec);
   }

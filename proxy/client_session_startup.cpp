@@ -72,6 +72,9 @@ awaitable<void> ClientSession::handshake() {
   enter(Phase::authenticating, "startup packet read");
   error = co_await startup.authenticate();
   if (error) co_return fail(why(std::move(*error)));
+  // What tells the client it is in goes with the startup reply (begin()), or ahead of a later
+  // refusal (send_failure()).
+  occasional().greeting = std::make_unique<std::string>(startup.take_greeting());
   if (route_->settings.user_pools) {
     // Queries run as the client's role: its own pool, known only now that it has logged in.
     // The daemon keeps those pools on one worker: the lookup runs there (a coroutine of its
@@ -99,7 +102,6 @@ awaitable<void> ClientSession::handshake() {
   if (!admitted.leftover.empty()) {
     occasional().pending_input = std::make_unique<std::string>(std::move(admitted.leftover));
   }
-  occasional().greeting = std::make_unique<std::string>(std::move(admitted.greeting));
   const auto home = route_->pool->executor();
   if (home == stream_.get_executor()) {
     // Accepted on the pool's own worker (its shard there): nothing moves. Spawned rather than
@@ -110,7 +112,8 @@ awaitable<void> ClientSession::handshake() {
   }
   const auto handed = stream_.hand_off();
   auto task = [self = shared_from_this(), home, handed] {
-    self->stream_.adopt(home, handed);
+    // The new event loop refused the socket (out of memory): nothing can reach the client.
+    if (!self->stream_.adopt(home, handed)) return self->end_session();
     return self->begin();
   };
   asio::co_spawn(home, std::move(task), asio::detached);

@@ -224,7 +224,7 @@ awaitable<std::optional<ClientError>> ClientStartup::authenticate() {
 }
 
 Admitted ClientStartup::admitted() && {
-  return Admitted{route_, std::move(settings_), reader_.take_leftover(), std::move(greeting_)};
+  return Admitted{route_, std::move(settings_), reader_.take_leftover()};
 }
 
 }  // namespace pgvigil::proxy

@@ -22,7 +22,6 @@ struct Admitted {
   Route* route = nullptr;
   SettingMap settings;   // what it asked for in its StartupMessage
   std::string leftover;  // bytes it sent right after authenticating (its first query), or ""
-  std::string greeting;  // what tells it it is in (AuthenticationOk), to go with the startup reply
 };
 
 class ClientStartup {
@@ -40,8 +39,9 @@ class ClientStartup {
   // The user the StartupMessage named.
   const std::string& user() const { return user_; }
   // Authenticates by the route's method. Once this returns nullopt the client is in, and
-  // admitted().greeting holds what tells it so (sent with the session's startup reply).
+  // take_greeting() gives what tells it so, not sent yet.
   boost::asio::awaitable<std::optional<ClientError>> authenticate();
+  std::string take_greeting() { return std::move(greeting_); }
   // After authenticate(): what the login proved (for a per-user pool's server logins).
   const auth::LoginProof& login_proof() const { return proof_; }
   Admitted admitted() &&;

@@ -13,11 +13,9 @@ namespace pgvigil::proxy {
 
 class RelayTally {
  public:
-  void add(const metrics::RelayCounts& counts) {
-    bytes_to_server_.fetch_add(counts.bytes_to_server, std::memory_order_relaxed);
-    bytes_to_client_.fetch_add(counts.bytes_to_client, std::memory_order_relaxed);
-    queries_.fetch_add(counts.queries, std::memory_order_relaxed);
-    transactions_.fetch_add(counts.transactions, std::memory_order_relaxed);
+  void add_counts(std::uint64_t queries, std::uint64_t transactions) {
+    queries_.fetch_add(queries, std::memory_order_relaxed);
+    transactions_.fetch_add(transactions, std::memory_order_relaxed);
   }
   // Bytes as they are written: a session keeps no count of its own (8 bytes for every idle
   // client), and one uncontended add per write is what a per-transaction flush cost too.

@@ -187,6 +187,29 @@ TEST_F(ClientsPgTest, ClientConnectionLimitRefusesTheFourth) {
   EXPECT_TRUE(wait_until([&] { return pq_ok(pq_connect(conninfo("tx"))); }, seconds(3)));
 }
 
+// A refusal after the login (here: session pooling finds no server connection free) comes after
+// AuthenticationOk, as PostgreSQL orders its own: libpq takes an error before it as a failed
+// login and tries again (without TLS under sslmode=prefer, or at the next host), doubling the
+// load or the wait the refusal was about.
+TEST_F(ClientsPgTest, ARefusalAfterTheLoginComesAfterAuthenticationOk) {
+  start_daemon({.databases = {{.name = "sess",
+                               .pool_mode = "session",
+                               .pool = "{max_size: 1, min_idle: 1, checkout_timeout: 1s}"}}});
+  auto holder = pq_connect(conninfo("sess"));  // takes the only server connection
+  ASSERT_TRUE(pq_ok(holder)) << PQerrorMessage(holder.get());
+  RawPgConnection raw(port_);
+  ASSERT_TRUE(raw.send(startup_packet({{"user", "postgres"}, {"database", "sess"}})));
+  BackendMessage message;
+  ASSERT_EQ(raw.read_message(message, seconds(10)), RawPgConnection::ReadEnd::message);
+  EXPECT_EQ(message.type, 'R');
+  EXPECT_EQ(message.payload, std::string(4, '\0'));  // AuthenticationOk
+  ASSERT_EQ(raw.read_message(message, seconds(10)), RawPgConnection::ReadEnd::message);
+  ASSERT_EQ(message.type, 'E');
+  const auto fields = error_fields(message.payload);
+  EXPECT_EQ(fields.at('S'), "FATAL") << message.payload;
+  EXPECT_TRUE(raw.closed_by_server_within(seconds(5)));
+}
+
 // The daemon's resident memory, in KiB.
 std::int64_t resident_kib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
