@@ -86,7 +86,8 @@ class SocketStream {
   // Moves this stream to `executor`'s event loop and takes `handed` there, in place (after
   // hand_off(), say): its owner needs no second stream, nor an optional one, for the move. What
   // the stream still had is ended as close() ends it. Runs on the new executor's worker. False
-  // when that event loop refuses the descriptor.
+  // when that event loop refuses the descriptor. From then on the stream must not outlive the new
+  // event loop (its descriptor object keeps that loop's service), as if constructed there.
   bool adopt(Executor executor, HandedOff handed);
   // Ends the stream: an owned descriptor is closed (and its TLS object freed), a borrowed one
   // released. Pending operations complete with operation_aborted.

@@ -132,7 +132,9 @@ TEST_F(SocketStreamTest, AStreamTakesItsHandedOffSocketToAnotherEventLoopInPlace
   ASSERT_TRUE(outcome);
   EXPECT_FALSE(outcome->ec);
   EXPECT_EQ(outcome->bytes, "hello");
-  // Closed while its event loop still exists: the fixture's teardown comes after `other` is gone.
+  // Back to the fixture's event loop while `other` still exists: the stream's descriptor object
+  // keeps its event loop's service, and the fixture's teardown comes after `other` is gone.
+  ASSERT_TRUE(stream_.adopt(context_.get_executor(), stream_.hand_off()));
   stream_.close();
   char end[1];
   EXPECT_EQ(::recv(peer_, end, sizeof end, 0), 0);
