@@ -68,6 +68,12 @@ std::vector<ConfigKey> make_keys() {
        "0: no bound."},
       {"listen.startup_timeout", duration, "10s", kNeedsRestart,
        "A client that has not finished start-up and authentication by then is dropped; above 0."},
+      {"listen.defer_accept", whole_seconds, "10s", kNeedsRestart,
+       "A TCP client is accepted once its first bytes arrive (TCP_DEFER_ACCEPT, as PgBouncer "
+       "does): a PostgreSQL client always speaks first, and its connection and first message "
+       "then cost one wake-up, not two. One that connects and sends nothing stays with the "
+       "kernel about this long (rounded up to its SYN-ACK retransmissions), is accepted after, "
+       "and then has startup_timeout; 0: accepted at once."},
       {"listen.max_message_bytes", integer, "268435456", kNeedsRestart,
        "Largest protocol message accepted from a client, in bytes; at least 1024."},
       {"listen.tls.cert_file", string, "\"\"", kReloads,
@@ -178,8 +184,8 @@ std::vector<ConfigKey> make_keys() {
        "Clients' named prepared statements each server connection keeps in transaction pooling "
        "(shared by clients that prepare the same SQL); the least recently used is closed "
        "beyond it. 256 is pgjdbc's statement cache. Costs the server a cached plan per "
-       "statement and pgvigil about 100 bytes plus the text. 0: named statements pass untouched and "
-       "pin their client to its server connection for the rest of its session."},
+       "statement and pgvigil about 100 bytes plus the text. 0: named statements pass untouched "
+       "and pin their client to its server connection for the rest of its session."},
       {"pool.client_request_timeout", duration, "5s", kReloads,
        "A client that began a request (part of a message, or extended-protocol messages without "
        "their Sync, everything sent before answered) and sends nothing more for this long gets "

@@ -59,6 +59,18 @@ Listener::~Listener() {
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
 }
 
+void Listener::defer_accept(tcp::acceptor& acceptor) const {
+  // Whole seconds, as the kernel counts them (it rounds up to its SYN-ACK retransmissions).
+  const int seconds = static_cast<int>(service_.settings().defer_accept.count());
+  if (seconds <= 0) return;
+  if (::setsockopt(acceptor.native_handle(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds,
+                   sizeof seconds) != 0) {
+    // Only slower: each client is then accepted before it has spoken.
+    spdlog::warn("listen.defer_accept: TCP_DEFER_ACCEPT refused: {}",
+                 std::generic_category().message(errno));
+  }
+}
+
 void Listener::listen_tcp(std::size_t index, const tcp::endpoint& endpoint) {
   auto acceptor = std::make_unique<tcp::acceptor>(*workers_[index]);
   acceptor->open(endpoint.protocol());
@@ -67,6 +79,7 @@ void Listener::listen_tcp(std::size_t index, const tcp::endpoint& endpoint) {
   if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
     throw boost::system::system_error(errno, boost::system::generic_category());
   }
+  defer_accept(*acceptor);
   acceptor->bind(endpoint);
   acceptor->listen(asio::socket_base::max_listen_connections);
   acceptor->non_blocking(true);  // accept4 below must never block the worker

@@ -5,7 +5,8 @@
 // Every worker accepts TCP clients on a listening socket of its own (SO_REUSEPORT: the kernel
 // spreads new connections over them) and keeps each session it accepted: a session whose
 // database has a shard on that worker never changes threads. The Unix socket has one listening
-// socket, on worker 0, which deals its clients to the workers in turn.
+// socket, on worker 0, which deals its clients to the workers in turn. TCP clients come with
+// their first bytes (listen.defer_accept), so the first read after the accept finds them.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -39,6 +40,8 @@ class Listener {
                                            bool tcp);
   // Opens worker `index`'s TCP listening socket on `endpoint`.
   void listen_tcp(std::size_t index, const boost::asio::ip::tcp::endpoint& endpoint);
+  // listen.defer_accept: the kernel hands a client over once its first bytes are in.
+  void defer_accept(boost::asio::ip::tcp::acceptor& acceptor) const;
   // Where an accepted client's session runs: its own worker for TCP, the next in turn for Unix.
   boost::asio::io_context& session_worker(boost::asio::io_context& accepting, bool tcp);
   void admit(boost::asio::io_context& worker, int fd);

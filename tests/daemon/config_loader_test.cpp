@@ -323,6 +323,7 @@ TEST(ConfigLoaderTest, ProxyDefaultsAndOneRoutePerDatabaseInOrder) {
   EXPECT_EQ(config.proxy.listen.port, 6432);
   EXPECT_EQ(config.proxy.listen.unix_socket_dir, "");
   EXPECT_EQ(config.proxy.startup_timeout, seconds(10));
+  EXPECT_EQ(config.proxy.defer_accept, seconds(10));
   EXPECT_EQ(config.proxy.max_message_bytes, 268435456u);
   ASSERT_EQ(config.routes.size(), 2u);
   EXPECT_EQ(config.routes[0].database, "zeta");
@@ -341,6 +342,7 @@ TEST(ConfigLoaderTest, ListenAndAuthKeys) {
                                   "  unix_socket_dir: /run/pgvigil\n"
                                   "  max_client_connections: 7\n"
                                   "  startup_timeout: 1500ms\n"
+                                  "  defer_accept: 0\n"
                                   "  max_message_bytes: 4096\n"
                                   "auth: {method: md5, users_file: users.txt}\n"
                                   "databases:\n"
@@ -353,6 +355,7 @@ TEST(ConfigLoaderTest, ListenAndAuthKeys) {
   EXPECT_EQ(config.proxy.listen.unix_socket_dir, "/run/pgvigil");
   EXPECT_EQ(config.proxy.max_client_connections, 7);
   EXPECT_EQ(config.proxy.startup_timeout, milliseconds(1500));
+  EXPECT_EQ(config.proxy.defer_accept, seconds(0));
   EXPECT_EQ(config.proxy.max_message_bytes, 4096u);
   EXPECT_EQ(config.proxy.auth_method, proxy::AuthMethod::md5);
   EXPECT_EQ(config.proxy.users_file, (dir.path() / "users.txt").string());

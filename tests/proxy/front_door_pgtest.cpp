@@ -111,9 +111,13 @@ TEST_F(FrontDoorPgTest, SilentSocketsDoNotKeepAnAuthenticatedClientOut) {
                 "\"alice\" \"pencil\"\n",
                 "max_client_connections: 300, max_startup_connections: 100, "
                 "max_startup_per_address: 50"});
-  // 500 sockets that connect and say nothing, from the address the real client uses too.
+  // 500 sockets that send the first byte of a startup packet and no more, from the address the
+  // real client uses too. (A socket that sends nothing stays with the kernel: listen.defer_accept.)
   std::vector<std::unique_ptr<RawPgConnection>> silent;
-  for (int i = 0; i < 500; ++i) silent.push_back(std::make_unique<RawPgConnection>(port_));
+  for (int i = 0; i < 500; ++i) {
+    silent.push_back(std::make_unique<RawPgConnection>(port_));
+    ASSERT_TRUE(silent.back()->send(std::string(1, '\0')));
+  }
   // The first ones have been pushed out to make room for later ones: told 53300 and closed.
   const auto pushed = silent.front()->read_until('E', seconds(10));
   ASSERT_TRUE(pushed) << "the oldest silent socket was not pushed out";
