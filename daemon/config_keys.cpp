@@ -72,8 +72,9 @@ std::vector<ConfigKey> make_keys() {
        "A TCP client is accepted once its first bytes arrive (TCP_DEFER_ACCEPT, as PgBouncer "
        "does): a PostgreSQL client always speaks first, and its connection and first message "
        "then cost one wake-up, not two. One that connects and sends nothing stays with the "
-       "kernel about this long (rounded up to its SYN-ACK retransmissions), is accepted after, "
-       "and then has startup_timeout; 0: accepted at once."},
+       "kernel, outside max_startup_connections, until the kernel's first SYN-ACK "
+       "retransmission after this long (1, 3, 7, 15, 31 s...: 10s is about 15 s), is accepted "
+       "then and has startup_timeout; 0: accepted at once; at most 1h."},
       {"listen.max_message_bytes", integer, "268435456", kNeedsRestart,
        "Largest protocol message accepted from a client, in bytes; at least 1024."},
       {"listen.tls.cert_file", string, "\"\"", kReloads,

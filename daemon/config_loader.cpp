@@ -105,7 +105,10 @@ void parse_listen(SectionReader& r, proxy::ProxySettings& settings) {
       settings.startup_timeout <= milliseconds{0}) {
     r.fail("startup_timeout", "must be above 0");  // 0 would drop every client at once
   }
-  r.read("defer_accept", settings.defer_accept);  // 0: accepted at once
+  if (r.read("defer_accept", settings.defer_accept) &&
+      settings.defer_accept > std::chrono::hours{1}) {
+    r.fail("defer_accept", "must be at most 1h");  // the kernel takes an int of seconds
+  }
   // Read as int: the table's integer type is int, and every sane limit fits.
   int max_message_bytes = static_cast<int>(settings.max_message_bytes);
   if (r.read("max_message_bytes", max_message_bytes) && max_message_bytes < 1024) {

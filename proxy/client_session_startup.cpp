@@ -35,9 +35,10 @@ ClientError too_many_clients_error(int limit) {
 // --- startup, on the accepting worker ----------------------------------------------------------
 
 awaitable<void> ClientSession::handshake() {
-  // A client that connects and says nothing is dropped after startup_timeout. The flag, not the
-  // error code, tells the handler the startup is over: an expiry already queued when the timer
-  // is cancelled still runs with success, and by then the stream may be on another worker.
+  // A client accepted and silent (defer_accept 0, or after it) is dropped after startup_timeout.
+  // The flag, not the error code, tells the handler the startup is over: an expiry already queued
+  // when the timer is cancelled still runs with success, and by then the stream may be on another
+  // worker.
   auto over = std::make_shared<bool>(false);
   asio::steady_timer deadline(stream_.get_executor(), service_.settings().startup_timeout);
   deadline.async_wait([weak = weak_from_this(), over](boost::system::error_code ec) {

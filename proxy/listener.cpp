@@ -203,6 +203,12 @@ void Listener::admit(asio::io_context& worker, int fd) {
                            "", ""});
     [[maybe_unused]] auto sent =
         ::send(fd, refusal.data(), refusal.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    // The client's first message is in already (listen.defer_accept): closed unread, Linux would
+    // answer with a reset, and some client stacks drop the refusal they have not read yet. A
+    // startup packet is small; a client that keeps sending gets its reset after 8 KiB.
+    char unread[1024];
+    for (int reads = 0; reads < 8 && ::recv(fd, unread, sizeof unread, MSG_DONTWAIT) > 0; ++reads) {
+    }
     ::close(fd);
     service_.count_startup_error(sqlstate::kTooManyConnections);
     return;

@@ -5,8 +5,8 @@
 // Every worker accepts TCP clients on a listening socket of its own (SO_REUSEPORT: the kernel
 // spreads new connections over them) and keeps each session it accepted: a session whose
 // database has a shard on that worker never changes threads. The Unix socket has one listening
-// socket, on worker 0, which deals its clients to the workers in turn. TCP clients come with
-// their first bytes (listen.defer_accept), so the first read after the accept finds them.
+// socket, on worker 0, which deals its clients to the workers in turn. TCP clients usually come
+// with their first bytes (listen.defer_accept), so the first read after the accept finds them.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>

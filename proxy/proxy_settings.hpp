@@ -62,11 +62,12 @@ struct ProxySettings {
   // Connections not yet authenticated, apart (proxy/startup_gate.hpp); 0: no bound.
   int max_startup_connections = 100;
   int max_startup_per_address = 50;
-  std::chrono::milliseconds startup_timeout{10000};  // a client that says nothing is dropped
+  // An accepted client that has not logged in by then is dropped.
+  std::chrono::milliseconds startup_timeout{10000};
   // TCP_DEFER_ACCEPT: a TCP client is accepted once its first bytes arrive (a PostgreSQL client
   // always speaks first), so accepting and reading its first message take one wake-up, not two.
-  // One that sends nothing stays with the kernel about this long, then startup_timeout applies.
-  // 0: accepted at once.
+  // One that sends nothing stays with the kernel until its first SYN-ACK retransmission after
+  // this long (10 s: about 15 s), is accepted then, and startup_timeout applies. 0: at once.
   std::chrono::seconds defer_accept{10};
   std::uint32_t max_message_bytes = 256u * 1024 * 1024;
   AuthMethod auth_method = AuthMethod::trust;  // default for every database

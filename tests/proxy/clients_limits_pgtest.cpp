@@ -49,6 +49,14 @@ TEST_F(ClientsPgTest, ClientConnectionLimitRefusesTheFourth) {
       },
       seconds(5)))
       << metrics_page();
+  // The refusal ends in an orderly close, not a reset: pgvigil reads the startup packet that came
+  // with the connection (listen.defer_accept) before closing.
+  RawPgConnection fifth(port_);
+  std::string refusal;
+  EXPECT_FALSE(fifth.login("postgres", "tx", seconds(5), &refusal));
+  EXPECT_TRUE(contains(refusal, "53300")) << refusal;
+  EXPECT_TRUE(fifth.closed_by_server_within(seconds(5)));
+  EXPECT_FALSE(fifth.was_reset());
   // The admitted ones are unaffected; a slot freed is a slot taken.
   EXPECT_EQ(pq_value(admitted[0], "SELECT 'fine'"), "fine");
   admitted.pop_back();

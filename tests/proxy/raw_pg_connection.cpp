@@ -117,6 +117,7 @@ bool RawPgConnection::fill(Clock::time_point deadline) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {  // EOF, or ECONNRESET from a server that closed with our bytes unread
       closed_ = true;
+      reset_ = n < 0 && errno == ECONNRESET;
       return false;
     }
     unread_.append(chunk, static_cast<std::size_t>(n));

@@ -68,6 +68,9 @@ class RawPgConnection {
   // true when the server closes (EOF or reset) within timeout with nothing more to read; false
   // when data arrives or the wait runs out. Bytes read are kept in unread_ for the next read.
   bool closed_by_server_within(std::chrono::milliseconds timeout);
+  // The connection ended with a reset (RST), not an orderly close: some client stacks then drop
+  // what they had received and not yet read.
+  bool was_reset() const { return reset_; }
 
   // Sends a protocol 3.0 startup for user/database and reads up to ReadyForQuery (trust auth).
   // true on ReadyForQuery; false on ErrorResponse, close or timeout (`failure` says which).
@@ -88,6 +91,7 @@ class RawPgConnection {
   int fd_ = -1;
   std::string unread_;
   bool closed_ = false;
+  bool reset_ = false;
 };
 
 }  // namespace pgvigil::testing

@@ -119,6 +119,14 @@ TEST_F(SocketStreamTest, AHandedOffStreamWorksOnItsNewEventLoop) {
 
 TEST_F(SocketStreamTest, AStreamTakesItsHandedOffSocketToAnotherEventLoopInPlace) {
   boost::asio::io_context other;
+  // The stream goes back to the fixture's event loop before `other` is destroyed, whatever ends
+  // the test: its descriptor object keeps its event loop's service, and the fixture's teardown
+  // comes after `other` is gone.
+  const auto back_home = [this] { stream_.adopt(context_.get_executor(), stream_.hand_off()); };
+  struct OnExit {
+    decltype(back_home)& run;
+    ~OnExit() { run(); }
+  } on_exit{back_home};
   ASSERT_TRUE(stream_.adopt(other.get_executor(), stream_.hand_off()));
   ASSERT_TRUE(stream_.is_open());
   EXPECT_TRUE(stream_.get_executor() == other.get_executor());
@@ -132,9 +140,6 @@ TEST_F(SocketStreamTest, AStreamTakesItsHandedOffSocketToAnotherEventLoopInPlace
   ASSERT_TRUE(outcome);
   EXPECT_FALSE(outcome->ec);
   EXPECT_EQ(outcome->bytes, "hello");
-  // Back to the fixture's event loop while `other` still exists: the stream's descriptor object
-  // keeps its event loop's service, and the fixture's teardown comes after `other` is gone.
-  ASSERT_TRUE(stream_.adopt(context_.get_executor(), stream_.hand_off()));
   stream_.close();
   char end[1];
   EXPECT_EQ(::recv(peer_, end, sizeof end, 0), 0);
