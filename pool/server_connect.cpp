@@ -70,6 +70,8 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::resolve(Clock::time_p
 awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerHost& host,
                                                                    Clock::time_point deadline) {
   close();  // what an earlier attempt (another host) left
+  // The attempt's own bound: pool.connect_timeout, or less (a health probe's ping.timeout).
+  const auto allowed = std::chrono::round<std::chrono::milliseconds>(deadline - Clock::now());
   // libpq, unless the endpoint logs in with a credential only pgvigil's own link can use.
   const auto& credential = config_->server.login;
   link_ = credential ? credential.login->make_link() : std::make_unique<LibpqLink>();
@@ -99,7 +101,7 @@ awaitable<std::optional<ConnectFailure>> ServerConnection::connect(const ServerH
     if (result == WaitResult::timed_out) {
       co_return ConnectFailure{ConnectFailureCause::timeout,
                                "connect to " + server_address_ + " timed out after " +
-                                   std::to_string(config_->pool.connect_timeout.count()) + " ms"};
+                                   std::to_string(allowed.count()) + " ms"};
     }
     if (result == WaitResult::aborted) {
       co_return ConnectFailure{ConnectFailureCause::other, "connect aborted"};

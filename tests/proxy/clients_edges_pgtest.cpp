@@ -203,8 +203,10 @@ TEST_F(ClientsPgTest, ShardsGiveTheirIdlePlacesToAShardWithAWaitingClient) {
 
 TEST_F(ClientsPgTest, ShardedPoolRunsPgbenchWithoutErrors) {
   ensure_bench_database();
-  start_daemon({.databases = {{.name = "bench_tx", .dbname = "bench",
-                               .pool = "{max_size: 4, min_idle: 4, shards: 2}"}}});
+  start_daemon({.databases = {{.name = "bench_tx",
+                               .dbname = "bench",
+                               .pool = "{max_size: 4, min_idle: 4, shards: 2}",
+                               .ping = kPingUnderLoad}}});
   // Both shards count into the database's series.
   expect_pgbench_runs_and_is_counted("bench_tx", "-S -T 3 -c 8 -j 2 -M extended");
   EXPECT_LE(daemon_backends().size(), 4u);

@@ -211,8 +211,11 @@ TEST_F(ClientsPgTest, QuerySentDuringASlowLargeResultLeavesBothResultsWhole) {
 
 TEST_F(ClientsPgTest, PgbenchSelectOnlyRunsInEveryProtocolModeThePoolAllows) {
   ensure_bench_database();
-  start_daemon({.databases = {{.name = "bench_tx", .dbname = "bench"},
-                              {.name = "bench_sess", .pool_mode = "session", .dbname = "bench"}}});
+  start_daemon({.databases = {{.name = "bench_tx", .dbname = "bench", .ping = kPingUnderLoad},
+                              {.name = "bench_sess",
+                               .pool_mode = "session",
+                               .dbname = "bench",
+                               .ping = kPingUnderLoad}}});
   struct Run {
     std::string protocol;
     std::string database;

@@ -42,9 +42,10 @@ class PreparedStatementsPgTest : public ProxyPgFixture {
 
 TEST_F(PreparedStatementsPgTest, PgbenchPreparedModeRunsOnFewerConnectionsThanClients) {
   ensure_bench_database();
-  start_daemon(
-      {.databases = {
-           {.name = "bench_tx", .dbname = "bench", .pool = "{max_size: 2, min_idle: 1}"}}});
+  start_daemon({.databases = {{.name = "bench_tx",
+                               .dbname = "bench",
+                               .pool = "{max_size: 2, min_idle: 1}",
+                               .ping = kPingUnderLoad}}});
   expect_pgbench_runs_and_is_counted("bench_tx", "-S -T 3 -c 8 -j 2 -M prepared");
   // The full TPC-B-like script too: several statements per transaction, writes included. One
   // thread per client: pgbench prepares each statement with a blocking PQprepare at its first
@@ -229,7 +230,8 @@ TEST_F(PreparedStatementsPgTest, ALimitOfZeroPinsAClientThatPreparesToItsConnect
   ensure_bench_database();
   start_daemon({.databases = {{.name = "bench_tx",
                                .dbname = "bench",
-                               .pool = "{max_size: 4, max_prepared_statements: 0}"}}});
+                               .pool = "{max_size: 4, max_prepared_statements: 0}",
+                               .ping = kPingUnderLoad}}});
   // Each client keeps the server connection its first named statement went to: as in session
   // pooling, so pgbench's 4 clients need the pool's 4 connections.
   expect_pgbench_runs_and_is_counted("bench_tx", "-S -T 2 -c 4 -j 4 -M prepared");

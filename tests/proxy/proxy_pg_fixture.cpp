@@ -43,6 +43,7 @@ void ProxyPgFixture::start_daemon(const ProxyOptions& options) {
     yaml += "    pool_mode: " + database.pool_mode + "\n";
     if (!database.auth_method.empty()) yaml += "    auth_method: " + database.auth_method + "\n";
     if (!database.pool.empty()) yaml += "    pool: " + database.pool + "\n";
+    if (!database.ping.empty()) yaml += "    ping: " + database.ping + "\n";
     if (!database.tls_mode.empty()) yaml += "    tls_mode: " + database.tls_mode + "\n";
   }
   daemon_ = DaemonProcess::start(PGVIGIL_BINARY, yaml);

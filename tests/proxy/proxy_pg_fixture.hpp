@@ -30,6 +30,14 @@ using Clock = std::chrono::steady_clock;
 
 inline constexpr const char* kHost = "127.0.0.1";
 
+// Ping settings for a test that runs pgbench through pgvigil: the fixture's fast detection
+// (interval 1s, timeout 500ms) is for the tests of detection. With pgbench filling both cores of
+// a 2-core machine, a backend idle between runs sometimes answers a ping, and the postmaster a new
+// connection, only after more than 500 ms (the answer was not in pgvigil's socket at the timeout:
+// unread 0), and pgvigil then rightly finds the server down and ends the sessions. The shipped
+// interval, and a timeout no loaded test machine reaches.
+inline constexpr const char* kPingUnderLoad = "{interval: 5s, timeout: 3s}";
+
 // One entry under `databases:`; every entry points at the suite's PostgreSQL.
 struct Database {
   std::string name;
@@ -37,6 +45,7 @@ struct Database {
   std::string dbname = "postgres";
   std::string auth_method;  // "": inherit auth.method
   std::string pool;         // flow map of pool overrides, e.g. "{max_size: 1}"; "": none
+  std::string ping;         // flow map of ping overrides; "": the fixture's (interval 1s, 500ms)
   std::string tls_mode;     // "": inherit listen.tls.mode
   bool user_pools = false;  // queries as each client's role (no `user: postgres`)
   // The link to the server: "key: value" lines (sslmode, sslrootcert); none: sslmode disable.
