@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdlib>
 
+#include "daemon/available_cores.hpp"
 #include "daemon/config_loader.hpp"
 #include "daemon/version.hpp"
 #include "pool/connection_gauges.hpp"
@@ -264,9 +265,12 @@ int Application::run() {
   admin_->start();
   listener_->start();
   const auto& listen = config_.proxy.listen;
-  spdlog::info("pgvigil {} serving metrics on {}://{}:{}/metrics with {} worker(s), {} pool(s)",
-               kVersion, config_.admin.tls ? "https" : "http", config_.admin.host, admin_->port(),
-               workers_.size(), all_pools().size());
+  spdlog::info(
+      "pgvigil {} serving metrics on {}://{}:{}/metrics with {} worker(s){}, {} pool(s)", kVersion,
+      config_.admin.tls ? "https" : "http", config_.admin.host, admin_->port(), workers_.size(),
+      config_.workers > 0 ? std::string()
+                          : " (workers: 0, one per core: " + cores_at_start().because + ")",
+      all_pools().size());
   if (!listen.host.empty()) {
     spdlog::info("accepting PostgreSQL clients on {}:{}", listen.host, listener_->tcp_port());
   }

@@ -13,7 +13,9 @@ constexpr bool kNeedsRestart = false;
 std::vector<ConfigKey> make_keys() {
   using enum KeyType;
   return {
-      {"workers", integer, "0", kNeedsRestart, "Event-loop threads; 0 starts one per CPU core."},
+      {"workers", integer, "0", kNeedsRestart,
+       "Event-loop threads; 0 starts one per core the process may use: its CPU affinity, capped by "
+       "its cgroup CPU quota (a Kubernetes limits.cpu) rounded up."},
       {"shutdown_timeout", duration, "30s", kReloads,
        "On SIGTERM, clients may finish the transaction they are in for this long; then 57P01."},
       {"log.level",

@@ -280,7 +280,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   // Database entries' readers record nothing: their keys reach the pools as PoolConfig.
   SectionReader top(root, YAML::Mark{}, "", "", source_name, &config.effective_values);
   if (top.read("workers", config.workers) && config.workers < 0) {
-    top.fail("workers", "must not be negative (0 starts one per CPU core)");
+    top.fail("workers", "must not be negative (0 starts one per core the process may use)");
   }
   if (config.workers > 1024) top.fail("workers", "must be at most 1024");
   if (top.read("shutdown_timeout", config.shutdown_timeout) &&

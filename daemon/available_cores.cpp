@@ -1,0 +1,139 @@
+#include "daemon/available_cores.hpp"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace pgvigil::daemon {
+namespace {
+namespace fs = std::filesystem;
+
+std::optional<std::string> read_small_file(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// cgroup v2: "max 100000" (no quota) or "150000 100000" (1.5 CPUs).
+std::optional<double> quota_v2(const fs::path& directory) {
+  const auto text = read_small_file(directory / "cpu.max");
+  if (!text) return std::nullopt;
+  std::istringstream fields(*text);
+  std::string quota;
+  double period = 0;
+  if (!(fields >> quota >> period) || quota == "max" || period <= 0) return std::nullopt;
+  try {
+    const double cores = std::stod(quota) / period;
+    return cores > 0 ? std::optional<double>(cores) : std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// cgroup v1: cpu.cfs_quota_us is -1 without a quota.
+std::optional<double> quota_v1(const fs::path& directory) {
+  const auto quota_text = read_small_file(directory / "cpu.cfs_quota_us");
+  const auto period_text = read_small_file(directory / "cpu.cfs_period_us");
+  if (!quota_text || !period_text) return std::nullopt;
+  double quota = 0;
+  double period = 0;
+  if (!(std::istringstream(*quota_text) >> quota) ||
+      !(std::istringstream(*period_text) >> period) || quota <= 0 || period <= 0) {
+    return std::nullopt;
+  }
+  return quota / period;
+}
+
+// The lowest quota from `directory` up to `top`. Directories that do not exist are passed over:
+// in a container with cgroup v1 and no cgroup namespace, /proc/self/cgroup names the host's path
+// while the container's own cgroup is mounted at the top.
+template <typename ReadQuota>
+double lowest_quota_up_to(const fs::path& top, const fs::path& directory, ReadQuota read_quota) {
+  double lowest = 0;
+  for (fs::path at = directory;; at = at.parent_path()) {
+    if (const auto quota = read_quota(at); quota && (lowest == 0 || *quota < lowest))
+      lowest = *quota;
+    if (at == top || at.native().size() <= top.native().size()) break;
+  }
+  return lowest;
+}
+
+}  // namespace
+
+double cgroup_cpu_quota(std::string_view proc_self_cgroup, const fs::path& cgroup_root) {
+  double lowest = 0;
+  const auto keep_lowest = [&lowest](double quota) {
+    if (quota > 0 && (lowest == 0 || quota < lowest)) lowest = quota;
+  };
+  std::istringstream lines{std::string(proc_self_cgroup)};
+  for (std::string line; std::getline(lines, line);) {
+    // "hierarchy-id:controller,list:/path"; the unified hierarchy (v2) is "0::/path".
+    const auto first = line.find(':');
+    const auto second = first == std::string::npos ? first : line.find(':', first + 1);
+    if (second == std::string::npos) continue;
+    const std::string controllers = line.substr(first + 1, second - first - 1);
+    const fs::path path = fs::path(line.substr(second + 1)).relative_path();
+    if (controllers.empty()) {
+      // The unified mount is cgroup_root itself on a v2-only system, cgroup_root/unified on a
+      // hybrid one.
+      for (const fs::path& mount : {cgroup_root, cgroup_root / "unified"}) {
+        if (fs::exists(mount / "cgroup.controllers")) {
+          keep_lowest(lowest_quota_up_to(mount, mount / path, quota_v2));
+        }
+      }
+      continue;
+    }
+    std::vector<std::string> names;
+    std::istringstream list(controllers);
+    for (std::string name; std::getline(list, name, ',');) names.push_back(name);
+    if (std::find(names.begin(), names.end(), "cpu") == names.end()) continue;
+    // v1 mounts the cpu controller as "cpu,cpuacct" (with a "cpu" link) or as "cpu" alone.
+    for (const fs::path& mount : {cgroup_root / controllers, cgroup_root / "cpu"}) {
+      if (fs::is_directory(mount)) {
+        keep_lowest(lowest_quota_up_to(mount, mount / path, quota_v1));
+        break;
+      }
+    }
+  }
+  return lowest;
+}
+
+AvailableCores available_cores() {
+  AvailableCores cores;
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (sched_getaffinity(0, sizeof mask, &mask) == 0) {
+    cores.count = CPU_COUNT(&mask);
+    cores.because = std::to_string(cores.count) + " CPU(s) in the affinity mask";
+  } else {
+    cores.count = static_cast<int>(std::thread::hardware_concurrency());
+    cores.because = std::to_string(cores.count) + " CPU(s) on the machine";
+  }
+  const double quota =
+      cgroup_cpu_quota(read_small_file("/proc/self/cgroup").value_or(""), "/sys/fs/cgroup");
+  // A quota of 1.5 CPUs still runs two threads at once half of the time: rounded up.
+  if (quota > 0 && std::ceil(quota) < cores.count) {
+    cores.count = static_cast<int>(std::ceil(quota));
+    char text[64];
+    std::snprintf(text, sizeof text, "a cgroup CPU quota of %.2f CPU(s)", quota);
+    cores.because = text;
+  }
+  cores.count = std::max(1, cores.count);
+  return cores;
+}
+
+const AvailableCores& cores_at_start() {
+  static const AvailableCores cores = available_cores();
+  return cores;
+}
+
+}  // namespace pgvigil::daemon
