@@ -89,6 +89,10 @@ awaitable<void> ClientSession::handshake() {
     if (auto* refused = std::get_if<ClientError>(&user_route)) co_return fail(std::move(*refused));
     route_ = std::get<Route*>(user_route);
   }
+  // Pushed out at the last await (the user's route looked up on another worker, or the end of
+  // the authentication): the stream is shut for reading and the slot given away, so the client
+  // is told, not admitted to a session whose first read would find the end.
+  if (pushed_out_) co_return fail(pushed_out_error());
   *over = true;
   deadline.cancel();
   slot.leave();
