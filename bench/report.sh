@@ -92,7 +92,11 @@ MISSED=()
     echo
     echo "## This build against the baseline"
     echo
-    echo "Baseline: \`$BENCH_BASELINE_BINARY\` ($BL_VERSION), the same configuration, in a session of its own, interleaved with the other targets in every round."
+    if [[ -n "$BENCH_BASELINE_YAML" ]]; then
+      echo "Baseline: \`$BENCH_BASELINE_BINARY\` ($BL_VERSION), the same configuration plus \`$(printf '%s' "$BENCH_BASELINE_YAML" | tr '\n' ' ')\`, in a session of its own, interleaved with the other targets in every round."
+    else
+      echo "Baseline: \`$BENCH_BASELINE_BINARY\` ($BL_VERSION), the same configuration, in a session of its own, interleaved with the other targets in every round."
+    fi
     echo
     echo "| mode | clients | baseline TPS | pgvigil TPS | pgvigil/baseline | $(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf 'round %d | ' "$r"; done)"
     echo "|---|---:|---:|---:|---:|$(for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf -- '---:|'; done)"
@@ -134,11 +138,15 @@ MISSED=()
   echo
   echo "The pooler process's CPU time (every thread, from /proc/PID/stat) across each pgbench run, divided by the transactions pgbench counted; medians of the rounds."
   echo
-  echo "| mode | clients | pgbouncer | pgvigil | pgvigil/pgbouncer |"
-  echo "|---|---:|---:|---:|---:|"
+  bl_head="" bl_rule=""
+  [[ -n "$BASELINE_PID" ]] && bl_head=" baseline | pgvigil/baseline |" bl_rule="---:|---:|"
+  echo "| mode | clients | pgbouncer | pgvigil | pgvigil/pgbouncer |$bl_head"
+  echo "|---|---:|---:|---:|---:|$bl_rule"
   for mode in $BENCH_MODES; do
     for c in $BENCH_CLIENTS; do
-      echo "| $mode | $c | $(cell CPU pgbouncer "$mode" "$c") | $(cell CPU pgvigil "$mode" "$c") | $(ratio "$(cell CPU pgvigil "$mode" "$c")" "$(cell CPU pgbouncer "$mode" "$c")") |"
+      bl_cells=""
+      [[ -n "$BASELINE_PID" ]] && bl_cells=" $(cell CPU baseline "$mode" "$c") | $(ratio "$(cell CPU pgvigil "$mode" "$c")" "$(cell CPU baseline "$mode" "$c")") |"
+      echo "| $mode | $c | $(cell CPU pgbouncer "$mode" "$c") | $(cell CPU pgvigil "$mode" "$c") | $(ratio "$(cell CPU pgvigil "$mode" "$c")" "$(cell CPU pgbouncer "$mode" "$c")") |$bl_cells"
     done
   done
   echo

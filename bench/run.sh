@@ -35,6 +35,9 @@ Environment (defaults in brackets):
   BENCH_BASELINE_BINARY=  another pgvigil binary (say, the build before a change) measured as a
                           fourth target, interleaved with the others; the report adds
                           pgvigil/baseline for every figure
+  BENCH_BASELINE_YAML=    top-level config lines for the baseline only, keys the benchmark's
+                          config does not set (say, "workers: 1"): a configuration A/B; the
+                          baseline binary is then pgvigil's own unless BENCH_BASELINE_BINARY is set
 EOF
 }
 
@@ -61,6 +64,7 @@ BENCH_IDLE_CLIENTS="${BENCH_IDLE_CLIENTS:-10000}"
 BENCH_WARMUP_SECONDS="${BENCH_WARMUP_SECONDS:-2}"
 BENCH_ROUNDS="${BENCH_ROUNDS:-3}"
 BENCH_KEEP_TMP="${BENCH_KEEP_TMP:-0}"
+BENCH_BASELINE_YAML="${BENCH_BASELINE_YAML:-}"
 BENCH_BASELINE_BINARY="${BENCH_BASELINE_BINARY:-}"
 source "$ROOT/scripts/lib/paths.sh"
 PGBOUNCER="${PGBOUNCER:-/usr/sbin/pgbouncer}"
@@ -68,7 +72,7 @@ PGBENCH="$PGVIGIL_PG_BINDIR/pgbench"
 [[ -x "$PGBENCH" ]] || PGBENCH="$(command -v pgbench)"
 DB=bench
 RESULTS="${BENCH_OUTPUT:-$BENCH_DIR/results/latest.md}"
-COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS${BENCH_BASELINE_BINARY:+ BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY}${BENCH_OUTPUT:+ BENCH_OUTPUT=$BENCH_OUTPUT} bench/run.sh${*:+ $*}"
+COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS${BENCH_BASELINE_BINARY:+ BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY}${BENCH_BASELINE_YAML:+ BENCH_BASELINE_YAML=\"$BENCH_BASELINE_YAML\"}${BENCH_OUTPUT:+ BENCH_OUTPUT=$BENCH_OUTPUT} bench/run.sh${*:+ $*}"
 
 # The shipped config.yaml's pool section: what a new user runs.
 shipped_pool_key() { awk -v key="$1" '/^pool:/ {p = 1; next} /^[^ #]/ {p = 0} p && $1 == key ":" {print $2; exit}' "$ROOT/config.yaml"; }
@@ -326,12 +330,15 @@ start_pgvigil() {
 }
 start_pgvigil
 
-# The baseline: the same configuration on another binary, in a session of its own too.
+# The baseline: the same configuration on another binary, or with BENCH_BASELINE_YAML's lines
+# added, in a session of its own too.
 BL_VERSION=""
+[[ -n "$BENCH_BASELINE_YAML" && -z "$BENCH_BASELINE_BINARY" ]] && BENCH_BASELINE_BINARY="$PGVIGIL_BINARY"
 start_baseline() {
   [[ -x "$BENCH_BASELINE_BINARY" ]] || die "BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY is not an executable"
   BL_VERSION="$("$BENCH_BASELINE_BINARY" --version 2>/dev/null | head -1 || echo unknown)"
   write_pgvigil_config "$TMP/baseline.yaml" "$BL_PORT" "$BL_ADMIN_PORT"
+  [[ -z "$BENCH_BASELINE_YAML" ]] || printf '%s\n' "$BENCH_BASELINE_YAML" >>"$TMP/baseline.yaml"
   log "baseline pgvigil ($BENCH_BASELINE_BINARY): port $BL_PORT"
   setsid "$BENCH_BASELINE_BINARY" --config "$TMP/baseline.yaml" >"$TMP/baseline.log" 2>&1 &
   BASELINE_PID=$!
