@@ -25,7 +25,10 @@ const pool::PoolConfig* find_database(const Config& config, const std::string& n
 }
 
 // The database's settings, logging in as `user`. One pool, not shards: a role's clients are
-// usually few, and each role already has a pool of its own.
+// usually few, and each role already has a pool of its own. No min_idle: a role's pool opens
+// connections as its clients ask and closes each after pool.idle_timeout unused. Kept warm, every
+// role that ever logged in would hold min_idle server connections for good, and 50 roles with
+// the shipped min_idle (2) would take all of PostgreSQL's default max_connections (100).
 pool::PoolConfig user_pool_config(const pool::PoolConfig& database, const std::string& user,
                                   const std::string& password,
                                   std::shared_ptr<const pool::ServerLogin> proof) {
@@ -34,6 +37,7 @@ pool::PoolConfig user_pool_config(const pool::PoolConfig& database, const std::s
   config.server.password = password;
   config.server.login = pool::ServerCredential{std::move(proof)};
   config.pool.shards = 1;
+  config.pool.min_idle = 0;
   return config;
 }
 

@@ -160,7 +160,8 @@ std::vector<ConfigKey> make_keys() {
        "SQL sent as the ping; empty sends the empty query, the cheapest round trip."},
 
       {"pool.min_idle", integer, "2", kReloads,
-       "Idle connections kept open and warm; at most pool.max_size."},
+       "Idle connections kept open and warm; at most pool.max_size. Not for user_pools: each "
+       "role's pool keeps none beyond pool.idle_timeout."},
       {"pool.max_size", integer, "10", kReloads,
        "Most server connections of one pool, idle and checked out; at least 1."},
       {"pool.shards", integer, "0", kReloads,
@@ -253,7 +254,8 @@ std::vector<ConfigKey> make_keys() {
        "Role the pool logs in as; leave it out with user_pools."},
       {"databases.<name>.user_pools", boolean, "false", kReloads,
        "Queries run as each client's own role: one pool per (database, user), each with the "
-       "pool section's limits, logging in to the server as that user with its plain password "
+       "pool section's limits but no min_idle, logging in to the server as that user with its "
+       "plain password "
        "from auth.users_file, or else with what the client's SCRAM or md5 login proved against "
        "the server's own verifier (auth.query, or a verifier in the users file). Metrics carry "
        "a user label, /readyz a line per user."},

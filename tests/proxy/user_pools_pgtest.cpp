@@ -3,7 +3,8 @@
 // the role's password from the users file (the server checks it: SCRAM for these roles), in
 // transaction and session pooling; the metrics and /readyz carry the user; a role the users
 // file holds only as a SCRAM verifier logs in with what its client's login proved; one that
-// logged in without proving anything (trust) is refused after it authenticated, saying why.
+// logged in without proving anything (trust) is refused after it authenticated, saying why; a
+// role's pool keeps no idle connections once its clients are gone (no min_idle per role).
 
 #include <gtest/gtest.h>
 
@@ -42,7 +43,19 @@ class UserPoolsPgTest : public ProxyPgFixture {
     options.databases[1].pool_mode = "session";
     options.databases[3].user_pools = true;
     options.databases[3].auth_method = "trust";
+    options.databases.push_back({"brief"});
+    options.databases.back().user_pools = true;
+    options.databases.back().pool = "{min_idle: 2, idle_timeout: 3s}";
     start_daemon(options);
+  }
+
+  // bob's server backends, whatever application_name his clients' sessions set on them.
+  std::string backends_of(const std::string& role) const {
+    return pg_->query_value("SELECT count(*) FROM pg_stat_activity WHERE usename = '" + role + "'");
+  }
+  double idle_of(const std::string& database, const std::string& role) const {
+    return metric("pgvigil_server_connections",
+                  {{"pool", database}, {"user", role}, {"state", "idle"}});
   }
 };
 
@@ -112,6 +125,27 @@ TEST_F(UserPoolsPgTest, ARoleWithOnlyAVerifierLogsInWithWhatItsLoginProved) {
       << "a database with a role of its own takes her";
   // Refused clients leave no pool behind.
   EXPECT_FALSE(contains(test::http_get(kHost, admin_port_, "/readyz").body, "open (user carol)"));
+}
+
+TEST_F(UserPoolsPgTest, ARolesPoolKeepsNoIdleConnectionsOnceItsClientsAreGone) {
+  // min_idle warms the database's pools, not each role's: a role that logged in once must not
+  // hold server connections for good (50 roles with min_idle 2 would fill max_connections).
+  start();
+  auto ran = psql_as("brief", "bob", "pw-bob", "SELECT current_user");
+  ASSERT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_EQ(ran.output, "bob\n");
+  ASSERT_TRUE(wait_until([&] { return idle_of("brief", "bob") == 1; }, seconds(5)))
+      << "the connection bob's query used, idle now\n"
+      << metrics_page();
+  ASSERT_TRUE(wait_until([&] { return idle_of("brief", "bob") == 0 && backends_of("bob") == "0"; },
+                         seconds(15)))
+      << "bob's pool still holds " << idle_of("brief", "bob") << " idle connection(s) and "
+      << backends_of("bob") << " backend(s) after idle_timeout";
+
+  // His next login opens one again.
+  ran = psql_as("brief", "bob", "pw-bob", "SELECT current_user");
+  EXPECT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_EQ(ran.output, "bob\n");
 }
 
 }  // namespace
