@@ -91,7 +91,7 @@ TEST_F(ReloadPgTest, KeepaliveReachesLiveSocketsWithoutDroppingThem) {
   ASSERT_EQ(run(client.get(), "SELECT 1"), "");
   ASSERT_TRUE(wait_until([&] { return idle_is(ports_, "app", 2); }, seconds(5)));
 
-  const auto before = server_sockets(daemon->pid(), pg_->port());
+  const auto before = sockets_connected_to(daemon->pid(), pg_->port());
   ASSERT_EQ(before.size(), 3u) << "2 idle + 1 checked out";
   for (const auto& socket : before) {
     EXPECT_EQ(socket.idle_s, 5);
@@ -103,7 +103,7 @@ TEST_F(ReloadPgTest, KeepaliveReachesLiveSocketsWithoutDroppingThem) {
   ASSERT_TRUE(daemon->wait_for_log("config reloaded", seconds(5))) << daemon->log_text();
   EXPECT_EQ(reloads(ports_, "success"), 1.0);
 
-  const auto after = server_sockets(daemon->pid(), pg_->port());
+  const auto after = sockets_connected_to(daemon->pid(), pg_->port());
   std::set<unsigned long long> before_inodes;
   for (const auto& socket : before) before_inodes.insert(socket.inode);
   ASSERT_EQ(after.size(), 3u);
@@ -143,7 +143,7 @@ TEST_F(ReloadPgTest, InvalidFileOrRestartOnlyChangeKeepsTheOldConfig) {
   auto client = connect_client(ports_.listen, "app");
   ASSERT_EQ(PQstatus(client.get()), CONNECTION_OK) << PQerrorMessage(client.get());
   EXPECT_EQ(run(client.get(), "SELECT 1"), "");
-  EXPECT_EQ(server_sockets(daemon->pid(), pg_->port()).front().idle_s, 5);
+  EXPECT_EQ(sockets_connected_to(daemon->pid(), pg_->port()).front().idle_s, 5);
 
   // workers needs a restart: refused, naming the key at its position (line 1, column 10).
   daemon->write_config(config(*pg_, ports_, "idle: 6s", "", "3"));
@@ -153,7 +153,8 @@ TEST_F(ReloadPgTest, InvalidFileOrRestartOnlyChangeKeepsTheOldConfig) {
   EXPECT_NE(daemon->log_text().find(daemon->config_path().string() + ":1:10: workers:"),
             std::string::npos)
       << daemon->log_text();
-  EXPECT_EQ(server_sockets(daemon->pid(), pg_->port()).front().idle_s, 5) << "nothing applied";
+  EXPECT_EQ(sockets_connected_to(daemon->pid(), pg_->port()).front().idle_s, 5)
+      << "nothing applied";
   EXPECT_EQ(run(client.get(), "SELECT 1"), "");
 }
 

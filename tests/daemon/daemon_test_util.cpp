@@ -31,8 +31,8 @@ std::string run(PGconn* conn, const std::string& sql) {
   return error;
 }
 
-std::vector<SocketKeepalive> server_sockets(pid_t pid, std::uint16_t peer_port) {
-  std::vector<SocketKeepalive> sockets;
+std::vector<TcpSocketOptions> sockets_connected_to(pid_t pid, std::uint16_t peer_port) {
+  std::vector<TcpSocketOptions> sockets;
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) return sockets;
   std::error_code ignored;
@@ -50,7 +50,7 @@ std::vector<SocketKeepalive> server_sockets(pid_t pid, std::uint16_t peer_port) 
         ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) == 0 && type == SOCK_STREAM &&
         ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) == 0 &&
         peer.sin_family == AF_INET && ntohs(peer.sin_port) == peer_port) {
-      SocketKeepalive found;
+      TcpSocketOptions found;
       found.inode = info.st_ino;
       socklen_t size = sizeof(int);
       ::getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &found.idle_s, &size);
@@ -60,6 +60,8 @@ std::vector<SocketKeepalive> server_sockets(pid_t pid, std::uint16_t peer_port) 
       ::getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &found.count, &size);
       size = sizeof(int);
       ::getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &found.user_timeout_ms, &size);
+      size = sizeof(int);
+      ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &found.no_delay, &size);
       sockets.push_back(found);
     }
     ::close(fd);

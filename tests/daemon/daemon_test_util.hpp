@@ -35,16 +35,18 @@ Client connect_client(std::uint16_t listen_port, const std::string& database);
 // Runs sql; "" on success, else the error message.
 std::string run(PGconn* conn, const std::string& sql);
 
-// The keep-alive options of one socket of another process, read with getsockopt on a duplicate
-// taken with pidfd_getfd (root only): the real socket, not a log line.
-struct SocketKeepalive {
+// The keep-alive options and TCP_NODELAY of one socket of another process, read with getsockopt
+// on a duplicate taken with pidfd_getfd (root only): the real socket, not a log line.
+struct TcpSocketOptions {
   unsigned long long inode = 0;
   int idle_s = 0;
   int interval_s = 0;
   int count = 0;
   int user_timeout_ms = 0;
+  int no_delay = 0;
 };
-// Every TCP socket of pid connected to 127.0.0.1:peer_port.
-std::vector<SocketKeepalive> server_sockets(pid_t pid, std::uint16_t peer_port);
+// Every TCP socket of pid connected to 127.0.0.1:peer_port: a server's port for pgvigil's server
+// connections, a client's own port for the socket pgvigil accepted from it.
+std::vector<TcpSocketOptions> sockets_connected_to(pid_t pid, std::uint16_t peer_port);
 
 }  // namespace pgvigil::testing

@@ -1,10 +1,14 @@
-// `workers: 0` starts one event loop per core the process may run on, not per core of the
-// machine: the real binary, started with a one-CPU affinity mask (as `taskset -c 0`, a cpuset
-// cgroup or Kubernetes' static CPU manager would give it), runs one worker and one pool shard,
-// says why in its start-up line, and serves clients.
+// How the real binary sets itself up. `workers: 0` starts one event loop per core the process
+// may run on, not per core of the machine: started with a one-CPU affinity mask (as `taskset -c
+// 0`, a cpuset cgroup or Kubernetes' static CPU manager would give it), it runs one worker and one
+// pool shard, says why in its start-up line, and serves clients. A client's accepted socket has
+// TCP_NODELAY (set once on the listener, which Linux clones into every accepted socket), read back
+// from pgvigil's own socket (root: pidfd_getfd).
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <string>
@@ -44,7 +48,7 @@ std::unique_ptr<DaemonProcess> start_on_one_cpu(const std::string& config) {
   return daemon;
 }
 
-TEST(DaemonCoresPgTest, OneCpuAllowedRunsOneWorkerAndServesClients) {
+TEST(DaemonSetupPgTest, OneCpuAllowedRunsOneWorkerAndServesClients) {
   auto pg = PgCluster::start_new();
   const DaemonPorts ports;
   auto daemon = start_on_one_cpu(config_for(*pg, ports));
@@ -58,6 +62,30 @@ TEST(DaemonCoresPgTest, OneCpuAllowedRunsOneWorkerAndServesClients) {
   Client client = connect_client(ports.listen, "app");
   ASSERT_EQ(PQstatus(client.get()), CONNECTION_OK) << PQerrorMessage(client.get());
   EXPECT_EQ(run(client.get(), "SELECT 1"), "");
+}
+
+// The client's own end: its local port is what pgvigil's accepted socket is connected to.
+std::uint16_t local_port_of(PGconn* client) {
+  sockaddr_in local{};
+  socklen_t length = sizeof local;
+  if (::getsockname(PQsocket(client), reinterpret_cast<sockaddr*>(&local), &length) != 0) return 0;
+  return ntohs(local.sin_port);
+}
+
+TEST(DaemonSetupPgTest, AnAcceptedClientSocketHasNoDelay) {
+  // Without TCP_NODELAY, Nagle holds a small reply back behind an unacknowledged one.
+  auto pg = PgCluster::start_new();
+  const DaemonPorts ports;
+  auto daemon = DaemonProcess::start(PGVIGIL_BINARY, config_for(*pg, ports));
+  ASSERT_TRUE(daemon->wait_for_log("accepting PostgreSQL clients", seconds(10)))
+      << daemon->log_text();
+  Client client = connect_client(ports.listen, "app");
+  ASSERT_EQ(PQstatus(client.get()), CONNECTION_OK) << PQerrorMessage(client.get());
+  ASSERT_EQ(run(client.get(), "SELECT 1"), "");
+
+  const auto accepted = sockets_connected_to(daemon->pid(), local_port_of(client.get()));
+  ASSERT_EQ(accepted.size(), 1u) << "pgvigil's socket from this client (root reads it)";
+  EXPECT_EQ(accepted.front().no_delay, 1);
 }
 
 }  // namespace
