@@ -104,10 +104,13 @@ ClientSession::~ClientSession() {
   if (counted_) service_.client_left();
 }
 
-void ClientSession::start(ProxyService& service, stream::Executor executor, int fd) {
+void ClientSession::start(ProxyService& service, stream::Executor executor, int fd,
+                          stream::SocketStream::Peer peer) {
   auto session = std::make_shared<ClientSession>(service, executor, fd);
   asio::co_spawn(
-      executor, [session] { return session->handshake(); }, asio::detached);
+      executor,
+      [session, peer = std::move(peer)]() mutable { return session->handshake(std::move(peer)); },
+      asio::detached);
 }
 
 void ClientSession::enter(Phase next, const char* why) {

@@ -62,7 +62,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
 
   // Takes ownership of an accepted client socket; the session runs on `executor` until it knows
   // its database. The caller has already counted the client in (ProxyService::admit_client).
-  static void start(ProxyService& service, stream::Executor executor, int fd);
+  static void start(ProxyService& service, stream::Executor executor, int fd,
+                    stream::SocketStream::Peer peer);
 
   ClientSession(ProxyService& service, stream::Executor executor, int fd);
   ~ClientSession() override;
@@ -110,7 +111,7 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void absorb_after_stop(Io, Results&...) {}
 
   // --- startup and the slow paths (client_session.cpp); coroutines
-  boost::asio::awaitable<void> handshake();
+  boost::asio::awaitable<void> handshake(stream::SocketStream::Peer peer);
   boost::asio::awaitable<void> begin();
   boost::asio::awaitable<std::optional<ClientError>> acquire_server();
   // GCC 12 destroys twice a by-value argument of a coroutine called inside co_await, so the

@@ -24,10 +24,11 @@ wire::DecoderLimits limits_of(const ProxySettings& settings) {
 
 }  // namespace
 
-ClientStartup::ClientStartup(ProxyService& service, stream::SocketStream& stream)
+ClientStartup::ClientStartup(ProxyService& service, stream::SocketStream& stream,
+                             stream::SocketStream::Peer peer)
     : service_(service),
       stream_(stream),
-      peer_(stream.peer()),
+      peer_(std::move(peer)),
       reader_(stream, limits_of(service.settings())) {}
 
 awaitable<std::optional<ClientError>> ClientStartup::read_startup() {

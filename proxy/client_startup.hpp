@@ -26,12 +26,13 @@ struct Admitted {
 
 class ClientStartup {
  public:
-  ClientStartup(ProxyService& service, stream::SocketStream& stream);
+  ClientStartup(ProxyService& service, stream::SocketStream& stream,
+                stream::SocketStream::Peer peer);
 
   // Reads up to the StartupMessage and finds the client's route. An error is what to tell the
   // client (an empty sqlstate: nothing, as for a cancel request or a client gone).
   boost::asio::awaitable<std::optional<ClientError>> read_startup();
-  // Who the client is (asked once: the startup gate, the TLS rule and the access rules use it).
+  // Who the client is (from its accept: the startup gate, the TLS rule and the access rules).
   const stream::SocketStream::Peer& peer() const { return peer_; }
   // The route read_startup() found (null before, or when the database is unknown): an error
   // after it counts against that database.

@@ -158,10 +158,13 @@ asio::awaitable<void> Listener::accept_loop(asio::io_context& worker, Acceptor& 
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     int in_a_row = 0;
     while (true) {
-      const int fd =
-          ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      // The peer's address comes with the accept: no getpeername later.
+      sockaddr_storage peer{};
+      socklen_t peer_length = sizeof peer;
+      const int fd = ::accept4(acceptor.native_handle(), reinterpret_cast<sockaddr*>(&peer),
+                               &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
-        admit(session_worker(worker, tcp), fd);
+        admit(session_worker(worker, tcp), fd, peer);
         // A burst (thousands of clients at once) is taken a few at a time, the startups of
         // those taken running in between: draining the whole backlog first would fill the
         // startup gate with clients not yet read, pushing out the oldest.
@@ -192,7 +195,7 @@ asio::io_context& Listener::session_worker(asio::io_context& accepting, bool tcp
   return *workers_[next_unix_worker_++ % workers_.size()];
 }
 
-void Listener::admit(asio::io_context& worker, int fd) {
+void Listener::admit(asio::io_context& worker, int fd, const sockaddr_storage& address) {
   if (!service_.room_for_client()) {
     // The refusal is tiny: a best-effort non-blocking send, then close.
     const auto refusal =
@@ -212,12 +215,13 @@ void Listener::admit(asio::io_context& worker, int fd) {
     service_.count_startup_error(sqlstate::kTooManyConnections);
     return;
   }
+  auto peer = stream::SocketStream::peer_at(address);
   if (worker.get_executor().running_in_this_thread()) {
-    ClientSession::start(service_, worker.get_executor(), fd);
+    ClientSession::start(service_, worker.get_executor(), fd, std::move(peer));
     return;
   }
-  asio::post(worker, [&service = service_, &worker, fd] {
-    ClientSession::start(service, worker.get_executor(), fd);
+  asio::post(worker, [&service = service_, &worker, fd, peer = std::move(peer)]() mutable {
+    ClientSession::start(service, worker.get_executor(), fd, std::move(peer));
   });
 }
 

@@ -8,6 +8,8 @@
 // socket, on worker 0, which deals its clients to the workers in turn. TCP clients usually come
 // with their first bytes (listen.defer_accept), so the first read after the accept finds them.
 
+#include <sys/socket.h>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -44,7 +46,9 @@ class Listener {
   void defer_accept(boost::asio::ip::tcp::acceptor& acceptor) const;
   // Where an accepted client's session runs: its own worker for TCP, the next in turn for Unix.
   boost::asio::io_context& session_worker(boost::asio::io_context& accepting, bool tcp);
-  void admit(boost::asio::io_context& worker, int fd);
+  // Starts the client's session on `worker`, or refuses it (max_client_connections); `address`
+  // is the peer's, as accept4 gave it.
+  void admit(boost::asio::io_context& worker, int fd, const sockaddr_storage& address);
 
   std::vector<boost::asio::io_context*> workers_;
   ProxyService& service_;

@@ -129,22 +129,17 @@ void SocketStream::shut_reading() {
   if (descriptor_.is_open()) ::shutdown(descriptor_.native_handle(), SHUT_RD);
 }
 
-SocketStream::Peer SocketStream::peer() const {
-  sockaddr_storage address{};
-  socklen_t length = sizeof address;
-  auto& descriptor = const_cast<decltype(descriptor_)&>(descriptor_);
-  if (!descriptor.is_open() ||
-      ::getpeername(descriptor.native_handle(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    return {};  // not local: rules for TCP clients apply
-  }
+SocketStream::Peer SocketStream::peer_at(const sockaddr_storage& address) {
   if (address.ss_family == AF_UNIX) return {true, {}};
   char text[INET6_ADDRSTRLEN] = {};
   if (address.ss_family == AF_INET) {
-    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&address)->sin_addr, text, sizeof text);
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&address)->sin_addr, text,
+                sizeof text);
   } else if (address.ss_family == AF_INET6) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&address)->sin6_addr, text, sizeof text);
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address)->sin6_addr, text,
+                sizeof text);
   }
-  return {false, text};
+  return {false, text};  // unknown: not local, so the rules for TCP clients apply
 }
 
 bool SocketStream::tls_has_pending() const { return tls_ != nullptr && SSL_pending(tls_) > 0; }

@@ -11,6 +11,7 @@
 // writes with write(2): a process using one ignores SIGPIPE (pgvigil's main does).
 
 #include <openssl/types.h>
+#include <sys/socket.h>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -101,12 +102,12 @@ class SocketStream {
   int native_handle() { return is_open() ? descriptor_.native_handle() : -1; }
   bool is_tls() const { return tls_ != nullptr; }
   // Who the peer is: a Unix-socket peer (on this host), or a TCP peer's IP address as text
-  // ("10.0.0.7", "::1"; "" when unknown). One system call: ask once, not on hot paths.
+  // ("10.0.0.7", "::1"; "" when unknown), from the address accept4 gave.
   struct Peer {
     bool local = false;
     std::string address;
   };
-  Peer peer() const;
+  static Peer peer_at(const sockaddr_storage& address);
   // The OpenSSL object of a TLS stream (null in the clear), for what the peer's certificate says.
   SSL* tls_object() const { return tls_; }
   // From now on the stream is TLS through `tls` (a completed handshake over this descriptor),
