@@ -37,7 +37,9 @@ Environment (defaults in brackets):
                           pgvigil/baseline for every figure
   BENCH_BASELINE_YAML=    top-level config lines for the baseline only, keys the benchmark's
                           config does not set (say, "workers: 1"): a configuration A/B; the
-                          baseline binary is then pgvigil's own unless BENCH_BASELINE_BINARY is set
+                          baseline binary is then pgvigil's own unless BENCH_BASELINE_BINARY is set.
+                          With a number BENCH_POOL_SIZE both get pool.shards BENCH_PGVIGIL_SHARDS:
+                          compare worker counts with the shipped layout
 EOF
 }
 
@@ -72,7 +74,7 @@ PGBENCH="$PGVIGIL_PG_BINDIR/pgbench"
 [[ -x "$PGBENCH" ]] || PGBENCH="$(command -v pgbench)"
 DB=bench
 RESULTS="${BENCH_OUTPUT:-$BENCH_DIR/results/latest.md}"
-COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS${BENCH_BASELINE_BINARY:+ BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY}${BENCH_BASELINE_YAML:+ BENCH_BASELINE_YAML=\"$BENCH_BASELINE_YAML\"}${BENCH_OUTPUT:+ BENCH_OUTPUT=$BENCH_OUTPUT} bench/run.sh${*:+ $*}"
+COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS${BENCH_BASELINE_BINARY:+ BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY}${BENCH_BASELINE_YAML:+ BENCH_BASELINE_YAML=$(printf %q "$BENCH_BASELINE_YAML")}${BENCH_OUTPUT:+ BENCH_OUTPUT=$BENCH_OUTPUT} bench/run.sh${*:+ $*}"
 
 # The shipped config.yaml's pool section: what a new user runs.
 shipped_pool_key() { awk -v key="$1" '/^pool:/ {p = 1; next} /^[^ #]/ {p = 0} p && $1 == key ":" {print $2; exit}' "$ROOT/config.yaml"; }

@@ -26,9 +26,9 @@ const pool::PoolConfig* find_database(const Config& config, const std::string& n
 
 // The database's settings, logging in as `user`. One pool, not shards: a role's clients are
 // usually few, and each role already has a pool of its own. No min_idle: a role's pool opens
-// connections as its clients ask and closes each after pool.idle_timeout unused. Kept warm, every
-// role that ever logged in would hold min_idle server connections for good, and 50 roles with
-// the shipped min_idle (2) would take all of PostgreSQL's default max_connections (100).
+// connections as its clients ask and closes each after pool.idle_timeout unused (0: never). Kept
+// warm, every role that ever logged in would hold min_idle server connections for good, and 50
+// roles with the shipped min_idle (2) would take all of PostgreSQL's default max_connections (100).
 pool::PoolConfig user_pool_config(const pool::PoolConfig& database, const std::string& user,
                                   const std::string& password,
                                   std::shared_ptr<const pool::ServerLogin> proof) {

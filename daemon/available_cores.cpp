@@ -53,27 +53,33 @@ std::optional<double> quota_v1(const fs::path& directory) {
   return quota / period;
 }
 
-// The lowest quota from `directory` up to `top`. Directories that do not exist are passed over:
-// in a container with cgroup v1 and no cgroup namespace, /proc/self/cgroup names the host's path
-// while the container's own cgroup is mounted at the top.
+// The lowest quota of the cgroup at `path` under the mount `top` and of its ancestors up to
+// `top`. When `path` is not there (a container with cgroup v1 and no cgroup namespace, where
+// /proc/self/cgroup names the host's path but the container's own cgroup is mounted at `top`),
+// or would leave `top` (".."), only `top` itself is read.
 template <typename ReadQuota>
-double lowest_quota_up_to(const fs::path& top, const fs::path& directory, ReadQuota read_quota) {
+double lowest_quota_up_to(const fs::path& top, const fs::path& path, ReadQuota read_quota) {
+  const fs::path relative = path.lexically_normal();
+  std::error_code error;
+  fs::path at = top / relative;
+  if (relative.empty() || *relative.begin() == ".." || !fs::is_directory(at, error)) at = top;
   double lowest = 0;
-  for (fs::path at = directory;; at = at.parent_path()) {
-    if (const auto quota = read_quota(at); quota && (lowest == 0 || *quota < lowest))
+  for (;; at = at.parent_path()) {
+    if (const auto quota = read_quota(at); quota && (lowest == 0 || *quota < lowest)) {
       lowest = *quota;
-    if (at == top || at.native().size() <= top.native().size()) break;
+    }
+    if (at.native().size() <= top.native().size()) break;
   }
   return lowest;
 }
+
+double lower_quota(double a, double b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
 
 }  // namespace
 
 double cgroup_cpu_quota(std::string_view proc_self_cgroup, const fs::path& cgroup_root) {
   double lowest = 0;
-  const auto keep_lowest = [&lowest](double quota) {
-    if (quota > 0 && (lowest == 0 || quota < lowest)) lowest = quota;
-  };
+  std::error_code error;  // a file system error (a sandbox's denial) is no quota, not a failure
   std::istringstream lines{std::string(proc_self_cgroup)};
   for (std::string line; std::getline(lines, line);) {
     // "hierarchy-id:controller,list:/path"; the unified hierarchy (v2) is "0::/path".
@@ -84,10 +90,11 @@ double cgroup_cpu_quota(std::string_view proc_self_cgroup, const fs::path& cgrou
     const fs::path path = fs::path(line.substr(second + 1)).relative_path();
     if (controllers.empty()) {
       // The unified mount is cgroup_root itself on a v2-only system, cgroup_root/unified on a
-      // hybrid one.
+      // hybrid one (where cgroup_root has no cgroup.controllers).
       for (const fs::path& mount : {cgroup_root, cgroup_root / "unified"}) {
-        if (fs::exists(mount / "cgroup.controllers")) {
-          keep_lowest(lowest_quota_up_to(mount, mount / path, quota_v2));
+        if (fs::exists(mount / "cgroup.controllers", error)) {
+          lowest = lower_quota(lowest, lowest_quota_up_to(mount, path, quota_v2));
+          break;
         }
       }
       continue;
@@ -98,8 +105,8 @@ double cgroup_cpu_quota(std::string_view proc_self_cgroup, const fs::path& cgrou
     if (std::find(names.begin(), names.end(), "cpu") == names.end()) continue;
     // v1 mounts the cpu controller as "cpu,cpuacct" (with a "cpu" link) or as "cpu" alone.
     for (const fs::path& mount : {cgroup_root / controllers, cgroup_root / "cpu"}) {
-      if (fs::is_directory(mount)) {
-        keep_lowest(lowest_quota_up_to(mount, mount / path, quota_v1));
+      if (fs::is_directory(mount, error)) {
+        lowest = lower_quota(lowest, lowest_quota_up_to(mount, path, quota_v1));
         break;
       }
     }
@@ -109,15 +116,19 @@ double cgroup_cpu_quota(std::string_view proc_self_cgroup, const fs::path& cgrou
 
 AvailableCores available_cores() {
   AvailableCores cores;
-  cpu_set_t mask;
-  CPU_ZERO(&mask);
-  if (sched_getaffinity(0, sizeof mask, &mask) == 0) {
-    cores.count = CPU_COUNT(&mask);
+  // Sized for the machine: a fixed cpu_set_t holds 1024 CPUs, and sched_getaffinity fails on a
+  // machine with more.
+  const int possible = std::max(1024, static_cast<int>(std::thread::hardware_concurrency()));
+  cpu_set_t* mask = CPU_ALLOC(possible);
+  const std::size_t mask_size = CPU_ALLOC_SIZE(possible);
+  if (mask != nullptr && sched_getaffinity(0, mask_size, mask) == 0) {
+    cores.count = CPU_COUNT_S(mask_size, mask);
     cores.because = std::to_string(cores.count) + " CPU(s) in the affinity mask";
   } else {
     cores.count = static_cast<int>(std::thread::hardware_concurrency());
     cores.because = std::to_string(cores.count) + " CPU(s) on the machine";
   }
+  if (mask != nullptr) CPU_FREE(mask);
   const double quota =
       cgroup_cpu_quota(read_small_file("/proc/self/cgroup").value_or(""), "/sys/fs/cgroup");
   // A quota of 1.5 CPUs still runs two threads at once half of the time: rounded up.

@@ -15,7 +15,7 @@ namespace pgvigil::daemon {
 
 struct AvailableCores {
   int count = 1;        // at least 1
-  std::string because;  // what set it, for the start-up log: "2 CPUs in the affinity mask"
+  std::string because;  // what set it, for the start-up log: "2 CPU(s) in the affinity mask"
 };
 
 // Counted now. A CPU quota can change under a running process (Kubernetes resizes in place).

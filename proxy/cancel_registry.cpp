@@ -28,6 +28,7 @@ struct DrawnKeyBytes {
     OPENSSL_cleanse(bytes.data(), bytes.size());
     next = bytes.size();
   }
+  ~DrawnKeyBytes() { discard(); }  // a worker that ends leaves no unused key bytes behind
 };
 thread_local DrawnKeyBytes t_drawn;
 

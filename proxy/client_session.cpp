@@ -105,11 +105,10 @@ ClientSession::~ClientSession() {
 }
 
 void ClientSession::start(ProxyService& service, stream::Executor executor, int fd,
-                          stream::SocketStream::Peer peer) {
+                          const sockaddr_storage& peer_address) {
   auto session = std::make_shared<ClientSession>(service, executor, fd);
   asio::co_spawn(
-      executor,
-      [session, peer = std::move(peer)]() mutable { return session->handshake(std::move(peer)); },
+      executor, [session, peer_address] { return session->handshake(peer_address); },
       asio::detached);
 }
 

@@ -24,6 +24,8 @@
 // What a client leaves in the server session in transaction pooling (settings that follow it,
 // state that pins it) is client_session_state.cpp.
 
+#include <sys/socket.h>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -39,8 +41,8 @@
 #include "proxy/client_error.hpp"
 #include "proxy/client_settings.hpp"
 #include "proxy/proxy_service.hpp"
-#include "proxy/relay/message_scanner.hpp"
 #include "proxy/relay/message_forwarder.hpp"
+#include "proxy/relay/message_scanner.hpp"
 #include "proxy/relay/session_state.hpp"
 #include "proxy/relay/statement_relay.hpp"
 #include "proxy/relay/transaction_tracker.hpp"
@@ -62,8 +64,9 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
 
   // Takes ownership of an accepted client socket; the session runs on `executor` until it knows
   // its database. The caller has already counted the client in (ProxyService::admit_client).
+  // `peer_address`: the client's, as accept4 gave it.
   static void start(ProxyService& service, stream::Executor executor, int fd,
-                    stream::SocketStream::Peer peer);
+                    const sockaddr_storage& peer_address);
 
   ClientSession(ProxyService& service, stream::Executor executor, int fd);
   ~ClientSession() override;
@@ -111,11 +114,12 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void absorb_after_stop(Io, Results&...) {}
 
   // --- startup and the slow paths (client_session.cpp); coroutines
-  boost::asio::awaitable<void> handshake(stream::SocketStream::Peer peer);
+  boost::asio::awaitable<void> handshake(sockaddr_storage peer_address);
   boost::asio::awaitable<void> begin();
   boost::asio::awaitable<std::optional<ClientError>> acquire_server();
   // GCC 12 destroys twice a by-value argument of a coroutine called inside co_await, so the
-  // coroutines here take no class-type arguments and the functions that do are plain ones.
+  // coroutines here take no arguments with a destructor (handshake's address is plain bytes)
+  // and the functions that do are plain ones.
   boost::asio::awaitable<std::optional<ClientError>> acquire_settings();
   // The rest of what forward_to_server() planned: client buffer bytes [from, to), or unsent_
   // when from == to (server buffer bytes or unsent_to_client_ the other way).

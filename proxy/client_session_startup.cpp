@@ -34,7 +34,7 @@ ClientError too_many_clients_error(int limit) {
 
 // --- startup, on the accepting worker ----------------------------------------------------------
 
-awaitable<void> ClientSession::handshake(stream::SocketStream::Peer peer) {
+awaitable<void> ClientSession::handshake(sockaddr_storage peer_address) {
   // A client accepted and silent (defer_accept 0, or after it) is dropped after startup_timeout.
   // The flag, not the error code, tells the handler the startup is over: an expiry already queued
   // when the timer is cancelled still runs with success, and by then the stream may be on another
@@ -48,7 +48,7 @@ awaitable<void> ClientSession::handshake(stream::SocketStream::Peer peer) {
 
   // Connections that have not authenticated have a room of their own: a newer one may push
   // this one out (it is ended here, on its own worker, unless its startup is over by then).
-  ClientStartup startup(service_, stream_, std::move(peer));
+  ClientStartup startup(service_, stream_, stream::SocketStream::peer_at(peer_address));
   auto slot = service_.startup_gate().admit(
       startup.peer().address, [weak = weak_from_this(), over, executor = stream_.get_executor()] {
         asio::post(executor, [weak, over] {

@@ -215,13 +215,12 @@ void Listener::admit(asio::io_context& worker, int fd, const sockaddr_storage& a
     service_.count_startup_error(sqlstate::kTooManyConnections);
     return;
   }
-  auto peer = stream::SocketStream::peer_at(address);
   if (worker.get_executor().running_in_this_thread()) {
-    ClientSession::start(service_, worker.get_executor(), fd, std::move(peer));
+    ClientSession::start(service_, worker.get_executor(), fd, address);
     return;
   }
-  asio::post(worker, [&service = service_, &worker, fd, peer = std::move(peer)]() mutable {
-    ClientSession::start(service, worker.get_executor(), fd, std::move(peer));
+  asio::post(worker, [&service = service_, &worker, fd, address] {
+    ClientSession::start(service, worker.get_executor(), fd, address);
   });
 }
 

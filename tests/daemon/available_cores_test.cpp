@@ -93,6 +93,30 @@ TEST_F(CgroupTree, AHybridSystemReadsBothHierarchies) {
   EXPECT_DOUBLE_EQ(cgroup_cpu_quota("1:cpu:/app\n0::/app\n", root_), 3.0);
 }
 
+TEST_F(CgroupTree, AV2OnlySystemIgnoresACgroupNamedUnified) {
+  unified_at(".");
+  write("unified/cpu.max", "50000 100000\n");  // somebody's cgroup, not a hybrid mount
+  write("app/cpu.max", "max 100000\n");
+  EXPECT_EQ(cgroup_cpu_quota("0::/app\n", root_), 0);
+}
+
+TEST_F(CgroupTree, AHostPathOnlyPartlyUnderTheMountReadsTheMountOnly) {
+  // The container's cgroup is the mount; a cgroup of the same name as the host path's first
+  // part is another one.
+  write("cpu,cpuacct/cpu.cfs_quota_us", "200000\n");
+  write("cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+  write("cpu,cpuacct/kubepods/cpu.cfs_quota_us", "50000\n");
+  write("cpu,cpuacct/kubepods/cpu.cfs_period_us", "100000\n");
+  EXPECT_DOUBLE_EQ(cgroup_cpu_quota("3:cpu,cpuacct:/kubepods/pod9/c1\n", root_), 2.0);
+}
+
+TEST_F(CgroupTree, APathLeavingTheMountReadsTheMountOnly) {
+  unified_at("mount");
+  write("mount/cpu.max", "300000 100000\n");
+  write("cpu.max", "50000 100000\n");  // outside the mount
+  EXPECT_DOUBLE_EQ(cgroup_cpu_quota("0::/../..\n", root_ / "mount"), 3.0);
+}
+
 TEST_F(CgroupTree, UnreadableOrMalformedFilesMeanNoQuota) {
   unified_at(".");
   write("a/cpu.max", "lots 100000\n");
@@ -126,7 +150,7 @@ int first_cpu(const cpu_set_t& mask) {
 }
 
 // The worker count the daemon derives from it (cores_at_start) is counted once per process:
-// daemon_cores_pgtest starts the binary on one CPU.
+// daemon_setup_pgtest starts the binary on one CPU.
 TEST(AvailableCores, AProcessAllowedOneCpuCountsOne) {
   AffinityRestorer restore;
   cpu_set_t one;
