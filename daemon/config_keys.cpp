@@ -160,8 +160,7 @@ std::vector<ConfigKey> make_keys() {
        "SQL sent as the ping; empty sends the empty query, the cheapest round trip."},
 
       {"pool.min_idle", integer, "2", kReloads,
-       "Idle connections kept open and warm; at most pool.max_size. Not for user_pools: each "
-       "role's pool closes its idle ones after pool.idle_timeout (with 0, never)."},
+       "Idle connections kept open and warm; at most pool.max_size; none in a user_pools role's."},
       {"pool.max_size", integer, "10", kReloads,
        "Most server connections of one pool, idle and checked out; at least 1."},
       {"pool.shards", integer, "0", kReloads,
