@@ -53,6 +53,9 @@ std::optional<double> quota_v1(const fs::path& directory) {
   return quota / period;
 }
 
+// The lower of two quotas, 0 standing for none.
+double lower_quota(double a, double b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
+
 // The lowest quota of the cgroup at `path` under the mount `top` and of its ancestors up to
 // `top`. When `path` is not there (a container with cgroup v1 and no cgroup namespace, where
 // /proc/self/cgroup names the host's path but the container's own cgroup is mounted at `top`),
@@ -65,15 +68,11 @@ double lowest_quota_up_to(const fs::path& top, const fs::path& path, ReadQuota r
   if (relative.empty() || *relative.begin() == ".." || !fs::is_directory(at, error)) at = top;
   double lowest = 0;
   for (;; at = at.parent_path()) {
-    if (const auto quota = read_quota(at); quota && (lowest == 0 || *quota < lowest)) {
-      lowest = *quota;
-    }
+    if (const auto quota = read_quota(at)) lowest = lower_quota(lowest, *quota);
     if (at.native().size() <= top.native().size()) break;
   }
   return lowest;
 }
-
-double lower_quota(double a, double b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
 
 }  // namespace
 
