@@ -47,6 +47,12 @@ Application::Application(Config config)
   registry_.on_scrape([this] {
     pool::publish_connection_gauges(every_pool());
     if (proxy_) proxy_->publish_relayed();
+    if (listener_) {
+      const auto& placement = listener_->placement();
+      for (std::size_t worker = 0; worker < placement.workers(); ++worker) {
+        registry_.set_worker(worker, placement.busy(worker), placement.accepted(worker));
+      }
+    }
   });
   admin_ = std::make_unique<metrics::AdminServer>(workers_.context(0), admin_options, registry_,
                                                   [this] { return readiness(); });

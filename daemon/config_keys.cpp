@@ -77,6 +77,11 @@ std::vector<ConfigKey> make_keys() {
        "kernel, outside max_startup_connections, until the kernel's first SYN-ACK "
        "retransmission after this long (1, 3, 7, 15, 31 s...: 10s is about 15 s), is accepted "
        "then and has startup_timeout; 0: accepted at once; at most 1h."},
+      {"listen.pack_until_busy", number, "0.7", kNeedsRestart,
+       "New clients go to the first worker until its event loop is busy for this share of a "
+       "core, then to the next: on cores shared with the server and the application, fewer "
+       "busier workers spend less CPU per transaction than many half-idle ones. A session "
+       "stays on its worker. From 0 to 1; 0: spread clients over every worker as they come."},
       {"listen.max_message_bytes", integer, "268435456", kNeedsRestart,
        "Largest protocol message accepted from a client, in bytes; at least 1024."},
       {"listen.tls.cert_file", string, "\"\"", kReloads,
@@ -308,32 +313,6 @@ std::vector<ConfigKey> make_keys() {
   };
 }
 
-// Markdown table cells may not contain a bare pipe.
-std::string escape_cell(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '|') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
-std::string type_cell(const ConfigKey& key) {
-  if (key.type != KeyType::enumeration) return std::string(type_name(key.type));
-  std::string out = "one of";
-  for (std::size_t i = 0; i < key.choices.size(); ++i) {
-    // An empty choice ("inherit") is shown as YAML writes it.
-    const std::string choice = key.choices[i].empty() ? "\"\"" : std::string(key.choices[i]);
-    out += (i == 0 ? " `" : ", `") + choice + "`";
-  }
-  return out;
-}
-
-std::string default_cell(std::string_view text) {
-  if (text.starts_with("(")) return std::string(text);  // prose, not a value
-  return "`" + escape_cell(text) + "`";
-}
-
 }  // namespace
 
 const std::vector<ConfigKey>& config_keys() {
@@ -346,55 +325,6 @@ const ConfigKey* find_config_key(std::string_view path) {
   const auto it =
       std::find_if(keys.begin(), keys.end(), [&](const ConfigKey& k) { return k.path == path; });
   return it == keys.end() ? nullptr : &*it;
-}
-
-std::string_view type_name(KeyType type) {
-  switch (type) {
-    case KeyType::integer:
-      return "integer";
-    case KeyType::number:
-      return "number";
-    case KeyType::duration:
-      return "duration";
-    case KeyType::whole_seconds:
-      return "duration (whole seconds)";
-    case KeyType::string:
-      return "string";
-    case KeyType::enumeration:
-      return "enum";
-    case KeyType::port:
-      return "port";
-    case KeyType::listen:
-      return "host:port";
-    case KeyType::host_list:
-      return "list of host:port";
-    case KeyType::map:
-      return "map";
-    case KeyType::boolean:
-      return "boolean";
-  }
-  return "?";
-}
-
-std::string render_config_reference() {
-  std::string out =
-      "| Key | Type | Default | Reloadable | Description |\n"
-      "|---|---|---|---|---|\n";
-  for (const ConfigKey& key : config_keys()) {
-    out += "| `" + std::string(key.path) + "` | " + type_cell(key) + " | " +
-           default_cell(key.default_text) + " | " + (key.reloadable ? "yes" : "no") + " | " +
-           escape_cell(key.description) + " |\n";
-  }
-  out +=
-      "\n"
-      "Durations are an integer with a unit: `ms`, `s`, `m` or `h` (`500ms`, `10s`, `30m`, "
-      "`2h`), or `0`; a number without a unit is an error. The top-level `pool`, `keepalive` "
-      "and `ping` sections are the defaults of every database; a database overrides any of "
-      "their keys in its own `pool`, `keepalive` or `ping` map. `<name>` stands for the "
-      "database entry's name. `listen`, `auth` and the per-database `pool_mode`, "
-      "`reset_query` and `auth_method` configure the client-facing proxy. Unknown keys are "
-      "errors.\n";
-  return out;
 }
 
 }  // namespace pgvigil::daemon

@@ -109,6 +109,10 @@ void parse_listen(SectionReader& r, proxy::ProxySettings& settings) {
       settings.defer_accept > std::chrono::hours{1}) {
     r.fail("defer_accept", "must be at most 1h");  // the kernel takes an int of seconds
   }
+  if (r.read("pack_until_busy", settings.pack_until_busy) &&
+      !(settings.pack_until_busy >= 0 && settings.pack_until_busy <= 1)) {
+    r.fail("pack_until_busy", "must be from 0 to 1 (a share of one core; 0: spread)");
+  }
   // Read as int: the table's integer type is int, and every sane limit fits.
   int max_message_bytes = static_cast<int>(settings.max_message_bytes);
   if (r.read("max_message_bytes", max_message_bytes) && max_message_bytes < 1024) {

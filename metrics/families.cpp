@@ -17,11 +17,10 @@ MetricFamilies build_families(prometheus::Registry& registry) {
                           .Name("pgvigil_ping_latency_seconds")
                           .Help("Round trip of successful application-level pings.")
                           .Register(registry),
-      .connect_latency =
-          prometheus::BuildHistogram()
-              .Name("pgvigil_connect_latency_seconds")
-              .Help("Time to open a server connection (TCP, TLS, authentication).")
-              .Register(registry),
+      .connect_latency = prometheus::BuildHistogram()
+                             .Name("pgvigil_connect_latency_seconds")
+                             .Help("Time to open a server connection (TCP, TLS, authentication).")
+                             .Register(registry),
       .connect_failures = prometheus::BuildCounter()
                               .Name("pgvigil_connect_failures_total")
                               .Help("Failed attempts to open a server connection, by cause.")
@@ -52,11 +51,10 @@ MetricFamilies build_families(prometheus::Registry& registry) {
               .Name("pgvigil_server_health")
               .Help("What pgvigil believes about the server: 0 healthy, 1 suspect, 2 down.")
               .Register(registry),
-      .server_verdicts =
-          prometheus::BuildCounter()
-              .Name("pgvigil_server_verdicts_total")
-              .Help("Changes of a server's health, by the state it entered.")
-              .Register(registry),
+      .server_verdicts = prometheus::BuildCounter()
+                             .Name("pgvigil_server_verdicts_total")
+                             .Help("Changes of a server's health, by the state it entered.")
+                             .Register(registry),
       .server_down_verdict =
           prometheus::BuildHistogram()
               .Name("pgvigil_server_down_verdict_seconds")
@@ -117,6 +115,16 @@ MetricFamilies build_families(prometheus::Registry& registry) {
                             .Name("pgvigil_config_reloads_total")
                             .Help("Configuration reloads, by result.")
                             .Register(registry),
+      .worker_busy = prometheus::BuildGauge()
+                         .Name("pgvigil_worker_busy_ratio")
+                         .Help("Share of one core each worker's event loop used over its last "
+                               "sampling period (0.2 s), as listen.pack_until_busy measures it; "
+                               "0 when clients are spread (pack_until_busy 0) or one worker runs.")
+                         .Register(registry),
+      .worker_accepted = prometheus::BuildCounter()
+                             .Name("pgvigil_worker_clients_accepted_total")
+                             .Help("Client connections each worker took, TCP and Unix.")
+                             .Register(registry),
       .build_info = prometheus::BuildGauge()
                         .Name("pgvigil_build_info")
                         .Help("Always 1; the version label says which build runs.")

@@ -36,6 +36,8 @@ struct MetricFamilies {
   prometheus::Family<prometheus::Counter>& queries;
   prometheus::Family<prometheus::Counter>& relayed_bytes;
   prometheus::Family<prometheus::Counter>& config_reloads;
+  prometheus::Family<prometheus::Gauge>& worker_busy;
+  prometheus::Family<prometheus::Counter>& worker_accepted;
   prometheus::Family<prometheus::Gauge>& build_info;
 };
 

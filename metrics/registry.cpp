@@ -1,11 +1,13 @@
 #include "metrics/registry.hpp"
 
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
 #include <array>
 #include <map>
 #include <mutex>
-
-#include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
+#include <string>
+#include <vector>
 
 #include "metrics/client_series.hpp"
 #include "metrics/families.hpp"
@@ -36,6 +38,13 @@ struct Registry::Families {
   std::mutex pools_mutex;
   std::map<std::string, std::shared_ptr<PoolSeries>, std::less<>> pools;
   std::map<std::string, std::shared_ptr<ClientSeries>, std::less<>> client_pools;
+  struct WorkerSeries {
+    prometheus::Gauge* busy;
+    prometheus::Counter* accepted;
+    std::uint64_t accepted_published = 0;
+  };
+  std::mutex workers_mutex;
+  std::vector<WorkerSeries> workers;  // by worker index, made as they are first set
 };
 
 Registry::Registry(std::string_view version)
@@ -110,6 +119,22 @@ void Registry::record_config_reload(bool success) {
 
 void Registry::startup_error(std::string_view sqlstate) {
   families_->startup_errors[ClientSeries::error_class_index(sqlstate)]->Increment();
+}
+
+void Registry::set_worker(std::size_t worker, double busy, std::uint64_t accepted_total) {
+  std::lock_guard lock(families_->workers_mutex);
+  auto& workers = families_->workers;
+  while (workers.size() <= worker) {
+    const prometheus::Labels labels{{"worker", std::to_string(workers.size())}};
+    workers.push_back({&families_->metric.worker_busy.Add(labels),
+                       &families_->metric.worker_accepted.Add(labels)});
+  }
+  auto& series = workers[worker];
+  series.busy->Set(busy);
+  if (accepted_total > series.accepted_published) {
+    series.accepted->Increment(static_cast<double>(accepted_total - series.accepted_published));
+    series.accepted_published = accepted_total;
+  }
 }
 
 void Registry::on_scrape(std::function<void()> refresh) { refresh_ = std::move(refresh); }

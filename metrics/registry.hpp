@@ -101,6 +101,9 @@ class Registry final : public StartupErrorMetrics {
   // Config reloads by result ("success" or "error").
   void record_config_reload(bool success);
   void startup_error(std::string_view sqlstate) override;
+  // Worker `worker`'s pgvigil_worker_busy_ratio and the clients it took so far (a running total;
+  // the counter moves by the difference). Called when metrics are read.
+  void set_worker(std::size_t worker, double busy, std::uint64_t accepted_total);
 
   // Runs at the start of every serialize(), to bring in values kept elsewhere (the connection
   // gauges, the relay counters). One hook; a later call replaces it. Runs on the thread that

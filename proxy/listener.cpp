@@ -19,6 +19,7 @@
 
 #include "proxy/client_error.hpp"
 #include "proxy/client_session.hpp"
+#include "proxy/reuseport_steering.hpp"
 
 namespace pgvigil::proxy {
 namespace asio = boost::asio;
@@ -53,7 +54,9 @@ bool out_of_descriptors(int error) {
 }  // namespace
 
 Listener::Listener(std::vector<asio::io_context*> workers, ProxyService& service)
-    : workers_(std::move(workers)), service_(service) {}
+    : workers_(std::move(workers)),
+      service_(service),
+      placement_(workers_.size(), service.settings().pack_until_busy) {}
 
 Listener::~Listener() {
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
@@ -107,9 +110,9 @@ void Listener::start() {
       throw cannot_listen(error.code().value(), where);
     }
     tcp_port_ = endpoint.port();
+    if (placement_.packs()) steer_to(placement_.target());
     for (std::size_t index = 0; index < tcp_.size(); ++index) {
-      asio::co_spawn(*workers_[index], accept_loop(*workers_[index], *tcp_[index], true),
-                     asio::detached);
+      asio::co_spawn(*workers_[index], accept_loop(index, *tcp_[index], true), asio::detached);
     }
   }
   if (!listen.unix_socket_dir.empty()) {
@@ -124,12 +127,17 @@ void Listener::start() {
       throw cannot_listen(error.code().value(), unix_path_);
     }
     ::chmod(unix_path_.c_str(), 0777);  // like PostgreSQL's unix_socket_permissions default
-    asio::co_spawn(*workers_.front(), accept_loop(*workers_.front(), *unix_, false),
-                   asio::detached);
+    asio::co_spawn(*workers_.front(), accept_loop(0, *unix_, false), asio::detached);
+  }
+  if (placement_.packs()) {
+    for (std::size_t index = 0; index < workers_.size(); ++index) {
+      asio::co_spawn(*workers_[index], measure_loop(index), asio::detached);
+    }
   }
 }
 
 void Listener::stop() {
+  stopping_ = true;
   for (auto& acceptor : tcp_) {
     asio::post(acceptor->get_executor(), [&acceptor = *acceptor] {
       boost::system::error_code ignored;
@@ -147,8 +155,8 @@ void Listener::stop() {
 }
 
 template <typename Acceptor>
-asio::awaitable<void> Listener::accept_loop(asio::io_context& worker, Acceptor& acceptor,
-                                            bool tcp) {
+asio::awaitable<void> Listener::accept_loop(std::size_t index, Acceptor& acceptor, bool tcp) {
+  auto& worker = *workers_[index];
   while (acceptor.is_open()) {
     // Waits for readiness and accepts with accept4 itself: the socket comes non-blocking and
     // unregistered, where Asio's accept registers it with this loop, which the session's own
@@ -164,7 +172,7 @@ asio::awaitable<void> Listener::accept_loop(asio::io_context& worker, Acceptor& 
       const int fd = ::accept4(acceptor.native_handle(), reinterpret_cast<sockaddr*>(&peer),
                                &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
-        admit(session_worker(worker, tcp), fd, peer);
+        admit(session_worker(index, tcp), fd, peer);
         // A burst (thousands of clients at once) is taken a few at a time, the startups of
         // those taken running in between: draining the whole backlog first would fill the
         // startup gate with clients not yet read, pushing out the oldest.
@@ -190,12 +198,35 @@ asio::awaitable<void> Listener::accept_loop(asio::io_context& worker, Acceptor& 
   }
 }
 
-asio::io_context& Listener::session_worker(asio::io_context& accepting, bool tcp) {
-  if (tcp) return accepting;
-  return *workers_[next_unix_worker_++ % workers_.size()];
+asio::awaitable<void> Listener::measure_loop(std::size_t index) {
+  asio::steady_timer tick(*workers_[index]);
+  placement_.sample(index);
+  while (!stopping_) {
+    tick.expires_after(WorkerPlacement::kSampleEvery);
+    auto [ec] = co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || stopping_) co_return;
+    placement_.sample(index);
+    if (index == 0 && placement_.retarget()) steer_to(placement_.target());
+  }
 }
 
-void Listener::admit(asio::io_context& worker, int fd, const sockaddr_storage& address) {
+void Listener::steer_to(std::size_t worker) {
+  if (tcp_.empty() || !tcp_.front()->is_open()) return;
+  if (const auto error = steer_reuseport_group(tcp_.front()->native_handle(), worker)) {
+    // Only less packed: the kernel keeps spreading by hash.
+    spdlog::warn("listen.pack_until_busy: SO_ATTACH_REUSEPORT_CBPF refused: {}", error.message());
+  }
+}
+
+std::size_t Listener::session_worker(std::size_t accepting, bool tcp) {
+  if (tcp) return accepting;
+  if (placement_.packs()) return placement_.target();
+  return next_unix_worker_++ % workers_.size();
+}
+
+void Listener::admit(std::size_t index, int fd, const sockaddr_storage& address) {
+  placement_.count_accepted(index);
+  auto& worker = *workers_[index];
   if (!service_.room_for_client()) {
     // The refusal is tiny: a best-effort non-blocking send, then close.
     const auto refusal =

@@ -69,6 +69,9 @@ struct ProxySettings {
   // One that sends nothing stays with the kernel until its first SYN-ACK retransmission after
   // this long (10 s: about 15 s), is accepted then, and startup_timeout applies. 0: at once.
   std::chrono::seconds defer_accept{10};
+  // New clients fill the first worker until its event loop is busy for this share of a core,
+  // then the next (worker_placement.hpp); 0: spread over every worker by the kernel's hash.
+  double pack_until_busy = 0.7;
   std::uint32_t max_message_bytes = 256u * 1024 * 1024;
   AuthMethod auth_method = AuthMethod::trust;  // default for every database
   std::string users_file;  // "user" "secret" lines: plain, md5..., or SCRAM-SHA-256$...

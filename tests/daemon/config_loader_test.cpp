@@ -324,6 +324,7 @@ TEST(ConfigLoaderTest, ProxyDefaultsAndOneRoutePerDatabaseInOrder) {
   EXPECT_EQ(config.proxy.listen.unix_socket_dir, "");
   EXPECT_EQ(config.proxy.startup_timeout, seconds(10));
   EXPECT_EQ(config.proxy.defer_accept, seconds(10));
+  EXPECT_EQ(config.proxy.pack_until_busy, 0.7);
   EXPECT_EQ(config.proxy.max_message_bytes, 268435456u);
   ASSERT_EQ(config.routes.size(), 2u);
   EXPECT_EQ(config.routes[0].database, "zeta");
@@ -343,6 +344,7 @@ TEST(ConfigLoaderTest, ListenAndAuthKeys) {
                                   "  max_client_connections: 7\n"
                                   "  startup_timeout: 1500ms\n"
                                   "  defer_accept: 0\n"
+                                  "  pack_until_busy: 0\n"
                                   "  max_message_bytes: 4096\n"
                                   "auth: {method: md5, users_file: users.txt}\n"
                                   "databases:\n"
@@ -356,6 +358,7 @@ TEST(ConfigLoaderTest, ListenAndAuthKeys) {
   EXPECT_EQ(config.proxy.max_client_connections, 7);
   EXPECT_EQ(config.proxy.startup_timeout, milliseconds(1500));
   EXPECT_EQ(config.proxy.defer_accept, seconds(0));
+  EXPECT_EQ(config.proxy.pack_until_busy, 0.0);
   EXPECT_EQ(config.proxy.max_message_bytes, 4096u);
   EXPECT_EQ(config.proxy.auth_method, proxy::AuthMethod::md5);
   EXPECT_EQ(config.proxy.users_file, (dir.path() / "users.txt").string());
@@ -365,6 +368,16 @@ TEST(ConfigLoaderTest, ListenAndAuthKeys) {
   EXPECT_EQ(config.routes[0].auth_method, proxy::AuthMethod::md5);  // inherited
   EXPECT_EQ(config.routes[1].auth_method, proxy::AuthMethod::scram_sha_256);
   EXPECT_EQ(config.routes[2].auth_method, proxy::AuthMethod::trust);
+}
+
+TEST(ConfigLoaderTest, PackUntilBusyIsAShareOfOneCore) {
+  for (const char* value : {"1.5", "-0.1"}) {
+    const ConfigError error =
+        error_of(std::string("listen:\n  pack_until_busy: ") + value + "\n" + minimal_config);
+    EXPECT_EQ(error.key(), "listen.pack_until_busy") << value;
+    EXPECT_EQ(error.line(), 2) << value;
+    EXPECT_NE(std::string(error.what()).find("from 0 to 1"), std::string::npos) << error.what();
+  }
 }
 
 TEST(ConfigLoaderTest, EmptyAddressTurnsTcpOffButNotBothListeners) {

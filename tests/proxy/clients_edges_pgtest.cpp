@@ -142,10 +142,12 @@ TEST_F(ClientsPgTest, PsqlKilledInsideATransactionIsEvictedDirty) {
 // --- pool.shards ---------------------------------------------------------------------------
 
 TEST_F(ClientsPgTest, ShardsGiveTheirIdlePlacesToAShardWithAWaitingClient) {
-  // Two shards of one connection each, on the daemon's two workers.
+  // Two shards of one connection each, on the daemon's two workers; clients spread over both
+  // (pack_until_busy 0), not packed on the first.
   start_daemon({.databases = {{.name = "tx",
                                .pool = "{max_size: 2, min_idle: 2, shards: 2, "
-                                       "checkout_timeout: 2s}"}}});
+                                       "checkout_timeout: 2s}"}},
+                .listen_extra = "pack_until_busy: 0"});
   const auto connections = [&](const char* state) {
     return metric("pgvigil_server_connections", {{"pool", "tx"}, {"state", state}});
   };
@@ -158,8 +160,8 @@ TEST_F(ClientsPgTest, ShardsGiveTheirIdlePlacesToAShardWithAWaitingClient) {
   EXPECT_TRUE(contains(ready, "pool tx (shard 1/2): 1 healthy")) << ready;
   EXPECT_TRUE(contains(ready, "pool tx (shard 2/2): 1 healthy")) << ready;
 
-  // The Unix socket deals its clients to the workers in turn: the first and third share a
-  // worker, so a shard, whose one connection the first holds.
+  // Spreading, the Unix socket deals its clients to the workers in turn: the first and third
+  // share a worker, so a shard, whose one connection the first holds.
   const auto unix_conninfo = "host=" + socket_dir().string() + " port=" + std::to_string(port_) +
                              " dbname=tx user=postgres";
   auto first = pq_connect(unix_conninfo);
