@@ -40,6 +40,8 @@ Environment (defaults in brackets):
                           baseline binary is then pgvigil's own unless BENCH_BASELINE_BINARY is set.
                           With a number BENCH_POOL_SIZE both get pool.shards BENCH_PGVIGIL_SHARDS:
                           compare worker counts with the shipped layout
+  BENCH_BASELINE_LISTEN=  keys added to the baseline's listen map (say, "pack_until_busy: 0"),
+                          as BENCH_BASELINE_YAML adds top-level ones
 EOF
 }
 
@@ -67,6 +69,7 @@ BENCH_WARMUP_SECONDS="${BENCH_WARMUP_SECONDS:-2}"
 BENCH_ROUNDS="${BENCH_ROUNDS:-3}"
 BENCH_KEEP_TMP="${BENCH_KEEP_TMP:-0}"
 BENCH_BASELINE_YAML="${BENCH_BASELINE_YAML:-}"
+BENCH_BASELINE_LISTEN="${BENCH_BASELINE_LISTEN:-}"
 BENCH_BASELINE_BINARY="${BENCH_BASELINE_BINARY:-}"
 source "$ROOT/scripts/lib/paths.sh"
 PGBOUNCER="${PGBOUNCER:-/usr/sbin/pgbouncer}"
@@ -74,7 +77,7 @@ PGBENCH="$PGVIGIL_PG_BINDIR/pgbench"
 [[ -x "$PGBENCH" ]] || PGBENCH="$(command -v pgbench)"
 DB=bench
 RESULTS="${BENCH_OUTPUT:-$BENCH_DIR/results/latest.md}"
-COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS${BENCH_BASELINE_BINARY:+ BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY}${BENCH_BASELINE_YAML:+ BENCH_BASELINE_YAML=$(printf %q "$BENCH_BASELINE_YAML")}${BENCH_OUTPUT:+ BENCH_OUTPUT=$BENCH_OUTPUT} bench/run.sh${*:+ $*}"
+COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_CLIENTS=\"$BENCH_CLIENTS\" BENCH_MODES=\"$BENCH_MODES\" BENCH_POOL_SIZE=$BENCH_POOL_SIZE BENCH_PGVIGIL_SHARDS=$BENCH_PGVIGIL_SHARDS BENCH_SCALE=$BENCH_SCALE BENCH_IDLE_CLIENTS=$BENCH_IDLE_CLIENTS BENCH_ROUNDS=$BENCH_ROUNDS${BENCH_BASELINE_BINARY:+ BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY}${BENCH_BASELINE_YAML:+ BENCH_BASELINE_YAML=$(printf %q "$BENCH_BASELINE_YAML")}${BENCH_BASELINE_LISTEN:+ BENCH_BASELINE_LISTEN=$(printf %q "$BENCH_BASELINE_LISTEN")}${BENCH_OUTPUT:+ BENCH_OUTPUT=$BENCH_OUTPUT} bench/run.sh${*:+ $*}"
 
 # The shipped config.yaml's pool section: what a new user runs.
 shipped_pool_key() { awk -v key="$1" '/^pool:/ {p = 1; next} /^[^ #]/ {p = 0} p && $1 == key ":" {print $2; exit}' "$ROOT/config.yaml"; }
@@ -287,10 +290,10 @@ pgvigil_unavailable() {
 # The server link in the clear, as PgBouncer's (server_tls_sslmode = disable): PostgreSQL has
 # ssl = on for the tls mode, and pgvigil's default sslmode (prefer) would otherwise encrypt
 # its server connections while PgBouncer's stay plain, which measures TLS, not the poolers.
-write_pgvigil_config() {  # file port admin_port [listen.tls map]
+write_pgvigil_config() {  # file port admin_port [more keys of the listen map]
   cat >"$1" <<EOF
 admin: {listen: "127.0.0.1:$3"}
-listen: {address: "127.0.0.1:$2", max_client_connections: $((BENCH_IDLE_CLIENTS + 100))${4:+, tls: $4}}
+listen: {address: "127.0.0.1:$2", max_client_connections: $((BENCH_IDLE_CLIENTS + 100))${4:+, $4}}
 $PGV_POOL_LINE
 databases:
   $DB: {host: 127.0.0.1, port: $PG_PORT, dbname: $DB, user: postgres, pool_mode: transaction, sslmode: disable}
@@ -307,7 +310,7 @@ start_pgvigil() {
   fi
   PV_VERSION="$("$PGVIGIL_BINARY" --version 2>/dev/null | head -1 || echo unknown)"
   write_pgvigil_config "$TMP/pgvigil.yaml" "$PV_PORT" "$PV_ADMIN_PORT" \
-    "{cert_file: \"$TMP/tls.crt\", key_file: \"$TMP/tls.key\"}"
+    "tls: {cert_file: \"$TMP/tls.crt\", key_file: \"$TMP/tls.key\"}"
   log "pgvigil: port $PV_PORT, admin $PV_ADMIN_PORT ($POOL_LAYOUT pool: ${PGV_POOL_LINE:-as in config.yaml})"
   # In a session of its own, as PgBouncer (-d) and PostgreSQL (pg_ctl) are: with the kernel's
   # autogroup scheduling each session shares one CPU weight, so a pooler left in this script's
@@ -335,11 +338,11 @@ start_pgvigil
 # The baseline: the same configuration on another binary, or with BENCH_BASELINE_YAML's lines
 # added, in a session of its own too.
 BL_VERSION=""
-[[ -n "$BENCH_BASELINE_YAML" && -z "$BENCH_BASELINE_BINARY" ]] && BENCH_BASELINE_BINARY="$PGVIGIL_BINARY"
+[[ -n "$BENCH_BASELINE_YAML$BENCH_BASELINE_LISTEN" && -z "$BENCH_BASELINE_BINARY" ]] && BENCH_BASELINE_BINARY="$PGVIGIL_BINARY"
 start_baseline() {
   [[ -x "$BENCH_BASELINE_BINARY" ]] || die "BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY is not an executable"
   BL_VERSION="$("$BENCH_BASELINE_BINARY" --version 2>/dev/null | head -1 || echo unknown)"
-  write_pgvigil_config "$TMP/baseline.yaml" "$BL_PORT" "$BL_ADMIN_PORT"
+  write_pgvigil_config "$TMP/baseline.yaml" "$BL_PORT" "$BL_ADMIN_PORT" "$BENCH_BASELINE_LISTEN"
   [[ -z "$BENCH_BASELINE_YAML" ]] || printf '%s\n' "$BENCH_BASELINE_YAML" >>"$TMP/baseline.yaml"
   log "baseline pgvigil ($BENCH_BASELINE_BINARY): port $BL_PORT"
   setsid "$BENCH_BASELINE_BINARY" --config "$TMP/baseline.yaml" >"$TMP/baseline.log" 2>&1 &

@@ -50,7 +50,8 @@ Application::Application(Config config)
     if (listener_) {
       const auto& placement = listener_->placement();
       for (std::size_t worker = 0; worker < placement.workers(); ++worker) {
-        registry_.set_worker(worker, placement.busy(worker), placement.accepted(worker));
+        registry_.set_worker(worker, {placement.busy(worker), placement.accepted(worker),
+                                      placement.moved_in(worker)});
       }
     }
   });

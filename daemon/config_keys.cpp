@@ -80,8 +80,9 @@ std::vector<ConfigKey> make_keys() {
       {"listen.pack_until_busy", number, "0.7", kNeedsRestart,
        "New clients go to the first worker until its event loop is busy for this share of a "
        "core, then to the next: on cores shared with the server and the application, fewer "
-       "busier workers spend less CPU per transaction than many half-idle ones. A session "
-       "stays on its worker. From 0 to 1; 0: spread clients over every worker as they come."},
+       "busier workers spend less CPU per transaction than many half-idle ones. A worker over "
+       "it moves an active session between two transactions to a worker well below it (one per "
+       "0.2 s). From 0 to 1; 0: spread clients over every worker as they come, move none."},
       {"listen.max_message_bytes", integer, "268435456", kNeedsRestart,
        "Largest protocol message accepted from a client, in bytes; at least 1024."},
       {"listen.tls.cert_file", string, "\"\"", kReloads,

@@ -125,6 +125,12 @@ MetricFamilies build_families(prometheus::Registry& registry) {
                              .Name("pgvigil_worker_clients_accepted_total")
                              .Help("Client connections each worker took, TCP and Unix.")
                              .Register(registry),
+      .worker_moved_in = prometheus::BuildCounter()
+                             .Name("pgvigil_worker_sessions_moved_in_total")
+                             .Help("Client sessions that moved to each worker between two "
+                                   "transactions, from a worker busier than "
+                                   "listen.pack_until_busy.")
+                             .Register(registry),
       .build_info = prometheus::BuildGauge()
                         .Name("pgvigil_build_info")
                         .Help("Always 1; the version label says which build runs.")

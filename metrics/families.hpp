@@ -38,6 +38,7 @@ struct MetricFamilies {
   prometheus::Family<prometheus::Counter>& config_reloads;
   prometheus::Family<prometheus::Gauge>& worker_busy;
   prometheus::Family<prometheus::Counter>& worker_accepted;
+  prometheus::Family<prometheus::Counter>& worker_moved_in;
   prometheus::Family<prometheus::Gauge>& build_info;
 };
 

@@ -41,7 +41,8 @@ struct Registry::Families {
   struct WorkerSeries {
     prometheus::Gauge* busy;
     prometheus::Counter* accepted;
-    std::uint64_t accepted_published = 0;
+    prometheus::Counter* moved_in;
+    Registry::WorkerFigures published;
   };
   std::mutex workers_mutex;
   std::vector<WorkerSeries> workers;  // by worker index, made as they are first set
@@ -121,20 +122,31 @@ void Registry::startup_error(std::string_view sqlstate) {
   families_->startup_errors[ClientSeries::error_class_index(sqlstate)]->Increment();
 }
 
-void Registry::set_worker(std::size_t worker, double busy, std::uint64_t accepted_total) {
+namespace {
+
+// A counter kept elsewhere as a running total: moved by what it grew since it was last published.
+void advance(prometheus::Counter& counter, std::uint64_t total, std::uint64_t& published) {
+  if (total <= published) return;
+  counter.Increment(static_cast<double>(total - published));
+  published = total;
+}
+
+}  // namespace
+
+void Registry::set_worker(std::size_t worker, const WorkerFigures& figures) {
   std::lock_guard lock(families_->workers_mutex);
   auto& workers = families_->workers;
   while (workers.size() <= worker) {
     const prometheus::Labels labels{{"worker", std::to_string(workers.size())}};
     workers.push_back({&families_->metric.worker_busy.Add(labels),
-                       &families_->metric.worker_accepted.Add(labels)});
+                       &families_->metric.worker_accepted.Add(labels),
+                       &families_->metric.worker_moved_in.Add(labels),
+                       {}});
   }
   auto& series = workers[worker];
-  series.busy->Set(busy);
-  if (accepted_total > series.accepted_published) {
-    series.accepted->Increment(static_cast<double>(accepted_total - series.accepted_published));
-    series.accepted_published = accepted_total;
-  }
+  series.busy->Set(figures.busy);
+  advance(*series.accepted, figures.accepted, series.published.accepted);
+  advance(*series.moved_in, figures.moved_in, series.published.moved_in);
 }
 
 void Registry::on_scrape(std::function<void()> refresh) { refresh_ = std::move(refresh); }

@@ -101,9 +101,15 @@ class Registry final : public StartupErrorMetrics {
   // Config reloads by result ("success" or "error").
   void record_config_reload(bool success);
   void startup_error(std::string_view sqlstate) override;
-  // Worker `worker`'s pgvigil_worker_busy_ratio and the clients it took so far (a running total;
-  // the counter moves by the difference). Called when metrics are read.
-  void set_worker(std::size_t worker, double busy, std::uint64_t accepted_total);
+  // Worker `worker`'s pgvigil_worker_busy_ratio, the clients it took and the sessions that moved
+  // to it so far (running totals; the counters move by the difference). Called when metrics are
+  // read.
+  struct WorkerFigures {
+    double busy = 0;
+    std::uint64_t accepted = 0;
+    std::uint64_t moved_in = 0;
+  };
+  void set_worker(std::size_t worker, const WorkerFigures& figures);
 
   // Runs at the start of every serialize(), to bring in values kept elsewhere (the connection
   // gauges, the relay counters). One hook; a later call replaces it. Runs on the thread that

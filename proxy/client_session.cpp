@@ -171,6 +171,10 @@ awaitable<void> ClientSession::begin() {
   }
   // The startup settings: what set_settings() keeps aside once SQL changes them.
   settings_ = intern_settings(*route_, *settings_);
+  // Known before the cancel registry can call in (at_home).
+  if (const auto worker = service_.this_worker()) {
+    home_.store(static_cast<std::uint8_t>(*worker), std::memory_order_release);
+  }
   const auto key = service_.cancels().add(weak_from_this());
   if (!key) {
     co_return fail({sqlstate::kInternalError,
@@ -304,20 +308,19 @@ awaitable<void> ClientSession::settle_turn() {
 }
 
 void ClientSession::request_cancel() {
-  // stream_ is fixed once the session has moved to its worker, which is before it is
-  // registered for cancels.
-  asio::post(stream_.get_executor(), [self = shared_from_this()] { self->cancel_running_query(); });
+  // Registered for cancels once it has begun on its worker; it may move later (at_home).
+  at_home([](ClientSession& self) { self.cancel_running_query(); });
 }
 
 void ClientSession::request_shutdown(bool forced) {
-  asio::post(stream_.get_executor(), [self = shared_from_this(), forced] {
-    self->drain_ = forced ? Drain::now : std::max(self->drain_, Drain::after_transaction);
+  at_home([forced](ClientSession& self) {
+    self.drain_ = forced ? Drain::now : std::max(self.drain_, Drain::after_transaction);
     // An idle client (parked, lingering, or a session-mode relay waiting for the client) ends
     // now; a transaction in flight ends when the server's last ReadyForQuery is relayed.
-    if (self->pending(Io::client_wait) || self->between_requests() || forced) {
-      self->stream_.cancel();
+    if (self.pending(Io::client_wait) || self.between_requests() || forced) {
+      self.stream_.cancel();
     }
-    if (forced && self->server_) self->server_->detach();
+    if (forced && self.server_) self.server_->detach();
   });
 }
 

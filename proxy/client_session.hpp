@@ -22,13 +22,16 @@
 // coroutines are kept for the slow paths (a peer that cannot take everything at once, a checkout
 // that must ping or apply settings, the endings: client_session_ending.cpp).
 // What a client leaves in the server session in transaction pooling (settings that follow it,
-// state that pins it) is client_session_state.cpp.
+// state that pins it) is client_session_state.cpp. A session between transactions may move to
+// another worker's shard of its database when its own worker is busy (client_session_move.cpp).
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <exception>
 #include <memory>
@@ -219,6 +222,19 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // The idle sweep (LingerSweep), `since_last` after the one before: false once the session no
   // longer lingers with a buffer.
   bool sweep_linger(std::chrono::milliseconds since_last);
+  // --- moving to another worker (client_session_move.cpp)
+  // From any thread: runs `action` on the session's worker, following the session if it moved.
+  template <typename Action>
+  void at_home(Action action);
+  // Transaction pooling, between transactions, nothing held but the pending client read: the
+  // session can continue on another worker.
+  bool movable() const;
+  // On the sweep: asks the placement whether this session should move, and if so cancels its
+  // read to move once the read has let go (on_client_read). False when it stays.
+  bool request_move();
+  // The read let go: hands the socket to the chosen worker, which takes the session (arrive()).
+  void move_to_worker();
+  void arrive(Route* next, stream::HandedOff handed, std::size_t worker);
   // The parked sessions' check (LingerSweep), `elapsed` after the one before: false once the
   // session is no longer parked, or is woken because it was idle past pool.client_idle_timeout.
   bool sweep_parked(std::chrono::milliseconds elapsed);
@@ -269,9 +285,11 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
     std::unique_ptr<boost::asio::steady_timer> cancel_timer;  // made when a cancel must land
     // settings_ as the client asked for them at startup, once SQL has made settings_ differ.
     std::shared_ptr<const SettingMap> startup_settings;
+    // The shard route the session moves to once its read has let go (request_move).
+    Route* moving_to = nullptr;
     bool empty() const {
       return !pending_input && !greeting && !unsent && !unsent_to_client && !stop_after_forward &&
-             !pending_set && !cancel_timer && !startup_settings;
+             !pending_set && !cancel_timer && !startup_settings && !moving_to;
     }
   };
   Occasional& occasional();  // made on first use
@@ -316,8 +334,12 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::uint32_t query_waited_ms_ = 0;
   std::uint32_t suspect_after_ms_ = 0;  // when the server is next suspected, if still silent
   Drain drain_ = Drain::none;
+  // The index of the worker the session runs on (ProxyService::workers(), at most 256 of them),
+  // once it has begun there: read from other threads (at_home), written when the session moves.
+  std::atomic<std::uint8_t> home_{0};
   bool ending_started_ : 1 = false;     // the ending coroutine runs
   bool park_requested_ : 1 = false;     // the idle sweep cancelled the read to park
+  bool move_requested_ : 1 = false;     // the sweep cancelled the read to move (request_move)
   bool recently_active_ : 1 = false;    // a transaction ended since the last idle sweep
   bool lingering_ : 1 = false;          // listed with the worker's LingerSweep
   bool server_input_lost_ : 1 = false;  // a server read completed after the relay stopped
@@ -339,6 +361,27 @@ void ClientSession::spawn(Coroutine coroutine) {
   // A named lambda, not a temporary inside the call: see the GCC 12 note above.
   auto task = [self = shared_from_this(), coroutine] { return (self.get()->*coroutine)(); };
   boost::asio::co_spawn(stream_.get_executor(), std::move(task), boost::asio::detached);
+}
+
+template <typename Action>
+void ClientSession::at_home(Action action) {
+  const auto& workers = service_.workers();
+  if (workers.empty()) {
+    // Without the workers' list sessions never move: the stream's loop is the session's.
+    return boost::asio::post(stream_.get_executor(),
+                             [self = shared_from_this(), action] { action(*self); });
+  }
+  boost::asio::post(workers[home_.load(std::memory_order_acquire)],
+                    [self = shared_from_this(), action] {
+                      // Posted before the session moved away: follow it. (A move posts the
+                      // session's arrival before it publishes the new home, so what is posted
+                      // to the new home runs after the arrival.)
+                      const auto home = self->home_.load(std::memory_order_acquire);
+                      if (!self->service_.workers()[home].running_in_this_thread()) {
+                        return self->at_home(action);
+                      }
+                      action(*self);
+                    });
 }
 
 template <auto Member, typename... Bound>

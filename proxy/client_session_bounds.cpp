@@ -42,6 +42,12 @@ bool ClientSession::sweep_linger(std::chrono::milliseconds since_last) {
     end_after_io(std::move(*stop));
     return false;
   }
+  // Active and between two transactions, on a worker busier than listen.pack_until_busy: it
+  // may continue on a less busy worker (client_session_move.cpp).
+  if (recently_active_ && request_move()) {
+    lingering_ = false;
+    return false;
+  }
   // Busy (a transaction runs, a request is half in, or the client was served since the last
   // sweep): look again later.
   if (server_ || request_half_in() || !pending(Io::client_read) || recently_active_) {

@@ -119,11 +119,19 @@ void ClientSession::on_client_read(boost::system::error_code ec, std::size_t siz
       park_requested_ = false;
       return park();
     }
+    if (move_requested_) {
+      move_requested_ = false;
+      return move_to_worker();
+    }
   }
   if (ec) return end_after_io({Ending::quit, {}, {}});
-  if (park_requested_) {
+  if (park_requested_ || move_requested_) {
     // The client spoke before the sweep's cancel landed, and the sweep has let go of it.
     park_requested_ = false;
+    if (move_requested_) {
+      move_requested_ = false;
+      occasional_->moving_to = nullptr;
+    }
     watch_by_sweep();
   }
   client_sent_ = true;

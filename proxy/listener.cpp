@@ -56,7 +56,11 @@ bool out_of_descriptors(int error) {
 Listener::Listener(std::vector<asio::io_context*> workers, ProxyService& service)
     : workers_(std::move(workers)),
       service_(service),
-      placement_(workers_.size(), service.settings().pack_until_busy) {}
+      placement_(workers_.size(), service.settings().pack_until_busy) {
+  std::vector<stream::Executor> executors;
+  for (auto* worker : workers_) executors.push_back(worker->get_executor());
+  service_.set_workers(std::move(executors), &placement_);
+}
 
 Listener::~Listener() {
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());

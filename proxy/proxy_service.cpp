@@ -50,6 +50,28 @@ Route* ProxyService::find_route(const std::string& database) {
   return first[static_cast<std::ptrdiff_t>(next_shard_++ % shards)].get();
 }
 
+std::optional<std::size_t> ProxyService::this_worker() const {
+  for (std::size_t index = 0; index < workers_.size(); ++index) {
+    if (workers_[index].running_in_this_thread()) return index;
+  }
+  return std::nullopt;
+}
+
+Route* ProxyService::shard_route_on(const Route& route, std::size_t worker) {
+  if (worker >= workers_.size()) return nullptr;
+  std::lock_guard lock(routes_mutex_);
+  const auto current = std::find_if(routes_.begin(), routes_.end(),
+                                    [&](const auto& known) { return known.get() == &route; });
+  if (current == routes_.end()) return nullptr;  // retired by a reload, or a per-user route
+  for (const auto& shard : routes_) {
+    if (shard.get() != &route && shard->settings.database == route.settings.database &&
+        shard->pool && shard->pool->executor() == workers_[worker]) {
+      return shard.get();
+    }
+  }
+  return nullptr;
+}
+
 std::string ProxyService::route_names() const {
   std::lock_guard lock(routes_mutex_);
   std::string names;

@@ -3,16 +3,16 @@
 // registry, the client limit and a small thread pool for the one blocking call (a cancel request).
 
 #include <atomic>
+#include <boost/asio/thread_pool.hpp>
 #include <functional>
 #include <map>
-#include <utility>
-#include <variant>
-#include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "metrics/proxy_metrics.hpp"
@@ -23,6 +23,7 @@
 #include "proxy/proxy_settings.hpp"
 #include "proxy/route.hpp"
 #include "proxy/startup_gate.hpp"
+#include "proxy/worker_placement.hpp"
 
 namespace pgvigil::proxy {
 
@@ -36,6 +37,23 @@ class ProxyService {
   ~ProxyService();
 
   const ProxySettings& settings() const { return settings_; }
+  // The workers' event loops, and where new clients go (the listener's placement, which
+  // outlives the sessions): lets a session move to another worker's shard of its database. Set
+  // once, before clients come; without it sessions never move.
+  void set_workers(std::vector<stream::Executor> workers, WorkerPlacement* placement) {
+    // A session keeps its worker's index in one byte: past 256 workers, none moves.
+    if (workers.size() > kMostWorkersToMoveAmong) return;
+    workers_ = std::move(workers);
+    placement_ = placement;
+  }
+  static constexpr std::size_t kMostWorkersToMoveAmong = 256;
+  const std::vector<stream::Executor>& workers() const { return workers_; }
+  WorkerPlacement* placement() const { return placement_; }
+  // The calling thread's worker, by index; nullopt off the workers (or none set).
+  std::optional<std::size_t> this_worker() const;
+  // The route of `route`'s database on worker `worker`'s shard; null unless `route` is a current
+  // route of a database split into shards with one on that worker. Thread-safe.
+  Route* shard_route_on(const Route& route, std::size_t worker);
   // Thread-safe. The Route stays valid for the service's lifetime, even after a reload
   // replaced or removed it, so a session may keep using the one it found. Of a database split
   // into shards, the shard on the caller's worker; else the next in turn.
@@ -96,6 +114,8 @@ class ProxyService {
 
  private:
   ProxySettings settings_;
+  std::vector<stream::Executor> workers_;
+  WorkerPlacement* placement_ = nullptr;
   mutable std::mutex routes_mutex_;
   std::vector<std::shared_ptr<Route>> routes_;
   std::size_t next_shard_ = 0;  // turns among a sharded database's routes; under routes_mutex_

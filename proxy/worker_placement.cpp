@@ -30,6 +30,20 @@ void WorkerPlacement::sample(std::size_t worker) {
   }
   self.last_cpu_ns = cpu;
   self.last_wall_ns = wall;
+  self.may_move = packs();
+}
+
+std::optional<std::size_t> WorkerPlacement::move_target(
+    std::size_t worker, const std::function<bool(std::size_t)>& can_take) {
+  if (!may_move_from(worker)) return std::nullopt;
+  std::optional<std::size_t> best;
+  for (std::size_t other = 0; other < workers_.size(); ++other) {
+    if (other == worker || busy(other) >= pack_until_busy_ * kReturnBelow) continue;
+    if (best && busy(other) >= busy(*best)) continue;
+    if (can_take(other)) best = other;
+  }
+  if (best) workers_[worker].may_move = false;
+  return best;
 }
 
 double WorkerPlacement::busy(std::size_t worker) const {

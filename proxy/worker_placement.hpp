@@ -7,7 +7,15 @@
 // workers on two shared cores spent 15-20 % more CPU per transaction than one and relayed less;
 // bench/results/workers-ab.md). So new clients fill the first worker until its loop is busy for
 // pack_until_busy of a core, then the next, and so on; when every worker is that busy, the least
-// busy one. A session stays on the worker it started on.
+// busy one.
+//
+// Clients that connected while everything was idle (a pool filled at start-up) would all sit on
+// the first worker when their load comes. So a worker over the mark moves sessions, one per
+// sampling period, to a worker well below it (kReturnBelow of the mark): a session that is
+// between transactions, holding no server connection, continues on the other worker and its
+// shard of the pool (ClientSession::move_to_worker). One per period, because the samples must
+// see a move's effect before the next, or sessions would flap between workers; and each move
+// can cost the pool a closed and a new server connection (a shard lends its place).
 //
 // Each worker measures itself: its thread's CPU time over the last sampling period. Worker 0
 // then picks the target, which the listener steers the kernel to (listener.hpp).
@@ -16,7 +24,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -46,6 +56,24 @@ class WorkerPlacement {
   // The latest sample of `worker`: the share of one core its thread used. Thread-safe.
   double busy(std::size_t worker) const;
 
+  // On worker `worker`'s thread (its LingerSweep): where one of its sessions may move now, if
+  // anywhere: the least busy worker well below the mark that `can_take` (the session's database
+  // has a shard there); nullopt when this worker is not over the mark, no such worker is there,
+  // or it moved one already in this sampling period. A worker found takes the period's move.
+  std::optional<std::size_t> move_target(std::size_t worker,
+                                         const std::function<bool(std::size_t)>& can_take);
+  // A session moved to `worker` (pgvigil_worker_sessions_moved_in_total). Thread-safe.
+  void count_moved_in(std::size_t worker) {
+    workers_[worker].moved_in.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::uint64_t moved_in(std::size_t worker) const {
+    return workers_[worker].moved_in.load(std::memory_order_relaxed);
+  }
+  // Whether worker `worker` should look for a session to move now (cheap; its own thread).
+  bool may_move_from(std::size_t worker) const {
+    return workers_[worker].may_move && busy(worker) >= pack_until_busy_;
+  }
+
   // A client accepted for `worker`, and how many so far (pgvigil_worker_clients_accepted_total).
   // Thread-safe.
   void count_accepted(std::size_t worker) {
@@ -65,9 +93,11 @@ class WorkerPlacement {
   struct alignas(64) Worker {
     std::atomic<std::uint32_t> busy_millionths{0};
     std::atomic<std::uint64_t> accepted{0};
+    std::atomic<std::uint64_t> moved_in{0};
     // Only the worker's own thread touches these.
     std::int64_t last_cpu_ns = -1;
     std::int64_t last_wall_ns = 0;
+    bool may_move = false;  // no session moved away since the last sample
   };
 
   double pack_until_busy_;

@@ -49,7 +49,7 @@ bool StatementRelay::on_parse(std::span<const char> body, Edit& edit, ServerStat
     queue_.expect({Owed::parse});
     return true;
   }
-  auto text = texts_.intern(parse->query, parse->parameter_types);
+  auto text = texts_->intern(parse->query, parse->parameter_types);
   std::string client_name(parse->statement);
   // A name prepared again replaces the old statement (a direct server would refuse it with
   // 42P05; no driver relies on that).

@@ -34,7 +34,10 @@ namespace pgvigil::proxy::relay {
 class StatementRelay {
  public:
   // texts: the route's shared statement texts, which outlive every session of the route.
-  StatementRelay(StatementTexts& texts, std::size_t limit) : texts_(texts), limit_(limit) {}
+  StatementRelay(StatementTexts& texts, std::size_t limit) : texts_(&texts), limit_(limit) {}
+  // The session moved to another shard of its database: new statements are interned in that
+  // route's texts (on that worker). Those already held stay valid: a text is immutable.
+  void rebind(StatementTexts& texts) { texts_ = &texts; }
 
   // One client message, in order: whole for Parse, Bind, Describe, Close and Query (as the
   // RequestForwarder shows them), by header for the others. Returns false for a malformed one.
@@ -81,7 +84,7 @@ class StatementRelay {
   ServerStatements::Entry& add_server_statement(const StatementRef& text, Edit& edit,
                                                 ServerStatements& server);
 
-  StatementTexts& texts_;
+  StatementTexts* texts_;
   std::size_t limit_;
   ClientStatements client_;
   ResponseQueue queue_;

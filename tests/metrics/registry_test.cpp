@@ -159,6 +159,23 @@ TEST(Registry, RecordsLandInTheirChildren) {
   }
 }
 
+TEST(Registry, WorkerSeriesFollowTheListenersCounts) {
+  Registry registry("test");
+  registry.set_worker(1, {0.25, 7, 1});  // worker 0's series are made too, at 0
+  registry.set_worker(1, {0.5, 10, 1});  // running totals: the counter moves by 3, the other not
+  const std::string page = registry.serialize();
+  for (const char* series : {
+           "pgvigil_worker_busy_ratio{worker=\"0\"} 0\n",
+           "pgvigil_worker_busy_ratio{worker=\"1\"} 0.5\n",
+           "pgvigil_worker_clients_accepted_total{worker=\"0\"} 0\n",
+           "pgvigil_worker_clients_accepted_total{worker=\"1\"} 10\n",
+           "pgvigil_worker_sessions_moved_in_total{worker=\"0\"} 0\n",
+           "pgvigil_worker_sessions_moved_in_total{worker=\"1\"} 1\n",
+       }) {
+    EXPECT_TRUE(contains(page, series)) << series << "\n" << page;
+  }
+}
+
 TEST(Registry, EachServerOfTheListHasItsOwnSeries) {
   Registry registry("test");
   const auto pool = registry.add_pool("app", app_labels());

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -98,6 +99,40 @@ TEST(WorkerPlacementTest, MovesTheTargetWhenTheFirstWorkerIsBusy) {
   // Worker 1 has not measured anything: 0.
   EXPECT_TRUE(placement.retarget());
   EXPECT_EQ(placement.target(), 1u);
+}
+
+bool anywhere(std::size_t) { return true; }
+
+TEST(WorkerPlacementTest, ABusyWorkerMovesOneSessionPerSamplingPeriod) {
+  WorkerPlacement placement(3, 0.0001);
+  const auto spin_and_sample = [&] {
+    const auto start = thread_cpu_ns();
+    volatile std::uint64_t spin = 0;
+    while (thread_cpu_ns() - start < 5'000'000) ++spin;
+    placement.sample(0);
+  };
+  std::thread worker0([&] {
+    placement.sample(0);
+    EXPECT_FALSE(placement.move_target(0, anywhere));  // nothing measured yet
+    spin_and_sample();
+    EXPECT_TRUE(placement.may_move_from(0));
+    // Workers 1 and 2 are idle: the session's database has a shard on worker 2 only. A worker
+    // that cannot take it takes no move either.
+    EXPECT_FALSE(placement.move_target(0, [](std::size_t) { return false; }));
+    EXPECT_EQ(placement.move_target(0, [](std::size_t worker) { return worker == 2; }),
+              std::optional<std::size_t>(2));
+    // The period's move is taken: the next waits for the next sample.
+    EXPECT_FALSE(placement.may_move_from(0));
+    EXPECT_FALSE(placement.move_target(0, anywhere));
+    spin_and_sample();
+    EXPECT_EQ(placement.move_target(0, anywhere), std::optional<std::size_t>(1));
+  });
+  worker0.join();
+  // An idle worker moves nothing, and nothing moves when packing is off.
+  EXPECT_FALSE(placement.move_target(1, anywhere));
+  WorkerPlacement spreading(2, 0.0);
+  spreading.sample(0);
+  EXPECT_FALSE(spreading.move_target(0, anywhere));
 }
 
 // A listening socket on 127.0.0.1:port in a SO_REUSEPORT group (port 0: a new one).
