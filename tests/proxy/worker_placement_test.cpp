@@ -63,15 +63,20 @@ std::int64_t thread_cpu_ns() {
   return now.tv_sec * 1'000'000'000LL + now.tv_nsec;
 }
 
+// Spends `ns` of the calling thread's own CPU, however long the machine makes that take, then
+// has worker `worker` sample itself.
+void spin_then_sample(WorkerPlacement& placement, std::size_t worker, std::int64_t ns) {
+  const auto start = thread_cpu_ns();
+  volatile std::uint64_t spin = 0;
+  while (thread_cpu_ns() - start < ns) spin = spin + 1;
+  placement.sample(worker);
+}
+
 TEST(WorkerPlacementTest, AWorkerMeasuresItsOwnThreadsCpuShare) {
   WorkerPlacement placement(2, 0.7);
   std::thread spinning([&] {
     placement.sample(0);
-    // 50 ms of this thread's own CPU, however long the machine makes that take.
-    const auto start = thread_cpu_ns();
-    volatile std::uint64_t spin = 0;
-    while (thread_cpu_ns() - start < 50'000'000) ++spin;
-    placement.sample(0);
+    spin_then_sample(placement, 0, 50'000'000);
   });
   std::thread sleeping([&] {
     placement.sample(1);
@@ -90,10 +95,7 @@ TEST(WorkerPlacementTest, MovesTheTargetWhenTheFirstWorkerIsBusy) {
   WorkerPlacement placement(2, 0.0001);
   std::thread spinning([&] {
     placement.sample(0);
-    const auto start = thread_cpu_ns();
-    volatile std::uint64_t spin = 0;
-    while (thread_cpu_ns() - start < 20'000'000) ++spin;
-    placement.sample(0);
+    spin_then_sample(placement, 0, 20'000'000);
   });
   spinning.join();
   // Worker 1 has not measured anything: 0.
@@ -105,12 +107,7 @@ bool anywhere(std::size_t) { return true; }
 
 TEST(WorkerPlacementTest, ABusyWorkerMovesOneSessionPerSamplingPeriod) {
   WorkerPlacement placement(3, 0.0001);
-  const auto spin_and_sample = [&] {
-    const auto start = thread_cpu_ns();
-    volatile std::uint64_t spin = 0;
-    while (thread_cpu_ns() - start < 5'000'000) ++spin;
-    placement.sample(0);
-  };
+  const auto spin_and_sample = [&] { spin_then_sample(placement, 0, 5'000'000); };
   std::thread worker0([&] {
     placement.sample(0);
     EXPECT_FALSE(placement.move_target(0, anywhere));  // nothing measured yet
