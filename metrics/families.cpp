@@ -123,7 +123,8 @@ MetricFamilies build_families(prometheus::Registry& registry) {
                          .Register(registry),
       .worker_accepted = prometheus::BuildCounter()
                              .Name("pgvigil_worker_clients_accepted_total")
-                             .Help("Client connections each worker took, TCP and Unix.")
+                             .Help("Client connections each worker accepted, TCP and Unix (cancel "
+                                   "requests and connections then refused included).")
                              .Register(registry),
       .worker_moved_in = prometheus::BuildCounter()
                              .Name("pgvigil_worker_sessions_moved_in_total")

@@ -41,8 +41,13 @@ bool ClientSession::request_move() {
   if (!placement || !route_) return false;
   // On the session's worker, home_ is this worker: only this thread changes it from here.
   const auto here = home_.load(std::memory_order_relaxed);
-  // The cheap test first: most sweeps of a worker under the mark end here.
-  if (!placement->may_move_from(here) || !movable()) return false;
+  // The cheap tests first: most sweeps of a worker under the mark end here, and a route with no
+  // sibling shard (a per-user route, pool.shards 1: learnt is shared by the shards' routes) has
+  // nowhere to go, without taking the routes' lock to find that out every sweep.
+  if (!placement->may_move_from(here) || !route_->learnt || route_->learnt.use_count() < 2 ||
+      !movable()) {
+    return false;
+  }
   // Only to a worker where the database has a shard (and while the route is current).
   // The last worker `can_take` accepts is the one chosen (it is only asked about a better one).
   Route* next = nullptr;
@@ -87,6 +92,7 @@ void ClientSession::arrive(Route* next, stream::HandedOff handed, std::size_t wo
   home_.store(static_cast<std::uint8_t>(worker), std::memory_order_release);
   // Everything route-bound is this worker's shard's from now on, even if the session ends here.
   route_ = next;
+  recently_active_ = false;  // no transaction here yet
   if (statements_) statements_->rebind(next->statement_texts);
   // Interned in this route, so its connections recognise the settings by their pointer.
   settings_ = intern_settings(*route_, *settings_);

@@ -215,10 +215,15 @@ asio::awaitable<void> Listener::measure_loop(std::size_t index) {
 }
 
 void Listener::steer_to(std::size_t worker) {
-  if (tcp_.empty() || !tcp_.front()->is_open()) return;
+  if (tcp_.empty() || !tcp_.front()->is_open() || steering_refused_) return;
   if (const auto error = steer_reuseport_group(tcp_.front()->native_handle(), worker)) {
-    // Only less packed: the kernel keeps spreading by hash.
-    spdlog::warn("listen.pack_until_busy: SO_ATTACH_REUSEPORT_CBPF refused: {}", error.message());
+    // Only less packed: the kernel keeps spreading TCP clients by hash. Said once, not at every
+    // move of the target.
+    steering_refused_ = true;
+    spdlog::warn(
+        "listen.pack_until_busy: SO_ATTACH_REUSEPORT_CBPF refused ({}): TCP clients are "
+        "spread over the workers by the kernel's hash",
+        error.message());
   }
 }
 

@@ -73,6 +73,7 @@ class Listener {
   std::size_t next_unix_worker_ = 0;  // only on worker 0
   WorkerPlacement placement_;
   std::atomic<bool> stopping_{false};
+  bool steering_refused_ = false;  // on worker 0 (and at start, before the workers run)
 };
 
 }  // namespace pgvigil::proxy

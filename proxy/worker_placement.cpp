@@ -31,6 +31,8 @@ void WorkerPlacement::sample(std::size_t worker) {
   self.last_cpu_ns = cpu;
   self.last_wall_ns = wall;
   self.may_move = packs();
+  self.promised_measured.store(self.promised.load(std::memory_order_relaxed),
+                               std::memory_order_relaxed);
 }
 
 std::optional<std::size_t> WorkerPlacement::move_target(
@@ -39,10 +41,19 @@ std::optional<std::size_t> WorkerPlacement::move_target(
   std::optional<std::size_t> best;
   for (std::size_t other = 0; other < workers_.size(); ++other) {
     if (other == worker || busy(other) >= pack_until_busy_ * kReturnBelow) continue;
+    // A session promised to it since its last sample does not show in its share yet.
+    const auto& there = workers_[other];
+    if (there.promised.load(std::memory_order_relaxed) !=
+        there.promised_measured.load(std::memory_order_relaxed)) {
+      continue;
+    }
     if (best && busy(other) >= busy(*best)) continue;
     if (can_take(other)) best = other;
   }
-  if (best) workers_[worker].may_move = false;
+  if (best) {
+    workers_[worker].may_move = false;
+    workers_[*best].promised.fetch_add(1, std::memory_order_relaxed);
+  }
   return best;
 }
 

@@ -11,7 +11,8 @@
 //
 // Clients that connected while everything was idle (a pool filled at start-up) would all sit on
 // the first worker when their load comes. So a worker over the mark moves sessions, one per
-// sampling period, to a worker well below it (kReturnBelow of the mark): a session that is
+// sampling period, to a worker well below it (kReturnBelow of the mark) that has sampled itself
+// since the last session promised to it: a session that is
 // between transactions, holding no server connection, continues on the other worker and its
 // shard of the pool (ClientSession::move_to_worker). One per period, because the samples must
 // see a move's effect before the next, or sessions would flap between workers; and each move
@@ -94,6 +95,10 @@ class WorkerPlacement {
     std::atomic<std::uint32_t> busy_millionths{0};
     std::atomic<std::uint64_t> accepted{0};
     std::atomic<std::uint64_t> moved_in{0};
+    // Moves promised to this worker (move_target), and how many of them its last sample came
+    // after: it takes no further session until it has measured itself with the last one.
+    std::atomic<std::uint64_t> promised{0};
+    std::atomic<std::uint64_t> promised_measured{0};
     // Only the worker's own thread touches these.
     std::int64_t last_cpu_ns = -1;
     std::int64_t last_wall_ns = 0;

@@ -95,6 +95,7 @@ TEST(ConfigKeysTest, DefaultColumnMatchesTheStructDefaults) {
     EXPECT_EQ(p.max_client_connections, proxy_defaults.max_client_connections);
     EXPECT_EQ(p.startup_timeout, proxy_defaults.startup_timeout);
     EXPECT_EQ(p.defer_accept, proxy_defaults.defer_accept);
+    EXPECT_EQ(p.pack_until_busy, proxy_defaults.pack_until_busy);
     EXPECT_EQ(p.max_message_bytes, proxy_defaults.max_message_bytes);
     EXPECT_EQ(p.auth_method, proxy_defaults.auth_method);
     EXPECT_EQ(p.users_file, proxy_defaults.users_file);
