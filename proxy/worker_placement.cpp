@@ -22,14 +22,21 @@ void WorkerPlacement::sample(std::size_t worker) {
   auto& self = workers_[worker];
   const auto cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
   const auto wall = clock_ns(CLOCK_MONOTONIC);
+  // The first call only starts the count.
+  double share = busy(worker);
   if (self.last_cpu_ns >= 0 && wall > self.last_wall_ns) {
-    const double share =
+    share =
         static_cast<double>(cpu - self.last_cpu_ns) / static_cast<double>(wall - self.last_wall_ns);
-    self.busy_millionths.store(static_cast<std::uint32_t>(std::clamp(share, 0.0, 1.0) * 1e6),
-                               std::memory_order_relaxed);
   }
   self.last_cpu_ns = cpu;
   self.last_wall_ns = wall;
+  publish(worker, share);
+}
+
+void WorkerPlacement::publish(std::size_t worker, double share) {
+  auto& self = workers_[worker];
+  self.busy_millionths.store(static_cast<std::uint32_t>(std::clamp(share, 0.0, 1.0) * 1e6),
+                             std::memory_order_relaxed);
   self.may_move = packs();
   self.promised_measured.store(self.promised.load(std::memory_order_relaxed),
                                std::memory_order_relaxed);

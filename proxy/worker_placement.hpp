@@ -52,6 +52,10 @@ class WorkerPlacement {
   // Called by worker `worker` on its own thread, every kSampleEvery: how busy its thread was
   // since its previous call (its first call only starts the count).
   void sample(std::size_t worker);
+  // What sample() does with what it measured: `share` of a core is the worker's latest, and a
+  // new sampling period begins (its move, its promised sessions measured). Public so tests can
+  // give exact shares instead of spinning on a loaded machine.
+  void publish(std::size_t worker, double share);
   // Picks the target from the latest samples; true when it changed. Called by one thread only.
   bool retarget();
   // The latest sample of `worker`: the share of one core its thread used. Thread-safe.

@@ -91,61 +91,53 @@ TEST(WorkerPlacementTest, AWorkerMeasuresItsOwnThreadsCpuShare) {
 }
 
 TEST(WorkerPlacementTest, MovesTheTargetWhenTheFirstWorkerIsBusy) {
-  // A mark of 0.0001 of a core: the spinning worker is over it, the sleeping one is not.
-  WorkerPlacement placement(2, 0.0001);
-  std::thread spinning([&] {
-    placement.sample(0);
-    spin_then_sample(placement, 0, 20'000'000);
-  });
-  spinning.join();
-  // Worker 1 has not measured anything: 0.
+  WorkerPlacement placement(2, 0.7);
+  placement.publish(0, 0.8);
+  placement.publish(1, 0.1);
   EXPECT_TRUE(placement.retarget());
   EXPECT_EQ(placement.target(), 1u);
+  placement.publish(0, 0.6);  // under the mark, not well under it: the target stays
+  EXPECT_FALSE(placement.retarget());
+  placement.publish(0, 0.3);
+  EXPECT_TRUE(placement.retarget());
+  EXPECT_EQ(placement.target(), 0u);
 }
 
 bool anywhere(std::size_t) { return true; }
 
 TEST(WorkerPlacementTest, ABusyWorkerMovesOneSessionPerSamplingPeriod) {
-  // A mark of 1 % of a core: spinning is far over it, sleeping 20 ms far under it.
-  WorkerPlacement placement(3, 0.01);
-  const auto spin_and_sample = [&] { spin_then_sample(placement, 0, 5'000'000); };
-  std::thread worker0([&] {
-    placement.sample(0);
-    EXPECT_FALSE(placement.move_target(0, anywhere));  // nothing measured yet
-    spin_and_sample();
-    EXPECT_TRUE(placement.may_move_from(0));
-    // Workers 1 and 2 are idle: the session's database has a shard on worker 2 only. A worker
-    // that cannot take it takes no move either.
-    EXPECT_FALSE(placement.move_target(0, [](std::size_t) { return false; }));
-    EXPECT_EQ(placement.move_target(0, [](std::size_t worker) { return worker == 2; }),
-              std::optional<std::size_t>(2));
-    // The period's move is taken: the next waits for the next sample.
-    EXPECT_FALSE(placement.may_move_from(0));
-    EXPECT_FALSE(placement.move_target(0, anywhere));
-    spin_and_sample();
-    // Worker 2 was promised a session and has not measured itself since: it takes none yet.
-    const auto only_2 = [](std::size_t worker) { return worker == 2; };
-    EXPECT_FALSE(placement.move_target(0, only_2));
-    std::thread worker2([&] {
-      placement.sample(2);
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      placement.sample(2);
-    });
-    worker2.join();
-    EXPECT_EQ(placement.move_target(0, only_2), std::optional<std::size_t>(2));
-  });
-  worker0.join();
-  // A worker measured idle moves nothing, and nothing moves when packing is off.
-  WorkerPlacement idle(2, 0.7);
-  std::thread worker1([&] {
-    idle.sample(1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    idle.sample(1);
-    EXPECT_FALSE(idle.move_target(1, anywhere));
-  });
-  worker1.join();
+  WorkerPlacement placement(3, 0.7);
+  EXPECT_FALSE(placement.move_target(0, anywhere));  // nothing measured yet
+  placement.publish(0, 0.9);
+  placement.publish(1, 0.1);
+  placement.publish(2, 0.1);
+  EXPECT_TRUE(placement.may_move_from(0));
+  // The session's database has a shard on worker 2 only. A worker that cannot take it takes
+  // no move either.
+  const auto only_2 = [](std::size_t worker) { return worker == 2; };
+  EXPECT_FALSE(placement.move_target(0, [](std::size_t) { return false; }));
+  EXPECT_EQ(placement.move_target(0, only_2), std::optional<std::size_t>(2));
+  // The period's move is taken: the next waits for worker 0's next sample.
+  EXPECT_FALSE(placement.may_move_from(0));
+  EXPECT_FALSE(placement.move_target(0, anywhere));
+  placement.publish(0, 0.9);
+  // Worker 2 was promised a session and has not measured itself since: it takes none yet,
+  // though it is the least busy.
+  placement.publish(1, 0.2);
+  EXPECT_FALSE(placement.move_target(0, only_2));
+  EXPECT_EQ(placement.move_target(0, anywhere), std::optional<std::size_t>(1));
+  placement.publish(0, 0.9);
+  placement.publish(2, 0.1);
+  EXPECT_EQ(placement.move_target(0, only_2), std::optional<std::size_t>(2));
+  // Only to a worker well below the mark, and not from one under it.
+  placement.publish(0, 0.9);
+  placement.publish(2, 0.6);
+  EXPECT_FALSE(placement.move_target(0, only_2));
+  placement.publish(1, 0.5);
+  EXPECT_FALSE(placement.move_target(1, anywhere));
+  // Nothing moves when packing is off.
   WorkerPlacement spreading(2, 0.0);
-  spreading.sample(0);
+  spreading.publish(0, 1.0);
   EXPECT_FALSE(spreading.move_target(0, anywhere));
 }
 
