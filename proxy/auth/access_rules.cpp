@@ -11,7 +11,7 @@
 namespace pgvigil::proxy::auth {
 namespace {
 
-using Result = ParseResult<AccessRules>;
+using RulesResult = ParseResult<AccessRules>;
 
 std::vector<std::string_view> words_of(std::string_view line) {
   std::vector<std::string_view> words;
@@ -163,8 +163,8 @@ ParseResult<AccessRules> parse_access_rules(std::string_view text, std::string_v
     const auto words = words_of(line);
     if (words.empty()) continue;
     const auto fail = [&](const std::string& message) {
-      return Result::fail(std::string(file_name) + ":" + std::to_string(line_number) + ": " +
-                          message);
+      return RulesResult::fail(std::string(file_name) + ":" + std::to_string(line_number) + ": " +
+                               message);
     };
     AccessRule rule;
     rule.line = line_number;
@@ -201,12 +201,12 @@ ParseResult<AccessRules> parse_access_rules(std::string_view text, std::string_v
     }
     rules.push_back(std::move(rule));
   }
-  return Result::ok(AccessRules(std::move(rules)));
+  return RulesResult::ok(AccessRules(std::move(rules)));
 }
 
 ParseResult<AccessRules> load_access_rules(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
-  if (!file) return Result::fail(path + ": cannot open access rules file");
+  if (!file) return RulesResult::fail(path + ": cannot open access rules file");
   std::ostringstream content;
   content << file.rdbuf();
   return parse_access_rules(content.str(), path);

@@ -8,9 +8,9 @@
 namespace pgvigil::proxy::auth {
 namespace {
 
-using Result = ParseResult<ScramVerifier>;
+using VerifierResult = ParseResult<ScramVerifier>;
 
-constexpr std::string_view kPrefix = "SCRAM-SHA-256$";
+constexpr std::string_view kScramPrefix = "SCRAM-SHA-256$";
 
 bool decode_digest(std::string_view text, Sha256Digest& digest) {
   const std::optional<Bytes> bytes = base64_decode(text);
@@ -21,21 +21,21 @@ bool decode_digest(std::string_view text, Sha256Digest& digest) {
 
 }  // namespace
 
-bool is_scram_secret(std::string_view secret) { return secret.starts_with(kPrefix); }
+bool is_scram_secret(std::string_view secret) { return secret.starts_with(kScramPrefix); }
 
 ParseResult<ScramVerifier> parse_scram_verifier(std::string_view text) {
-  if (!text.starts_with(kPrefix))
-    return Result::fail("SCRAM verifier must start with SCRAM-SHA-256$");
-  text.remove_prefix(kPrefix.size());
+  if (!text.starts_with(kScramPrefix))
+    return VerifierResult::fail("SCRAM verifier must start with SCRAM-SHA-256$");
+  text.remove_prefix(kScramPrefix.size());
   const std::size_t dollar = text.find('$');
   if (dollar == std::string_view::npos)
-    return Result::fail("SCRAM verifier lacks the $ before the keys");
+    return VerifierResult::fail("SCRAM verifier lacks the $ before the keys");
   const std::string_view salt_part = text.substr(0, dollar);
   const std::string_view key_part = text.substr(dollar + 1);
   const std::size_t salt_colon = salt_part.find(':');
   const std::size_t key_colon = key_part.find(':');
   if (salt_colon == std::string_view::npos || key_colon == std::string_view::npos) {
-    return Result::fail(
+    return VerifierResult::fail(
         "SCRAM verifier must be SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>");
   }
 
@@ -45,20 +45,20 @@ ParseResult<ScramVerifier> parse_scram_verifier(std::string_view text) {
       iterations.data(), iterations.data() + iterations.size(), verifier.iterations);
   if (error != std::errc() || end != iterations.data() + iterations.size() ||
       verifier.iterations < 1) {
-    return Result::fail("SCRAM verifier has an invalid iteration count");
+    return VerifierResult::fail("SCRAM verifier has an invalid iteration count");
   }
   std::optional<Bytes> salt = base64_decode(salt_part.substr(salt_colon + 1));
-  if (!salt || salt->empty()) return Result::fail("SCRAM verifier has an invalid salt");
+  if (!salt || salt->empty()) return VerifierResult::fail("SCRAM verifier has an invalid salt");
   verifier.salt = std::move(*salt);
   if (!decode_digest(key_part.substr(0, key_colon), verifier.stored_key) ||
       !decode_digest(key_part.substr(key_colon + 1), verifier.server_key)) {
-    return Result::fail("SCRAM verifier keys must be 32 bytes in base64");
+    return VerifierResult::fail("SCRAM verifier keys must be 32 bytes in base64");
   }
-  return Result::ok(std::move(verifier));
+  return VerifierResult::ok(std::move(verifier));
 }
 
 std::string format_scram_verifier(const ScramVerifier& verifier) {
-  return std::string(kPrefix) + std::to_string(verifier.iterations) + ":" +
+  return std::string(kScramPrefix) + std::to_string(verifier.iterations) + ":" +
          base64_encode(verifier.salt) + "$" + base64_encode(verifier.stored_key) + ":" +
          base64_encode(verifier.server_key);
 }

@@ -10,7 +10,7 @@
 namespace pgvigil::proxy::auth {
 namespace {
 
-using Result = ParseResult<UsersFile>;
+using UsersFileResult = ParseResult<UsersFile>;
 
 // The key of the name salts, from the file's secrets: the same file gives the same salts after
 // a restart and on another instance, and nobody without the secrets can compute them. The
@@ -88,8 +88,8 @@ ParseResult<UsersFile> parse_users_file(std::string_view text, std::string_view 
   std::vector<UserEntry> entries;
   std::size_t line_number = 0;
   const auto error_at = [&](const std::string& message) {
-    return Result::fail(std::string(file_name) + ":" + std::to_string(line_number) + ": " +
-                        message);
+    return UsersFileResult::fail(std::string(file_name) + ":" + std::to_string(line_number) + ": " +
+                                 message);
   };
 
   while (!text.empty()) {
@@ -124,18 +124,18 @@ ParseResult<UsersFile> parse_users_file(std::string_view text, std::string_view 
   for (auto& entry : entries) {
     if (entry.kind == SecretKind::md5) continue;
     auto verifier = scram_verifier_for(entry, salts);
-    if (!verifier) return Result::fail(std::string(file_name) + ": " + verifier.error());
+    if (!verifier) return UsersFileResult::fail(std::string(file_name) + ": " + verifier.error());
     entry.scram = std::move(verifier).value();
   }
-  return Result::ok(UsersFile(std::move(entries), salts));
+  return UsersFileResult::ok(UsersFile(std::move(entries), salts));
 }
 
 ParseResult<UsersFile> load_users_file(const std::filesystem::path& path) {
   std::ifstream file(path, std::ios::binary);
-  if (!file) return Result::fail(path.string() + ": cannot open users file");
+  if (!file) return UsersFileResult::fail(path.string() + ": cannot open users file");
   std::ostringstream content;
   content << file.rdbuf();
-  if (file.bad()) return Result::fail(path.string() + ": cannot read users file");
+  if (file.bad()) return UsersFileResult::fail(path.string() + ": cannot read users file");
   return parse_users_file(content.str(), path.string());
 }
 

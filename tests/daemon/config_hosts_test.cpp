@@ -15,7 +15,7 @@ pool::ServerEndpoint server_of(const std::string& entry_keys) {
       .server;
 }
 
-std::string error_of(const std::string& entry_keys) {
+std::string error_text_of(const std::string& entry_keys) {
   try {
     parse_config("databases:\n  app:\n    user: app\n" + entry_keys, "test.yaml", kNoEnv);
   } catch (const ConfigError& e) {
@@ -44,9 +44,10 @@ TEST(ConfigHosts, TargetSessionAttrsAsLibpqSpellsThem) {
             pool::TargetSessionAttrs::prefer_standby);
   EXPECT_EQ(server_of("    target_session_attrs: standby\n").target_session_attrs,
             pool::TargetSessionAttrs::standby);
-  EXPECT_EQ(error_of("    target_session_attrs: read_write\n"),
-            "test.yaml:4:27: databases.app.target_session_attrs: unknown value 'read_write' "
-            "(expected one of: \"\", any, read-write, read-only, primary, standby, prefer-standby)");
+  EXPECT_EQ(
+      error_text_of("    target_session_attrs: read_write\n"),
+      "test.yaml:4:27: databases.app.target_session_attrs: unknown value 'read_write' "
+      "(expected one of: \"\", any, read-write, read-only, primary, standby, prefer-standby)");
 }
 
 TEST(ConfigHosts, EveryChoiceOfTheKeyTableIsATarget) {
@@ -59,17 +60,17 @@ TEST(ConfigHosts, EveryChoiceOfTheKeyTableIsATarget) {
 }
 
 TEST(ConfigHosts, BadListsNameTheEntry) {
-  EXPECT_EQ(error_of("    host: db1\n    hosts: [db2]\n"),
+  EXPECT_EQ(error_text_of("    host: db1\n    hosts: [db2]\n"),
             "test.yaml:5:12: databases.app.hosts: set host or hosts, not both (put db1 in hosts)");
-  EXPECT_EQ(error_of("    hosts: [db1, \"db2:99999\"]\n"),
+  EXPECT_EQ(error_text_of("    hosts: [db1, \"db2:99999\"]\n"),
             "test.yaml:4:18: databases.app.hosts: invalid entry 'db2:99999': port must be a "
             "number from 1 to 65535");
-  EXPECT_EQ(error_of("    hosts: [db1, \"db1:5432\"]\n"),
+  EXPECT_EQ(error_text_of("    hosts: [db1, \"db1:5432\"]\n"),
             "test.yaml:4:18: databases.app.hosts: invalid entry 'db1:5432': listed twice");
-  EXPECT_EQ(error_of("    hosts: \"db1,db2\"\n"),
+  EXPECT_EQ(error_text_of("    hosts: \"db1,db2\"\n"),
             "test.yaml:4:12: databases.app.hosts: expected a list such as [\"db1:5432\", "
             "\"db2:5432\"], got a scalar");
-  EXPECT_EQ(error_of("    hosts: [\"::1:5432\"]\n"),
+  EXPECT_EQ(error_text_of("    hosts: [\"::1:5432\"]\n"),
             "test.yaml:4:13: databases.app.hosts: invalid entry '::1:5432': put an IPv6 address "
             "in brackets, e.g. [::1]:5432");
 }

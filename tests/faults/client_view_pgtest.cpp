@@ -22,7 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr double kSlack = 2.0;
 // Longer than any bound asserted here: a client still waiting then is reported as a hang.
 constexpr auto kClientDeadline = 40s;
 

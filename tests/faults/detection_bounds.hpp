@@ -9,6 +9,10 @@
 
 namespace pgvigil::testing {
 
+// Slack on top of every bound, in seconds: scheduling on a loaded 2-core machine and the tests'
+// 50 ms polling.
+constexpr double kSlack = 2.0;
+
 // When Linux ends an idle connection whose peer went silent, counted from the last ACK heard
 // (tcp_keepalive_timer, net/ipv4/tcp_timer.c). Probes go out at idle, idle + interval, ...
 // Without TCP_USER_TIMEOUT the connection dies when `count` probes are unanswered: idle +

@@ -17,9 +17,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Slack on top of every bound: scheduling on a loaded 2-core machine and our 50 ms polling.
-constexpr double kSlack = 2.0;
-
 // The daemon's own view of the detections: how many and the mean latency from the last sign of
 // life, per reason, as its histogram recorded them.
 void print_histogram(DaemonUnderTest& daemon, const std::vector<std::string>& reasons) {

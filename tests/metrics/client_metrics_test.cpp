@@ -14,13 +14,12 @@
 #include "metrics/client_series.hpp"
 #include "metrics/proxy_metrics.hpp"
 #include "metrics/registry.hpp"
+#include "tests/support/contains.hpp"
 
 namespace pgvigil::metrics {
 namespace {
 
-bool contains(const std::string& page, const std::string& text) {
-  return page.find(text) != std::string::npos;
-}
+using testing::contains;
 
 TEST(ClientMetrics, NoPoolFamilyShowsBeforeAnyClientPool) {
   const Registry registry("test");

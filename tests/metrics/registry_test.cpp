@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "metrics/buckets.hpp"
+#include "tests/support/contains.hpp"
 
 namespace pgvigil::metrics {
 namespace {
@@ -26,9 +27,7 @@ PoolLabelSets app_labels() {
   };
 }
 
-bool contains(const std::string& page, const std::string& text) {
-  return page.find(text) != std::string::npos;
-}
+using testing::contains;
 
 // prometheus-cpp leaves a family without children out of the page, so before any pool only
 // the global series show.

@@ -9,15 +9,14 @@
 #include <string>
 
 #include "metrics/registry.hpp"
+#include "tests/support/contains.hpp"
 
 namespace pgvigil::pool {
 namespace {
 
 using namespace std::chrono_literals;
 
-bool contains(const std::string& page, const std::string& text) {
-  return page.find(text) != std::string::npos;
-}
+using testing::contains;
 
 std::string bucket(const char* le, int count) {
   return std::string("pgvigil_checkout_wait_seconds_bucket{pool=\"app\",le=\"") + le + "\"} " +

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/contains.hpp"
+
 namespace pgvigil::pool {
 namespace {
 
@@ -20,9 +22,7 @@ struct RecordingPool final : HealthListener {
   void server_down(const Death& death) override { deaths.push_back(death); }
 };
 
-bool contains(const std::string& page, const std::string& text) {
-  return page.find(text) != std::string::npos;
-}
+using testing::contains;
 
 class ServerHealthTest : public ::testing::Test {
  protected:

@@ -31,9 +31,11 @@ std::string reference_md5_hex(std::string_view a, std::string_view b = {}) {
   return hex;
 }
 
-constexpr Md5Salt kSalt{0x9a, 0x00, 0x3b, 0xff};
+constexpr Md5Salt kMd5Salt{0x9a, 0x00, 0x3b, 0xff};
 
-std::string_view salt_text() { return {reinterpret_cast<const char*>(kSalt.data()), kSalt.size()}; }
+std::string_view salt_text() {
+  return {reinterpret_cast<const char*>(kMd5Salt.data()), kMd5Salt.size()};
+}
 
 // What libpq sends: "md5" + md5(md5hex(password + user) + salt).
 std::string reference_response(std::string_view user, std::string_view password) {
@@ -51,24 +53,25 @@ TEST(Md5Auth, StoredHashMatchesPostgreSqlFormula) {
 }
 
 TEST(Md5Auth, ClientResponseMatchesLibpqFormula) {
-  EXPECT_EQ(md5_client_response(md5_stored_hash("alice", "s3cret"), kSalt),
+  EXPECT_EQ(md5_client_response(md5_stored_hash("alice", "s3cret"), kMd5Salt),
             reference_response("alice", "s3cret"));
 }
 
 TEST(Md5Auth, VerifiesAgainstPlainPasswordAndStoredHash) {
   const std::string response = reference_response("alice", "s3cret");
-  EXPECT_TRUE(md5_verify("alice", "s3cret", kSalt, response));
-  EXPECT_TRUE(md5_verify("alice", "md5" + reference_md5_hex("s3cretalice"), kSalt, response));
+  EXPECT_TRUE(md5_verify("alice", "s3cret", kMd5Salt, response));
+  EXPECT_TRUE(md5_verify("alice", "md5" + reference_md5_hex("s3cretalice"), kMd5Salt, response));
 }
 
 TEST(Md5Auth, RefusesWrongAnswers) {
   const std::string response = reference_response("alice", "s3cret");
-  EXPECT_FALSE(md5_verify("alice", "other", kSalt, response));
-  EXPECT_FALSE(md5_verify("bob", "s3cret", kSalt, response));  // the user is salted in
+  EXPECT_FALSE(md5_verify("alice", "other", kMd5Salt, response));
+  EXPECT_FALSE(md5_verify("bob", "s3cret", kMd5Salt, response));  // the user is salted in
   EXPECT_FALSE(md5_verify("alice", "s3cret", Md5Salt{1, 2, 3, 4}, response));
-  EXPECT_FALSE(md5_verify("alice", "s3cret", kSalt, response.substr(0, 34)));
-  EXPECT_FALSE(md5_verify("alice", "s3cret", kSalt, ""));
-  EXPECT_FALSE(md5_verify("alice", "s3cret", kSalt, "s3cret"));  // cleartext is not an md5 answer
+  EXPECT_FALSE(md5_verify("alice", "s3cret", kMd5Salt, response.substr(0, 34)));
+  EXPECT_FALSE(md5_verify("alice", "s3cret", kMd5Salt, ""));
+  EXPECT_FALSE(
+      md5_verify("alice", "s3cret", kMd5Salt, "s3cret"));  // cleartext is not an md5 answer
 }
 
 TEST(Md5Auth, RecognisesStoredHashes) {

@@ -15,18 +15,13 @@ namespace pgvigil::proxy::relay {
 namespace {
 
 using wire::test::be32;
+using wire::test::kExecute;
+using wire::test::kSync;
+using wire::test::message;
+using wire::test::parse;
+using wire::test::query;
 
-constexpr std::uint32_t kMaxBody = 1 << 26;
-
-std::string message(char type, const std::string& body) {
-  return std::string(1, type) + be32(static_cast<std::uint32_t>(body.size() + 4)) + body;
-}
-std::string query(const std::string& sql) { return message('Q', sql + std::string(1, '\0')); }
-std::string parse(const std::string& name, const std::string& sql) {
-  return message('P', name + '\0' + sql + '\0' + std::string("\0\0", 2));
-}
-const std::string kSync = message('S', "");
-const std::string kExecute = message('E', std::string("\0\0\0\0\0", 5));
+constexpr std::uint32_t kForwarderMaxBody = 1 << 26;
 
 std::string text(ForwardPlan& plan) {
   std::string out;
@@ -61,7 +56,7 @@ Fed feed(RequestForwarder& forwarder, const std::vector<std::string>& reads, cha
 }
 
 TEST(RequestForwarder, MessagesInOneReadGoOnAsOnePieceAndTheWholeTypesAreSeenWhole) {
-  RequestForwarder forwarder(kMaxBody);
+  RequestForwarder forwarder(kForwarderMaxBody);
   const std::string input = parse("", "SELECT $1") + message('B', std::string(8, '\0')) +
                             message('D', std::string("P\0", 2)) + kExecute + kSync;
   ForwardPlan plan;
@@ -86,7 +81,7 @@ TEST(RequestForwarder, MessagesInOneReadGoOnAsOnePieceAndTheWholeTypesAreSeenWho
 }
 
 TEST(RequestForwarder, AWholeTypeCutByTheReadIsHeldBackUntilItIsComplete) {
-  RequestForwarder forwarder(kMaxBody);
+  RequestForwarder forwarder(kForwarderMaxBody);
   const std::string first = kSync;
   const std::string q = query("SELECT 'a rather long query text'");
   ForwardPlan plan;
@@ -113,7 +108,7 @@ TEST(RequestForwarder, AWholeTypeCutByTheReadIsHeldBackUntilItIsComplete) {
 }
 
 TEST(RequestForwarder, AHeaderCutByTheReadIsHeldEvenForStreamedTypes) {
-  RequestForwarder forwarder(kMaxBody);
+  RequestForwarder forwarder(kForwarderMaxBody);
   const std::string copy = message('d', "row data\n");
   Fed run = feed(forwarder, {copy.substr(0, 3)});
   EXPECT_EQ(run.planned, "") << "the type and length are not known yet";
@@ -129,7 +124,7 @@ TEST(RequestForwarder, AHeaderCutByTheReadIsHeldEvenForStreamedTypes) {
 }
 
 TEST(RequestForwarder, AMessageLargerThanTheWholeLimitStreamsWithOnlyItsHeaderSeen) {
-  RequestForwarder forwarder(kMaxBody);
+  RequestForwarder forwarder(kForwarderMaxBody);
   const std::string big = query(std::string(kWholeLimit, 'x'));
   const Fed run =
       feed(forwarder, {big.substr(0, 1000), big.substr(1000, 20000), big.substr(21000)});
@@ -138,12 +133,12 @@ TEST(RequestForwarder, AMessageLargerThanTheWholeLimitStreamsWithOnlyItsHeaderSe
   EXPECT_EQ(run.seen[0].type, 'Q');
   EXPECT_TRUE(run.seen[0].whole.empty());
   // What streamed went out as it came: the first read already planned its part.
-  RequestForwarder again(kMaxBody);
+  RequestForwarder again(kForwarderMaxBody);
   EXPECT_EQ(feed(again, {big.substr(0, 1000)}).planned, big.substr(0, 1000));
 }
 
 TEST(RequestForwarder, ARefusedMessageAndWhatFollowsItAreNeverPlanned) {
-  RequestForwarder forwarder(kMaxBody);
+  RequestForwarder forwarder(kForwarderMaxBody);
   const std::string named = parse("s1", "SELECT 1");
   const Fed run = feed(forwarder, {query("SELECT 1") + named + kSync}, 'P');
   EXPECT_EQ(run.last, RequestForwarder::Verdict::stopped);
@@ -153,7 +148,7 @@ TEST(RequestForwarder, ARefusedMessageAndWhatFollowsItAreNeverPlanned) {
 }
 
 TEST(RequestForwarder, AHeldMessageRefusedOnCompletionLeavesNothingOfItself) {
-  RequestForwarder forwarder(kMaxBody);
+  RequestForwarder forwarder(kForwarderMaxBody);
   const std::string named = parse("s1", "SELECT 1");
   const Fed run = feed(
       forwarder, {kSync + named.substr(0, 2), named.substr(2, 5), named.substr(7) + kSync}, 'P');
@@ -203,7 +198,7 @@ TEST(RequestForwarder, EveryCutOfAStreamPlansTheStreamAndShowsEveryMessageOnce) 
       reads.push_back(stream.substr(at, size));
       at += size;
     }
-    RequestForwarder forwarder(kMaxBody);
+    RequestForwarder forwarder(kForwarderMaxBody);
     const Fed run = feed(forwarder, reads);
     ASSERT_EQ(run.last, RequestForwarder::Verdict::ok) << "trial " << trial;
     ASSERT_EQ(run.planned, stream) << "trial " << trial;
@@ -227,7 +222,7 @@ TEST(MessageForwarder, AVisitorCanInsertBeforeDropOrReplaceAMessageShownWhole) {
   const std::string stream = kSync + q1 + q2 + q3 + kSync;
   for (const std::size_t cut : {stream.size(), std::size_t{7}, std::size_t{12}, std::size_t{30}}) {
     SCOPED_TRACE(cut);
-    RequestForwarder forwarder(kMaxBody);
+    RequestForwarder forwarder(kForwarderMaxBody);
     ForwardPlan plan;
     std::string planned;
     const auto visit = [&](const MessageHeader&, std::span<const char> whole, Edit& edit) {
@@ -250,7 +245,7 @@ TEST(MessageForwarder, TheServersCompletionsAndReadyForQueryAreShownWholeButRows
   const std::string rows = message('D', std::string(100, 'r'));
   const std::string answer =
       message('2', "") + rows + message('C', std::string("SELECT 1\0", 9)) + message('Z', "I");
-  ResponseForwarder forwarder(kMaxBody);
+  ResponseForwarder forwarder(kForwarderMaxBody);
   ForwardPlan plan;
   std::string seen;
   ASSERT_EQ(forwarder.take(answer, plan,

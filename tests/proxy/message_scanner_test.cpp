@@ -13,10 +13,7 @@ namespace pgvigil::proxy::relay {
 namespace {
 
 using wire::test::be32;
-
-std::string message(char type, const std::string& body) {
-  return std::string(1, type) + be32(static_cast<std::uint32_t>(body.size() + 4)) + body;
-}
+using wire::test::message;
 
 std::vector<MessageHeader> scan_all(MessageScanner& scanner, std::string_view bytes) {
   std::vector<MessageHeader> headers;

@@ -15,11 +15,11 @@ namespace {
 
 using Outcome = ScramStep::Outcome;
 
-const Bytes kSalt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+const Bytes kScramSalt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 
 // ClientKey as RFC 5802 defines it: HMAC(Hi(password, salt, i), "Client Key").
 Sha256Digest client_key_of(std::string_view password) {
-  const Sha256Digest salted = pbkdf2_sha256(password, kSalt, 4096);
+  const Sha256Digest salted = pbkdf2_sha256(password, kScramSalt, 4096);
   return hmac_sha256(salted, as_bytes("Client Key"));
 }
 
@@ -49,7 +49,7 @@ Exchange run(ScramClient& client, const ScramVerifier& verifier) {
 }
 
 TEST(ScramClient, ProvesWithTheKeysAnEarlierLoginRevealed) {
-  const ScramVerifier verifier = derive_scram_verifier("pw-alice", kSalt, 4096);
+  const ScramVerifier verifier = derive_scram_verifier("pw-alice", kScramSalt, 4096);
   ScramClient client(ScramKeys{client_key_of("pw-alice"), verifier.server_key});
   const Exchange exchange = run(client, verifier);
   EXPECT_EQ(exchange.server_final.outcome, Outcome::send_final) << exchange.server_final.reason;
@@ -63,7 +63,7 @@ TEST(ScramClient, ProvesWithTheKeysAnEarlierLoginRevealed) {
 }
 
 TEST(ScramClient, AnotherPasswordsKeyIsRefused) {
-  const ScramVerifier verifier = derive_scram_verifier("pw-alice", kSalt, 4096);
+  const ScramVerifier verifier = derive_scram_verifier("pw-alice", kScramSalt, 4096);
   ScramClient client(ScramKeys{client_key_of("old-password"), verifier.server_key});
   const Exchange exchange = run(client, verifier);
   EXPECT_EQ(exchange.server_final.outcome, Outcome::failed);
@@ -71,7 +71,7 @@ TEST(ScramClient, AnotherPasswordsKeyIsRefused) {
 }
 
 TEST(ScramClient, AServerWithoutTheVerifierIsCaught) {
-  const ScramVerifier verifier = derive_scram_verifier("pw-alice", kSalt, 4096);
+  const ScramVerifier verifier = derive_scram_verifier("pw-alice", kScramSalt, 4096);
   Sha256Digest wrong_server_key = verifier.server_key;
   wrong_server_key[0] ^= 1;
   ScramClient client(ScramKeys{client_key_of("pw-alice"), wrong_server_key});

@@ -8,17 +8,17 @@
 #include <vector>
 
 #include "proxy/wire/extended_query.hpp"
+#include "tests/proxy/wire_bytes.hpp"
 
 namespace pgvigil::proxy::relay {
 namespace {
 
 using Disposition = ResponseQueue::Disposition;
+using wire::test::kExecute;
+using wire::test::kSync;
+using wire::test::parse;
+using wire::test::query;
 
-std::string parse(std::string_view name, std::string_view query) {
-  std::string out;
-  wire::append_parse(out, name, query, std::string("\0\0", 2));
-  return out;
-}
 std::string bind(std::string_view statement) {
   std::string out;
   // No parameters, no result formats: int16 0 three times.
@@ -35,19 +35,6 @@ std::string close(char kind, std::string_view name) {
   wire::append_close(out, kind, name);
   return out;
 }
-std::string query(std::string_view text) {
-  std::string out{'Q', 0, 0, 0, 0};
-  out.append(text);
-  out.push_back('\0');
-  const auto length = static_cast<std::uint32_t>(out.size() - 1);
-  out[1] = static_cast<char>(length >> 24);
-  out[2] = static_cast<char>(length >> 16);
-  out[3] = static_cast<char>(length >> 8);
-  out[4] = static_cast<char>(length);
-  return out;
-}
-const std::string kSync{'S', 0, 0, 0, 4};
-const std::string kExecute{'E', 0, 0, 0, 9, 0, 0, 0, 0, 0};
 
 // One message as the server receives it: its type and the statement it names ("" for none).
 struct Sent {

@@ -6,19 +6,21 @@
 
 #include <string>
 
+#include "tests/proxy/wire_bytes.hpp"
+
 namespace pgvigil::proxy::relay {
 namespace {
 
 using namespace std::string_literals;
 
-constexpr std::uint32_t kMaxBody = 1 << 20;
+constexpr std::uint32_t kTurnMaxBody = 1 << 20;
 
-const std::string kQuery = "Q\0\0\0\x0DSELECT 1\0"s;
-const std::string kSync = "S\0\0\0\x04"s;
-const std::string kExecute = "E\0\0\0\x09\0\0\0\0\0"s;
-const std::string kCopyData = "d\0\0\0\x07abc"s;
+using wire::test::kExecute;
+using wire::test::kSync;
+const std::string kQuery = wire::test::query("SELECT 1");
+const std::string kCopyData = wire::test::message('d', "abc");
 
-bool claims(const std::string& bytes, MessageScanner scanner = MessageScanner(kMaxBody)) {
+bool claims(const std::string& bytes, MessageScanner scanner = MessageScanner(kTurnMaxBody)) {
   RequestEnded rule{scanner};
   return rule(bytes);
 }
@@ -39,7 +41,7 @@ TEST(RequestEnded, AnythingElseDoesNot) {
 
 TEST(RequestEnded, ItContinuesFromTheRelaysScannerState) {
   // The relay already saw the first 7 bytes of a Query; the read brings the rest and a Sync.
-  MessageScanner scanner(kMaxBody);
+  MessageScanner scanner(kTurnMaxBody);
   ASSERT_EQ(scanner.scan(std::string_view(kQuery).substr(0, 7),
                          [](const MessageHeader&) { return true; }),
             MessageScanner::Verdict::ok);
