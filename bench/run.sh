@@ -454,6 +454,19 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
     done
   done
 done
+# Sessions moved between workers during the matrix (pgvigil_worker_sessions_moved_in_total over
+# every worker): whether a run reached listen.pack_until_busy, where a busy worker sheds sessions.
+sessions_moved() {  # admin_port -> the count, or n/a
+  python3 - "$1" <<'EOF_MOVED' 2>/dev/null || echo n/a
+import sys, urllib.request
+page = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+print(int(sum(float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
+              if line.startswith("pgvigil_worker_sessions_moved_in_total"))))
+EOF_MOVED
+}
+PV_MOVED=n/a BL_MOVED=n/a
+[[ "$PV_STATUS" == ok ]] && PV_MOVED="$(sessions_moved "$PV_ADMIN_PORT")"
+[[ -n "$BASELINE_PID" ]] && BL_MOVED="$(sessions_moved "$BL_ADMIN_PORT")"
 median() {  # values... -> the middle of the sorted values, or "error" if any is not a number
   printf '%s\n' "$@" | sort -g | awk '!/^[0-9.]+$/ {bad = 1} {v[NR] = $1} END { if (bad || NR == 0) print "error"; else print v[int((NR + 1) / 2)] }'
 }
