@@ -65,7 +65,6 @@ bool ClientSession::request_move() {
 
 void ClientSession::move_to_worker() {
   Route* next = std::exchange(occasional_->moving_to, nullptr);
-  const auto here = home_.load(std::memory_order_relaxed);
   std::size_t worker = 0;
   const auto& workers = service_.workers();
   while (worker < workers.size() && !(workers[worker] == next->pool->executor())) ++worker;
@@ -75,20 +74,18 @@ void ClientSession::move_to_worker() {
   if (occasional_) occasional_->cancel_timer.reset();
   if (occasional_ && occasional_->empty()) occasional_.reset();
   const auto handed = stream_.hand_off();
-  // The arrival is posted before the new home is published, so that whatever at_home posts
-  // there runs after it.
+  // Neither here nor there until the arrival runs: work at_home posts meanwhile waits for it.
+  // Only the arrival publishes the new home, and this store comes before the arrival is posted,
+  // so no thread can put back a home the session has left (this one could be descheduled
+  // between the post and a store after it for as long as the session took to move on).
+  home_.store(kInTransit, std::memory_order_release);
   asio::post(workers[worker], [self = shared_from_this(), next, handed, worker] {
     self->arrive(next, handed, worker);
   });
-  // Unless the arrival has run, and the session moved on from there, already: this thread may
-  // be descheduled here for long, and a plain store would then put back a stale home.
-  auto expected = here;
-  home_.compare_exchange_strong(expected, static_cast<std::uint8_t>(worker),
-                                std::memory_order_release, std::memory_order_relaxed);
 }
 
 void ClientSession::arrive(Route* next, stream::HandedOff handed, std::size_t worker) {
-  // Published here too, so this worker's own reads of it (request_move) never see the old one.
+  // Published here only, on the new worker: from now on at_home's work runs here.
   home_.store(static_cast<std::uint8_t>(worker), std::memory_order_release);
   // Everything route-bound is this worker's shard's from now on, even if the session ends here.
   route_ = next;
