@@ -146,7 +146,7 @@ void ClientSession::append_startup_reply(std::string& reply) const {
   for (const auto& [name, value] : route_->server_parameters) {
     // The client sees the values it asked for, in the server's spelling when known: they are
     // applied before each of its queries.
-    const auto wanted = settings_->find(lower_setting_name(name));
+    const auto wanted = find_setting(*settings_, name);
     if (wanted == settings_->end()) {
       wire::append_parameter_status(reply, name, value);
       continue;
@@ -213,7 +213,7 @@ bool ClientSession::spelling_unknown() const {
   if (route_->reported_spellings.size() >= kMostSpellings) return false;
   for (const auto& [name, value] : route_->server_parameters) {
     if (!spelling_may_differ(name)) continue;
-    const auto wanted = settings_->find(lower_setting_name(name));
+    const auto wanted = find_setting(*settings_, name);
     if (wanted != settings_->end() && !route_->reported_spellings.contains(*wanted)) return true;
   }
   return false;
@@ -222,7 +222,7 @@ bool ClientSession::spelling_unknown() const {
 void ClientSession::learn_spellings() {
   for (const auto& [name, value] : route_->server_parameters) {
     if (!spelling_may_differ(name) || route_->reported_spellings.size() >= kMostSpellings) continue;
-    const auto wanted = settings_->find(lower_setting_name(name));
+    const auto wanted = find_setting(*settings_, name);
     if (wanted == settings_->end()) continue;
     // libpq has just seen the server's ParameterStatus for what was applied.
     auto spelt = server_->parameter_status(name.c_str());

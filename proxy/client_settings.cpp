@@ -6,10 +6,21 @@
 namespace pgvigil::proxy {
 namespace {
 
+// ASCII only, as PostgreSQL folds GUC names (guc_name_compare), whatever the locale.
+char lower_ascii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
 std::string lower(std::string_view text) {
   std::string result(text);
-  for (auto& c : result) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : result) c = lower_ascii(c);
   return result;
+}
+
+bool equal_ignoring_case(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
+  }
+  return true;
 }
 
 // Splits `options` on unescaped white space; a backslash takes the next character literally.
@@ -53,10 +64,17 @@ bool follows_client(std::string_view reported_name) {
 
 std::string lower_setting_name(std::string_view name) { return lower(name); }
 
+SettingMap::const_iterator find_setting(const SettingMap& settings, std::string_view name) {
+  constexpr std::size_t kLongestName = 63;  // NAMEDATALEN - 1
+  if (name.size() > kLongestName) return settings.find(lower(name));
+  char lowered[kLongestName];
+  for (std::size_t i = 0; i < name.size(); ++i) lowered[i] = lower_ascii(name[i]);
+  return settings.find(std::string_view(lowered, name.size()));
+}
+
 bool reported_and_client_settable(std::string_view name) {
-  const auto lowered = lower(name);
   for (const char* reported : kReportedParameters) {
-    if (lowered == lower(reported)) return follows_client(reported);
+    if (equal_ignoring_case(name, reported)) return follows_client(reported);
   }
   return false;
 }

@@ -3,16 +3,19 @@
 // search_path, extra_float_digits, options=-c ...), and the statements that make a server
 // connection carry them. Pure.
 
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "proxy/wire/parse_result.hpp"
 #include "proxy/wire/startup_message.hpp"
 
 namespace pgvigil::proxy {
 
-// Lower-case setting name -> value, as the client wants it.
-using SettingMap = std::map<std::string, std::string>;
+// Lower-case setting name -> value, as the client wants it. Looked up by string_view too
+// (find_setting), so that a lookup allocates nothing.
+using SettingMap = std::map<std::string, std::string, std::less<>>;
 
 // Everything in the startup packet beyond user and database, plus `options` (-c name=value and
 // --name=value, backslash escapes as PostgreSQL reads them). Protocol extensions (_pq_.*) are
@@ -58,6 +61,11 @@ bool reported_and_client_settable(std::string_view name);
 
 // The key of a setting in a SettingMap.
 std::string lower_setting_name(std::string_view name);
+
+// The entry of `name` in any case ("DateStyle" finds "datestyle"), or settings.end(). Asked for
+// every reported parameter at every client's login: names up to PostgreSQL's 63 bytes are
+// lowered on the stack, not in a new string.
+SettingMap::const_iterator find_setting(const SettingMap& settings, std::string_view name);
 
 // A GUC name PostgreSQL would accept in SET: letters, digits, '_', '.', not starting with a digit.
 bool is_valid_setting_name(std::string_view name);

@@ -34,5 +34,27 @@ TEST(ClientSettings, LiteralsReadTheSameWhateverStandardConformingStringsSays) {
   EXPECT_EQ(quote_literal(R"(\'x)"), R"(E'\\''x')");
 }
 
+TEST(ClientSettings, ASettingIsFoundByItsNameInAnyCase) {
+  const std::string long_name(70, 'X');  // past PostgreSQL's 63 bytes: looked up all the same
+  const SettingMap settings{{"datestyle", "ISO, DMY"}, {std::string(70, 'x'), "long"}};
+  ASSERT_NE(find_setting(settings, "DateStyle"), settings.end());
+  EXPECT_EQ(find_setting(settings, "DateStyle")->second, "ISO, DMY");
+  EXPECT_EQ(find_setting(settings, "datestyle")->second, "ISO, DMY");
+  EXPECT_EQ(find_setting(settings, long_name)->second, "long");
+  EXPECT_EQ(find_setting(settings, "TimeZone"), settings.end());
+  EXPECT_EQ(find_setting(settings, "DateStyl"), settings.end());
+  EXPECT_EQ(lower_setting_name("IntervalStyle"), "intervalstyle");
+}
+
+TEST(ClientSettings, ReportedSettingsAClientMayChangeAreKnownInAnyCase) {
+  EXPECT_TRUE(reported_and_client_settable("DateStyle"));
+  EXPECT_TRUE(reported_and_client_settable("datestyle"));
+  EXPECT_TRUE(reported_and_client_settable("TIMEZONE"));
+  EXPECT_TRUE(reported_and_client_settable("application_name"));
+  EXPECT_FALSE(reported_and_client_settable("server_version")) << "the server's, not the client's";
+  EXPECT_FALSE(reported_and_client_settable("work_mem")) << "not reported";
+  EXPECT_FALSE(reported_and_client_settable("DateStyles"));
+}
+
 }  // namespace
 }  // namespace pgvigil::proxy
