@@ -47,7 +47,7 @@ MISSED=()
   else
     echo "- Poolers: transaction mode, $BENCH_POOL_SIZE server connections each (PgBouncer default_pool_size=min_pool_size=max_db_connections; pgvigil min_idle=max_size, split into pool.shards=$BENCH_PGVIGIL_SHARDS pools on as many of its $(nproc) default workers; PgBouncer is one process, one thread)."
   fi
-  echo "- Sessions moved between pgvigil's workers during the matrix (\`pgvigil_worker_sessions_moved_in_total\`, every worker): $PV_MOVED$( [[ -n "$BASELINE_PID" ]] && echo "; baseline $BL_MOVED")."
+  echo "- Sessions moved between pgvigil's workers during the run, warm-up included (\`pgvigil_worker_sessions_moved_in_total\`, every worker; n/a for a build without it): $PV_MOVED$( [[ -n "$BASELINE_PID" ]] && echo "; baseline $BL_MOVED")."
   echo "- TPS is pgbench's \"without initial connection time\" figure (for \`connect\`, \`-C\`: the one including the connections), the median of $BENCH_ROUNDS rounds (the lower middle one for an even count); each round runs the whole matrix, the targets one after the other per configuration. Ratios are pgvigil's median TPS divided by the other target's; the ratio of every round is listed below the table."
   echo "- Scheduling: $(scheduling_line)"
   echo

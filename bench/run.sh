@@ -454,14 +454,20 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
     done
   done
 done
-# Sessions moved between workers during the matrix (pgvigil_worker_sessions_moved_in_total over
-# every worker): whether a run reached listen.pack_until_busy, where a busy worker sheds sessions.
+# Sessions moved between workers during the run, warm-up included
+# (pgvigil_worker_sessions_moved_in_total over every worker): whether a run reached
+# listen.pack_until_busy, where a busy worker sheds sessions. n/a for a build without the metric.
 sessions_moved() {  # admin_port -> the count, or n/a
   python3 - "$1" <<'EOF_MOVED' 2>/dev/null || echo n/a
 import sys, urllib.request
-page = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
-print(int(sum(float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
-              if line.startswith("pgvigil_worker_sessions_moved_in_total"))))
+# Straight to the loopback port: an http_proxy in the environment is not for this.
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+page = opener.open(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+values = [float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
+          if line.startswith("pgvigil_worker_sessions_moved_in_total")]
+if not values:
+    sys.exit(1)
+print(int(sum(values)))
 EOF_MOVED
 }
 PV_MOVED=n/a BL_MOVED=n/a

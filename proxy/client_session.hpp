@@ -334,11 +334,12 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   std::uint32_t query_waited_ms_ = 0;
   std::uint32_t suspect_after_ms_ = 0;  // when the server is next suspected, if still silent
   Drain drain_ = Drain::none;
-  // The index of the worker the session runs on (ProxyService::workers(), at most 255 of them),
-  // once it has begun there, or kInTransit while it moves: read from other threads (at_home),
-  // written by the session's worker before the move and by the arrival after it.
+  // The index of the worker the session runs on (ProxyService::workers(), at most 128 of them),
+  // once it has begun there; while it moves, kInTransit with the index of the worker it goes to.
+  // Read from other threads (at_home), written by the session's worker before the move and by
+  // the arrival after it.
   std::atomic<std::uint8_t> home_{0};
-  static constexpr std::uint8_t kInTransit = 255;
+  static constexpr std::uint8_t kInTransit = 0x80;
   bool ending_started_ : 1 = false;     // the ending coroutine runs
   bool park_requested_ : 1 = false;     // the idle sweep cancelled the read to park
   bool move_requested_ : 1 = false;     // the sweep cancelled the read to move (request_move)
@@ -373,14 +374,13 @@ void ClientSession::at_home(Action action) {
     return boost::asio::post(stream_.get_executor(),
                              [self = shared_from_this(), action] { action(*self); });
   }
-  // On its way to another worker, the session is looked for again from the first worker's
-  // queue until its arrival has run (a matter of microseconds: a move is rare, and the arrival
-  // is already in its new worker's queue).
+  // On its way to another worker, the session is looked for there, behind its arrival (posted
+  // right after kInTransit was stored: should this run in between, it is posted there again).
   const auto home = home_.load(std::memory_order_acquire);
-  boost::asio::post(workers[home == kInTransit ? 0 : home], [self = shared_from_this(), action] {
+  boost::asio::post(workers[home & ~kInTransit], [self = shared_from_this(), action] {
     // Posted before the session moved away, or while it moved: follow it.
     const auto home = self->home_.load(std::memory_order_acquire);
-    if (home == kInTransit || !self->service_.workers()[home].running_in_this_thread()) {
+    if ((home & kInTransit) != 0 || !self->service_.workers()[home].running_in_this_thread()) {
       return self->at_home(action);
     }
     action(*self);

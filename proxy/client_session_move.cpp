@@ -74,11 +74,12 @@ void ClientSession::move_to_worker() {
   if (occasional_) occasional_->cancel_timer.reset();
   if (occasional_ && occasional_->empty()) occasional_.reset();
   const auto handed = stream_.hand_off();
-  // Neither here nor there until the arrival runs: work at_home posts meanwhile waits for it.
-  // Only the arrival publishes the new home, and this store comes before the arrival is posted,
-  // so no thread can put back a home the session has left (this one could be descheduled
-  // between the post and a store after it for as long as the session took to move on).
-  home_.store(kInTransit, std::memory_order_release);
+  // On its way until the arrival runs: work at_home posts meanwhile goes to the new worker and
+  // waits there for the arrival. Only the arrival publishes the new home, and this store comes
+  // before the arrival is posted, so no thread can put back a home the session has left (this
+  // one could be descheduled between the post and a store after it for as long as the session
+  // took to move on).
+  home_.store(static_cast<std::uint8_t>(kInTransit | worker), std::memory_order_release);
   asio::post(workers[worker], [self = shared_from_this(), next, handed, worker] {
     self->arrive(next, handed, worker);
   });

@@ -41,13 +41,13 @@ class ProxyService {
   // outlives the sessions): lets a session move to another worker's shard of its database. Set
   // once, before clients come; without it sessions never move.
   void set_workers(std::vector<stream::Executor> workers, WorkerPlacement* placement) {
-    // A session keeps its worker's index in one byte, 255 meaning on its way to another:
-    // past 255 workers, none moves.
+    // A session keeps its worker's index in 7 bits of a byte, the eighth saying it is on its
+    // way there: past 128 workers, none moves.
     if (workers.size() > kMostWorkersToMoveAmong) return;
     workers_ = std::move(workers);
     placement_ = placement;
   }
-  static constexpr std::size_t kMostWorkersToMoveAmong = 255;
+  static constexpr std::size_t kMostWorkersToMoveAmong = 128;
   const std::vector<stream::Executor>& workers() const { return workers_; }
   WorkerPlacement* placement() const { return placement_; }
   // The calling thread's worker, by index; nullopt off the workers (or none set).

@@ -11,7 +11,7 @@ scripts/install-deps.sh
 build_dir=build-sanitize
 
 mkdir -p "$build_dir/logs"
-if ! cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGVIGIL_SANITIZE=ON \
+if ! cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_UNITY_BUILD=ON -DPGVIGIL_SANITIZE=ON \
   >"$build_dir/logs/configure.log" 2>&1; then
   echo "test-sanitized: cmake configure FAILED; last lines of $build_dir/logs/configure.log:" >&2
   tail -n 40 "$build_dir/logs/configure.log" >&2
