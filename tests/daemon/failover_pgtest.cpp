@@ -51,6 +51,7 @@ TEST_F(FailoverPgTest, UnplannedFailoverServesWritesFromThePromotedStandbyWithou
   ASSERT_EQ(value_through(conn.get(), "INSERT INTO writes (note) VALUES ('before') RETURNING 'ok'"),
             "ok");
 
+  const auto crashed_at = Clock::now();
   primary_->stop("immediate");
   standby_->promote();
   const auto promoted_at = Clock::now();
@@ -66,7 +67,8 @@ TEST_F(FailoverPgTest, UnplannedFailoverServesWritesFromThePromotedStandbyWithou
         return value == "ok";
       },
       seconds(15), milliseconds(10));
-  const auto took = std::chrono::duration<double>(Clock::now() - promoted_at).count();
+  const auto written_at = Clock::now();
+  const auto took = std::chrono::duration<double>(written_at - promoted_at).count();
   ASSERT_TRUE(written) << last_error << "\n" << daemon->log_text();
   std::printf("first write served %.3f s after the promotion returned\n", took);
   // The bound the issue sets is 1 s on an idle machine; ctest allows for a loaded one, and
@@ -85,7 +87,12 @@ TEST_F(FailoverPgTest, UnplannedFailoverServesWritesFromThePromotedStandbyWithou
       metric(ports_.admin, "pgvigil_failover_seconds_sum", {{"pool", "app"}}).value_or(-1);
   std::printf("pgvigil_failover_seconds observed %.3f s\n", failover_seconds);
   EXPECT_GT(failover_seconds, 0);
-  EXPECT_LT(failover_seconds, took + 5.0);
+  // Its first sign came after the crash and the first write lent the new primary a connection
+  // before the client saw it served. (Not bounded from the promotion: pg_ctl promote itself has
+  // taken 5 s on a loaded machine, the time before `took` starts.)
+  const auto crash_to_write = std::chrono::duration<double>(written_at - crashed_at).count();
+  EXPECT_LT(failover_seconds, crash_to_write + 0.1)
+      << "from the crash to the first write served: " << crash_to_write << " s";
   // The series of one server carry its label: the crash's evictions are the old primary's, the
   // connections opened since the new one's.
   const auto of = [](const PgCluster& server) {
