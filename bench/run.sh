@@ -279,76 +279,14 @@ PGB_PID="$(cat "$PGB_PIDFILE")"
 # 3. pgvigil.
 PV_STATUS="not available"
 PV_VERSION="n/a"
-pgvigil_unavailable() {
-  PV_STATUS="not available ($1)"
-  if (( ALLOW_MISSING )); then
-    echo "pgvigil: not available ($1)"
-    return 0
-  fi
-  die "pgvigil: $1 (pass --allow-missing-pgvigil to benchmark PgBouncer and direct only)"
-}
-# The server link in the clear, as PgBouncer's (server_tls_sslmode = disable): PostgreSQL has
-# ssl = on for the tls mode, and pgvigil's default sslmode (prefer) would otherwise encrypt
-# its server connections while PgBouncer's stay plain, which measures TLS, not the poolers.
-write_pgvigil_config() {  # file port admin_port [more keys of the listen map]
-  cat >"$1" <<EOF
-admin: {listen: "127.0.0.1:$3"}
-listen: {address: "127.0.0.1:$2", max_client_connections: $((BENCH_IDLE_CLIENTS + 100))${4:+, $4}}
-$PGV_POOL_LINE
-databases:
-  $DB: {host: 127.0.0.1, port: $PG_PORT, dbname: $DB, user: postgres, pool_mode: transaction, sslmode: disable}
-EOF
-}
-start_pgvigil() {
-  if [[ ! -x "$PGVIGIL_BINARY" ]]; then
-    log "pgvigil binary missing at $PGVIGIL_BINARY: building with scripts/build.sh"
-    if ! run_waited timeout 1200 scripts/build.sh >"$TMP/build.log" 2>&1 || [[ ! -x "$PGVIGIL_BINARY" ]]; then
-      tail -15 "$TMP/build.log" >&2
-      pgvigil_unavailable "build failed; see above"
-      return
-    fi
-  fi
-  PV_VERSION="$("$PGVIGIL_BINARY" --version 2>/dev/null | head -1 || echo unknown)"
-  write_pgvigil_config "$TMP/pgvigil.yaml" "$PV_PORT" "$PV_ADMIN_PORT" \
-    "tls: {cert_file: \"$TMP/tls.crt\", key_file: \"$TMP/tls.key\"}"
-  log "pgvigil: port $PV_PORT, admin $PV_ADMIN_PORT ($POOL_LAYOUT pool: ${PGV_POOL_LINE:-as in config.yaml})"
-  # In a session of its own, as PgBouncer (-d) and PostgreSQL (pg_ctl) are: with the kernel's
-  # autogroup scheduling each session shares one CPU weight, so a pooler left in this script's
-  # session would share pgbench's. setsid execs in place (this shell has no job control, so the
-  # child is not a process group leader): $! is pgvigil's pid.
-  setsid "$PGVIGIL_BINARY" --config "$TMP/pgvigil.yaml" >"$TMP/pgvigil.log" 2>&1 &
-  PGVIGIL_PID=$!
-  local i
-  for ((i = 0; i < 200; i++)); do
-    if ! kill -0 "$PGVIGIL_PID" 2>/dev/null; then
-      wait "$PGVIGIL_PID" 2>/dev/null || true
-      PGVIGIL_PID=""
-      tail -15 "$TMP/pgvigil.log" >&2
-      pgvigil_unavailable "exited at start-up; see above"
-      return
-    fi
-    port_open "$PV_PORT" && { PV_STATUS=ok; return; }
-    sleep 0.1
-  done
-  tail -15 "$TMP/pgvigil.log" >&2
-  pgvigil_unavailable "not listening on 127.0.0.1:$PV_PORT after 20s"
-}
+# shellcheck source=bench/start_pgvigil.sh
+source "$BENCH_DIR/start_pgvigil.sh"
 start_pgvigil
 
 # The baseline: the same configuration on another binary, or with BENCH_BASELINE_YAML's lines
 # added, in a session of its own too.
 BL_VERSION=""
 [[ -n "$BENCH_BASELINE_YAML$BENCH_BASELINE_LISTEN" && -z "$BENCH_BASELINE_BINARY" ]] && BENCH_BASELINE_BINARY="$PGVIGIL_BINARY"
-start_baseline() {
-  [[ -x "$BENCH_BASELINE_BINARY" ]] || die "BENCH_BASELINE_BINARY=$BENCH_BASELINE_BINARY is not an executable"
-  BL_VERSION="$("$BENCH_BASELINE_BINARY" --version 2>/dev/null | head -1 || echo unknown)"
-  write_pgvigil_config "$TMP/baseline.yaml" "$BL_PORT" "$BL_ADMIN_PORT" "$BENCH_BASELINE_LISTEN"
-  [[ -z "$BENCH_BASELINE_YAML" ]] || printf '%s\n' "$BENCH_BASELINE_YAML" >>"$TMP/baseline.yaml"
-  log "baseline pgvigil ($BENCH_BASELINE_BINARY): port $BL_PORT"
-  setsid "$BENCH_BASELINE_BINARY" --config "$TMP/baseline.yaml" >"$TMP/baseline.log" 2>&1 &
-  BASELINE_PID=$!
-  wait_port "$BL_PORT" 20 || { tail -15 "$TMP/baseline.log" >&2; die "the baseline pgvigil is not listening"; }
-}
 [[ -n "$BENCH_BASELINE_BINARY" ]] && start_baseline
 
 TARGETS=(direct pgbouncer)
@@ -365,52 +303,8 @@ target_port() {
 # 4. pgbench -S matrix, targets interleaved per configuration.
 declare -A TPS LAT
 FAILURES=()
-run_pgbench() {  # target mode clients seconds outfile [log]
-  local jobs=$(( $3 < 2 ? $3 : 2 )) protocol=$2 sslmode=disable extra=()
-  [[ "$2" == tls ]] && protocol=simple sslmode=require
-  # connect: a new connection for every transaction (-C), start-up and login on the hot path.
-  [[ "$2" == connect ]] && protocol=simple extra=(-C)
-  # log: every transaction's latency, next to the output, for its percentiles (p99_ms).
-  [[ "${6:-}" == log ]] && extra+=(--log "--log-prefix=$5.tx")
-  run_waited timeout --signal=INT --kill-after=10 $(( $4 + 60 )) \
-    env PGSSLMODE="$sslmode" "$PGBENCH" -h 127.0.0.1 -p "$(target_port "$1")" -U postgres -n -S -M "$protocol" \
-    "${extra[@]}" -c "$3" -j "$jobs" -T "$4" "$DB" >"$5" 2>&1
-}
-# The pooler's process (every thread): its CPU time is read around each run. PostgreSQL's is
-# spread over a backend per connection and is not measured.
-target_pid() {
-  case "$1" in
-    pgbouncer) echo "$PGB_PID" ;; pgvigil) echo "$PGVIGIL_PID" ;; baseline) echo "$BASELINE_PID" ;;
-    *) echo "" ;;
-  esac
-}
-CLOCK_TICKS="$(getconf CLK_TCK)"
-cpu_ticks() {  # pid -> user + system clock ticks so far (fields 14 and 15 of /proc/pid/stat)
-  [[ -n "$1" && -r "/proc/$1/stat" ]] || { echo ""; return; }
-  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
-# Microseconds of pooler CPU per transaction: ticks over the transactions pgbench counted.
-cpu_per_transaction() {  # ticks_before ticks_after pgbench_log
-  local done_count
-  done_count="$(awk '/^number of transactions actually processed:/ {print $6}' "$3" | cut -d/ -f1)"
-  awk -v a="$1" -v b="$2" -v n="$done_count" -v hz="$CLOCK_TICKS" \
-    'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else printf "n/a" }'
-}
-# The 99th percentile of the transaction latencies (ms) that run_pgbench ... log wrote next to
-# `outfile` (pgbench --log: the third field is the latency in microseconds); the files go.
-p99_ms() {  # outfile
-  local files=("$1".tx.*)
-  [[ -e "${files[0]}" ]] || { echo n/a; return; }
-  awk '{print $3}' "${files[@]}" | sort -n |
-    awk '{v[NR] = $1} END { if (NR == 0) { print "n/a"; exit } i = int(NR * 0.99); if (i < NR * 0.99) i++; printf "%.3f", v[i] / 1000 }'
-  rm -f "${files[@]}"
-}
-# What a target does not run: PgBouncer before 1.21 refuses named statements in transaction
-# pooling; a baseline binary may predate client TLS.
-skipped() {  # target mode
-  [[ "$2" == prepared && "$1" == pgbouncer ]] || [[ "$2" == tls && "$1" == baseline ]]
-}
-
+# shellcheck source=bench/measure.sh
+source "$BENCH_DIR/measure.sh"
 if (( BENCH_WARMUP_SECONDS > 0 )); then
   for t in "${TARGETS[@]}"; do
     log "warm-up: $t"
@@ -454,28 +348,9 @@ for ((round = 1; round <= BENCH_ROUNDS; round++)); do
     done
   done
 done
-# Sessions moved between workers during the run, warm-up included
-# (pgvigil_worker_sessions_moved_in_total over every worker): whether a run reached
-# listen.pack_until_busy, where a busy worker sheds sessions. n/a for a build without the metric.
-sessions_moved() {  # admin_port -> the count, or n/a
-  python3 - "$1" <<'EOF_MOVED' 2>/dev/null || echo n/a
-import sys, urllib.request
-# Straight to the loopback port: an http_proxy in the environment is not for this.
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-page = opener.open(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
-values = [float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
-          if line.startswith("pgvigil_worker_sessions_moved_in_total")]
-if not values:
-    sys.exit(1)
-print(int(sum(values)))
-EOF_MOVED
-}
 PV_MOVED=n/a BL_MOVED=n/a
 [[ "$PV_STATUS" == ok ]] && PV_MOVED="$(sessions_moved "$PV_ADMIN_PORT")"
 [[ -n "$BASELINE_PID" ]] && BL_MOVED="$(sessions_moved "$BL_ADMIN_PORT")"
-median() {  # values... -> the middle of the sorted values, or "error" if any is not a number
-  printf '%s\n' "$@" | sort -g | awk '!/^[0-9.]+$/ {bad = 1} {v[NR] = $1} END { if (bad || NR == 0) print "error"; else print v[int((NR + 1) / 2)] }'
-}
 for mode in $BENCH_MODES; do
   for c in $BENCH_CLIENTS; do
     for t in "${TARGETS[@]}"; do
@@ -503,51 +378,8 @@ done
 # ---------------------------------------------------------------------------------------------
 # 5. Idle-client memory.
 declare -A MEM
-idle_memory() {  # target pid
-  local target=$1 pid=$2 port out before after opened
-  port="$(target_port "$target")"
-  out="$TMP/idle-$target.out"
-  sleep 1
-  before="$(rss_kb "$pid")"
-  NOFILE[$target]="$(nofile "$pid")"
-  log "idle clients: opening $BENCH_IDLE_CLIENTS against $target (RSS before ${before} kB)"
-  # 40 handshakes in flight: below pgvigil's shipped listen.max_startup_per_address (50), which
-  # pushes out the oldest of a source address's unfinished startups beyond it (all come from
-  # 127.0.0.1 here).
-  python3 "$BENCH_DIR/idle_clients.py" --port "$port" --database "$DB" -k "$BENCH_IDLE_CLIENTS" --concurrency 40 \
-    --max-hold 300 >"$out" 2>"$TMP/idle-$target.err" &
-  IDLE_PID=$!
-  local i
-  for ((i = 0; i < 1800; i++)); do
-    grep -q '^READY' "$out" 2>/dev/null && break
-    kill -0 "$IDLE_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if ! grep -q '^READY' "$out" 2>/dev/null; then
-    kill -TERM "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null || true; IDLE_PID=""
-    FAILURES+=("idle clients against $target: the tool did not finish opening; $(tail -1 "$TMP/idle-$target.err")")
-    MEM[$target]="error|||"
-    return
-  fi
-  sleep 2
-  after="$(rss_kb "$pid")"
-  kill -TERM "$IDLE_PID" 2>/dev/null
-  wait "$IDLE_PID" 2>/dev/null || true
-  IDLE_PID=""
-  opened="$(sed -n 's/^READY opened=\([0-9]*\).*/\1/p' "$out")"
-  local ready alive
-  ready="$(grep -m1 '^READY' "$out")"
-  alive="$(sed -n 's/^ALIVE //p' "$out")"
-  log "idle clients: $target: $ready; alive at end: ${alive:-?}; RSS after ${after} kB"
-  if [[ "$opened" != "$BENCH_IDLE_CLIENTS" ]]; then
-    FAILURES+=("idle clients against $target: only $opened of $BENCH_IDLE_CLIENTS reached ReadyForQuery (${ready#READY })")
-  fi
-  if (( opened > 0 )); then
-    MEM[$target]="$(( (after - before) * 1024 / opened ))|$before|$after|$opened/${alive:-?}"
-  else
-    MEM[$target]="error|$before|$after|0"
-  fi
-}
+# shellcheck source=bench/idle_memory.sh
+source "$BENCH_DIR/idle_memory.sh"
 if (( BENCH_IDLE_CLIENTS > 0 )); then
   idle_memory pgbouncer "$PGB_PID"
   [[ "$PV_STATUS" == ok ]] && idle_memory pgvigil "$PGVIGIL_PID"
