@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -143,18 +144,28 @@ bool ClientSession::transaction_pooling() const {
 // --- on the pool's worker -------------------------------------------------------------------
 
 void ClientSession::append_startup_reply(std::string& reply) const {
-  for (const auto& [name, value] : route_->server_parameters) {
-    // The client sees the values it asked for, in the server's spelling when known: they are
-    // applied before each of its queries.
-    const auto wanted = find_setting(*settings_, name);
-    if (wanted == settings_->end()) {
-      wire::append_parameter_status(reply, name, value);
-      continue;
-    }
-    const auto spelt = route_->reported_spellings.find(*wanted);
-    wire::append_parameter_status(
-        reply, name, spelt != route_->reported_spellings.end() ? spelt->second : wanted->second);
+  // The client sees the values it asked for, in the server's spelling when known (they are
+  // applied before each of its queries), and the server's own for the rest: those are copied
+  // as encoded once. Most clients set one reported parameter (application_name), if any.
+  const auto& parameters = route_->server_parameters;
+  std::array<const SettingMap::value_type*, ServerParameters::kMost> wanted{};
+  for (const auto& setting : *settings_) {
+    const auto i = parameters.index_of(setting.first);
+    if (i != ServerParameters::npos) wanted[i] = &setting;
   }
+  const auto encoded = parameters.encoded();
+  reply.reserve(reply.size() + encoded.size() + 64);
+  std::size_t copied = 0;  // of encoded
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    if (wanted[i] == nullptr) continue;
+    reply.append(encoded.substr(copied, parameters.begins_at(i) - copied));
+    const auto spelt = route_->reported_spellings.find(*wanted[i]);
+    wire::append_parameter_status(
+        reply, parameters.name(i),
+        spelt != route_->reported_spellings.end() ? spelt->second : wanted[i]->second);
+    copied = parameters.ends_at(i);
+  }
+  reply.append(encoded.substr(copied));
   wire::append_backend_key_data(reply, cancel_key_.process_id, cancel_key_.secret);
   wire::append_ready_for_query(reply, wire::TransactionStatus::idle);
 }
@@ -211,16 +222,17 @@ bool spelling_may_differ(const std::string& name) { return name != "application_
 
 bool ClientSession::spelling_unknown() const {
   if (route_->reported_spellings.size() >= kMostSpellings) return false;
-  for (const auto& [name, value] : route_->server_parameters) {
-    if (!spelling_may_differ(name)) continue;
-    const auto wanted = find_setting(*settings_, name);
-    if (wanted != settings_->end() && !route_->reported_spellings.contains(*wanted)) return true;
+  const auto& parameters = route_->server_parameters;
+  for (const auto& setting : *settings_) {
+    const auto i = parameters.index_of(setting.first);
+    if (i == ServerParameters::npos || !spelling_may_differ(parameters.name(i))) continue;
+    if (!route_->reported_spellings.contains(setting)) return true;
   }
   return false;
 }
 
 void ClientSession::learn_spellings() {
-  for (const auto& [name, value] : route_->server_parameters) {
+  for (const auto& [name, value] : route_->server_parameters.list()) {
     if (!spelling_may_differ(name) || route_->reported_spellings.size() >= kMostSpellings) continue;
     const auto wanted = find_setting(*settings_, name);
     if (wanted == settings_->end()) continue;

@@ -15,14 +15,6 @@ std::string lower(std::string_view text) {
   return result;
 }
 
-bool equal_ignoring_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
-  }
-  return true;
-}
-
 // Splits `options` on unescaped white space; a backslash takes the next character literally.
 std::vector<std::string> split_options(std::string_view options) {
   std::vector<std::string> words;
@@ -49,6 +41,14 @@ std::vector<std::string> split_options(std::string_view options) {
 
 }  // namespace
 
+bool setting_names_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
+  }
+  return true;
+}
+
 bool follows_client(std::string_view reported_name) {
   // What PostgreSQL reports that no SET of the client's changes (or that a later issue's role
   // tracking reads: in_hot_standby); session_authorization changes with SET SESSION
@@ -74,7 +74,7 @@ SettingMap::const_iterator find_setting(const SettingMap& settings, std::string_
 
 bool reported_and_client_settable(std::string_view name) {
   for (const char* reported : kReportedParameters) {
-    if (equal_ignoring_case(name, reported)) return follows_client(reported);
+    if (setting_names_equal(name, reported)) return follows_client(reported);
   }
   return false;
 }

@@ -59,6 +59,9 @@ bool follows_client(std::string_view reported_name);
 // through the server's ParameterStatus.
 bool reported_and_client_settable(std::string_view name);
 
+// The same setting name, ASCII case ignored, as PostgreSQL compares them.
+bool setting_names_equal(std::string_view a, std::string_view b);
+
 // The key of a setting in a SettingMap.
 std::string lower_setting_name(std::string_view name);
 

@@ -17,7 +17,7 @@ bool knows_server_parameters(Route& route) {
   if (!route.server_parameters.empty()) return true;
   if (!route.learnt) return false;
   std::lock_guard lock(route.learnt->mutex);
-  route.server_parameters = route.learnt->parameters;
+  route.server_parameters = ServerParameters(route.learnt->parameters);
   return !route.server_parameters.empty();
 }
 
@@ -27,7 +27,7 @@ void learn_server_parameters(Route& route,
     std::lock_guard lock(route.learnt->mutex);
     if (route.learnt->parameters.empty()) route.learnt->parameters = found;
   }
-  route.server_parameters = std::move(found);
+  route.server_parameters = ServerParameters(std::move(found));
 }
 
 }  // namespace pgvigil::proxy

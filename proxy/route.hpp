@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "proxy/proxy_settings.hpp"
 #include "proxy/relay/prepared_statements.hpp"
 #include "proxy/relay_tally.hpp"
+#include "proxy/server_parameters.hpp"
 
 namespace pgvigil::proxy {
 
@@ -25,6 +27,16 @@ namespace pgvigil::proxy {
 struct LearntServer {
   std::mutex mutex;
   std::vector<std::pair<std::string, std::string>> parameters;  // under mutex
+};
+
+// Orders (name, value) pairs, a SettingMap's entries among them, without copying either.
+struct SettingOrder {
+  using is_transparent = void;
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    using Views = std::pair<std::string_view, std::string_view>;
+    return Views(a.first, a.second) < Views(b.first, b.second);
+  }
 };
 
 struct Route {
@@ -39,13 +51,13 @@ struct Route {
   pool::Milliseconds checkout_timeout{5000};
   // The server's ParameterStatus values (server_version, DateStyle, ...), learned from the
   // first connection lent to a client. Read and written only on the pool's worker.
-  std::vector<std::pair<std::string, std::string>> server_parameters;
+  ServerParameters server_parameters;
   // Shared by the routes of one database's shards; null for a route of its own.
   std::shared_ptr<LearntServer> learnt;
   // How the server spells a reported setting a client asked for at startup ({"datestyle",
   // "German"} -> "German, DMY"), learnt the first time a connection applies it, so that every
   // client's ParameterStatus shows what a direct connection would. Pool's worker only.
-  std::map<std::pair<std::string, std::string>, std::string> reported_spellings;
+  std::map<std::pair<std::string, std::string>, std::string, SettingOrder> reported_spellings;
   // Clients with the same startup settings share one copy (most clients of an application
   // send the same ones), so an idle client does not carry a map of its own. Pool's worker only.
   std::vector<std::weak_ptr<const SettingMap>> interned_settings;

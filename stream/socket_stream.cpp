@@ -1,9 +1,9 @@
 #include "stream/socket_stream.hpp"
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -12,6 +12,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
+#include <charconv>
 
 namespace pgvigil::stream {
 namespace asio = boost::asio;
@@ -86,6 +87,9 @@ bool SocketStream::attach(int fd, Ownership ownership, SSL* tls) {
     }
     return false;
   }
+  // Every descriptor attached is non-blocking already (see attach()): Asio is told so rather
+  // than setting it again with an ioctl, one system call per new client.
+  detail::know_non_blocking(descriptor_);
   ownership_ = ownership;
   tls_ = tls;
   drain_claim_ = false;
@@ -133,9 +137,18 @@ SocketStream::Peer SocketStream::peer_at(const sockaddr_storage& address) {
   if (address.ss_family == AF_UNIX) return {true, {}};
   char text[INET6_ADDRSTRLEN] = {};
   if (address.ss_family == AF_INET) {
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&address)->sin_addr, text,
-                sizeof text);
-  } else if (address.ss_family == AF_INET6) {
+    // Dotted quad, as inet_ntop writes it: its sprintf was about 3 % of a new connection's
+    // instructions (callgrind, pgbench -C).
+    const auto* octets = reinterpret_cast<const unsigned char*>(
+        &reinterpret_cast<const sockaddr_in*>(&address)->sin_addr);
+    char* at = text;
+    for (int i = 0; i < 4; ++i) {
+      if (i > 0) *at++ = '.';
+      at = std::to_chars(at, text + sizeof text, octets[i]).ptr;
+    }
+    return {false, std::string(text, at)};
+  }
+  if (address.ss_family == AF_INET6) {
     ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address)->sin6_addr, text,
                 sizeof text);
   }

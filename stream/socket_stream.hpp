@@ -73,9 +73,10 @@ class SocketStream {
   SocketStream(const SocketStream&) = delete;
   SocketStream& operator=(const SocketStream&) = delete;
 
-  // Starts using `fd`, registered with the event loop. Replaces (releases or closes) a
-  // descriptor in use. tls: the OpenSSL object over fd when the link is encrypted. Returns false
-  // when the event loop refuses the descriptor.
+  // Starts using `fd`, registered with the event loop; it must be in non-blocking mode already
+  // (accept4 with SOCK_NONBLOCK, libpq's sockets, a handed-off stream's). Replaces (releases or
+  // closes) a descriptor in use. tls: the OpenSSL object over fd when the link is encrypted.
+  // Returns false when the event loop refuses the descriptor.
   bool attach(int fd, Ownership ownership, SSL* tls = nullptr);
   // Stops using the descriptor without closing it: a borrowed one before its owner closes or
   // replaces it (a reused number must never be unregistered by mistake). Pending operations

@@ -59,10 +59,19 @@ DeallocateCommand deallocate_command(std::string_view query) {
 }
 
 bool mentions_deallocate(std::string_view query) {
+  // Every Query and unnamed Parse is searched: memchr for the two cases of the first letter
+  // passes over most of a query at a few bytes an instruction, where a loop over every
+  // character took about 12 (callgrind, pgbench's select).
   constexpr std::string_view kWords[] = {"deallocate", "discard"};
   const auto same_letter = [](char word, char text) { return word == ascii_lower(text); };
-  for (std::size_t at = 0; at < query.size(); ++at) {
-    if (!same_letter('d', query[at])) continue;  // most of a query is passed over here
+  const auto next_d = [&query](std::size_t from, char letter) {
+    const auto at = query.find(letter, from);
+    return at == std::string_view::npos ? query.size() : at;
+  };
+  std::size_t lower = next_d(0, 'd');
+  std::size_t upper = next_d(0, 'D');
+  while (lower < query.size() || upper < query.size()) {
+    const auto at = std::min(lower, upper);
     for (const auto word : kWords) {
       if (query.size() - at >= word.size() &&
           std::equal(word.begin(), word.end(), query.begin() + static_cast<std::ptrdiff_t>(at),
@@ -70,6 +79,8 @@ bool mentions_deallocate(std::string_view query) {
         return true;
       }
     }
+    if (at == lower) lower = next_d(at + 1, 'd');
+    if (at == upper) upper = next_d(at + 1, 'D');
   }
   return false;
 }

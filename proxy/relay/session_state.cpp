@@ -24,32 +24,56 @@ class Words {
   // The next word, or false at the end.
   bool next(std::string_view& word, bool& starts_statement) {
     word = {};
-    while (at_ < text_.size()) {
-      const char c = text_[at_];
-      if (c == ';') {
-        statement_begins_ = true;
-        ++at_;
-      } else if (c == '-' && at_ + 1 < text_.size() && text_[at_ + 1] == '-') {
-        const auto end = text_.find('\n', at_);
-        at_ = end == std::string_view::npos ? text_.size() : end;
-      } else if (c == '/' && at_ + 1 < text_.size() && text_[at_ + 1] == '*') {
-        const auto end = text_.find("*/", at_ + 2);
-        at_ = end == std::string_view::npos ? text_.size() : end + 2;
-      } else if (is_sql_word_char(c)) {
-        const auto begin = at_;
-        while (at_ < text_.size() && is_sql_word_char(text_[at_])) ++at_;
-        word = text_.substr(begin, at_ - begin);
-        starts_statement = statement_begins_;
-        statement_begins_ = false;
-        return true;
-      } else {
-        ++at_;
+    // Locals, not the members: a char read may alias any object, so the compiler would store
+    // and reload a member position around every byte.
+    const char* const text = text_.data();
+    const std::size_t size = text_.size();
+    std::size_t at = at_;
+    while (at < size) {
+      switch (sql_char_class(text[at])) {
+        case SqlCharClass::other:
+          ++at;
+          break;
+        case SqlCharClass::end:
+          statement_begins_ = true;
+          ++at;
+          break;
+        case SqlCharClass::comment:
+          at = past_comment(at);
+          break;
+        case SqlCharClass::word: {
+          const auto begin = at;
+          while (++at < size && is_sql_word_char(text[at])) {
+          }
+          at_ = at;
+          word = text_.substr(begin, at - begin);
+          starts_statement = statement_begins_;
+          statement_begins_ = false;
+          return true;
+        }
       }
     }
+    at_ = at;
     return false;
   }
 
  private:
+  // `at` is a '-' or '/': where the comment it begins ends, or the next character when it
+  // begins none.
+  std::size_t past_comment(std::size_t at) const {
+    const char c = text_[at];
+    const bool pair = at + 1 < text_.size();
+    if (c == '-' && pair && text_[at + 1] == '-') {
+      const auto end = text_.find('\n', at);
+      return end == std::string_view::npos ? text_.size() : end;
+    }
+    if (c == '/' && pair && text_[at + 1] == '*') {
+      const auto end = text_.find("*/", at + 2);
+      return end == std::string_view::npos ? text_.size() : end + 2;
+    }
+    return at + 1;
+  }
+
   std::string_view text_;
   std::size_t at_ = 0;
   bool statement_begins_ = true;
@@ -157,7 +181,15 @@ std::optional<PlainSet> plain_set(std::string_view sql) {
     }
     return read;
   };
-  if (word() != "set") return std::nullopt;
+  // Runs on every Query outside a transaction, most of which are no SET: told apart before
+  // anything is copied.
+  skip_blanks();
+  const auto set_end = at + 3;
+  if (!keyword_is(sql.substr(at, 3), "set") ||
+      (set_end < sql.size() && (is_sql_word_char(sql[set_end]) || sql[set_end] == '.'))) {
+    return std::nullopt;
+  }
+  at = set_end;
   auto name = word();
   if (name == "session") name = word();
   // What set_statement() tells apart: lasting a transaction, a role, a reported setting.

@@ -1,15 +1,16 @@
 #pragma once
 // The few pieces of Asio's epoll reactor that pgvigil's streams reach into: a descriptor's
-// registration (for detail/turn_read_op.hpp's reads) and what the loop last learnt about it
-// (detail/loop_readiness.hpp). They are private to Asio, so this is pinned to the Boost version
-// it was written against; the static_assert below turns an upgrade into a compile error to
-// revisit.
+// registration (for detail/turn_read_op.hpp's reads), what the loop last learnt about it
+// (detail/loop_readiness.hpp), and its mode (know_non_blocking). They are private to Asio, so this
+// is pinned to the Boost version it was written against; the static_assert below turns an upgrade
+// into a compile error to revisit.
 
 // The public headers first: Asio's detail headers assume they were included.
 // clang-format off
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/basic_stream_descriptor.hpp>
+#include <boost/asio/detail/descriptor_ops.hpp>
 #include <boost/asio/detail/reactive_descriptor_service.hpp>
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/scheduler_operation.hpp>
@@ -41,6 +42,12 @@ struct ReactorDataTag {
   friend type member_pointer(ReactorDataTag);
 };
 template struct ExposeMember<ReactorDataTag, &DescriptorImpl::reactor_data_>;
+// What Asio knows of a descriptor's mode (descriptor_ops' bits: non-blocking, possibly a dup).
+struct DescriptorModeTag {
+  using type = asio_detail::descriptor_ops::state_type DescriptorImpl::*;
+  friend type member_pointer(DescriptorModeTag);
+};
+template struct ExposeMember<DescriptorModeTag, &DescriptorImpl::state_>;
 // The reactor's epoll descriptor.
 struct EpollFdTag {
   using type = int asio_detail::reactor::*;
@@ -76,6 +83,15 @@ struct DescriptorAccess : boost::asio::posix::basic_stream_descriptor<Executor> 
     return (d.*impl).get_implementation();
   }
 };
+
+// Tells Asio that the descriptor is in non-blocking mode already, which it would otherwise
+// learn only by setting it again (an ioctl before the first operation).
+template <typename Executor>
+void know_non_blocking(boost::asio::posix::basic_stream_descriptor<Executor>& descriptor) {
+  auto& mode =
+      DescriptorAccess<Executor>::implementation(descriptor).*member_pointer(DescriptorModeTag{});
+  mode |= asio_detail::descriptor_ops::internal_non_blocking;
+}
 
 template <typename Executor>
 ReactorData& reactor_data(boost::asio::posix::basic_stream_descriptor<Executor>& descriptor) {

@@ -37,6 +37,11 @@ TEST(SessionState, FoundAfterCommentsAndInAnyStatementOfAQuery) {
   EXPECT_EQ(scan_session_state("-- note\nLISTEN x").pin, PinCause::listen);
   EXPECT_EQ(scan_session_state("BEGIN; SET ROLE x; COMMIT").pin, PinCause::role);
   EXPECT_EQ(scan_session_state("SELECT 1;LISTEN y").pin, PinCause::listen);
+  // A lone '-' or '/' is an operator, not a comment: the scan goes on past it.
+  EXPECT_EQ(scan_session_state("SELECT 5-1/2;LISTEN z").pin, PinCause::listen);
+  EXPECT_EQ(scan_session_state("SELECT 1 -- LISTEN x").pin, std::nullopt);
+  EXPECT_EQ(scan_session_state("SELECT 1 /* SET ROLE x */").pin, std::nullopt);
+  EXPECT_EQ(scan_session_state("SELECT 1 /* SET ROLE x").pin, std::nullopt);
 }
 
 TEST(SessionState, StateThatEndsWithItsTransactionOrFollowsTheClientPinsNothing) {
@@ -78,10 +83,12 @@ TEST(SessionState, ALoneSetIsReadAsNameAndValueAsWritten) {
   EXPECT_EQ(set->value, "evil, \"Public\"");
   EXPECT_EQ(plain_set("set session myapp.tenant = 'acme'")->name, "myapp.tenant");
   EXPECT_EQ(plain_set("SET statement_timeout=5")->value, "5");
+  EXPECT_EQ(plain_set("\tsEt\nwork_mem TO '8MB'")->name, "work_mem");
   for (const char* not_plain :
        {"SET LOCAL statement_timeout = 5", "SET ROLE x", "SET SESSION AUTHORIZATION x",
         "SET TimeZone = 'UTC'", "SET statement_timeout = 5; SET ROLE x",
-        "SET search_path = a -- comment", "SET x", "SELECT 1"}) {
+        "SET search_path = a -- comment", "SET x", "SELECT 1", "SETTINGS x = 1", "set.x = 1", "SE",
+        ""}) {
     EXPECT_FALSE(plain_set(not_plain)) << not_plain;
   }
 }

@@ -278,6 +278,12 @@ TEST(DeallocateCommand, MentionsFindsEitherWordAnywhere) {
   EXPECT_TRUE(mentions_deallocate("DISCARD ALL"));
   EXPECT_FALSE(mentions_deallocate("SELECT abalance FROM pgbench_accounts WHERE aid = $1"));
   EXPECT_FALSE(mentions_deallocate("dealloc"));
+  // Both cases of the first letter are searched, in any order along the text.
+  EXPECT_TRUE(mentions_deallocate("d D dEaLlOcAtE x"));
+  EXPECT_TRUE(mentions_deallocate("Dd DdISCARD all"));
+  EXPECT_TRUE(mentions_deallocate("deallocate"));
+  EXPECT_FALSE(mentions_deallocate("DdDdDd discar D"));
+  EXPECT_FALSE(mentions_deallocate(""));
 }
 
 TEST(DeallocateCommand, RecognisesOnlyAWholeDeallocateOrDiscardAll) {

@@ -124,7 +124,7 @@ TEST(LoopReadinessWithoutReport, AStreamWhoseLoopCannotTellAFinPeeks) {
   boost::asio::io_context context;
   SocketStream stream(context.get_executor());
   int fds[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  stream_socketpair(fds);
   ASSERT_TRUE(stream.attach(fds[0], Ownership::owned));
   ASSERT_EQ(::send(fds[1], kReadyIdle.data(), kReadyIdle.size(), 0), 6);
   std::array<char, 64> buffer{};

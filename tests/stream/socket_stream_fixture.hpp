@@ -2,6 +2,7 @@
 // A SocketStream over one end of a Unix socketpair, the test holding the other end ("the peer"),
 // on an io_context the test runs: for the tests of stream/ that need no server.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,6 +32,17 @@ struct EndsWithReadyIdle {
   }
 };
 
+// In non-blocking mode, as SocketStream::attach() needs its descriptor.
+inline void make_non_blocking(int fd) {
+  ASSERT_EQ(::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+}
+
+// A socketpair whose first end (the stream's) is non-blocking; the peer's end blocks.
+inline void stream_socketpair(int (&fds)[2]) {
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  make_non_blocking(fds[0]);
+}
+
 struct Outcome {
   boost::system::error_code ec;
   std::string bytes;
@@ -40,7 +52,7 @@ class SocketStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
     int fds[2];
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    stream_socketpair(fds);
     ASSERT_TRUE(stream_.attach(fds[0], Ownership::owned));
     peer_ = fds[1];
   }

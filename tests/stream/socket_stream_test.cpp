@@ -3,7 +3,9 @@
 // hand-off to another event loop, a read freed with its io_context, and the TLS path.
 #include "stream/socket_stream.hpp"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -159,7 +161,7 @@ TEST_F(SocketStreamTest, SeveralPiecesGoOutInOrderInOneWrite) {
 
 TEST_F(SocketStreamTest, ABorrowedDescriptorIsReleasedNotClosed) {
   int fds[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  stream_socketpair(fds);
   {
     SocketStream borrowed(context_.get_executor());
     ASSERT_TRUE(borrowed.attach(fds[0], Ownership::borrowed));
@@ -172,9 +174,29 @@ TEST_F(SocketStreamTest, ABorrowedDescriptorIsReleasedNotClosed) {
 
 // A read still pending when its io_context goes away is freed without its handler being called
 // (the read's memory comes from Asio's per-thread cache, so this is its own path).
+TEST(SocketStreamPeer, AddressesAreWrittenAsInetNtopWritesThem) {
+  for (const char* written : {"0.0.0.0", "127.0.0.1", "255.255.255.255", "10.0.200.7"}) {
+    sockaddr_storage address{};
+    auto* ipv4 = reinterpret_cast<sockaddr_in*>(&address);
+    ipv4->sin_family = AF_INET;
+    ASSERT_EQ(::inet_pton(AF_INET, written, &ipv4->sin_addr), 1);
+    const auto peer = SocketStream::peer_at(address);
+    EXPECT_FALSE(peer.local);
+    EXPECT_EQ(peer.address, written);
+  }
+  sockaddr_storage address{};
+  auto* ipv6 = reinterpret_cast<sockaddr_in6*>(&address);
+  ipv6->sin6_family = AF_INET6;
+  ASSERT_EQ(::inet_pton(AF_INET6, "fd00::7", &ipv6->sin6_addr), 1);
+  EXPECT_EQ(SocketStream::peer_at(address).address, "fd00::7");
+  sockaddr_storage unix_address{};
+  unix_address.ss_family = AF_UNIX;
+  EXPECT_TRUE(SocketStream::peer_at(unix_address).local);
+}
+
 TEST(SocketStreamLifetime, APendingReadIsFreedWithItsContextAndItsHandlerNeverRuns) {
   int fds[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  stream_socketpair(fds);
   auto witness = std::make_shared<int>(0);
   bool called = false;
   {
@@ -242,10 +264,12 @@ class TlsStreamTest : public ::testing::Test {
       SSL_free(ssl);
       ::close(fd);
     });
-    // Our side: the handshake done blocking, as libpq does before it hands the socket over.
+    // Our side: the handshake done blocking (libpq's is done by the time it hands the socket
+    // over), then the socket non-blocking, as libpq keeps it.
     SSL* ssl = SSL_new(client_context_.get());
     SSL_set_fd(ssl, fds[0]);
     ASSERT_EQ(SSL_connect(ssl), 1);
+    make_non_blocking(fds[0]);
     ASSERT_TRUE(stream_.attach(fds[0], Ownership::owned, ssl));  // frees ssl, closes fds[0]
     ASSERT_TRUE(stream_.is_tls());
   }
