@@ -14,16 +14,26 @@
 # per simple-protocol and per extended-protocol transaction (pgbench -S -c 1, 5000 each).
 # Installs valgrind with apt-get when it is missing.
 set -euo pipefail
+# PostgreSQL's tools run as postgres (su), and valgrind may need installing: both need root.
+if ((EUID != 0)); then
+  echo "bench/instructions.sh: run as root" >&2
+  exit 1
+fi
 binary="$(realpath "${1:-build/daemon/pgvigil}")"
 host="${PGHOST:-/var/run/postgresql}" port="${PGPORT:-5432}" database="${PGDATABASE:-postgres}"
 listen_port="${BENCH_PORT:-7599}" admin_port="${BENCH_ADMIN_PORT:-7598}"
 pgbench="$(ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -1)"
-command -v callgrind_control >/dev/null || apt-get install -y -q valgrind >/dev/null
+if ! command -v callgrind_control >/dev/null; then
+  apt-get update -q >/dev/null && apt-get install -y -q valgrind >/dev/null
+fi
 work="$(mktemp -d /tmp/pgvigil-instructions.XXXXXX)"
 chmod 755 "$work"
 valgrind_pid=""
 cleanup() {
-  [[ -z "$valgrind_pid" ]] || kill "$valgrind_pid" 2>/dev/null || true
+  if [[ -n "$valgrind_pid" ]]; then
+    kill "$valgrind_pid" 2>/dev/null || true
+    wait "$valgrind_pid" 2>/dev/null || true  # its last dump and its ports, before the next run
+  fi
   [[ -n "${BENCH_KEEP_TMP:-}" ]] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -43,6 +53,11 @@ for ((i = 0; i < 120; i++)); do
   kill -0 "$valgrind_pid" 2>/dev/null || { cat "$work/valgrind.log" >&2; exit 1; }
   sleep 0.5
 done
+if ! (exec 3<>"/dev/tcp/127.0.0.1/$listen_port") 2>/dev/null; then
+  echo "pgvigil under valgrind is not listening on 127.0.0.1:$listen_port after 60 s" >&2
+  cat "$work/valgrind.log" >&2
+  exit 1
+fi
 
 run() {  # pgbench arguments; fails loudly, as a failed run would count nothing
   su postgres -c "$pgbench -S -n $* -h 127.0.0.1 -p $listen_port $database" >"$work/pgbench.log" 2>&1 ||
@@ -53,12 +68,16 @@ dumps=0
 # command substitution: the dump count must survive the call.
 per=""
 dump() {
-  callgrind_control -d "$valgrind_pid" >/dev/null 2>&1
+  callgrind_control -d "$valgrind_pid" >>"$work/control.log" 2>&1
   dumps=$((dumps + 1))
   # The dump is written after callgrind_control returns; its totals line comes last.
   local file="$work/counts.$dumps"
   for ((i = 0; i < 300; i++)); do grep -q '^totals:' "$file" 2>/dev/null && break; sleep 0.1; done
-  grep -q '^totals:' "$file" || { echo "callgrind wrote no counts to $file" >&2; exit 1; }
+  if ! grep -q '^totals:' "$file"; then
+    echo "callgrind wrote no counts to $file; callgrind_control said:" >&2
+    cat "$work/control.log" >&2
+    exit 1
+  fi
   per="$(awk -v n="$1" '/^totals:/ {printf "%d", $2 / n}' "$file")"
 }
 run -C -c 1 -t 200; dump 1

@@ -6,6 +6,8 @@
 namespace pgvigil::proxy {
 
 ServerParameters::ServerParameters(List list) : list_(std::move(list)) {
+  // The list is kReportedParameters' (thirteen); a longer one would lose its tail here, which
+  // a startup reply could not show anyway.
   if (list_.size() > kMost) list_.resize(kMost);
   for (const auto& [name, value] : list_) {
     wire::append_parameter_status(encoded_, name, value);

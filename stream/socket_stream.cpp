@@ -87,8 +87,8 @@ bool SocketStream::attach(int fd, Ownership ownership, SSL* tls) {
     }
     return false;
   }
-  // Every descriptor attached is non-blocking already (see attach()): Asio is told so rather
-  // than setting it again with an ioctl, one system call per new client.
+  // Every descriptor attached is non-blocking already (attach()'s contract, socket_stream.hpp):
+  // Asio is told so rather than setting it again with an ioctl, one system call per new client.
   detail::know_non_blocking(descriptor_);
   ownership_ = ownership;
   tls_ = tls;

@@ -172,8 +172,6 @@ TEST_F(SocketStreamTest, ABorrowedDescriptorIsReleasedNotClosed) {
   ::close(fds[1]);
 }
 
-// A read still pending when its io_context goes away is freed without its handler being called
-// (the read's memory comes from Asio's per-thread cache, so this is its own path).
 TEST(SocketStreamPeer, AddressesAreWrittenAsInetNtopWritesThem) {
   for (const char* written : {"0.0.0.0", "127.0.0.1", "255.255.255.255", "10.0.200.7"}) {
     sockaddr_storage address{};
@@ -194,6 +192,8 @@ TEST(SocketStreamPeer, AddressesAreWrittenAsInetNtopWritesThem) {
   EXPECT_TRUE(SocketStream::peer_at(unix_address).local);
 }
 
+// A read still pending when its io_context goes away is freed without its handler being called
+// (the read's memory comes from Asio's per-thread cache, so this is its own path).
 TEST(SocketStreamLifetime, APendingReadIsFreedWithItsContextAndItsHandlerNeverRuns) {
   int fds[2];
   stream_socketpair(fds);
