@@ -1,13 +1,17 @@
 #include "tests/support/free_port.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <random>
+#include <string>
 #include <system_error>
 
 namespace pgvigil::testing {
@@ -33,6 +37,37 @@ std::uint16_t try_bind(std::uint16_t port) {
   return bound ? ntohs(address.sin_port) : 0;
 }
 
+// Claims `port` for this test process among the test processes that run at once (ctest -j):
+// a file per port handed out, made with O_EXCL. A bind test alone cannot stop two processes from
+// picking the same free port a moment apart, and it happened: a daemon's admin port was taken
+// by another test's server before the daemon bound it. A claim older than kClaimLifetime is
+// stale (its test is over) and is taken over.
+bool claim(std::uint16_t port) {
+  constexpr auto kClaimLifetime = std::chrono::minutes(10);
+  static const std::filesystem::path directory = [] {
+    auto path = std::filesystem::temp_directory_path() / "pgvigil-test-ports";
+    std::error_code ignored;
+    std::filesystem::create_directories(path, ignored);
+    return path;
+  }();
+  const auto file = directory / std::to_string(port);
+  const int fd = ::open(file.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    ::close(fd);
+    return true;
+  }
+  if (errno != EEXIST) return true;  // no claims possible here: the bind test alone decides
+  std::error_code error;
+  const auto written = std::filesystem::last_write_time(file, error);
+  if (error || std::filesystem::file_time_type::clock::now() - written < kClaimLifetime) {
+    return false;
+  }
+  // Stale: renew it. Two processes renewing the same stale claim at once is as rare as the
+  // collision this prevents, and no worse.
+  std::filesystem::last_write_time(file, std::filesystem::file_time_type::clock::now(), error);
+  return !error;
+}
+
 // The lowest port the kernel hands out as the local port of an outgoing connection.
 int ephemeral_range_start() {
   std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
@@ -53,7 +88,8 @@ std::uint16_t free_tcp_port() {
     std::mt19937 random(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
     std::uniform_int_distribution<int> pick(kLowest, ephemeral - 1);
     for (int attempt = 0; attempt < 100; ++attempt) {
-      if (const auto port = try_bind(static_cast<std::uint16_t>(pick(random)))) return port;
+      const auto port = try_bind(static_cast<std::uint16_t>(pick(random)));
+      if (port != 0 && claim(port)) return port;
     }
   }
   return try_bind(0);  // the kernel's choice, from the ephemeral range
