@@ -39,9 +39,9 @@ std::uint16_t try_bind(std::uint16_t port) {
 
 // Claims `port` for this test process among the test processes that run at once (ctest -j):
 // a file per port handed out, made with O_EXCL. A bind test alone cannot stop two processes from
-// picking the same free port a moment apart, and it happened: a daemon's admin port was taken
-// by another test's server before the daemon bound it. A claim older than kClaimLifetime is
-// stale (its test is over) and is taken over.
+// picking the same free port a moment apart: a daemon's admin port, free at the pick, was once
+// taken before the daemon bound it, most likely by another test process's pick. A claim older than
+// kClaimLifetime is stale (its test is over) and is taken over.
 bool claim(std::uint16_t port) {
   constexpr auto kClaimLifetime = std::chrono::minutes(10);
   static const std::filesystem::path directory = [] {
