@@ -153,7 +153,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   void watch_by_sweep();
   void read_client();
   void on_client_read(boost::system::error_code ec, std::size_t size);
-  void on_client_bytes(std::size_t size);
+  // request_whole: the read's rule found a whole request in these bytes (request_whole_).
+  void on_client_bytes(std::size_t size, bool request_whole = false);
   // The bytes in hand (from a message boundary) hold no whole request yet: they end inside a
   // message, or hold extended-protocol messages without their Sync or Flush. The session reads on
   // before it takes a server connection, so a client that sends half a request holds none.
@@ -355,6 +356,8 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   bool pushed_out_ : 1 = false;  // a newer connection took its startup slot (StartupGate)
   bool counted_ : 1 = false;     // authenticated: counted in listen.max_client_connections
   bool has_cancel_key_ : 1 = false;  // cancel_key_ is registered
+  // The pending client read's rule found a whole request: no second scan needs to say so.
+  bool request_whole_ : 1 = false;
 };
 
 std::string_view to_string(ClientSession::Phase phase);

@@ -94,11 +94,14 @@ void ClientSession::read_client() {
   // Bytes of an unfinished request kept in front of the buffer: the read goes after them, and its
   // rule sees the scanner as it is past them.
   const auto kept = kept_client_bytes_;
+  request_whole_ = false;
+  // The rule runs inside the read, while its completion holds the session.
+  const auto whole = [this] { request_whole_ = true; };
   if (kept > 0) {
     auto scanner = forwarder_.scanner();
     scanner.scan(client_buffer_.span().first(kept), [](const relay::MessageHeader&) { return true; });
     return stream_.async_read_some(client_buffer_.span().subspan(kept), AfterClaim::wait,
-                                   relay::RequestEnded{scanner},
+                                   relay::RequestEnded{scanner, whole},
                                    completion<&ClientSession::on_client_read>(Io::client_read));
   }
   // A read that ends a request claims the socket drained, so the next read (started right after
@@ -108,7 +111,7 @@ void ClientSession::read_client() {
   // looks at the socket), or client_left_unnoticed() when the session keeps its server
   // connection after an answer.
   stream_.async_read_some(client_buffer_.span(), AfterClaim::wait,
-                          relay::RequestEnded{forwarder_.scanner()},
+                          relay::RequestEnded{forwarder_.scanner(), whole},
                           completion<&ClientSession::on_client_read>(Io::client_read));
 }
 
@@ -135,10 +138,12 @@ void ClientSession::on_client_read(boost::system::error_code ec, std::size_t siz
     watch_by_sweep();
   }
   client_sent_ = true;
-  on_client_bytes(std::exchange(kept_client_bytes_, 0) + size);
+  const bool request_whole = request_whole_;
+  request_whole_ = false;
+  on_client_bytes(std::exchange(kept_client_bytes_, 0) + size, request_whole);
 }
 
-void ClientSession::on_client_bytes(std::size_t size) {
+void ClientSession::on_client_bytes(std::size_t size, bool request_whole) {
   if (pending(Io::turn_end)) {
     // The connection is on its way back (a cancel lands, settings are read back): hold them.
     held_client_bytes_ = static_cast<std::uint32_t>(size);
@@ -149,7 +154,7 @@ void ClientSession::on_client_bytes(std::size_t size) {
     if (forwarder_.at_boundary() && client_buffer_.span()[0] == 'X') {
       return end_after_io({Ending::quit, {}, {}});
     }
-    if (request_incomplete(size)) {
+    if (!request_whole && request_incomplete(size)) {
       kept_client_bytes_ = static_cast<std::uint32_t>(size);
       return read_client();
     }

@@ -8,6 +8,7 @@
 
 #include "proxy/client_session.hpp"
 #include "proxy/relay/server_side.hpp"
+#include "proxy/relay/session_state_cache.hpp"
 #include "proxy/relay/settings_read_back.hpp"
 #include "proxy/wire/backend_parser.hpp"
 #include "proxy/wire/extended_query.hpp"
@@ -91,14 +92,19 @@ void ClientSession::look_for_session_state(const relay::MessageHeader& header,
     return;
   }
   std::string_view sql;
+  relay::SessionState state;
   if (header.type == 'Q') {
     sql = std::string_view(body.data(), body.size() - 1);
+    state = relay::scan_session_state(sql);
   } else if (const auto parse = wire::parse_parse(body)) {
     // Without pool.max_prepared_statements, a named statement stays on its server connection.
     if (!parse->statement.empty() && !statements_) return pin(relay::PinCause::prepared_statement);
     sql = parse->query;
+    // A Parse's text comes again and again (its values come apart, in Bind): the worker keeps
+    // the answers for the texts it saw last.
+    thread_local relay::SessionStateCache parse_texts;
+    state = parse_texts.scan(sql);
   }
-  const auto state = relay::scan_session_state(sql);
   if (state.resets_settings) {
     relay::server_side(*server_).settings_unknown = true;
     // A lone RESET says what it puts back; any other is read back at the transaction's end.

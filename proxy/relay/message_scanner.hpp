@@ -70,6 +70,25 @@ MessageScanner::Verdict MessageScanner::scan(std::span<const char> bytes, Visito
     if (header_size_ == 0) {
       start_ = static_cast<std::uint32_t>(position);
       begun_earlier_ = false;
+      // The common case: the header and first body byte lie in this span, and are read where
+      // they are. Byte by byte through header_ costs about three times as many instructions,
+      // and the relay scans every message of a request up to three times (callgrind).
+      if (bytes.size() - position > kHeaderSize) {
+        const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data() + position);
+        const std::uint32_t length = (std::uint32_t{raw[1]} << 24) | (std::uint32_t{raw[2]} << 16) |
+                                     (std::uint32_t{raw[3]} << 8) | std::uint32_t{raw[4]};
+        // A bad length is left to the byte-by-byte path, which refuses it as it always has.
+        if (length >= 4 && length - 4 <= max_body_length_) {
+          const std::uint32_t body = length - 4;
+          position += body > 0 ? kHeaderSize + 1 : kHeaderSize;
+          body_remaining_ = body > 0 ? body - 1 : 0;
+          const MessageHeader header{static_cast<char>(raw[0]),        body,
+                                     body > 0 ? raw[kHeaderSize] : -1, start_,
+                                     position + body_remaining_,       false};
+          if (!visit(header)) return Verdict::ok;
+          continue;
+        }
+      }
     }
     header_[header_size_++] = bytes[position++];
     if (header_size_ < kHeaderSize) continue;

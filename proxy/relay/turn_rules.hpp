@@ -11,11 +11,19 @@
 
 namespace pgvigil::proxy::relay {
 
+// What a rule does besides answering: nothing.
+struct NoNotice {
+  void operator()() const {}
+};
+
 // The client's turn ends with a complete Query or Sync, after which a client waits for the
 // answer before it sends more. It scans a copy of the relay's scanner, so it knows where
-// messages begin in the new bytes.
+// messages begin in the new bytes. on_ended() is called when it says the turn ended: the bytes
+// in hand then hold a whole request, which the relay need not scan again to know it.
+template <typename OnEnded = NoNotice>
 struct RequestEnded {
   MessageScanner scanner;  // the relay's client scanner as it was before this read
+  [[no_unique_address]] OnEnded on_ended = {};
 
   bool operator()(std::span<const char> bytes) {
     char last = 0;
@@ -24,9 +32,14 @@ struct RequestEnded {
       return true;
     });
     if (verdict != MessageScanner::Verdict::ok || !scanner.at_boundary()) return false;
-    return last == 'Q' || last == 'S';
+    const bool ended = last == 'Q' || last == 'S';
+    if (ended) on_ended();
+    return ended;
   }
 };
+RequestEnded(MessageScanner)->RequestEnded<>;
+template <typename OnEnded>
+RequestEnded(MessageScanner, OnEnded) -> RequestEnded<OnEnded>;
 
 // The server's turn ends with ReadyForQuery reporting an idle session ('Z', length 5, 'I'). Any
 // other ending (in a transaction, a row, a notice) may be followed by more.

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,140 @@ TEST(MessageScanner, LengthsBelowFourOrAboveTheLimitAreRefused) {
   MessageScanner exact(100);
   EXPECT_EQ(exact.scan(std::string(1, 'd') + be32(104), [](auto&) { return true; }),
             MessageScanner::Verdict::ok);
+}
+
+TEST(MessageScanner, ABadLengthIsRefusedWithMoreBytesAfterIt) {
+  for (const std::uint32_t length : {0u, 3u, 105u, 0xffffffffu}) {
+    SCOPED_TRACE(length);
+    MessageScanner scanner(100);
+    const std::string bytes = message('S', "") + std::string(1, 'd') + be32(length) + "more bytes";
+    int visited = 0;
+    EXPECT_EQ(scanner.scan(bytes, [&](const MessageHeader&) { return ++visited > 0; }),
+              MessageScanner::Verdict::bad_length);
+    EXPECT_EQ(visited, 1);
+  }
+}
+
+// The scanner as it was written first, a byte at a time: the fast path for a header that lies
+// whole in the span must find exactly what it finds.
+class ByteByByteScanner {
+ public:
+  explicit ByteByByteScanner(std::uint32_t max_body_length) : max_body_length_(max_body_length) {}
+
+  template <typename Visitor>
+  MessageScanner::Verdict scan(std::span<const char> bytes, Visitor&& visit) {
+    std::size_t position = 0;
+    if (header_size_ > 0) {
+      start_ = 0;
+      begun_earlier_ = true;
+    }
+    while (position < bytes.size()) {
+      if (body_remaining_ > 0) {
+        const auto skip = std::min<std::size_t>(body_remaining_, bytes.size() - position);
+        position += skip;
+        body_remaining_ -= static_cast<std::uint32_t>(skip);
+        continue;
+      }
+      if (header_size_ == 0) {
+        start_ = position;
+        begun_earlier_ = false;
+      }
+      header_[header_size_++] = bytes[position++];
+      if (header_size_ < 5) continue;
+      const auto* raw = reinterpret_cast<const unsigned char*>(header_);
+      const std::uint32_t length = (std::uint32_t{raw[1]} << 24) | (std::uint32_t{raw[2]} << 16) |
+                                   (std::uint32_t{raw[3]} << 8) | std::uint32_t{raw[4]};
+      if (length < 4 || length - 4 > max_body_length_) return MessageScanner::Verdict::bad_length;
+      const std::uint32_t body = length - 4;
+      if (body > 0 && header_size_ == 5) continue;
+      body_remaining_ = body > 0 ? body - 1 : 0;
+      const MessageHeader header{header_[0],
+                                 body,
+                                 body > 0 ? static_cast<unsigned char>(header_[5]) : -1,
+                                 start_,
+                                 position + body_remaining_,
+                                 begun_earlier_};
+      header_size_ = 0;
+      if (!visit(header)) return MessageScanner::Verdict::ok;
+    }
+    return MessageScanner::Verdict::ok;
+  }
+  bool at_boundary() const { return header_size_ == 0 && body_remaining_ == 0; }
+  bool in_header() const { return header_size_ > 0; }
+  std::size_t header_start() const { return start_; }
+  bool header_begun_earlier() const { return begun_earlier_; }
+
+ private:
+  std::uint32_t max_body_length_;
+  char header_[6] = {};
+  std::size_t header_size_ = 0;
+  bool begun_earlier_ = false;
+  std::size_t start_ = 0;
+  std::uint32_t body_remaining_ = 0;
+};
+
+bool same_header(const MessageHeader& a, const MessageHeader& b) {
+  return a.type == b.type && a.body_length == b.body_length &&
+         a.first_body_byte == b.first_body_byte && a.start == b.start && a.end == b.end &&
+         a.begun_earlier == b.begun_earlier;
+}
+
+TEST(MessageScanner, FindsWhatAByteByByteScanFindsInAnyCutOfAnyStream) {
+  std::mt19937 random(20261208);  // fixed: a failure is reproduced by running the test again
+  for (int round = 0; round < 3000; ++round) {
+    SCOPED_TRACE(round);
+    // Messages of every size class around the header: empty bodies, one byte, longer; now and
+    // then a bad length (below 4, or over the limit of 64).
+    std::string stream;
+    const int messages = 1 + static_cast<int>(random() % 8);
+    for (int i = 0; i < messages; ++i) {
+      const auto kind = random() % 20;
+      if (kind == 0) {
+        stream += std::string(1, 'x') + be32(static_cast<std::uint32_t>(random() % 4));
+      } else if (kind == 1) {
+        stream += std::string(1, 'x') + be32(69 + static_cast<std::uint32_t>(random() % 1000));
+      } else {
+        std::string body(random() % 3 == 0 ? 0 : random() % 70 % 65, '\0');
+        for (auto& c : body) c = static_cast<char>(random());
+        stream += message(static_cast<char>('A' + random() % 26), body);
+      }
+    }
+    const bool stop_early = random() % 4 == 0;
+    MessageScanner fast(64);
+    ByteByByteScanner reference(64);
+    std::size_t at = 0;
+    int fast_visits = 0;
+    int reference_visits = 0;
+    while (at < stream.size()) {
+      const auto cut = std::min<std::size_t>(stream.size() - at, 1 + random() % 24);
+      const std::span<const char> span(stream.data() + at, cut);
+      at += cut;
+      std::vector<MessageHeader> found;
+      std::vector<MessageHeader> expected;
+      const auto verdict = fast.scan(span, [&](const MessageHeader& h) {
+        found.push_back(h);
+        return !stop_early || ++fast_visits < 3;
+      });
+      const auto reference_verdict = reference.scan(span, [&](const MessageHeader& h) {
+        expected.push_back(h);
+        return !stop_early || ++reference_visits < 3;
+      });
+      ASSERT_EQ(verdict, reference_verdict);
+      ASSERT_EQ(found.size(), expected.size());
+      for (std::size_t i = 0; i < found.size(); ++i) {
+        ASSERT_TRUE(same_header(found[i], expected[i])) << "message " << i;
+      }
+      if (verdict == MessageScanner::Verdict::bad_length || (stop_early && fast_visits >= 3)) {
+        break;  // neither is scanned again after a refusal or a stop
+      }
+      ASSERT_EQ(fast.at_boundary(), reference.at_boundary());
+      ASSERT_EQ(fast.in_header(), reference.in_header());
+      if (fast.in_header()) {
+        ASSERT_EQ(fast.header_begun_earlier(), reference.header_begun_earlier());
+        if (!fast.header_begun_earlier()) ASSERT_EQ(fast.header_start(), reference.header_start());
+      }
+    }
+  }
 }
 
 TEST(MessageScanner, AVisitorCanStopTheScan) {

@@ -31,6 +31,18 @@ TEST(RequestEnded, ACompleteQueryOrSyncEndsTheTurn) {
   EXPECT_TRUE(claims(kQuery + kQuery));  // pipelined: the last one counts
 }
 
+TEST(RequestEnded, TellsItsNoticeExactlyWhenTheTurnEnded) {
+  for (const auto& [bytes, ended] :
+       {std::pair{kQuery, true}, std::pair{kExecute + kSync, true}, std::pair{kExecute, false},
+        std::pair{kQuery + kExecute, false},
+        std::pair{kQuery.substr(0, kQuery.size() - 1), false}}) {
+    int told = 0;
+    RequestEnded rule{MessageScanner(kTurnMaxBody), [&told] { ++told; }};
+    EXPECT_EQ(rule(bytes), ended);
+    EXPECT_EQ(told, ended ? 1 : 0);
+  }
+}
+
 TEST(RequestEnded, AnythingElseDoesNot) {
   EXPECT_FALSE(claims(kExecute));                     // no Sync yet: more follows
   EXPECT_FALSE(claims(kCopyData));                    // COPY data streams on
