@@ -170,16 +170,29 @@ void ClientSession::append_startup_reply(std::string& reply) const {
   wire::append_ready_for_query(reply, wire::TransactionStatus::idle);
 }
 
-awaitable<void> ClientSession::begin() {
-  if (service_.draining()) co_return fail(shutdown_failure());
+bool ClientSession::begins_with_server() const {
   // Session pooling takes its server connection now; transaction pooling only needs one when
   // nothing is known yet about the server (its version, encoding) or about how it spells a
   // setting the client asked for, to tell the client.
-  if (!transaction_pooling() || !knows_server_parameters(*route_) || spelling_unknown()) {
+  return !transaction_pooling() || !knows_server_parameters(*route_) || spelling_unknown();
+}
+
+awaitable<void> ClientSession::begin() {
+  if (service_.draining()) co_return fail(shutdown_failure());
+  if (begins_with_server()) {
     enter(Phase::waiting_for_server, "the session needs its server connection");
     if (auto error = co_await acquire_server()) co_return fail(*error);
     if (transaction_pooling()) return_server(std::nullopt);
   }
+  greet();
+}
+
+void ClientSession::begin_at_once() {
+  if (service_.draining()) return fail(shutdown_failure());
+  greet();
+}
+
+void ClientSession::greet() {
   // The startup settings: what set_settings() keeps aside once SQL changes them.
   settings_ = intern_settings(*route_, *settings_);
   // Known before the cancel registry can call in (at_home).
@@ -188,8 +201,8 @@ awaitable<void> ClientSession::begin() {
   }
   const auto key = service_.cancels().add(weak_from_this());
   if (!key) {
-    co_return fail({sqlstate::kInternalError,
-                    "cannot create a cancel key: the system's random source failed", "", ""});
+    return fail({sqlstate::kInternalError,
+                 "cannot create a cancel key: the system's random source failed", "", ""});
   }
   cancel_key_ = *key;
   has_cancel_key_ = true;
@@ -203,10 +216,30 @@ awaitable<void> ClientSession::begin() {
   }
   append_startup_reply(reply);
   boost::system::error_code ec;
-  co_await stream_.write_all(reply, ec);
+  bool needs_read = false;
+  const auto written = stream_.try_write(reply, ec, needs_read);
+  if (ec) return server_ ? spawn(&ClientSession::end_session) : close();
+  if (written < reply.size()) {
+    // A client (or TLS) not ready to take it all at once: the rest waits in a coroutine.
+    reply.erase(0, written);
+    occasional().greeting = std::make_unique<std::string>(std::move(reply));
+    return spawn(&ClientSession::send_rest_of_greeting);
+  }
+  ready_for_queries();
+}
+
+awaitable<void> ClientSession::send_rest_of_greeting() {
+  // Taken out first: a failure later must not send it again (send_failure).
+  const auto rest = std::move(occasional_->greeting);
+  boost::system::error_code ec;
+  co_await stream_.write_all(*rest, ec);
   if (ec) co_return co_await end_session();
+  ready_for_queries();
+}
+
+void ClientSession::ready_for_queries() {
   enter(server_ ? Phase::pinned : Phase::idle, "ready for queries");
-  if (occasional(&Occasional::pending_input)) co_return start_relay();
+  if (occasional(&Occasional::pending_input)) return start_relay();
   park();
 }
 

@@ -119,6 +119,15 @@ class ClientSession : public CancelTarget, public std::enable_shared_from_this<C
   // --- startup and the slow paths (client_session.cpp); coroutines
   boost::asio::awaitable<void> handshake(sockaddr_storage peer_address);
   boost::asio::awaitable<void> begin();
+  // The session needs a server connection before it can answer the login (session pooling, a
+  // server not yet known, a setting spelt in a way not yet learnt); otherwise begin_at_once().
+  bool begins_with_server() const;
+  // begin() for a session that needs nothing awaited: no coroutine of its own.
+  void begin_at_once();
+  // The end of either: registers the session and sends the startup reply.
+  void greet();
+  boost::asio::awaitable<void> send_rest_of_greeting();
+  void ready_for_queries();
   boost::asio::awaitable<std::optional<ClientError>> acquire_server();
   // GCC 12 destroys twice a by-value argument of a coroutine called inside co_await, so the
   // coroutines here take no arguments with a destructor (handshake's address is plain bytes)

@@ -70,6 +70,9 @@ void ClientSession::continue_ending() {
   }
   switch (stop_->ending) {
     case Ending::quit:
+      // A client that says goodbye between transactions holds no server connection: nothing
+      // to give back or wait for, so no coroutine (end_session would only close).
+      if (!server_) return close();
       return spawn(&ClientSession::end_session);
     case Ending::shutdown:
       return spawn(&ClientSession::finish_for_shutdown);

@@ -109,8 +109,14 @@ awaitable<void> ClientSession::handshake(sockaddr_storage peer_address) {
   }
   const auto home = route_->pool->executor();
   if (home == stream_.get_executor()) {
-    // Accepted on the pool's own worker (its shard there): nothing moves. Spawned rather than
+    // Accepted on the pool's own worker (its shard there): nothing moves. Most sessions need
+    // nothing awaited to begin, and begin here without a coroutine of their own (a co_spawn
+    // costs about 3,000 instructions, callgrind). The others' begin() is spawned rather than
     // awaited, so the startup's frame is freed.
+    if (!begins_with_server()) {
+      begin_at_once();
+      co_return;
+    }
     auto here = [self = shared_from_this()] { return self->begin(); };
     asio::co_spawn(home, std::move(here), asio::detached);
     co_return;
