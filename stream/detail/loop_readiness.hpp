@@ -84,6 +84,17 @@ bool report_peer_close(asio_detail::reactor& reactor,
   return true;
 }
 
+// A read of pgvigil's own (a recv outside the reactor) found the socket empty: the reactor
+// need not try again before the next event reports something, which it would otherwise do for
+// the next read it is given (one more recv that fails).
+template <typename Executor>
+void note_found_empty(boost::asio::posix::basic_stream_descriptor<Executor>& descriptor) {
+  DescriptorState* state = reactor_data(descriptor);
+  if (state != nullptr) {
+    (state->*member_pointer(TrySpeculativeTag{}))[asio_detail::reactor::read_op] = false;
+  }
+}
+
 // True when nothing reached the loop for this descriptor since the last read claimed it drained
 // (see above); false when something may have, or when it cannot tell.
 template <typename Executor>
