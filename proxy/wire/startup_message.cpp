@@ -1,6 +1,7 @@
 #include "proxy/wire/startup_message.hpp"
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <string_view>
 
 namespace pgvigil::proxy::wire {
@@ -10,7 +11,10 @@ using Result = ParseResult<StartupMessage>;
 
 // Every name seen so far, to refuse duplicates: PostgreSQL silently keeps the last one, which
 // would let a client hide a second "user" from a log that printed the first.
-bool seen_before(const std::vector<std::string_view>& names, std::string_view name) {
+// Kept on the stack for the usual few names (a client sends 3 to 8); a long list goes to the heap.
+using SeenNames = boost::container::small_vector<std::string_view, 16>;
+
+bool seen_before(const SeenNames& names, std::string_view name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
@@ -21,7 +25,7 @@ ParseResult<StartupMessage> parse_startup_message(std::span<const char> payload,
   StartupMessage message;
   message.minor_version = static_cast<std::uint16_t>(startup_code & 0xffff);
   const std::string_view body(payload.data(), payload.size());
-  std::vector<std::string_view> names;
+  SeenNames names;
   bool database_given = false;
 
   std::size_t pos = 0;

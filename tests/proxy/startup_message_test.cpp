@@ -47,6 +47,23 @@ TEST(StartupMessage, KeepsReplicationAndMinorVersion) {
   EXPECT_EQ(result->minor_version, 2);
 }
 
+TEST(StartupMessage, ManyParametersAreKeptAndADuplicateFoundAmongThem) {
+  // More names than the parser keeps on its stack (16): the rest go to the heap, checked alike.
+  std::string body = "user\0bob\0"s;
+  for (int i = 0; i < 40; ++i) body += "p" + std::to_string(i) + '\0' + "v" + '\0';
+  const auto many = parse(body + '\0');
+  ASSERT_TRUE(many) << many.error();
+  EXPECT_EQ(many->others.size(), 40u);
+  EXPECT_EQ(many->others[39].name, "p39");
+  for (const char* again : {"p0", "p20", "p39"}) {
+    const auto duplicate = parse(body + again + '\0' + "w" + '\0' + '\0');
+    ASSERT_FALSE(duplicate) << again;
+    EXPECT_NE(duplicate.error().find("duplicate startup parameter \"" + std::string(again)),
+              std::string::npos)
+        << duplicate.error();
+  }
+}
+
 TEST(StartupMessage, RefusesMalformedBodies) {
   struct Case {
     std::string body;
