@@ -13,6 +13,14 @@ const std::vector<double>& bounds() { return metrics::buckets::kCheckoutWait; }
 CheckoutWaitTally::CheckoutWaitTally() : bucket_increments_(bounds().size() + 1, 0.0) {}
 
 void CheckoutWaitTally::add(std::chrono::steady_clock::duration wait) {
+  // Most checkouts of a busy pool are instant: the first bucket (every bound is above zero), with
+  // nothing to add to the sum, found without converting and searching (about 150 instructions
+  // of every relayed transaction, callgrind).
+  if (wait <= std::chrono::steady_clock::duration::zero()) {
+    bucket_increments_[0] += 1;
+    ++count_;
+    return;
+  }
   const double seconds = std::max(std::chrono::duration<double>(wait).count(), 0.0);
   // The bucket whose bound is the first at or above the value, as Histogram::Observe places it.
   const auto bucket =
