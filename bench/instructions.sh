@@ -63,13 +63,6 @@ log: {level: warn}
 databases:
   $database: {host: "$host", port: $port, dbname: $database, user: postgres, pool_mode: transaction, sslmode: disable}
 YAML
-cat >"$work/pgvigil.yaml" <<YAML
-listen: {address: "127.0.0.1:$listen_port"}
-admin: {listen: "127.0.0.1:$admin_port"}
-log: {level: warn}
-databases:
-  $database: {host: "$host", port: $port, dbname: $database, user: postgres, pool_mode: transaction, sslmode: disable}
-YAML
 # PgBouncer takes a TCP host or a socket directory as pgvigil does.
 echo '"postgres" ""' >"$work/userlist.txt"
 cat >"$work/pgbouncer.ini" <<INI
@@ -125,11 +118,22 @@ dump() {
   # The valgrind process itself (PgBouncer's is su's child). callgrind_control finds it by its
   # pipes, which are its user's: PgBouncer's are postgres's.
   local pid
-  pid="$(pgrep -f "valgrind.bin .*callgrind-out-file=$work/$name" | head -1)"
+  pid="$(pgrep -f "valgrind.bin .*callgrind-out-file=$work/$name" | head -1 || true)"
+  if [[ -z "$pid" ]]; then
+    echo "$name under valgrind is gone; its log:" >&2
+    cat "$work/$name.valgrind.log" >&2
+    exit 1
+  fi
+  local asked=0
   if [[ $name == pgbouncer ]]; then
-    su postgres -c "callgrind_control -d $pid" >>"$work/control.log" 2>&1
+    su postgres -c "callgrind_control -d $pid" >>"$work/control.log" 2>&1 || asked=$?
   else
-    callgrind_control -d "$pid" >>"$work/control.log" 2>&1
+    callgrind_control -d "$pid" >>"$work/control.log" 2>&1 || asked=$?
+  fi
+  if ((asked != 0)); then
+    echo "callgrind_control -d $pid failed; it said:" >&2
+    cat "$work/control.log" >&2
+    exit 1
   fi
   dumps=$((dumps + 1))
   # The dump is written after callgrind_control returns; its totals line comes last.
@@ -160,7 +164,10 @@ start_target pgvigil "$listen_port" valgrind --tool=callgrind --callgrind-out-fi
 measure pgvigil "$listen_port"
 stop_target
 targets=(pgvigil)
-if [[ "${BENCH_PGBOUNCER:-1}" != 0 ]]; then
+if [[ "${BENCH_PGBOUNCER:-1}" != 0 && ! -x "$pgbouncer" ]]; then
+  echo "bench/instructions.sh: no PgBouncer at $pgbouncer (PGBOUNCER; apt-get install pgbouncer):" \
+    "pgvigil's counts only" >&2
+elif [[ "${BENCH_PGBOUNCER:-1}" != 0 ]]; then
   # PgBouncer refuses to run as root.
   start_target pgbouncer "$pgbouncer_port" su postgres -c \
     "exec valgrind --tool=callgrind --callgrind-out-file=$work/pgbouncer $pgbouncer $work/pgbouncer.ini"

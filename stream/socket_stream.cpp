@@ -204,7 +204,8 @@ asio::awaitable<std::size_t> SocketStream::read_some(std::span<char> buffer, err
     drain_claim_ = false;
     ssize_t n = -1;
     do {
-      n = ::recv(descriptor_.native_handle(), buffer.data(), buffer.size(), 0);
+      // MSG_DONTWAIT: never blocks the worker, whatever the descriptor's mode.
+      n = ::recv(descriptor_.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     if (n > 0) co_return static_cast<std::size_t>(n);
     if (n == 0) {
