@@ -1,7 +1,6 @@
 #include "proxy/startup_gate.hpp"
 
 #include <utility>
-#include <vector>
 
 namespace pgvigil::proxy {
 
@@ -9,38 +8,44 @@ StartupGate::Ticket& StartupGate::Ticket::operator=(Ticket&& other) noexcept {
   if (this != &other) {
     leave();
     gate_ = std::move(other.gate_);
-    id_ = std::exchange(other.id_, 0);
+    entry_ = other.entry_;
   }
   return *this;
 }
 
 void StartupGate::Ticket::leave() {
-  if (gate_) std::exchange(gate_, nullptr)->leave(id_);
+  if (gate_) std::exchange(gate_, nullptr)->leave(entry_);
 }
 
 StartupGate::Ticket StartupGate::admit(const std::string& address, std::function<void()> push_out) {
-  std::vector<std::function<void()>> pushed;
+  std::function<void()> pushed[2];
   Ticket ticket;
   {
     std::lock_guard lock(mutex_);
-    auto& from_address = per_address_[address];
-    if (max_per_address_ > 0 && from_address >= max_per_address_) {
-      pushed.push_back(take_oldest(&address));
+    if (max_per_address_ > 0) {
+      const auto count = per_address_.find(address);
+      if (count != per_address_.end() && count->second >= max_per_address_) {
+        pushed[0] = take_oldest(&address);
+      }
     }
-    if (max_total_ > 0 && static_cast<int>(order_.size()) >= max_total_) {
-      pushed.push_back(take_oldest(nullptr));
+    if (max_total_ > 0 && order_.size() >= static_cast<std::size_t>(max_total_)) {
+      pushed[1] = take_oldest(nullptr);
     }
-    const auto id = next_id_++;
-    order_.push_back({id, address, std::move(push_out)});
-    by_id_.emplace(id, std::prev(order_.end()));
-    ++per_address_[address];
+    order_.push_back({address, std::move(push_out)});
+    if (max_per_address_ > 0) ++per_address_[address];
     ticket.gate_ = shared_from_this();
-    ticket.id_ = id;
+    ticket.entry_ = std::prev(order_.end());
   }
   for (auto& push : pushed) {
     if (push) push();
   }
   return ticket;
+}
+
+void StartupGate::count_left(const std::string& address) {
+  if (max_per_address_ <= 0) return;
+  const auto count = per_address_.find(address);
+  if (count != per_address_.end() && --count->second == 0) per_address_.erase(count);
 }
 
 std::function<void()> StartupGate::take_oldest(const std::string* address) {
@@ -50,22 +55,23 @@ std::function<void()> StartupGate::take_oldest(const std::string* address) {
   }
   if (oldest == order_.end()) return {};
   auto push = std::move(oldest->push_out);
-  const auto count = per_address_.find(oldest->address);
-  if (--count->second == 0) per_address_.erase(count);
-  by_id_.erase(oldest->id);
-  order_.erase(oldest);
+  oldest->push_out = nullptr;
+  oldest->pushed = true;
+  count_left(oldest->address);
+  // Its ticket still points at it: moved, not freed, until the ticket leaves.
+  pushed_.splice(pushed_.end(), order_, oldest);
   ++pushed_out_;
   return push;
 }
 
-void StartupGate::leave(std::uint64_t id) {
+void StartupGate::leave(Order::iterator entry) {
   std::lock_guard lock(mutex_);
-  const auto found = by_id_.find(id);
-  if (found == by_id_.end()) return;  // pushed out already
-  const auto count = per_address_.find(found->second->address);
-  if (--count->second == 0) per_address_.erase(count);
-  order_.erase(found->second);
-  by_id_.erase(found);
+  if (entry->pushed) {
+    pushed_.erase(entry);
+    return;
+  }
+  count_left(entry->address);
+  order_.erase(entry);
 }
 
 int StartupGate::in_startup() const {

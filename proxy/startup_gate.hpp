@@ -15,10 +15,18 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace pgvigil::proxy {
 
 class StartupGate : public std::enable_shared_from_this<StartupGate> {
+  struct Waiting {
+    std::string address;
+    std::function<void()> push_out;
+    bool pushed = false;  // pushed out: in pushed_, its push_out taken
+  };
+  using Order = std::list<Waiting>;
+
  public:
   StartupGate(int max_total, int max_per_address)
       : max_total_(max_total), max_per_address_(max_per_address) {}
@@ -37,7 +45,8 @@ class StartupGate : public std::enable_shared_from_this<StartupGate> {
     // Shared: a session still in startup when the proxy is destroyed (at shutdown, with the
     // event loops) leaves a gate that is still there.
     std::shared_ptr<StartupGate> gate_;
-    std::uint64_t id_ = 0;
+    Order::iterator
+        entry_;  // in the gate's order_, or in pushed_ once pushed out; valid with gate_
   };
 
   // A new connection from `address` ("" for the Unix socket: one group). The gate must be owned
@@ -50,24 +59,18 @@ class StartupGate : public std::enable_shared_from_this<StartupGate> {
   std::uint64_t pushed_out() const;  // connections pushed out so far
 
  private:
-  struct Waiting {
-    std::uint64_t id;
-    std::string address;
-    std::function<void()> push_out;
-  };
-  using Order = std::list<Waiting>;  // oldest first
-
-  void leave(std::uint64_t id);
-  // Removes the oldest connection of `address` ("*": of all) and returns its push_out.
+  void leave(Order::iterator entry);
+  // One connection from `address` less in startup.
+  void count_left(const std::string& address);
+  // Pushes out the oldest connection of `address` ("*": of all) and returns its push_out.
   std::function<void()> take_oldest(const std::string* address);
 
   const int max_total_;
   const int max_per_address_;
   mutable std::mutex mutex_;
-  Order order_;
-  std::map<std::uint64_t, Order::iterator> by_id_;
-  std::map<std::string, int, std::less<>> per_address_;
-  std::uint64_t next_id_ = 1;
+  Order order_;   // connections in startup, oldest first
+  Order pushed_;  // pushed out, until their tickets leave: a splice keeps a ticket's entry valid
+  std::map<std::string, int, std::less<>> per_address_;  // only with a per-address bound
   std::uint64_t pushed_out_ = 0;
 };
 

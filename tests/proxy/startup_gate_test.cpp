@@ -76,6 +76,52 @@ TEST_F(StartupGateTest, ZeroMeansNoBound) {
   EXPECT_EQ(gate.in_startup(), 500);
 }
 
+TEST_F(StartupGateTest, PushedOutTicketsLeaveLaterWithoutTouchingTheOthersPlaces) {
+  auto owner = std::make_shared<StartupGate>(3, 1);
+  StartupGate& gate = *owner;
+  auto a = admit(gate, "10.0.0.1", "a");
+  auto b = admit(gate, "10.0.0.1", "b");  // the address's bound: a goes
+  auto c = admit(gate, "10.0.0.2", "c");
+  auto d = admit(gate, "10.0.0.3", "d");
+  auto e = admit(gate, "10.0.0.4", "e");  // the total bound: b, the oldest left, goes
+  EXPECT_EQ(pushed_, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(gate.in_startup(), 3);
+  // The pushed-out connections end later, in any order: nothing changes.
+  b.leave();
+  a.leave();
+  EXPECT_EQ(gate.in_startup(), 3);
+  // 10.0.0.1 has nobody in startup any more: a new connection from it pushes out only the
+  // oldest of all (c), for the total bound.
+  auto f = admit(gate, "10.0.0.1", "f");
+  EXPECT_EQ(pushed_, (std::vector<std::string>{"a", "b", "c"}));
+  d.leave();
+  e.leave();
+  f.leave();
+  c.leave();
+  EXPECT_EQ(gate.in_startup(), 0);
+  EXPECT_EQ(gate.pushed_out(), 3u);
+  // Everyone gone: the address bounds start afresh.
+  auto g = admit(gate, "10.0.0.1", "g");
+  auto h = admit(gate, "10.0.0.2", "h");
+  EXPECT_EQ(pushed_.size(), 3u);
+  EXPECT_EQ(gate.in_startup(), 2);
+}
+
+TEST_F(StartupGateTest, APushedOutConnectionNoLongerCountsForItsAddress) {
+  auto owner = std::make_shared<StartupGate>(0, 2);
+  StartupGate& gate = *owner;
+  auto a = admit(gate, "10.0.0.1", "a");
+  auto b = admit(gate, "10.0.0.1", "b");
+  auto c = admit(gate, "10.0.0.1", "c");  // over the address's bound: a goes
+  EXPECT_EQ(pushed_, std::vector<std::string>{"a"});
+  b.leave();
+  // c alone is starting from 10.0.0.1 now (a was pushed out, b left): room for one more.
+  auto d = admit(gate, "10.0.0.1", "d");
+  EXPECT_EQ(pushed_, std::vector<std::string>{"a"});
+  a.leave();
+  EXPECT_EQ(gate.in_startup(), 2);
+}
+
 // A session still starting when the proxy goes (shutdown) holds the gate alive.
 TEST_F(StartupGateTest, ATicketOutlivesTheGatesOwner) {
   auto owner = std::make_shared<StartupGate>(1, 0);
