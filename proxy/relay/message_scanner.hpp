@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <span>
 
+#include "proxy/wire/byte_io.hpp"
+
 namespace pgvigil::proxy::relay {
 
 struct MessageHeader {
@@ -75,8 +77,7 @@ MessageScanner::Verdict MessageScanner::scan(std::span<const char> bytes, Visito
       // and the relay scans every message of a request up to three times (callgrind).
       if (bytes.size() - position > kHeaderSize) {
         const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data() + position);
-        const std::uint32_t length = (std::uint32_t{raw[1]} << 24) | (std::uint32_t{raw[2]} << 16) |
-                                     (std::uint32_t{raw[3]} << 8) | std::uint32_t{raw[4]};
+        const std::uint32_t length = wire::read_uint32(bytes.subspan(position + 1));
         // A bad length is left to the byte-by-byte path, which refuses it as it always has.
         if (length >= 4 && length - 4 <= max_body_length_) {
           const std::uint32_t body = length - 4;
@@ -92,9 +93,7 @@ MessageScanner::Verdict MessageScanner::scan(std::span<const char> bytes, Visito
     }
     header_[header_size_++] = bytes[position++];
     if (header_size_ < kHeaderSize) continue;
-    const auto* raw = reinterpret_cast<const unsigned char*>(header_);
-    const std::uint32_t length = (std::uint32_t{raw[1]} << 24) | (std::uint32_t{raw[2]} << 16) |
-                                 (std::uint32_t{raw[3]} << 8) | std::uint32_t{raw[4]};
+    const std::uint32_t length = wire::read_uint32(std::span<const char>(header_ + 1, 4));
     if (length < 4 || length - 4 > max_body_length_) return Verdict::bad_length;
     const std::uint32_t body = length - 4;
     if (body > 0 && header_size_ == kHeaderSize) continue;  // wait for the first body byte
